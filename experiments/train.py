@@ -1,0 +1,169 @@
+"""Train one repeat: build, compile, fit with the standard callbacks, restore the best checkpoint, score on test.
+
+Knows nothing of Optuna or MLflow: extra callbacks (pruning) and a per-epoch hook (tracking) come in
+from the caller, plain results go out.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from experiments.data import Dataset
+from experiments.models import build_model
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "nadam": keras.optimizers.Nadam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+STOP_REASONS = ("early_stopped", "max_epochs", "nan_loss", "interrupted")
+
+EpochHook = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to fit: everything that is not the model's architecture."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    loss: str = "sparse_categorical_crossentropy"
+    metrics: tuple[str, ...] = ("accuracy",)
+    patience: int = 3
+    monitor: str = "val_accuracy"  # ModelCheckpoint's (and the objective's) metric
+    verbose: int = 2
+
+
+@dataclass
+class RepeatResult:
+    """What one seeded training produced."""
+
+    seed: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+    stop_reason: str = "interrupted"
+    best_epoch: int | None = None  # 1-based
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    param_count: int = 0
+    wall_time_s: float = 0.0
+    checkpoint: Path | None = None
+    summary: str = ""
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained."""
+        return len(self.history.get("loss", []))
+
+    def best(self, metric: str) -> float | None:
+        """``metric`` at the best (checkpointed) epoch."""
+        if self.best_epoch is None or metric not in self.history:
+            return None
+        return self.history[metric][self.best_epoch - 1]
+
+
+class TrainingInterrupted(Exception):
+    """``fit`` was stopped by an exception (a pruning callback, an error); carries the partial result."""
+
+    def __init__(self, result: RepeatResult):
+        super().__init__(f"training interrupted after {result.epochs} epochs")
+        self.result = result
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Keeps every epoch's logs (plus its wall time) and passes them to an optional hook."""
+
+    def __init__(self, history: dict[str, list[float]], hook: EpochHook | None = None):
+        super().__init__()
+        self.history, self.hook, self._start = history, hook, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        row = {k: float(v) for k, v in (logs or {}).items()}
+        row["epoch_time_s"] = time.perf_counter() - self._start
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(value)
+        if self.hook is not None:
+            self.hook(epoch + 1, row)
+
+
+def _best_epoch(history: dict[str, list[float]], monitor: str) -> int | None:
+    values = np.asarray(history.get(monitor, []), dtype=float)
+    if values.size == 0 or np.isnan(values).all():
+        return None
+    pick = np.nanargmin if monitor.endswith("loss") else np.nanargmax
+    return int(pick(values)) + 1
+
+
+def train_repeat(
+    family: str,
+    model_params: dict[str, Any],
+    settings: TrainSettings,
+    data: Dataset,
+    seed: int,
+    workdir: Path,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
+    on_epoch: EpochHook | None = None,
+) -> RepeatResult:
+    """Fit one seeded model and score its best checkpoint on the test set.
+
+    Raises :class:`TrainingInterrupted` (with the partial history) when a callback or ``fit`` raises.
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = RepeatResult(seed=seed, checkpoint=workdir / "best.keras")
+    start = time.perf_counter()
+    model = build_model(family, model_params, num_classes=len(data.class_names))
+    model.compile(
+        optimizer=OPTIMIZERS[settings.optimizer](learning_rate=settings.learning_rate),
+        loss=settings.loss,
+        metrics=list(settings.metrics),
+    )
+    result.param_count = model.count_params()
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    result.summary = "\n".join(lines)
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
+    fit_callbacks = [
+        EpochRecorder(result.history, on_epoch),
+        keras.callbacks.ModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True),
+        early,
+        keras.callbacks.TerminateOnNaN(),
+        *callbacks,
+    ]
+    try:
+        model.fit(
+            data.x_train, data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=settings.epochs, batch_size=settings.batch_size,
+            callbacks=fit_callbacks, verbose=settings.verbose,
+        )
+    except Exception as exc:
+        result.wall_time_s = time.perf_counter() - start
+        result.best_epoch = _best_epoch(result.history, settings.monitor)
+        raise TrainingInterrupted(result) from exc
+    losses = result.history.get("loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        result.stop_reason = "nan_loss"
+    else:
+        result.stop_reason = "early_stopped" if early.stopped_epoch > 0 else "max_epochs"
+        result.best_epoch = _best_epoch(result.history, settings.monitor)
+        best = keras.models.load_model(result.checkpoint)
+        scores = best.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+        result.test_loss = float(scores["loss"])
+        result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
+    result.wall_time_s = time.perf_counter() - start
+    return result
