@@ -1,0 +1,125 @@
+"""Command line: ``sweep run SPACE``, ``sweep report``, ``sweep list``, ``sweep check SPACE``.
+
+User mistakes end with one ``error:`` line and exit status 2; Ctrl-C leaves a study that the same
+command continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A bad command-line value."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``30m`` or ``2h``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"TIMEOUT={text!r}: expected a positive number of seconds, or e.g. 90s, 30m, 2h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweep", description="Hyperparameter sweeps of Keras models with Optuna and MLflow.")
+    parser.add_argument("--spaces-dir", type=Path, default=Path(os.environ.get("SWEEPS_SPACES_DIR", "search_spaces")),
+                        help="folder of space files (default: search_spaces/)")
+    parser.add_argument("--storage", default=os.environ.get("SWEEPS_STORAGE") or None,
+                        help="Optuna storage URL (default: sqlite:///.sweeps/optuna.db)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run (or continue) the sweep of a space")
+    run.add_argument("space", help="name of a file in search_spaces/, without .yaml")
+    run.add_argument("--trials", type=positive_int, help="total finished trials the study should have")
+    run.add_argument("--timeout", help="wall-clock budget of this invocation: seconds, or 30m, 2h")
+    run.add_argument("--quick", action="store_true", help="smoke run: small subset, ≤2 epochs, 2 trials, own study")
+    run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
+    sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
+    sub.add_parser("list", help="list the space files and whether they are valid")
+    check = sub.add_parser("check", help="validate a space file")
+    check.add_argument("space")
+    return parser
+
+
+def _report(args: argparse.Namespace, root: Path, console) -> None:
+    from sweeps.report import build_report
+    from sweeps.sweep import default_storage
+    from sweeps.tracking import tracking_uri
+
+    path = build_report(args.storage or default_storage(root), tracking_uri(root), root / "reports")
+    console.print(f"report: {path}")
+
+
+def _run(args: argparse.Namespace, root: Path, console) -> None:
+    import optuna
+
+    from sweeps.space import load_space
+    from sweeps.sweep import SweepOptions, run_sweep
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(args.space, args.spaces_dir)
+    timeout = parse_duration(args.timeout) if args.timeout else None
+    options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage)
+    run_sweep(space, root, options, console)
+    if not args.no_report:
+        _report(args, root, console)
+
+
+def _list(args: argparse.Namespace, console) -> None:
+    from sweeps.space import SpaceError, available, load_space
+
+    for name in available(args.spaces_dir):
+        try:
+            space = load_space(name, args.spaces_dir)
+            console.print(f"{name:<16} {space.spec.description}", highlight=False)
+        except SpaceError as exc:
+            console.print(f"{name:<16} [red]invalid[/]: {exc}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sweep`` command."""
+    from rich.console import Console
+
+    from experiments.idx import DataError
+    from sweeps.space import SpaceError, load_space
+
+    args = _parser().parse_args(argv)
+    console = Console(highlight=False, soft_wrap=True)
+    root = Path.cwd()
+    try:
+        if args.command == "run":
+            _run(args, root, console)
+        elif args.command == "report":
+            _report(args, root, console)
+        elif args.command == "list":
+            _list(args, console)
+        else:
+            console.print(f"{load_space(args.space, args.spaces_dir).path}: ok")
+    except (SpaceError, DataError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except RuntimeError as exc:  # SweepStopped: the same failure kept repeating
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

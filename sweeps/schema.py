@@ -1,0 +1,201 @@
+"""The search-space file format, as pydantic models. Constraints on every value are declared once, here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from experiments.data import DATASETS, VALIDATIONS
+from experiments.models import PADDINGS, POOLINGS
+from experiments.train import OPTIMIZERS
+
+Scalar = Union[bool, int, float, str]
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
+METRICS = ("val_accuracy", "val_loss")
+TARGET_METRICS = ("test_accuracy", "test_loss")
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
+
+
+def _names(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+class Section(BaseModel):
+    """A mapping whose unknown keys are an error that lists the allowed ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                raise ValueError(f"unknown key {unknown[0]!r} (allowed: {_names(cls.model_fields)})")
+        return data
+
+
+# --- values: what each training setting and model hyperparameter may be ---------------------------------
+
+class TrainValues(Section):
+    """Training settings; each may be fixed in ``train:`` or searched in ``params:``."""
+
+    epochs: int | None = Field(None, ge=1, le=1000)
+    batch_size: int | None = Field(None, ge=1, le=60000)
+    optimizer: Literal[tuple(OPTIMIZERS)] | None = None  # type: ignore[valid-type]
+    learning_rate: float | None = Field(None, gt=0, le=10)
+    loss: Literal["sparse_categorical_crossentropy"] | None = None
+    metrics: list[Literal["accuracy"]] | None = None
+    patience: int | None = Field(None, ge=0, le=100)
+
+
+class ModelValues(Section):
+    """Model hyperparameters of both families (``units``/``filters`` also per layer: ``units_2``…)."""
+
+    hidden_layers: int | None = Field(None, ge=1, le=8)
+    units: int | None = Field(None, ge=1, le=8192)
+    conv_layers: int | None = Field(None, ge=1, le=8)
+    filters: int | None = Field(None, ge=1, le=1024)
+    kernel_size: int | None = Field(None, ge=1, le=28)
+    pooling: Literal[POOLINGS] | None = None  # type: ignore[valid-type]
+    padding: Literal[PADDINGS] | None = None  # type: ignore[valid-type]
+    dense_units: int | None = Field(None, ge=0, le=8192)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    activation: Literal[ACTIVATIONS] | None = None  # type: ignore[valid-type]
+
+
+FAMILY_KEYS = {
+    "mlp": ("hidden_layers", "units", "dropout", "activation"),
+    "cnn": ("conv_layers", "filters", "kernel_size", "pooling", "padding", "dense_units", "dropout", "activation"),
+}
+
+
+# --- params: what may be searched ---------------------------------------------------------------------
+
+class IntParam(Section):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(1, ge=1)
+    log: bool = False
+    per_layer: bool = False
+
+    @model_validator(mode="after")
+    def _range(self) -> IntParam:
+        _check_range(self.low, self.high, self.step, self.log)
+        if self.log and self.step != 1:
+            raise ValueError("log: true needs step 1")
+        return self
+
+    def values(self) -> list[Any]:
+        return list(range(self.low, self.high + 1, self.step))
+
+
+class FloatParam(Section):
+    type: Literal["float"]
+    low: float
+    high: float
+    step: float | None = Field(None, gt=0)
+    log: bool = False
+    per_layer: bool = False
+
+    @model_validator(mode="after")
+    def _range(self) -> FloatParam:
+        _check_range(self.low, self.high, self.step, self.log)
+        if self.log and self.step is not None:
+            raise ValueError("log: true and step cannot be combined")
+        return self
+
+    def values(self) -> list[Any]:
+        return [self.low, self.high]
+
+
+class CategoricalParam(Section):
+    type: Literal["categorical"]
+    choices: list[Scalar] = Field(min_length=1)
+    per_layer: bool = False
+
+    @model_validator(mode="after")
+    def _unique(self) -> CategoricalParam:
+        seen = [c for i, c in enumerate(self.choices) if c in self.choices[:i]]
+        if seen:
+            raise ValueError(f"duplicate choice {seen[0]!r}")
+        return self
+
+    def values(self) -> list[Any]:
+        return list(self.choices)
+
+
+def _check_range(low: float, high: float, step: float | None, log: bool) -> None:
+    if low > high:
+        raise ValueError(f"low ({low}) must be <= high ({high})")
+    if step is not None and high > low and step > high - low:
+        raise ValueError(f"step ({step}) is larger than the range high - low ({high - low})")
+    if log and low <= 0:
+        raise ValueError(f"log: true needs low > 0 (got {low})")
+
+
+Param = Annotated[Union[IntParam, FloatParam, CategoricalParam], Field(discriminator="type")]
+
+
+# --- the rest of the file -----------------------------------------------------------------------------
+
+class Objective(Section):
+    metric: Literal[METRICS] = "val_accuracy"  # type: ignore[valid-type]
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @property
+    def resolved_direction(self) -> str:
+        """The direction, defaulting to minimise for losses and maximise otherwise."""
+        return self.direction or ("minimize" if self.metric.endswith("loss") else "maximize")
+
+
+class Bound(Section):
+    min: float | None = None
+    max: float | None = None
+
+
+class Named(Section):
+    """A sampler or pruner: its name and keyword options for the Optuna class."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Sampler(Named):
+    name: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+
+
+class Pruner(Named):
+    name: Literal[PRUNERS] = "median"  # type: ignore[valid-type]
+
+
+class SweepSettings(Section):
+    n_trials: int = Field(20, ge=1)
+    timeout: float | None = Field(1800, gt=0)
+    seed: int = Field(42, ge=0)
+    repeats: int = Field(1, ge=1, le=100)
+    sampler: Sampler = Sampler()
+    pruner: Pruner = Pruner()
+
+
+EXAM_BAR = {"test_accuracy": Bound(min=0.89), "test_loss": Bound(max=0.33)}
+
+
+class SpaceFile(Section):
+    """A whole search-space file."""
+
+    name: str | None = None
+    description: str = ""
+    dataset: Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+    validation: Literal[VALIDATIONS] = "holdout"  # type: ignore[valid-type]
+    val_size: int = Field(10000, ge=1, le=50000)
+    model: Literal[tuple(FAMILY_KEYS)]  # type: ignore[valid-type]
+    fixed: dict[str, Scalar] = Field(default_factory=dict)
+    train: TrainValues = TrainValues()
+    params: dict[str, Param] = Field(default_factory=dict)
+    objective: Objective = Objective()
+    target: dict[Literal[TARGET_METRICS], Bound] = Field(default_factory=lambda: dict(EXAM_BAR))  # type: ignore[valid-type]
+    sweep: SweepSettings = SweepSettings()

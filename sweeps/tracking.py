@@ -1,0 +1,84 @@
+"""MLflow tracking: an experiment per study, a parent run per sweep, nested child runs per trial and repeat."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+from sweeps import figures
+
+# Tag names, in one place: the report reads what the sweep writes.
+KIND, STUDY, TRIAL, SEED, STATE, STOP_REASON = "sweeps.kind", "sweeps.study", "sweeps.trial", "sweeps.seed", "sweeps.state", "sweeps.stop_reason"
+PARENT = "mlflow.parentRunId"
+
+
+def tracking_uri(root: Path) -> str:
+    """``$MLFLOW_TRACKING_URI``, else the SQLite store that plain ``mlflow ui`` in ``root`` shows."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve() / 'mlflow.db'}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Tracker:
+    """Writes runs of one MLflow experiment through ``MlflowClient`` (explicit run ids, no global active run)."""
+
+    def __init__(self, uri: str, experiment: str, create: bool = True):
+        mlflow.set_tracking_uri(uri)  # one store per process; search_runs below reads it
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None and not create:
+            raise LookupError(f"no MLflow experiment {experiment!r} in {uri}")
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+
+    def start_run(self, name: str, parent: str | None = None, tags: dict[str, Any] | None = None,
+                  params: dict[str, Any] | None = None) -> str:
+        """Open a run (nested under ``parent`` when given) and return its id."""
+        all_tags = {**(tags or {}), **({PARENT: parent} if parent else {})}
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={k: str(v) for k, v in all_tags.items()})
+        if params:
+            self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float | None], step: int = 0) -> None:
+        """Log finite ``metrics`` at ``step`` in one call (one call per epoch keeps logging cheap)."""
+        now = _now_ms()
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), folder)
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+    def log_figure(self, run_id: str, figure, name: str) -> None:
+        self.client.log_figure(run_id, figure, name)
+        figures.plt.close(figure)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """Close a run as FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(run_id, status)
+
+    def runs(self, kind: str | None = None) -> pd.DataFrame:
+        """All runs of the experiment as a frame (``params.*``, ``metrics.*``, ``tags.*`` columns)."""
+        query = f"tags.`{KIND}` = '{kind}'" if kind else ""
+        return mlflow.search_runs([self.experiment_id], filter_string=query, output_format="pandas")
+
+    def metric_history(self, run_id: str, keys: tuple[str, ...]) -> pd.DataFrame:
+        """Per-epoch values of ``keys`` logged to ``run_id``, one row per epoch."""
+        columns = {key: {m.step: m.value for m in self.client.get_metric_history(run_id, key)} for key in keys}
+        frame = pd.DataFrame(columns).sort_index()
+        return frame.rename_axis("epoch").reset_index()

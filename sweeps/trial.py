@@ -1,0 +1,158 @@
+"""The Optuna objective: one trial = the space's params trained with each repeat seed, every repeat tracked."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import statistics
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna_integration import KerasPruningCallback
+
+from experiments.data import Dataset
+from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, train_repeat
+from sweeps import figures
+from sweeps.space import Space
+from sweeps.tracking import KIND, SEED, STATE, STOP_REASON, TRIAL, Tracker
+
+
+class TrialFailed(Exception):
+    """A trial could not produce a result (NaN loss, a builder or training error); the sweep goes on."""
+
+
+@dataclass
+class TrialContext:
+    """Everything a trial needs that stays the same across the sweep."""
+
+    space: Space
+    data: Dataset
+    tracker: Tracker
+    sweep_run: str
+    workdir: Path
+    tags: dict[str, Any]
+    max_epochs: int | None = None
+    prune: bool = True
+
+
+def _logged_settings(model_params: dict[str, Any], settings: TrainSettings) -> dict[str, Any]:
+    fields = dataclasses.asdict(settings)
+    fields.pop("verbose")
+    return {**model_params, **fields}
+
+
+def _log_repeat(tracker: Tracker, run_id: str, result: RepeatResult, title: str) -> None:
+    """Summary metrics, stop reason and artifacts (checkpoint, history, curves, summary) of one repeat."""
+    history = pd.DataFrame(result.history)
+    history.insert(0, "epoch", range(1, len(history) + 1))
+    tracker.log_metrics(run_id, {
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.best("val_accuracy"),
+        "best_val_loss": result.best("val_loss"),
+        "test_accuracy": result.test_accuracy,
+        "test_loss": result.test_loss,
+        "param_count": result.param_count,
+        "wall_time_s": result.wall_time_s,
+    })
+    tracker.set_tags(run_id, {STOP_REASON: result.stop_reason, SEED: result.seed})
+    if result.epochs:
+        tracker.log_text(run_id, history.to_csv(index=False), "history.csv")
+        tracker.log_figure(run_id, figures.learning_curves(history, title, result.best_epoch), "learning_curves.png")
+    if result.summary:
+        tracker.log_text(run_id, result.summary, "model_summary.txt")
+    if result.checkpoint is not None and result.checkpoint.is_file():
+        tracker.log_artifact(run_id, result.checkpoint, "checkpoint")
+
+
+def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: int,
+                model_params: dict[str, Any], settings: TrainSettings) -> RepeatResult:
+    seed = ctx.space.spec.sweep.seed + index
+    separate = ctx.space.spec.sweep.repeats > 1
+    run_id = trial_run
+    if separate:
+        tags = {**ctx.tags, KIND: "repeat", TRIAL: trial.number}
+        run_id = ctx.tracker.start_run(f"trial-{trial.number}-seed-{seed}", trial_run, tags, _logged_settings(model_params, settings))
+    # Optuna takes one report per step, so the pruner watches the first repeat only.
+    callbacks = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
+    error: BaseException | None = None
+    try:
+        result = train_repeat(
+            ctx.space.spec.model, model_params, settings, ctx.data, seed,
+            ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}", callbacks,
+            on_epoch=lambda step, metrics: ctx.tracker.log_metrics(run_id, metrics, step),
+        )
+    except TrainingInterrupted as stop:
+        result, error = stop.result, stop.__cause__
+    except Exception as exc:  # e.g. the model builder rejected this param combination
+        result, error = RepeatResult(seed=seed), exc
+    except KeyboardInterrupt:
+        if separate:
+            ctx.tracker.end_run(run_id, "KILLED")
+        raise
+    pruned = isinstance(error, optuna.TrialPruned)
+    if error is not None:
+        result.stop_reason = "pruned" if pruned else "error"
+    _log_repeat(ctx.tracker, run_id, result, f"trial {trial.number}, seed {seed}")
+    if error is not None and not pruned:
+        ctx.tracker.log_text(run_id, "".join(traceback.format_exception(error)), "traceback.txt")
+    if separate:
+        ctx.tracker.set_tags(run_id, {STATE: "PRUNED" if pruned else "COMPLETE" if error is None else "FAIL"})
+        ctx.tracker.end_run(run_id, "FINISHED" if error is None or pruned else "FAILED")
+    if pruned:
+        raise error
+    if error is not None:
+        raise TrialFailed(f"{type(error).__name__}: {error}") from error
+    if result.stop_reason == "nan_loss":
+        raise TrialFailed("nan_loss")
+    return result
+
+
+def _spread(values: list[float | None]) -> tuple[float | None, float | None]:
+    known = [v for v in values if v is not None]
+    if not known:
+        return None, None
+    return statistics.fmean(known), statistics.stdev(known) if len(known) > 1 else 0.0
+
+
+def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float:
+    """Train the trial's params once per repeat seed; return the mean objective over repeats."""
+    metric = ctx.space.spec.objective.metric
+    model_params, settings = ctx.space.resolve(ctx.space.suggest(trial))
+    if ctx.max_epochs is not None:
+        settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
+    tags = {**ctx.tags, KIND: "trial", TRIAL: trial.number}
+    run_id = ctx.tracker.start_run(f"trial-{trial.number}", ctx.sweep_run, tags, _logged_settings(model_params, settings))
+    trial.set_user_attr("mlflow_run_id", run_id)
+    state, status = "FAIL", "FAILED"
+    try:
+        results = [_run_repeat(ctx, trial, run_id, i, model_params, settings)
+                   for i in range(ctx.space.spec.sweep.repeats)]
+        summary: dict[str, float | None] = {"n_repeats": len(results)}
+        for name in (f"best_{metric}", "test_accuracy", "test_loss"):
+            values = [r.best(metric) if name.startswith("best_") else getattr(r, name) for r in results]
+            summary[f"{name.removeprefix('best_')}_mean"], summary[f"{name.removeprefix('best_')}_std"] = _spread(values)
+        ctx.tracker.log_metrics(run_id, summary)
+        trial.set_user_attr("stop_reasons", [r.stop_reason for r in results])
+        trial.set_user_attr("value_std", summary[f"{metric}_std"])
+        trial.set_user_attr("test_accuracy_mean", summary["test_accuracy_mean"])
+        state, status = "COMPLETE", "FINISHED"
+        return summary[f"{metric}_mean"]
+    except optuna.TrialPruned:
+        trial.set_user_attr("stop_reasons", ["pruned"])
+        state, status = "PRUNED", "FINISHED"
+        raise
+    except TrialFailed as exc:
+        trial.set_user_attr("fail_reason", str(exc))
+        raise
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        ctx.tracker.set_tags(run_id, {STATE: state})
+        ctx.tracker.end_run(run_id, status)
+        shutil.rmtree(ctx.workdir / f"trial-{trial.number}", ignore_errors=True)  # checkpoints now live in MLflow
