@@ -17,6 +17,7 @@ import numpy as np
 
 from experiments.data import Dataset
 from experiments.models import build_model
+from experiments.settings import TrainSettings
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -28,21 +29,6 @@ OPTIMIZERS = {
 STOP_REASONS = ("early_stopped", "max_epochs", "nan_loss", "interrupted")
 
 EpochHook = Callable[[int, dict[str, float]], None]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to fit: everything that is not the model's architecture."""
-
-    epochs: int = 20
-    batch_size: int = 128
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    loss: str = "sparse_categorical_crossentropy"
-    metrics: tuple[str, ...] = ("accuracy",)
-    patience: int = 3
-    monitor: str = "val_accuracy"  # ModelCheckpoint's (and the objective's) metric
-    verbose: int = 2
 
 
 @dataclass

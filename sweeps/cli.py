@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 USAGE_ERROR = 2
 

@@ -7,15 +7,14 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from experiments.data import DATASETS, VALIDATIONS
-from experiments.models import PADDINGS, POOLINGS
-from experiments.train import OPTIMIZERS
+from experiments.settings import OPTIMIZER_NAMES, PADDINGS, POOLINGS
 
 Scalar = Union[bool, int, float, str]
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
 METRICS = ("val_accuracy", "val_loss")
 TARGET_METRICS = ("test_accuracy", "test_loss")
 SAMPLERS = ("tpe", "random", "grid")
-PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
+PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
 
 
 def _names(values) -> str:
@@ -44,7 +43,7 @@ class TrainValues(Section):
 
     epochs: int | None = Field(None, ge=1, le=1000)
     batch_size: int | None = Field(None, ge=1, le=60000)
-    optimizer: Literal[tuple(OPTIMIZERS)] | None = None  # type: ignore[valid-type]
+    optimizer: Literal[OPTIMIZER_NAMES] | None = None  # type: ignore[valid-type]
     learning_rate: float | None = Field(None, gt=0, le=10)
     loss: Literal["sparse_categorical_crossentropy"] | None = None
     metrics: list[Literal["accuracy"]] | None = None

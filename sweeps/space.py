@@ -11,8 +11,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from experiments.models import DEFAULTS, PER_LAYER, feature_size
-from experiments.train import TrainSettings
+from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, feature_size
 from sweeps.schema import FAMILY_KEYS, CategoricalParam, FloatParam, ModelValues, Param, SpaceFile, TrainValues
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

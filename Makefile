@@ -1,0 +1,59 @@
+# Two commands on a fresh machine: `make sweep SPACE=fashion_cnn` and `make test`.
+# The first use of any target creates .venv/ and installs the project into it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SPACE ?= fashion_cnn
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+# Real data, offline: DATA_DIR holds fashion-mnist/ and mnist/ (IDX gzip files). Without it the loader
+# tries $SWEEPS_DATA_DIR, the Keras cache, Debian's dataset package, then the Keras download.
+ifdef DATA_DIR
+export SWEEPS_DATA_DIR := $(abspath $(DATA_DIR))
+else ifeq ($(origin SWEEPS_DATA_DIR),undefined)
+ifneq ($(wildcard ../shared/data),)
+export SWEEPS_DATA_DIR := $(abspath ../shared/data)
+endif
+endif
+
+truthy = $(filter 1 yes true on,$(1))
+SWEEP_ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick)
+GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
+
+.PHONY: sweep report list check test test-fast ui dashboard clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 STORAGE=
+	$(BIN)/sweep $(GLOBAL_ARGS) run $(SPACE) $(SWEEP_ARGS)
+
+report: $(BIN)/.installed  ## rebuild reports/summary.html from the stores, without training
+	$(BIN)/sweep $(GLOBAL_ARGS) report
+
+list: $(BIN)/.installed  ## the search spaces and whether they are valid
+	$(BIN)/sweep list
+
+check: $(BIN)/.installed  ## validate one space file: SPACE=
+	$(BIN)/sweep check $(SPACE)
+
+test: $(BIN)/.installed  ## the whole test suite, slow end-to-end tests included
+	$(BIN)/python -m pytest -q
+
+test-fast: $(BIN)/.installed  ## the tests that train nothing end to end
+	$(BIN)/python -m pytest -q -m "not slow"
+
+ui: $(BIN)/.installed  ## MLflow UI on http://$(HOST):$(PORT) (HOST=0.0.0.0 to expose it deliberately)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(PORT) --workers 1
+
+dashboard: $(BIN)/.installed  ## optuna-dashboard over the local study store on http://$(HOST):8080
+	$(BIN)/optuna-dashboard --host $(HOST) --port 8080 $(or $(STORAGE),sqlite:///.sweeps/optuna.db)
+
+clean:  ## remove caches and half-finished trial folders (keeps results: mlflow.db, mlruns/, .sweeps/optuna.db)
+	rm -rf .pytest_cache .sweeps/work
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,38 @@
+"""Shared fixtures: the real offline data, and a throw-away project folder for sweeps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SPACES = REPO / "search_spaces"
+
+
+def real_data_dir() -> Path:
+    """Where the real Fashion-MNIST / MNIST files are (``$SWEEPS_DATA_DIR`` or ../shared/data)."""
+    path = Path(os.environ.get("SWEEPS_DATA_DIR") or REPO.parent / "shared" / "data")
+    if not (path / "fashion-mnist").is_dir():
+        pytest.fail(f"real data not found at {path}: set SWEEPS_DATA_DIR to a folder holding fashion-mnist/ and mnist/")
+    return path
+
+
+@pytest.fixture
+def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = real_data_dir()
+    monkeypatch.setenv("SWEEPS_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Path:
+    """An empty project root (cwd) with the shipped spaces, its own Optuna and MLflow stores."""
+    shutil.copytree(SPACES, tmp_path / "search_spaces")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("SWEEPS_STORAGE", raising=False)
+    monkeypatch.delenv("SWEEPS_SPACES_DIR", raising=False)
+    return tmp_path

@@ -1,0 +1,43 @@
+"""Model builders: the blog's networks have the parameter counts Keras reports for them."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.models import build_model
+from experiments.settings import feature_size
+from sweeps.space import load_space
+
+from .conftest import SPACES
+
+
+def test_blog_mlp_784_512_10_has_407050_params():
+    model = build_model("mlp", {"hidden_layers": 1, "units": 512})
+    assert model.count_params() == 407_050
+    assert model.output_shape == (None, 10)
+
+
+def test_blog_first_mlp_flatten_dense128():
+    assert build_model("mlp", {}).count_params() == 784 * 128 + 128 + 128 * 10 + 10
+
+
+def test_blog_final_cnn_from_its_space_has_225034_params():
+    model_params, _ = load_space("fashion_blog", SPACES).resolve({"dropout": 0.3})
+    model = build_model("cnn", model_params)
+    # Conv32 3x3 (320) → pool → Conv64 3x3 (18,496) → pool → 5x5x64 → Dense128 (204,928) → Dense10 (1,290)
+    assert model.count_params() == 225_034
+    assert [layer.__class__.__name__ for layer in model.layers] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dropout", "Dense"]
+
+
+def test_per_layer_widths_are_used_layer_by_layer():
+    model = build_model("mlp", {"hidden_layers": 3, "units_1": 256, "units_2": 64, "units_3": 32})
+    assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [256, 64, 32, 10]
+
+
+def test_a_net_that_shrinks_below_1x1_is_refused():
+    params = {"conv_layers": 3, "kernel_size": 5, "padding": "valid"}
+    assert feature_size(params) < 1
+    with pytest.raises(ValueError, match="shrinks 28x28 below 1x1"):
+        build_model("cnn", params)
+    assert feature_size({**params, "padding": "same"}) == 3

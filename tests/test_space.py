@@ -1,0 +1,129 @@
+"""Space files: the shipped ones are valid, and every kind of mistake gets one line naming file and field."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweeps.space import SpaceError, available, load_space, parse_space
+
+from .conftest import SPACES
+
+BASE = """\
+dataset: fashion_mnist
+model: cnn
+params:
+  dropout: {type: float, low: 0.0, high: 0.5}
+"""
+
+
+def parse(text: str, name: str = "demo"):
+    return parse_space(textwrap.dedent(text), Path(f"search_spaces/{name}.yaml"))
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(SpaceError) as info:
+        parse(text)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("search_spaces/demo.yaml: ")
+    return message
+
+
+def test_shipped_spaces_are_valid():
+    names = available(SPACES)
+    assert {"fashion_cnn", "fashion_mlp", "mnist_mlp", "fashion_blog"} <= set(names)
+    for name in names:
+        assert load_space(name, SPACES).name == name
+
+
+def test_defaults_are_the_exam_bar_and_val_accuracy():
+    space = parse(BASE)
+    assert space.spec.objective.metric == "val_accuracy"
+    assert space.spec.objective.resolved_direction == "maximize"
+    assert space.spec.target["test_accuracy"].min == 0.89
+    assert space.spec.target["test_loss"].max == 0.33
+    assert space.spec.validation == "holdout"
+
+
+def test_per_layer_params_exist_only_up_to_the_sampled_depth():
+    space = load_space("fashion_cnn", SPACES)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        params = space.suggest(study.ask())
+        depth = params["conv_layers"]
+        assert sorted(k for k in params if k.startswith("filters_")) == [f"filters_{i}" for i in range(1, depth + 1)]
+
+
+def test_resolve_splits_model_and_training_settings():
+    space = load_space("fashion_blog", SPACES)
+    model, settings = space.resolve({"dropout": 0.3})
+    assert model == {"conv_layers": 2, "filters_1": 32, "filters_2": 64, "kernel_size": 3, "pooling": "max",
+                     "padding": "valid", "dense_units": 128, "dropout": 0.3}
+    assert (settings.patience, settings.batch_size, settings.monitor) == (3, 128, "val_accuracy")
+    assert space.grid() == {"dropout": [0.2, 0.25, 0.3, 0.5]}
+
+
+def test_a_training_setting_can_be_a_param():
+    space = load_space("mnist_mlp", SPACES)
+    _, settings = space.resolve({"optimizer": "rmsprop", "learning_rate": 0.01, "patience": 4})
+    assert (settings.optimizer, settings.learning_rate, settings.patience) == ("rmsprop", 0.01, 4)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("dataset: fashion_mnist\n\tmodel: cnn\n", "line 2: YAML syntax error"),
+    ("", "empty file"),
+    ("- a\n- b\n", "top level must be a mapping"),
+    (BASE + "colour: blue\n", "unknown key 'colour' (allowed: name, description, dataset"),
+    ("model: cnn\n", "dataset: required field is missing"),
+    (BASE.replace("fashion_mnist", "cifar10"), "dataset: Input should be 'fashion_mnist' or 'mnist'"),
+    (BASE.replace("model: cnn", "model: resnet"), "model: Input should be 'mlp' or 'cnn'"),
+    (BASE + "validation: peek\n", "validation: Input should be 'holdout', 'stratified' or 'test'"),
+    (BASE.replace("low: 0.0, high: 0.5", "low: 0.5, high: 0.1"), "params.dropout: low (0.5) must be <= high (0.1)"),
+    (BASE.replace("low: 0.0, high: 0.5", "low: 0.0, high: 0.5, step: 0.9"), "params.dropout: step (0.9) is larger than the range"),
+    (BASE.replace("type: float", "type: double"), "params.dropout: Input tag 'double'"),
+    (BASE.replace("low: 0.0, high: 0.5", "low: 0.0, high: 1.5"), "params.dropout: 1.5 is not allowed: Input should be less than 1"),
+    (BASE.replace("low: 0.0, high: 0.5", "low: 'a', high: 0.5"), "params.dropout.low: Input should be a valid number"),
+    (BASE.replace("low: 0.0, high: 0.5", "low: 0.0, high: 0.5, log: true"), "params.dropout: log: true needs low > 0"),
+    (BASE + "  pooling: {type: categorical, choices: []}\n", "params.pooling.choices: List should have at least 1 item"),
+    (BASE + "  pooling: {type: categorical, choices: [max, max]}\n", "params.pooling: duplicate choice 'max'"),
+    (BASE + "  pooling: {type: categorical, choices: [max, min]}\n", "params.pooling: 'min' is not allowed"),
+    (BASE + "  optimizer: {type: categorical, choices: [adam, lbfgs]}\n", "params.optimizer: 'lbfgs' is not allowed"),
+    (BASE + "  units: {type: int, low: 8, high: 64}\n", "params.units: 'units' is not a setting of a cnn model"),
+    (BASE + "train: {batch_size: 0}\n", "train.batch_size: Input should be greater than or equal to 1"),
+    (BASE + "train: {epochs: -1}\n", "train.epochs: Input should be greater than or equal to 1"),
+    (BASE + "train: {optimizer: adagrad}\n", "train.optimizer: Input should be 'adam'"),
+    (BASE + "fixed: {dropout: 0.1}\n", "params.dropout: also given a fixed value"),
+    (BASE + "fixed: {epochs: 3}\n", "fixed.epochs: training settings go under train:"),
+    (BASE + "  kernel_size: {type: int, low: 3, high: 9}\n  conv_layers: {type: int, low: 1, high: 3}\n",
+     "params: conv_layers up to 3 with kernel_size up to 9 (padding valid, pooling max) shrinks the 28x28 input below 1x1"),
+    (BASE + "  dense_units: {type: int, low: 8, high: 64, per_layer: true}\n", "params.dense_units.per_layer: only filters can be per layer"),
+    (BASE + "sweep: {sampler: {name: annealing}}\n", "sweep.sampler.name: Input should be 'tpe', 'random' or 'grid'"),
+    (BASE + "sweep: {pruner: {name: patient}}\n", "sweep.pruner.name: Input should be 'none', 'median'"),
+    (BASE + "sweep: {sampler: {name: grid}}\n", "params.dropout: the grid sampler needs finite values"),
+    (BASE + "sweep: {repeats: 0}\n", "sweep.repeats: Input should be greater than or equal to 1"),
+    (BASE + "target: {test_f1: {min: 0.5}}\n", "target.test_f1.[key]: Input should be 'test_accuracy' or 'test_loss'"),
+    (BASE + "name: other\n", "name: 'other' must match the file name 'demo'"),
+])
+def test_each_mistake_gets_one_clear_line(text, expected):
+    assert expected in error_of(text)
+
+
+def test_space_names_cannot_leave_the_spaces_folder(tmp_path):
+    spaces = tmp_path / "search_spaces"
+    spaces.mkdir()
+    (spaces / "ok.yaml").write_text(BASE)
+    outside = tmp_path / "secret.yaml"
+    outside.write_text(BASE)
+    (spaces / "link.yaml").symlink_to(outside)
+    assert load_space("ok", spaces).name == "ok"
+    for bad in ("../secret", str(outside), ".hidden", "a/b"):
+        with pytest.raises(SpaceError, match="without a path"):
+            load_space(bad, spaces)
+    with pytest.raises(SpaceError, match=r"no such space \(available: link, ok"):
+        load_space("nope", spaces)
+    with pytest.raises(SpaceError, match="points outside"):
+        load_space("link", spaces)

@@ -1,0 +1,68 @@
+"""One repeat: fit with the standard callbacks, restore the best checkpoint, score it on test."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from experiments.data import load_dataset
+from experiments.settings import OPTIMIZER_NAMES, TrainSettings
+from experiments.train import OPTIMIZERS, TrainingInterrupted, train_repeat
+
+
+@pytest.fixture(scope="module")
+def small(request):
+    from .conftest import real_data_dir
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SWEEPS_DATA_DIR", str(real_data_dir()))
+    request.addfinalizer(mp.undo)
+    return load_dataset("fashion_mnist", "holdout", subset=3000)
+
+
+def test_every_optimizer_name_has_a_keras_class():
+    assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES
+
+
+def test_repeat_restores_the_best_checkpoint_and_scores_it_on_test(small, tmp_path):
+    settings = TrainSettings(epochs=3, batch_size=64, verbose=0)
+    result = train_repeat("mlp", {"units": 64}, settings, small, seed=7, workdir=tmp_path)
+    assert result.epochs == 3 and result.stop_reason == "max_epochs"
+    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"}
+    assert result.best_epoch == int(np.argmax(result.history["val_accuracy"])) + 1
+    restored = keras.models.load_model(result.checkpoint)
+    _, val_acc = restored.evaluate(small.x_val, small.y_val, verbose=0)
+    assert val_acc == pytest.approx(result.best("val_accuracy"), abs=1e-6)
+    test_loss, test_acc = restored.evaluate(small.x_test, small.y_test, verbose=0)
+    assert (result.test_loss, result.test_accuracy) == (pytest.approx(test_loss, abs=1e-5), pytest.approx(test_acc, abs=1e-6))
+    assert result.test_accuracy > 0.5  # ten classes: chance is 0.1
+    assert result.param_count == 784 * 64 + 64 + 64 * 10 + 10 and "dense" in result.summary
+
+
+def test_same_seed_same_result(small, tmp_path):
+    settings = TrainSettings(epochs=1, batch_size=128, verbose=0)
+    a = train_repeat("mlp", {"units": 32}, settings, small, seed=3, workdir=tmp_path / "a")
+    b = train_repeat("mlp", {"units": 32}, settings, small, seed=3, workdir=tmp_path / "b")
+    assert a.history["val_loss"] == pytest.approx(b.history["val_loss"], rel=1e-5)
+
+
+def test_nan_loss_stops_training_with_reason(small, tmp_path):
+    settings = TrainSettings(epochs=3, optimizer="sgd", learning_rate=1e30, verbose=0)
+    result = train_repeat("mlp", {"units": 32}, settings, small, seed=1, workdir=tmp_path)
+    assert result.stop_reason == "nan_loss" and result.test_accuracy is None
+
+
+def test_a_callback_that_raises_leaves_the_partial_history(small, tmp_path):
+    class StopAtSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("pruned")
+
+    seen = []
+    with pytest.raises(TrainingInterrupted) as info:
+        train_repeat("mlp", {"units": 16}, TrainSettings(epochs=5, verbose=0), small, seed=1, workdir=tmp_path,
+                     callbacks=(StopAtSecondEpoch(),), on_epoch=lambda step, logs: seen.append(step))
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert info.value.result.epochs == 2 and seen == [1, 2]
+    assert info.value.result.checkpoint.is_file()
