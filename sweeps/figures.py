@@ -46,27 +46,28 @@ def optimisation_history(trials: pd.DataFrame, metric: str, maximise: bool) -> p
     best = done["value"].cummax() if maximise else done["value"].cummin()
     ax.step(done["number"], best, where="post", color="black", label="best so far")
     ax.set_xlabel("trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(metric)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def param_effects(trials: pd.DataFrame, params: list[str], metric: str) -> plt.Figure:
-    """The objective value against each param: strip plot for choices, scatter for numbers."""
+def param_effects(trials: pd.DataFrame, params: list[str], metric: str, log_scale: set[str]) -> plt.Figure:
+    """The objective value against each param: scatter for real-valued params, strip plot for the rest."""
     cols = min(3, max(1, len(params)))
     rows = -(-len(params) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     done = trials.dropna(subset=["value"])
     for ax, param in zip(axes.flat, params):
         data = done.dropna(subset=[param])
-        if pd.api.types.is_numeric_dtype(data[param]) and data[param].nunique() > 6:
+        if pd.api.types.is_float_dtype(data[param]):
             sns.scatterplot(data=data, x=param, y="value", ax=ax)
-            if (data[param] > 0).all() and data[param].max() / data[param].min() > 50:
+            if param in log_scale:
                 ax.set_xscale("log")
         else:
-            sns.stripplot(data=data, x=data[param].astype(str), y="value", ax=ax, size=6)
-            ax.set_xlabel(param)
+            order = sorted(data[param].unique(), key=lambda v: (isinstance(v, str), v))
+            sns.stripplot(data=data, x=param, y="value", order=order, ax=ax, size=6)
         ax.set_ylabel(metric)
     for ax in list(axes.flat)[len(params):]:
         ax.set_visible(False)

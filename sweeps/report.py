@@ -16,7 +16,8 @@ from sweeps.results import StudyResults, collect, meets_target
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1.5rem}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f3f3f3}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right;white-space:nowrap}th{background:#f3f3f3}
+.scroll{overflow-x:auto}
 td:first-child,th:first-child{text-align:left}
 .warn{background:#fff3cd;border:1px solid #e0b000;padding:.6rem;border-radius:4px}
 .pass{color:#17702a;font-weight:bold}.fail{color:#b00020;font-weight:bold}
@@ -30,6 +31,10 @@ def spread(mean: float | None, std: float | None, n: int | float | None, digits:
         return ""
     std = 0.0 if std is None or math.isnan(std) else std
     return f"{mean:.{digits}f} ± {std:.{digits}f} (n={int(n or 0)})"
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _verdict(ok: bool | None) -> str:
@@ -67,7 +72,7 @@ def _best_section(result: StudyResults) -> str:
     best = result.best()
     if best is None:
         return "<p>No completed trial yet.</p>"
-    params = "".join(f"<tr><td>{html.escape(c.removeprefix('params_'))}</td><td>{html.escape(str(best[c]))}</td></tr>"
+    params = "".join(f"<tr><td>{html.escape(c.removeprefix('params_'))}</td><td>{html.escape(_short(best[c]))}</td></tr>"
                      for c in result.params if pd.notna(best[c]))
     ok = meets_target(best, result.space.spec.target) if result.space else None
     return f"""
@@ -88,7 +93,9 @@ def _figures(result: StudyResults) -> str:
         if result.params:
             frame = result.trials.rename(columns=lambda c: c.removeprefix("params_"))
             names = [p.removeprefix("params_") for p in result.params]
-            fig = figures.param_effects(frame, names, result.metric)
+            logs = {n for n, p in result.space.spec.params.items() if getattr(p, "log", False)} if result.space else set()
+            logs |= {n for n in names if n.rpartition("_")[0] in logs}
+            fig = figures.param_effects(frame, names, result.metric, logs)
             parts.append(f'<h3>{result.metric} against each param</h3><img alt="param effects" src="{figures.to_data_uri(fig)}">')
     best = result.best()
     if best is not None and result.tracker is not None:
@@ -117,7 +124,7 @@ def _study_section(result: StudyResults) -> str:
 <p>Trials: {', '.join(f'{n} {s.lower()}' for s, n in counts.items())}; {int(result.trials['epochs'].sum())} epochs trained;
 repeats per trial: {spec.sweep.repeats if spec else '?'}.</p>
 <h3>Best configuration</h3>{_best_section(result)}
-<h3>Leaderboard</h3>{leaderboard(result).to_html(index=False, na_rep="")}
+<h3>Leaderboard</h3><div class="scroll">{leaderboard(result).to_html(index=False, na_rep="", float_format=_short)}</div>
 {_figures(result)}
 </section>"""
 

@@ -152,7 +152,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     try:
         study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,), gc_after_trial=True,
                        callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED), progress])
-        status = "FINISHED"
+        status = "FAILED" if progress.stopped_for else "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise

@@ -1,0 +1,130 @@
+"""End to end on real data: the sweep command, its Optuna study, its MLflow runs, its report, and resuming."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+import pytest
+
+import experiments.train
+from sweeps.cli import main
+from sweeps.tracking import tracking_uri
+
+pytestmark = pytest.mark.slow
+
+TINY_MLP = """\
+dataset: fashion_mnist
+model: mlp
+train: {{epochs: 2, batch_size: 256}}
+params:
+  units: {{type: categorical, choices: [32, 64]}}
+  dropout: {{type: float, low: 0.0, high: 0.3}}
+sweep:
+  repeats: {repeats}
+  sampler: {{name: random}}
+  pruner: {pruner}
+"""
+
+
+def study(root: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{root / '.sweeps' / 'optuna.db'}")
+
+
+def runs(root: Path, experiment: str) -> pd.DataFrame:
+    mlflow.set_tracking_uri(tracking_uri(root))
+    return mlflow.search_runs(experiment_names=[experiment])
+
+
+def write_space(root: Path, name: str, repeats: int = 1, pruner: str = "{name: none}") -> None:
+    (root / "search_spaces" / f"{name}.yaml").write_text(textwrap.dedent(TINY_MLP.format(repeats=repeats, pruner=pruner)))
+
+
+def test_quick_cnn_sweep_tracks_every_trial_and_resumes(project: Path):
+    assert main(["run", "fashion_cnn", "--quick"]) == 0
+    trials = study(project, "fashion_cnn-quick").get_trials()
+    assert [t.number for t in trials] == [0, 1]
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+
+    found = runs(project, "fashion_cnn-quick")
+    sweep = found[found["tags.sweeps.kind"] == "sweep"]
+    children = found[found["tags.sweeps.kind"] == "trial"]
+    assert len(sweep) == 1 and sweep["status"].item() == "FINISHED"
+    assert sorted(children["tags.sweeps.trial"].astype(int)) == [0, 1]
+    assert (children["tags.mlflow.parentRunId"] == sweep["run_id"].item()).all()
+    client = mlflow.MlflowClient()
+    for _, run in children.iterrows():
+        history = client.get_metric_history(run["run_id"], "val_accuracy")
+        assert [m.step for m in history] == list(range(1, int(run["metrics.epochs"]) + 1))
+        assert "checkpoint/best.keras" in [a.path for a in client.list_artifacts(run["run_id"], "checkpoint")]
+        assert {"history.csv", "learning_curves.png", "model_summary.txt"} <= {a.path for a in client.list_artifacts(run["run_id"])}
+        assert run["tags.sweeps.stop_reason"] in ("max_epochs", "early_stopped", "pruned")
+        assert run["tags.sweeps.data_md5"] and run["tags.sweeps.git_commit"]
+    done = children[children["tags.sweeps.state"] == "COMPLETE"]
+    assert (done["metrics.test_accuracy"] > 0.3).all()  # restored best checkpoint, well above chance (0.1)
+
+    page = (project / "reports" / "summary.html").read_text()
+    assert "fashion_cnn-quick" in page and "Quick smoke run" in page
+    for run_id in children["run_id"]:
+        assert run_id in page  # a leaderboard row per trial
+    assert page.count("data:image/png;base64,") >= 3
+    assert len(pd.read_csv(project / "reports" / "fashion_cnn-quick" / "trials.csv")) == 2
+
+    # TRIALS is the total the study should reach: the same command continues it.
+    assert main(["run", "fashion_cnn", "--quick", "--trials", "3"]) == 0
+    assert [t.number for t in study(project, "fashion_cnn-quick").get_trials()] == [0, 1, 2]
+    assert main(["run", "fashion_cnn", "--quick", "--trials", "3"]) == 0  # nothing left to do
+    found = runs(project, "fashion_cnn-quick")
+    assert (found["tags.sweeps.kind"] == "sweep").sum() == 2
+    assert sorted(found.loc[found["tags.sweeps.kind"] == "trial", "tags.sweeps.trial"].astype(int)) == [0, 1, 2]
+
+
+def test_repeats_are_nested_runs_and_the_objective_is_their_mean(project: Path):
+    write_space(project, "tiny", repeats=2)
+    assert main(["run", "tiny", "--quick"]) == 0
+    found = runs(project, "tiny-quick")
+    trial_runs = found[found["tags.sweeps.kind"] == "trial"]
+    repeat_runs = found[found["tags.sweeps.kind"] == "repeat"]
+    assert len(trial_runs) == 2 and len(repeat_runs) == 4
+    for trial in study(project, "tiny-quick").get_trials():
+        parent = trial_runs[trial_runs["tags.sweeps.trial"] == str(trial.number)]
+        mine = repeat_runs[repeat_runs["tags.mlflow.parentRunId"] == parent["run_id"].item()]
+        assert sorted(mine["tags.sweeps.seed"].astype(int)) == [42, 43]
+        assert trial.value == pytest.approx(mine["metrics.best_val_accuracy"].mean())
+        assert parent["metrics.val_accuracy_std"].item() == pytest.approx(mine["metrics.best_val_accuracy"].std(), abs=1e-9)
+        assert parent["metrics.n_repeats"].item() == 2
+    assert "(n=2)" in (project / "reports" / "summary.html").read_text()
+
+
+def test_pruned_trials_are_finished_and_logged_as_pruned(project: Path):
+    write_space(project, "pruned", pruner="{name: threshold, options: {lower: 1.1}}")
+    assert main(["run", "pruned", "--quick"]) == 0
+    trials = study(project, "pruned-quick").get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 2
+    found = runs(project, "pruned-quick")
+    trial_runs = found[found["tags.sweeps.kind"] == "trial"]
+    assert (trial_runs["tags.sweeps.state"] == "PRUNED").all()
+    assert (trial_runs["tags.sweeps.stop_reason"] == "pruned").all()
+    assert (trial_runs["metrics.epochs"] == 1).all()
+
+
+def test_a_failing_trial_keeps_its_traceback_and_repeated_failures_stop_the_sweep(project: Path, monkeypatch, capsys):
+    def broken_builder(family, params, num_classes):
+        raise ValueError(f"cannot build {family} with {sorted(params)}")
+
+    monkeypatch.setattr(experiments.train, "build_model", broken_builder)
+    write_space(project, "broken")
+    assert main(["run", "broken", "--quick", "--trials", "5"]) == 1
+    assert "3 trials in a row failed with: ValueError: cannot build mlp" in capsys.readouterr().err
+    trials = study(project, "broken-quick").get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 3
+    found = runs(project, "broken-quick")
+    trial_runs = found[found["tags.sweeps.kind"] == "trial"]
+    assert (trial_runs["status"] == "FAILED").all()
+    client = mlflow.MlflowClient()
+    text = client.download_artifacts(trial_runs["run_id"].iloc[0], "traceback.txt")
+    assert "ValueError: cannot build mlp" in Path(text).read_text()
+    assert found.loc[found["tags.sweeps.kind"] == "sweep", "status"].item() == "FAILED"
