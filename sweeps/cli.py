@@ -7,8 +7,10 @@ command continues.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -71,7 +73,8 @@ def _run(args: argparse.Namespace, root: Path, console) -> None:
     from sweeps.space import load_space
     from sweeps.sweep import SweepOptions, run_sweep
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     space = load_space(args.space, args.spaces_dir)
     timeout = parse_duration(args.timeout) if args.timeout else None
     options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage)
@@ -91,6 +94,10 @@ def _list(args: argparse.Namespace, console) -> None:
             console.print(f"{name:<16} [red]invalid[/]: {exc}", highlight=False)
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweep`` command."""
     from rich.console import Console
@@ -99,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from sweeps.space import SpaceError, load_space
 
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C: runs closed, study resumable
     console = Console(highlight=False, soft_wrap=True)
     root = Path.cwd()
     try:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import mlflow
@@ -128,3 +132,29 @@ def test_a_failing_trial_keeps_its_traceback_and_repeated_failures_stop_the_swee
     text = client.download_artifacts(trial_runs["run_id"].iloc[0], "traceback.txt")
     assert "ValueError: cannot build mlp" in Path(text).read_text()
     assert found.loc[found["tags.sweeps.kind"] == "sweep", "status"].item() == "FAILED"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_sweep_leaves_nothing_running_and_resumes(project: Path, sig):
+    (project / "search_spaces" / "slow.yaml").write_text(textwrap.dedent(TINY_MLP.format(repeats=1, pruner="{name: none}"))
+                                                         .replace("epochs: 2", "epochs: 30"))
+    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--quick", "--trials", "3"]
+    proc = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    for line in proc.stdout:  # wait until the first trial is training
+        if line.startswith("Epoch 1/") or time.time() > deadline:
+            break
+    time.sleep(1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command to continue" in err and "Traceback" not in err
+    states = {t.state for t in study(project, "slow-quick").get_trials()}
+    assert optuna.trial.TrialState.RUNNING not in states
+    found = runs(project, "slow-quick")
+    assert "RUNNING" not in set(found["status"])
+    assert set(found.loc[found["tags.sweeps.kind"] == "sweep", "status"]) == {"KILLED"}
+
+    assert main(["run", "slow", "--quick", "--trials", "1"]) == 0  # the same study goes on
+    finished = [t for t in study(project, "slow-quick").get_trials() if t.state.is_finished() and t.state.name != "FAIL"]
+    assert len(finished) >= 1
