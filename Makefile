@@ -22,7 +22,7 @@ truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
-.PHONY: sweep report list check test test-fast ui dashboard clean
+.PHONY: sweep report predict reproduce list check test test-fast ui dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QU
 
 report: $(BIN)/.installed  ## rebuild reports/summary.html from the stores, without training
 	$(BIN)/sweep $(GLOBAL_ARGS) report
+
+predict: $(BIN)/.installed  ## classify IMAGE=path.png (or FROM_TEST=N) with the best model of SPACE
+	$(BIN)/sweep $(GLOBAL_ARGS) predict $(SPACE) $(if $(IMAGE),--image '$(IMAGE)',--from-test $(or $(FROM_TEST),0)) $(if $(call truthy,$(QUICK)),--quick)
+
+reproduce: $(BIN)/.installed  ## train TRIAL=N of SPACE again with its seeds and compare
+	$(BIN)/sweep $(GLOBAL_ARGS) reproduce $(SPACE) --trial $(TRIAL) $(if $(call truthy,$(QUICK)),--quick)
 
 list: $(BIN)/.installed  ## the search spaces and whether they are valid
 	$(BIN)/sweep list

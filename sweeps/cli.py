@@ -17,11 +17,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from sweeps.errors import UsageError  # noqa: E402
+
 USAGE_ERROR = 2
-
-
-class UsageError(Exception):
-    """A bad command-line value."""
 
 
 def parse_duration(text: str) -> float:
@@ -52,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="smoke run: small subset, ≤2 epochs, 2 trials, own study")
     run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
     sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
+    predict = sub.add_parser("predict", help="classify an image with the best model of a space")
+    predict.add_argument("space")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", type=Path, help="a PNG/JPG of any size")
+    source.add_argument("--from-test", type=int, metavar="N", help="test image number N (shows its true class)")
+    predict.add_argument("--quick", action="store_true", help="use the quick smoke-run study")
+    reproduce = sub.add_parser("reproduce", help="train a trial's params again with its seeds and compare")
+    reproduce.add_argument("space")
+    reproduce.add_argument("--trial", type=int, required=True)
+    reproduce.add_argument("--quick", action="store_true", help="a trial of the quick smoke-run study")
     sub.add_parser("list", help="list the space files and whether they are valid")
     check = sub.add_parser("check", help="validate a space file")
     check.add_argument("space")
@@ -63,7 +71,7 @@ def _report(args: argparse.Namespace, root: Path, console) -> None:
     from sweeps.sweep import default_storage
     from sweeps.tracking import tracking_uri
 
-    path = build_report(args.storage or default_storage(root), tracking_uri(root), root / "reports")
+    path = build_report(args.storage or default_storage(root), tracking_uri(root), root / "reports", root / ".sweeps" / "cache")
     console.print(f"report: {path}")
 
 
@@ -81,6 +89,31 @@ def _run(args: argparse.Namespace, root: Path, console) -> None:
     run_sweep(space, root, options, console)
     if not args.no_report:
         _report(args, root, console)
+
+
+def _stores(args: argparse.Namespace, root: Path) -> tuple[str, str, str]:
+    from sweeps.sweep import default_storage
+    from sweeps.tracking import tracking_uri
+
+    name = f"{args.space}-quick" if args.quick else args.space
+    return name, args.storage or default_storage(root), tracking_uri(root)
+
+
+def _predict(args: argparse.Namespace, root: Path, console) -> None:
+    from sweeps.reuse import predict
+
+    name, storage, tracking = _stores(args, root)
+    predict(name, storage, tracking, root / ".sweeps" / "cache", console, image=args.image, test_index=args.from_test)
+
+
+def _reproduce(args: argparse.Namespace, root: Path, console) -> None:
+    import tempfile
+
+    from sweeps.reuse import reproduce
+
+    name, storage, tracking = _stores(args, root)
+    with tempfile.TemporaryDirectory(prefix="reproduce-") as workdir:
+        reproduce(name, args.trial, storage, tracking, Path(workdir), console)
 
 
 def _list(args: argparse.Namespace, console) -> None:
@@ -114,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             _run(args, root, console)
         elif args.command == "report":
             _report(args, root, console)
+        elif args.command == "predict":
+            _predict(args, root, console)
+        elif args.command == "reproduce":
+            _reproduce(args, root, console)
         elif args.command == "list":
             _list(args, console)
         else:

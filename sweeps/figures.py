@@ -17,8 +17,12 @@ sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
 SPLIT_COLOURS = {"train": sns.color_palette("colorblind")[0], "validation": sns.color_palette("colorblind")[1]}
 
 
-def learning_curves(history: pd.DataFrame, title: str, best_epoch: int | None = None) -> plt.Figure:
-    """Train vs validation loss and accuracy per epoch; ``history`` has an ``epoch`` column and Keras' log keys."""
+def learning_curves(history: pd.DataFrame, title: str, best_epoch: int | None = None,
+                    overfit_epoch: int | None = None) -> plt.Figure:
+    """Train vs validation loss and accuracy per epoch, with the best epoch and the overfitting onset marked.
+
+    ``history`` has an ``epoch`` column and Keras' log keys (loss, accuracy, val_loss, val_accuracy).
+    """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         if metric not in history:
@@ -31,7 +35,10 @@ def learning_curves(history: pd.DataFrame, title: str, best_epoch: int | None = 
         sns.lineplot(data=long, x="epoch", y=metric, hue="split", marker="o", palette=SPLIT_COLOURS, ax=ax)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
-            ax.legend()
+        if overfit_epoch is not None:
+            ax.axvline(overfit_epoch, color="#b00020", linestyle=":", label=f"overfitting from {overfit_epoch}")
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(metric)
     fig.suptitle(title)
     fig.tight_layout()
@@ -71,6 +78,54 @@ def param_effects(trials: pd.DataFrame, params: list[str], metric: str, log_scal
         ax.set_ylabel(metric)
     for ax in list(axes.flat)[len(params):]:
         ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def importance(values: dict[str, float], evaluator: str) -> plt.Figure:
+    """Horizontal bars of each param's importance for the objective."""
+    frame = pd.DataFrame({"param": list(values), "importance": list(values.values())})
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(frame) + 1.2))
+    sns.barplot(data=frame, y="param", x="importance", ax=ax, color=sns.color_palette("colorblind")[0])
+    ax.set_title(f"param importance ({evaluator})")
+    fig.tight_layout()
+    return fig
+
+
+def parallel_coordinates(trials: pd.DataFrame, params: list[str], metric: str) -> plt.Figure:
+    """One line per trial across its params (each axis scaled to 0-1; choices in order), coloured by the objective."""
+    done = trials.dropna(subset=["value"])
+    scaled = pd.DataFrame(index=done.index)
+    ticks = {}
+    for param in params:
+        column = done[param]
+        if pd.api.types.is_numeric_dtype(column):
+            low, high = column.min(), column.max()
+            scaled[param] = 0.5 if high == low else (column - low) / (high - low)
+            ticks[param] = (f"{low:.3g}", f"{high:.3g}")
+        else:
+            order = sorted(column.dropna().astype(str).unique())
+            scaled[param] = column.astype(str).map({v: i / max(1, len(order) - 1) for i, v in enumerate(order)})
+            ticks[param] = (order[0], order[-1]) if order else ("", "")
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(params)), 4))
+    norm = plt.Normalize(done["value"].min(), done["value"].max())
+    cmap = plt.get_cmap("viridis")
+    for idx, row in scaled.iterrows():
+        ax.plot(range(len(params)), row.to_numpy(dtype=float), color=cmap(norm(done.loc[idx, "value"])), alpha=0.8)
+    ax.set_xticks(range(len(params)), [f"{p}\n{ticks[p][0]} … {ticks[p][1]}" for p in params], fontsize=8)
+    ax.set_yticks([])
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric)
+    fig.tight_layout()
+    return fig
+
+
+def stop_epochs(repeats: pd.DataFrame) -> plt.Figure:
+    """How many epochs each repeat trained, stacked by why it stopped."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    sns.histplot(data=repeats, x="epochs", hue="stop_reason", multiple="stack", discrete=True, ax=ax)
+    ax.set_xlabel("epochs trained")
+    ax.set_ylabel("repeats")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     return fig
 

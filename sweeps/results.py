@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 
 from sweeps.space import Space, SpaceError, parse_space
+from sweeps.stats import spread
 from sweeps.tracking import SEED, STOP_REASON, TRIAL, Tracker
 
 REPEAT_COLUMNS = {
@@ -17,7 +18,7 @@ REPEAT_COLUMNS = {
     "metrics.best_val_accuracy": "val_accuracy", "metrics.best_val_loss": "val_loss",
     "metrics.test_accuracy": "test_accuracy", "metrics.test_loss": "test_loss",
     "metrics.epochs": "epochs", "metrics.best_epoch": "best_epoch", "metrics.param_count": "param_count",
-    "metrics.wall_time_s": "wall_time_s",
+    "metrics.wall_time_s": "wall_time_s", "params.epochs": "max_epochs",
 }
 
 
@@ -44,6 +45,19 @@ class StudyResults:
     def params(self) -> list[str]:
         return [c for c in self.trials.columns if c.startswith("params_")]
 
+    def count(self, state: str) -> int:
+        return int((self.trials["state"] == state).sum())
+
+    def time_to_target(self) -> float | None:
+        """Seconds from the study's first trial start to the first completed trial meeting the target bar."""
+        if self.space is None or self.trials.empty:
+            return None
+        start = self.trials["datetime_start"].min()
+        for _, row in self.trials.sort_values("datetime_complete").iterrows():
+            if row["state"] == "COMPLETE" and meets_target(row, self.space.spec.target):
+                return (row["datetime_complete"] - start).total_seconds()
+        return None
+
     def best(self) -> pd.Series | None:
         """The leaderboard's top completed trial (by mean objective over its repeats)."""
         done = self.trials[self.trials["state"] == "COMPLETE"].dropna(subset=["value"])
@@ -58,24 +72,28 @@ def _repeats(tracker: Tracker | None) -> pd.DataFrame:
     frame = runs.reindex(columns=list(REPEAT_COLUMNS)).rename(columns=REPEAT_COLUMNS)
     frame["trial"] = frame["trial"].astype(int)
     frame["seed"] = frame["seed"].astype(int)
+    frame["max_epochs"] = pd.to_numeric(frame["max_epochs"])
     return frame.sort_values(["trial", "seed"]).reset_index(drop=True)
 
 
+SPREAD_OF = {"value": None, "test_accuracy": "test_accuracy", "test_loss": "test_loss"}  # None: the objective
+
+
 def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean, standard deviation and count over repeats, per trial, computed from the logged runs."""
-    groups = repeats.groupby("trial")
-    table = pd.DataFrame({
-        "n_repeats": groups.size(),
-        "value_mean": groups[metric].mean(), "value_std": groups[metric].std(ddof=1),
-        "test_accuracy_mean": groups["test_accuracy"].mean(), "test_accuracy_std": groups["test_accuracy"].std(ddof=1),
-        "test_loss_mean": groups["test_loss"].mean(), "test_loss_std": groups["test_loss"].std(ddof=1),
-        "epochs": groups["epochs"].sum(), "param_count": groups["param_count"].first(),
-        "stop_reason": groups["stop_reason"].agg(lambda s: ", ".join(sorted(set(s.dropna())))),
-        "mlflow_run_id": groups["run_id"].first(),
-    })
-    for col in ("value_std", "test_accuracy_std", "test_loss_std"):
-        table.loc[table["n_repeats"] == 1, col] = 0.0
-    return table.rename_axis("number").reset_index()
+    """Per trial, from the logged repeat runs: mean, std, 95 % CI, min, max and count of each score."""
+    rows = []
+    for number, group in repeats.groupby("trial"):
+        row = {"number": number, "n_repeats": len(group), "epochs": group["epochs"].sum(),
+               "param_count": group["param_count"].iloc[0], "mlflow_run_id": group["run_id"].iloc[0],
+               "stop_reason": ", ".join(sorted(set(group["stop_reason"].dropna())))}
+        for name, column in SPREAD_OF.items():
+            s = spread(group[column or metric].tolist())
+            row.update({f"{name}_mean": s.mean, f"{name}_std": s.std, f"{name}_ci95": s.ci95,
+                        f"{name}_min": s.low, f"{name}_max": s.high})
+        rows.append(row)
+    columns = ["number", "n_repeats", "epochs", "param_count", "mlflow_run_id", "stop_reason"]
+    columns += [f"{name}_{stat}" for name in SPREAD_OF for stat in ("mean", "std", "ci95", "min", "max")]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def collect_study(storage: str, name: str, tracking: str) -> StudyResults:
@@ -93,9 +111,9 @@ def collect_study(storage: str, name: str, tracking: str) -> StudyResults:
         tracker = None
     metric = space.spec.objective.metric if space else "val_accuracy"
     repeats = _repeats(tracker)
-    frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration"))
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete"))
     if frame.empty:
-        frame = pd.DataFrame(columns=["number", "state", "value", "duration"])
+        frame = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
     frame["duration_s"] = pd.to_timedelta(frame.pop("duration")).dt.total_seconds()
     trials = frame.merge(_aggregate(repeats, metric), on="number", how="left")
     ascending = study.direction != optuna.study.StudyDirection.MAXIMIZE

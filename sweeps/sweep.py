@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from experiments.data import load_dataset
+from sweeps.best_model import register_best
 from sweeps.samplers import make_pruner, make_sampler
 from sweeps.space import Space
 from sweeps.tracking import KIND, STUDY, Tracker, tracking_uri
@@ -153,6 +154,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
         study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,), gc_after_trial=True,
                        callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED), progress])
         status = "FAILED" if progress.stopped_for else "FINISHED"
+        register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
     except KeyboardInterrupt:
         status = "KILLED"
         raise

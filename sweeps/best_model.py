@@ -1,0 +1,122 @@
+"""The best model of a study: find its checkpoint in MLflow, register it, classify new images with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import tensorflow as tf
+from PIL import Image, ImageOps
+
+from experiments.data import DATASETS, load_raw
+from experiments.evaluate import TestScores, robustness, score
+from sweeps.tracking import KIND, SEED, TRIAL, Tracker
+
+CHECKPOINT = "checkpoint/best.keras"
+
+
+@dataclass(frozen=True)
+class BestRun:
+    """The MLflow run holding the best trial's checkpoint (its first seed)."""
+
+    trial: int
+    run_id: str
+    seed: int
+
+
+def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:
+    """The best completed trial's first repeat run, or None before any trial completed."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return None
+    best = study.best_trial
+    runs = tracker.runs()
+    if runs.empty:
+        return None
+    mine = runs[(runs[f"tags.{TRIAL}"] == str(best.number)) & runs[f"tags.{SEED}"].notna()
+                & runs[f"tags.{KIND}"].isin(["trial", "repeat"])]
+    if mine.empty:
+        return None
+    first = mine.assign(seed=mine[f"tags.{SEED}"].astype(int)).sort_values("seed").iloc[0]
+    return BestRun(trial=best.number, run_id=first["run_id"], seed=int(first["seed"]))
+
+
+def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Model:
+    """Download (once) and load the best checkpoint logged to ``run_id``."""
+    local = cache_dir / run_id / Path(CHECKPOINT).name
+    if not local.is_file():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local = Path(tracker.client.download_artifacts(run_id, CHECKPOINT, str(local.parent)))
+    return keras.models.load_model(local)
+
+
+def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_dir: Path) -> str | None:
+    """Log the best model (MLflow Keras flavour) in the sweep run and register it under the study's name.
+
+    A new version is registered only when the best trial changed since the last one. Returns its URI.
+    """
+    best = best_run(study, tracker)
+    if best is None:
+        return None
+    name = study.study_name
+    versions = tracker.client.search_model_versions(f"name='{name}'")
+    if any(v.tags.get("trial") == str(best.trial) for v in versions):
+        return None
+    model = load_checkpoint(tracker, best.run_id, cache_dir)
+    requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
+    example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)
+    signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
+    with mlflow.start_run(run_id=sweep_run):
+        info = mlflow.keras.log_model(model, name="best_model", registered_model_name=name,
+                                      signature=signature, pip_requirements=requirements)
+    version = tracker.client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"], max_results=1)[0]
+    for key, value in {"trial": best.trial, "seed": best.seed, "source_run": best.run_id,
+                       "value": study.best_value}.items():
+        tracker.client.set_model_version_tag(name, version.version, key, str(value))
+    return info.model_uri
+
+
+def prepare_image(path: Path) -> np.ndarray:
+    """Any PNG/JPG → a (28, 28, 1) float image like the training data (light background inverted to dark)."""
+    image = ImageOps.exif_transpose(Image.open(path)).convert("L")
+    pixels = np.asarray(image, dtype=np.float32)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if border.mean() > 127:  # dark object on a light background: the datasets are light on black
+        image = ImageOps.invert(image)
+    image = ImageOps.pad(image, (28, 28), method=Image.Resampling.LANCZOS, color=0)
+    return (np.asarray(image, dtype=np.float32) / 255.0)[..., np.newaxis]
+
+
+def top_k(model: keras.Model, image: np.ndarray, class_names: tuple[str, ...], k: int = 3) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes of one image, with their probabilities."""
+    probabilities = model.predict(image[np.newaxis], verbose=0)[0]
+    order = np.argsort(-probabilities)[:k]
+    return [(class_names[i], float(probabilities[i])) for i in order]
+
+
+@dataclass
+class BestModelScores:
+    """The best checkpoint scored on the full test set of its dataset."""
+
+    run: BestRun
+    scores: TestScores
+    robustness: pd.DataFrame
+    x_test: np.ndarray
+
+
+def evaluate_best(study: optuna.Study, tracker: Tracker, dataset: str, cache_dir: Path) -> BestModelScores | None:
+    """Load the best checkpoint and score it on all test images: confusion, mistakes, robustness."""
+    run = best_run(study, tracker)
+    if run is None:
+        return None
+    model = load_checkpoint(tracker, run.run_id, cache_dir)
+    raw = load_raw(dataset)
+    x = (raw.arrays["x_test"].astype(np.float32) / 255.0)[..., np.newaxis]
+    y = raw.arrays["y_test"].astype(np.int64)
+    scores = score(model, x, y, DATASETS[dataset].class_names)
+    return BestModelScores(run=run, scores=scores, robustness=robustness(model, x, y), x_test=x)

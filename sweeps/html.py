@@ -1,0 +1,79 @@
+"""HTML building blocks for the report pages: one template, tables that sort on click, embedded images."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+
+from sweeps import figures
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1.5rem}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}th.sortable{cursor:pointer}th.sortable:after{content:" \\2195";color:#999}
+td:first-child,th:first-child{text-align:left}.scroll{overflow-x:auto}
+.warn{background:#fff3cd;border:1px solid #e0b000;padding:.6rem;border-radius:4px}
+.pass{color:#17702a;font-weight:bold}.fail{color:#b00020;font-weight:bold}
+img{max-width:100%}section{border-top:2px solid #ccc;margin-top:2rem}code{background:#f3f3f3;padding:0 .2rem}
+nav a{margin-right:1rem}
+"""
+
+# Click a header to sort by that column (numbers by value, the rest as text); click again to reverse.
+SORT_JS = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.classList.add("sortable");
+    th.addEventListener("click", function () {
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var dir = th.dataset.dir === "asc" ? -1 : 1;
+      th.dataset.dir = dir === 1 ? "asc" : "desc";
+      function key(row) { var t = row.cells[col].textContent.trim(), n = parseFloat(t); return isNaN(n) ? t : n; }
+      rows.sort(function (a, b) { var x = key(a), y = key(b);
+        return (typeof x === typeof y ? (x > y) - (x < y) : typeof x === "number" ? -1 : 1) * dir; });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def short(value: object) -> str:
+    """Floats to 4 significant digits, everything else as it is; missing values empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def table(frame: pd.DataFrame, sortable: bool = True, escape: bool = True) -> str:
+    """A pandas frame as an HTML table (sortable by clicking its headers)."""
+    classes = "sortable" if sortable else ""
+    out = frame.to_html(index=False, na_rep="", float_format=short, classes=classes, border=0, escape=escape)
+    return f'<div class="scroll">{out}</div>'
+
+
+def image(fig, alt: str) -> str:
+    """A matplotlib figure embedded as a PNG data URI."""
+    return f'<img alt="{esc(alt)}" src="{figures.to_data_uri(fig)}">'
+
+
+def warning(text: str) -> str:
+    return f'<p class="warn">{text}</p>'
+
+
+def verdict(ok: bool | None) -> str:
+    if ok is None:
+        return "unknown"
+    return '<span class="pass">PASS</span>' if ok else '<span class="fail">FAIL</span>'
+
+
+def page(title: str, body: str) -> str:
+    """A complete, self-contained page: no external script, style, font or image."""
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>{CSS}</style></head><body>{body}<script>{SORT_JS}</script></body></html>"""

@@ -1,0 +1,51 @@
+"""Figures of one trained model on the test set: confusion matrix, per-class accuracy, mistakes, robustness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from sweeps.figures import plt
+
+
+def confusion(matrix: pd.DataFrame) -> plt.Figure:
+    """Heatmap of counts, true class down, predicted class across."""
+    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax, annot_kws={"size": 7})
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig
+
+
+def per_class(accuracy: pd.Series) -> plt.Figure:
+    """Bars of each class's accuracy, worst first."""
+    frame = accuracy.sort_values().rename_axis("class").reset_index(name="accuracy")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    sns.barplot(data=frame, y="class", x="accuracy", ax=ax, color=sns.color_palette("colorblind")[0])
+    ax.set_xlim(max(0.0, frame["accuracy"].min() - 0.1), 1.0)
+    fig.tight_layout()
+    return fig
+
+
+def mistakes(images: np.ndarray, table: pd.DataFrame, columns: int = 8) -> plt.Figure:
+    """A grid of wrongly classified images titled true → predicted (confidence)."""
+    rows = max(1, -(-len(table) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.45 * columns, 1.75 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (_, row) in zip(axes.flat, table.iterrows()):
+        ax.imshow(images[int(row["index"])].squeeze(), cmap="gray_r")
+        ax.set_title(f"{row['true']}\n→ {row['predicted']} {row['confidence']:.0%}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def robustness(frame: pd.DataFrame) -> plt.Figure:
+    """Test accuracy under each perturbation, one bar colour per space."""
+    fig, ax = plt.subplots(figsize=(9, 0.45 * frame["perturbation"].nunique() * max(1, frame["space"].nunique()) + 1.5))
+    sns.barplot(data=frame, y="perturbation", x="accuracy", hue="space", ax=ax)
+    ax.set_xlim(0, 1)
+    fig.tight_layout()
+    return fig

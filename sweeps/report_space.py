@@ -1,0 +1,177 @@
+"""One space's report page, reports/<study>.html: every section is computed from the stores."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+import pandas as pd
+
+from sweeps import figures, model_figures
+from sweeps.best_model import BestModelScores
+from sweeps.html import esc, image, short, table, verdict, warning
+from sweeps.results import StudyResults, meets_target
+from sweeps.stats import overfitting_onset
+
+TOP_K = 3
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def run_link(result: StudyResults, run_id: object) -> str:
+    if not isinstance(run_id, str) or result.tracker is None:
+        return ""
+    return f'<a href="{UI}/#/experiments/{result.tracker.experiment_id}/runs/{run_id}">{run_id[:8]}</a>'
+
+
+def ci(row: pd.Series, name: str) -> str:
+    """``mean ± 95 % CI (n)`` of score ``name`` in a trials row; the ± is omitted for a single seed."""
+    mean, half, n = row.get(f"{name}_mean"), row.get(f"{name}_ci95"), row.get("n_repeats")
+    if mean is None or pd.isna(mean):
+        return ""
+    plus = f" ± {half:.4f}" if n and n > 1 and pd.notna(half) else ""
+    return f"{mean:.4f}{plus} (n={int(n)})"
+
+
+def honesty(result: StudyResults) -> str:
+    spec = result.space.spec
+    selected = {"holdout": f"the last {spec.val_size:,} training images (held out of training)",
+                "stratified": f"a seeded, class-balanced {spec.val_size:,} of the training images (held out)",
+                "test": "the test set"}[spec.validation]
+    parts = [f"<p>Selection (EarlyStopping, ModelCheckpoint, pruning, the objective) used {selected}; "
+             f"scoring used the test set, once per trial, on its restored best checkpoint. "
+             f"Repeats per trial: {spec.sweep.repeats} (seeds {spec.sweep.seed}…{spec.sweep.seed + spec.sweep.repeats - 1}).</p>"]
+    if spec.validation == "test":
+        parts.append(warning("<b>Warning:</b> this space selects on the <b>test set</b> (as the blog did): its test "
+                             "numbers are optimistic, not an estimate of accuracy on new images."))
+    if result.study.user_attrs.get("quick"):
+        parts.append(warning("Quick smoke run: a small data subset and at most 2 epochs; not real results."))
+    return "".join(parts)
+
+
+def leaderboard(result: StudyResults) -> pd.DataFrame:
+    """One row per trial, best first, with each score's 95 % CI, min and max over seeds."""
+    t = result.trials
+    frame = pd.DataFrame({"trial": t["number"], "state": t["state"],
+                          f"{result.metric} mean ± 95% CI (n)": [ci(r, "value") for _, r in t.iterrows()],
+                          "min": t["value_min"], "max": t["value_max"],
+                          "test accuracy": [ci(r, "test_accuracy") for _, r in t.iterrows()],
+                          "test acc min": t["test_accuracy_min"], "test acc max": t["test_accuracy_max"],
+                          "test loss": [ci(r, "test_loss") for _, r in t.iterrows()],
+                          "epochs": t["epochs"].astype("Int64"), "stopped": t["stop_reason"]})
+    for col in result.params:  # values from the space file: escaped, as the table is not
+        frame[col.removeprefix("params_")] = t[col].map(lambda v: esc(v) if isinstance(v, str) else v)
+    frame["time (s)"] = t["duration_s"].round(0)
+    frame["MLflow run"] = [run_link(result, r) for r in t["mlflow_run_id"]]
+    return frame
+
+
+def best_config(result: StudyResults) -> str:
+    best = result.best()
+    if best is None:
+        return "<p>No completed trial yet.</p>"
+    params = pd.DataFrame({"param": [p.removeprefix("params_") for p in result.params if pd.notna(best[p])],
+                           "value": [short(best[p]) for p in result.params if pd.notna(best[p])]})
+    bar = " and ".join(f"{m} {'≥ ' + str(b.min) if b.min is not None else ''}{'≤ ' + str(b.max) if b.max is not None else ''}"
+                       for m, b in result.space.spec.target.items())
+    space = result.study.user_attrs.get("space", result.name)
+    return f"""<p>Trial <b>#{int(best['number'])}</b>: {result.metric} {ci(best, 'value')};
+test accuracy {ci(best, 'test_accuracy')} (min {short(best['test_accuracy_min'])}, max {short(best['test_accuracy_max'])});
+test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
+MLflow run {run_link(result, best['mlflow_run_id'])}.</p>
+<p>Reproduce it: <code>sweep reproduce {esc(space)} --trial {int(best['number'])}{' --quick' if result.study.user_attrs.get('quick') else ''}</code>
+(trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}"""
+
+
+def search_figures(result: StudyResults) -> str:
+    done = result.trials.dropna(subset=["value"])
+    if done.empty:
+        return ""
+    frame = result.trials.rename(columns=lambda c: c.removeprefix("params_"))
+    names = [p.removeprefix("params_") for p in result.params]
+    logs = {n for n, p in result.space.spec.params.items() if getattr(p, "log", False)}
+    logs |= {n for n in names if n.rpartition("_")[0] in logs}
+    parts = [f"<h3>Optimisation history</h3>{image(figures.optimisation_history(result.trials, result.metric, result.maximise), 'optimisation history')}"]
+    if names:
+        parts.append(f"<h3>{result.metric} against each param</h3>{image(figures.param_effects(frame, names, result.metric, logs), 'param effects')}")
+        parts.append(importance(result))
+        top = frame.loc[done.sort_values("value", ascending=not result.maximise).index[:15]]
+        parts.append(f"<h3>Parallel coordinates of the top {len(top)} trials</h3>"
+                     f"{image(figures.parallel_coordinates(top, names, result.metric), 'parallel coordinates')}")
+    return "".join(parts)
+
+
+def importance(result: StudyResults) -> str:
+    try:
+        with warnings.catch_warnings():  # "few trials in a regime": the page says how many trials there are
+            warnings.simplefilter("ignore", UserWarning)
+            values = optuna.importance.get_param_importances(result.study)
+    except (RuntimeError, ValueError) as exc:
+        return f"<h3>Param importance</h3><p>Not computable yet: {esc(exc)}</p>"
+    if not values:
+        return "<h3>Param importance</h3><p>Not computable yet: too few completed trials.</p>"
+    return f"<h3>Param importance</h3>{image(figures.importance(values, 'Optuna PED-ANOVA'), 'param importance')}"
+
+
+def learning_curves(result: StudyResults) -> str:
+    if result.tracker is None:
+        return ""
+    parts = []
+    done = result.trials[result.trials["state"] == "COMPLETE"].head(TOP_K)
+    for rank, (_, trial) in enumerate(done.iterrows(), start=1):
+        first = result.repeats[result.repeats["trial"] == trial["number"]].head(1)
+        if first.empty:
+            continue
+        first = first.iloc[0]
+        history = result.tracker.metric_history(first["run_id"], ("loss", "accuracy", "val_loss", "val_accuracy"))
+        onset = overfitting_onset(history["loss"].tolist(), history["val_loss"].tolist())
+        title = f"#{rank}: trial {int(trial['number'])}, seed {int(first['seed'])}"
+        note = f"overfitting from epoch {onset}" if onset else "no overfitting onset"
+        parts.append(f"<p>{esc(title)} — best epoch {short(first['best_epoch'])}, {note}.</p>"
+                     f"{image(figures.learning_curves(history, title, int(first['best_epoch']), onset), title)}")
+    return f"<h3>Learning curves of the top {TOP_K} trials</h3>{''.join(parts)}" if parts else ""
+
+
+def stopping(result: StudyResults) -> str:
+    reps = result.repeats
+    if reps.empty:
+        return ""
+    counts = reps["stop_reason"].value_counts().rename_axis("stopped").reset_index(name="repeats")
+    pruned = reps[reps["stop_reason"] == "pruned"]["epochs"]
+    budget = reps["max_epochs"].sum()
+    saved = budget - reps["epochs"].sum()
+    pruned_text = f"pruned after {short(pruned.median())} epochs (median; range {int(pruned.min())}–{int(pruned.max())})" if len(pruned) else "nothing pruned"
+    return f"""<h3>Pruning and early stopping</h3>
+<p>{len(reps)} repeats trained {int(reps['epochs'].sum())} epochs of a possible {int(budget)} (every repeat to its max
+epochs): {int(saved)} epochs ({saved / budget:.0%}) saved by early stopping and pruning; {pruned_text}.</p>
+{table(counts, sortable=False)}{image(figures.stop_epochs(reps), 'epochs trained by stop reason')}"""
+
+
+def best_model(scores: BestModelScores | None) -> str:
+    if scores is None:
+        return ""
+    s = scores.scores
+    rob = scores.robustness.assign(accuracy=scores.robustness["accuracy"].round(4))
+    mistakes = s.mistakes()
+    return f"""<h3>Best model on the test set</h3>
+<p>Trial {scores.run.trial}, seed {scores.run.seed}, restored best checkpoint: accuracy {s.accuracy:.4f} on all
+{len(s.y_true):,} test images.</p>
+<h4>Confusion matrix</h4>{image(model_figures.confusion(s.confusion()), 'confusion matrix')}
+<h4>Accuracy per class</h4>{image(model_figures.per_class(s.per_class_accuracy()), 'per-class accuracy')}
+{table(s.per_class_accuracy().round(4).rename_axis('class').reset_index(name='accuracy'))}
+<h4>The {len(mistakes)} most confident mistakes</h4>{image(model_figures.mistakes(scores.x_test, mistakes), 'misclassified test images')}
+<h4>Robustness: rotated and shifted test images</h4>{table(rob, sortable=False)}"""
+
+
+def space_page(result: StudyResults, scores: BestModelScores | None) -> str:
+    """The body of one study's page."""
+    spec = result.space.spec
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in result.trials["state"].value_counts().items())
+    return f"""<nav><a href="summary.html">← all spaces</a></nav>
+<h1>{esc(result.name)}</h1><p>{esc(spec.description)} · dataset {spec.dataset} · {spec.model}</p>
+{honesty(result)}
+<p>Trials: {counts}; {int(result.trials['epochs'].sum())} epochs; {result.trials['duration_s'].sum() / 60:.1f} min of training.</p>
+<section><h2>Best configuration</h2>{best_config(result)}</section>
+<section><h2>Leaderboard</h2>{table(leaderboard(result), escape=False)}</section>
+<section><h2>Parameter effects</h2>{search_figures(result)}</section>
+<section><h2>Training</h2>{learning_curves(result)}{stopping(result)}</section>
+<section><h2>Best model</h2>{best_model(scores)}</section>"""

@@ -1,0 +1,86 @@
+"""Use a finished study: classify images with its best model, or train one of its trials again to check it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import optuna
+from rich.console import Console
+
+from experiments.data import DATASETS, load_dataset, load_raw
+from experiments.train import train_repeat
+from sweeps.best_model import best_run, load_checkpoint, prepare_image, top_k
+from sweeps.errors import UsageError
+from sweeps.space import Space, parse_space
+from sweeps.sweep import QUICK, masked
+from sweeps.tracking import KIND, STUDY, TRIAL, Tracker
+
+
+def open_study(name: str, storage: str, tracking: str) -> tuple[optuna.Study, Space, Tracker]:
+    """The study ``name``, the space file it ran with, and its MLflow experiment."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        tracker = Tracker(tracking, name, create=False)
+    except (KeyError, LookupError):
+        raise UsageError(f"no sweep of {name!r} yet in {masked(storage)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
+    space = parse_space(study.user_attrs["space_yaml"], Path(f"{study.user_attrs['space']}.yaml"))
+    return study, space, tracker
+
+
+def predict(name: str, storage: str, tracking: str, cache_dir: Path, console: Console,
+            image: Path | None = None, test_index: int | None = None) -> list[tuple[str, float]]:
+    """Print the top-3 classes of an image file, or of test image ``test_index``, by the study's best model."""
+    study, space, tracker = open_study(name, storage, tracking)
+    run = best_run(study, tracker)
+    if run is None:
+        raise UsageError(f"study {name!r} has no completed trial yet")
+    class_names = DATASETS[space.spec.dataset].class_names
+    if image is not None:
+        try:
+            pixels, label = prepare_image(image), None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"IMAGE={image}: not a readable PNG/JPG image ({exc})") from None
+    else:
+        raw = load_raw(space.spec.dataset)
+        if not 0 <= test_index < len(raw.arrays["y_test"]):
+            raise UsageError(f"--from-test {test_index}: expected 0…{len(raw.arrays['y_test']) - 1}")
+        pixels = (raw.arrays["x_test"][test_index].astype("float32") / 255.0)[..., None]
+        label = class_names[raw.arrays["y_test"][test_index]]
+    ranked = top_k(load_checkpoint(tracker, run.run_id, cache_dir), pixels, class_names)
+    console.print(f"best model of {name}: trial {run.trial}, seed {run.seed} (MLflow run {run.run_id})")
+    if label is not None:
+        console.print(f"test image {test_index}: true class {label}")
+    for rank, (cls, probability) in enumerate(ranked, start=1):
+        console.print(f"  {rank}. {cls:<12} {probability:6.1%}")
+    return ranked
+
+
+def reproduce(name: str, trial_number: int, storage: str, tracking: str, workdir: Path, console: Console) -> list[dict]:
+    """Train trial ``trial_number``'s params again with its seeds; log and print new vs logged scores."""
+    study, space, tracker = open_study(name, storage, tracking)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if trial_number not in trials:
+        raise UsageError(f"--trial {trial_number}: study {name!r} has trials 0…{max(trials, default=-1)}")
+    trial = trials[trial_number]
+    quick = bool(study.user_attrs.get("quick"))
+    spec = space.spec
+    model_params, settings = space.resolve(trial.params)
+    if quick:
+        settings = dataclasses.replace(settings, epochs=min(settings.epochs, QUICK["epochs"]))
+    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, QUICK["subset"] if quick else None)
+    rows = []
+    for seed in range(spec.sweep.seed, spec.sweep.seed + spec.sweep.repeats):
+        run_id = tracker.start_run(f"reproduce-trial-{trial_number}-seed-{seed}", tags={
+            KIND: "reproduction", STUDY: name, TRIAL: trial_number}, params={**model_params, "seed": seed})
+        result = train_repeat(spec.model, model_params, settings, data, seed, workdir / f"trial-{trial_number}-seed-{seed}")
+        tracker.log_metrics(run_id, {"best_val_accuracy": result.best("val_accuracy"), "test_accuracy": result.test_accuracy,
+                                     "test_loss": result.test_loss, "epochs": result.epochs})
+        tracker.end_run(run_id)
+        rows.append({"seed": seed, "val": result.best(spec.objective.metric), "test_accuracy": result.test_accuracy})
+        console.print(f"seed {seed}: {spec.objective.metric} {rows[-1]['val']:.4f}, test accuracy {result.test_accuracy:.4f}")
+    if trial.value is not None:
+        mean = sum(r["val"] for r in rows) / len(rows)
+        console.print(f"mean {spec.objective.metric} {mean:.4f} vs {trial.value:.4f} logged by the sweep "
+                      f"(difference {mean - trial.value:+.4f}; CPU kernels are not bit-exact across runs)")
+    return rows
