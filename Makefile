@@ -19,10 +19,10 @@ endif
 endif
 
 truthy = $(filter 1 yes true on,$(1))
-SWEEP_ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick)
+SWEEP_ARGS = $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
-.PHONY: sweep report predict reproduce list check test test-fast ui dashboard clean
+.PHONY: sweep status report predict reproduce list check test test-fast ui dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 STORAGE=
+sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE=
 	$(BIN)/sweep $(GLOBAL_ARGS) run $(SPACE) $(SWEEP_ARGS)
+
+status: $(BIN)/.installed  ## trials by state, MLflow runs by status, any mismatch: SPACE= QUICK=1
+	$(BIN)/sweep $(GLOBAL_ARGS) status $(SPACE) $(if $(call truthy,$(QUICK)),--quick)
 
 report: $(BIN)/.installed  ## rebuild reports/summary.html from the stores, without training
 	$(BIN)/sweep $(GLOBAL_ARGS) report
@@ -58,8 +61,8 @@ ui: $(BIN)/.installed  ## MLflow UI on http://$(HOST):$(PORT) (HOST=0.0.0.0 to e
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(PORT) --workers 1
 
 dashboard: $(BIN)/.installed  ## optuna-dashboard over the local study store on http://$(HOST):8080
-	$(BIN)/optuna-dashboard --host $(HOST) --port 8080 $(or $(STORAGE),sqlite:///.sweeps/optuna.db)
+	$(BIN)/optuna-dashboard --host $(HOST) --port 8080 $(or $(STORAGE),.sweeps/optuna.journal)
 
-clean:  ## remove caches and half-finished trial folders (keeps results: mlflow.db, mlruns/, .sweeps/optuna.db)
+clean:  ## remove caches and half-finished trial folders (keeps results: mlflow.db, mlruns/, .sweeps/optuna.journal)
 	rm -rf .pytest_cache .sweeps/work
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

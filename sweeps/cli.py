@@ -16,8 +16,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from sweeps.errors import UsageError  # noqa: E402
+from sweeps.errors import SweepStopped, UsageError  # noqa: E402
 
 USAGE_ERROR = 2
 
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--spaces-dir", type=Path, default=Path(os.environ.get("SWEEPS_SPACES_DIR", "search_spaces")),
                         help="folder of space files (default: search_spaces/)")
     parser.add_argument("--storage", default=os.environ.get("SWEEPS_STORAGE") or None,
-                        help="Optuna storage URL (default: sqlite:///.sweeps/optuna.db)")
+                        help="Optuna storage: a journal file path or a database URL (default: .sweeps/optuna.journal)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run (or continue) the sweep of a space")
     run.add_argument("space", help="name of a file in search_spaces/, without .yaml")
@@ -49,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", help="wall-clock budget of this invocation: seconds, or 30m, 2h")
     run.add_argument("--quick", action="store_true", help="smoke run: small subset, ≤2 epochs, 2 trials, own study")
     run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
+    run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
+    run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers
+    status = sub.add_parser("status", help="trials by state, MLflow runs by status, and any mismatch")
+    status.add_argument("space")
+    status.add_argument("--quick", action="store_true", help="the quick smoke-run study")
     sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
     predict = sub.add_parser("predict", help="classify an image with the best model of a space")
     predict.add_argument("space")
@@ -66,44 +72,76 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report(args: argparse.Namespace, root: Path, console) -> None:
-    from sweeps.report import build_report
-    from sweeps.sweep import default_storage
+def _stores(args: argparse.Namespace, root: Path):
+    """The storage URL, the opened Optuna storage and the MLflow tracking URI."""
+    from sweeps.stores import default_storage, open_storage
     from sweeps.tracking import tracking_uri
 
-    path = build_report(args.storage or default_storage(root), tracking_uri(root), root / "reports", root / ".sweeps" / "cache")
+    url = args.storage or default_storage(root)
+    return url, open_storage(url), tracking_uri(root)
+
+
+def _study_name(args: argparse.Namespace) -> str:
+    return f"{args.space}-quick" if args.quick else args.space
+
+
+def _report(args: argparse.Namespace, root: Path, console) -> None:
+    from sweeps.report import build_report
+
+    _, storage, tracking = _stores(args, root)
+    path = build_report(storage, tracking, root / "reports", root / ".sweeps" / "cache")
     console.print(f"report: {path}")
 
 
-def _run(args: argparse.Namespace, root: Path, console) -> None:
+def _run(args: argparse.Namespace, root: Path, console) -> int:
     import optuna
 
     from sweeps.space import load_space
-    from sweeps.sweep import SweepOptions, run_sweep
+    from sweeps.sweep import SweepOptions, open_study, run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     space = load_space(args.space, args.spaces_dir)
     timeout = parse_duration(args.timeout) if args.timeout else None
-    options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage)
-    run_sweep(space, root, options, console)
+    code = 0
+    if args.workers > 1:
+        from sweeps.stores import check_tracking
+        from sweeps.workers import run_workers
+
+        from sweeps.tracking import Tracker
+
+        url, storage, tracking = _stores(args, root)
+        check_tracking(tracking)
+        study = open_study(space, storage, args.quick, console)  # created once, before the workers race to them:
+        Tracker(tracking, study.study_name)                      # the study, the MLflow store and its experiment
+        argv = ["--spaces-dir", str(args.spaces_dir), *(["--storage", url] if args.storage else []), "run", args.space,
+                "--no-report", *(["--trials", str(args.trials)] if args.trials else []),
+                *(["--timeout", args.timeout] if args.timeout else []), *(["--quick"] if args.quick else [])]
+        code = run_workers(argv, args.workers, console)
+    else:
+        options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
+                               worker_index=args.worker_index)
+        run_sweep(space, root, options, console)
     if not args.no_report:
         _report(args, root, console)
+    return code
 
 
-def _stores(args: argparse.Namespace, root: Path) -> tuple[str, str, str]:
-    from sweeps.sweep import default_storage
-    from sweeps.tracking import tracking_uri
+def _status(args: argparse.Namespace, root: Path, console) -> int:
+    from sweeps.reuse import open_study
+    from sweeps.status import print_status
 
-    name = f"{args.space}-quick" if args.quick else args.space
-    return name, args.storage or default_storage(root), tracking_uri(root)
+    url, storage, tracking = _stores(args, root)
+    study, _, tracker = open_study(_study_name(args), storage, url, tracking)
+    return 1 if print_status(study, tracker, console) else 0
 
 
 def _predict(args: argparse.Namespace, root: Path, console) -> None:
     from sweeps.reuse import predict
 
-    name, storage, tracking = _stores(args, root)
-    predict(name, storage, tracking, root / ".sweeps" / "cache", console, image=args.image, test_index=args.from_test)
+    url, storage, tracking = _stores(args, root)
+    predict(_study_name(args), storage, url, tracking, root / ".sweeps" / "cache", console,
+            image=args.image, test_index=args.from_test)
 
 
 def _reproduce(args: argparse.Namespace, root: Path, console) -> None:
@@ -111,9 +149,9 @@ def _reproduce(args: argparse.Namespace, root: Path, console) -> None:
 
     from sweeps.reuse import reproduce
 
-    name, storage, tracking = _stores(args, root)
+    url, storage, tracking = _stores(args, root)
     with tempfile.TemporaryDirectory(prefix="reproduce-") as workdir:
-        reproduce(name, args.trial, storage, tracking, Path(workdir), console)
+        reproduce(_study_name(args), args.trial, storage, url, tracking, Path(workdir), console)
 
 
 def _list(args: argparse.Namespace, console) -> None:
@@ -142,29 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C: runs closed, study resumable
     console = Console(highlight=False, soft_wrap=True)
     root = Path.cwd()
+    commands = {"run": _run, "report": _report, "status": _status, "predict": _predict, "reproduce": _reproduce,
+                "list": lambda a, r, c: _list(a, c),
+                "check": lambda a, r, c: c.print(f"{load_space(a.space, a.spaces_dir).path}: ok")}
     try:
-        if args.command == "run":
-            _run(args, root, console)
-        elif args.command == "report":
-            _report(args, root, console)
-        elif args.command == "predict":
-            _predict(args, root, console)
-        elif args.command == "reproduce":
-            _reproduce(args, root, console)
-        elif args.command == "list":
-            _list(args, console)
-        else:
-            console.print(f"{load_space(args.space, args.spaces_dir).path}: ok")
+        return commands[args.command](args, root, console) or 0
     except (SpaceError, DataError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    except RuntimeError as exc:  # SweepStopped: the same failure kept repeating
+    except SweepStopped as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,3 +3,7 @@
 
 class UsageError(Exception):
     """A bad command-line value, or a command asked of something that does not exist yet."""
+
+
+class SweepStopped(Exception):
+    """The sweep stopped itself because the same failure kept repeating (exit status 1)."""

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import optuna
+from optuna.storages import BaseStorage
 from rich.console import Console
 
 from experiments.data import DATASETS, load_dataset, load_raw
@@ -13,25 +14,26 @@ from experiments.train import train_repeat
 from sweeps.best_model import best_run, load_checkpoint, prepare_image, top_k
 from sweeps.errors import UsageError
 from sweeps.space import Space, parse_space
-from sweeps.sweep import QUICK, masked
+from sweeps.stores import masked
+from sweeps.sweep import QUICK
 from sweeps.tracking import KIND, STUDY, TRIAL, Tracker
 
 
-def open_study(name: str, storage: str, tracking: str) -> tuple[optuna.Study, Space, Tracker]:
-    """The study ``name``, the space file it ran with, and its MLflow experiment."""
+def open_study(name: str, storage: BaseStorage, url: str, tracking: str) -> tuple[optuna.Study, Space, Tracker]:
+    """The study ``name`` (stored at ``url``), the space file it ran with, and its MLflow experiment."""
     try:
         study = optuna.load_study(study_name=name, storage=storage)
         tracker = Tracker(tracking, name, create=False)
     except (KeyError, LookupError):
-        raise UsageError(f"no sweep of {name!r} yet in {masked(storage)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
+        raise UsageError(f"no sweep of {name!r} yet in {masked(url)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
     space = parse_space(study.user_attrs["space_yaml"], Path(f"{study.user_attrs['space']}.yaml"))
     return study, space, tracker
 
 
-def predict(name: str, storage: str, tracking: str, cache_dir: Path, console: Console,
+def predict(name: str, storage: BaseStorage, url: str, tracking: str, cache_dir: Path, console: Console,
             image: Path | None = None, test_index: int | None = None) -> list[tuple[str, float]]:
     """Print the top-3 classes of an image file, or of test image ``test_index``, by the study's best model."""
-    study, space, tracker = open_study(name, storage, tracking)
+    study, space, tracker = open_study(name, storage, url, tracking)
     run = best_run(study, tracker)
     if run is None:
         raise UsageError(f"study {name!r} has no completed trial yet")
@@ -56,9 +58,9 @@ def predict(name: str, storage: str, tracking: str, cache_dir: Path, console: Co
     return ranked
 
 
-def reproduce(name: str, trial_number: int, storage: str, tracking: str, workdir: Path, console: Console) -> list[dict]:
+def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, tracking: str, workdir: Path, console: Console) -> list[dict]:
     """Train trial ``trial_number``'s params again with its seeds; log and print new vs logged scores."""
-    study, space, tracker = open_study(name, storage, tracking)
+    study, space, tracker = open_study(name, storage, url, tracking)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if trial_number not in trials:
         raise UsageError(f"--trial {trial_number}: study {name!r} has trials 0…{max(trials, default=-1)}")

@@ -18,10 +18,11 @@ PRUNERS = {
 }
 
 
-def make_sampler(space: Space) -> optuna.samplers.BaseSampler:
-    """The space's sampler, seeded with ``sweep.seed``. TPE is multivariate and grouped (conditional params)."""
+def make_sampler(space: Space, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The space's sampler, seeded with ``sweep.seed + seed_offset``. TPE is multivariate and grouped
+    (conditional params)."""
     spec = space.spec.sweep.sampler
-    seed = space.spec.sweep.seed
+    seed = space.spec.sweep.seed + seed_offset
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

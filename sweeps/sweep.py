@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from experiments.data import load_dataset
 from sweeps.best_model import register_best
+from sweeps.errors import SweepStopped
 from sweeps.samplers import make_pruner, make_sampler
+from sweeps.recovery import WORKER, close_orphan_runs, fail_dead_trials, worker_id
 from sweeps.space import Space
+from sweeps.stores import check_tracking, default_storage, masked, open_storage
 from sweeps.tracking import KIND, STUDY, Tracker, tracking_uri
 from sweeps.trial import TrialContext, TrialFailed, run_trial
 
@@ -32,20 +34,7 @@ class SweepOptions:
     timeout: float | None = None
     quick: bool = False
     storage: str | None = None
-
-
-def default_storage(root: Path) -> str:
-    """The local Optuna store: one SQLite file under ``.sweeps/``."""
-    (root / ".sweeps").mkdir(exist_ok=True)
-    return f"sqlite:///{(root / '.sweeps' / 'optuna.db').resolve()}"
-
-
-def masked(url: str) -> str:
-    """``url`` with any password replaced by ***, safe to print and log."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url
+    worker_index: int = 0
 
 
 def study_name(space: Space, quick: bool) -> str:
@@ -65,8 +54,14 @@ def count_finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def count_running(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
 class Progress:
-    """Prints one line per finished trial and stops the study after repeated failures."""
+    """After each trial: print a line, recover dead workers' trials, stop when enough trials are finished or
+    in flight (Optuna's MaxTrialsCallback counts finished ones only, so N workers would overshoot by N-1),
+    and stop after repeated identical failures."""
 
     def __init__(self, console: Console, metric: str, target: int):
         self.console, self.metric, self.target = console, metric, target
@@ -90,6 +85,9 @@ class Progress:
             f"[{count_finished(study)}/{self.target}]  {params}", highlight=False,
         )
         self._watch_failures(study, trial)
+        fail_dead_trials(study)
+        if count_finished(study) + count_running(study) >= self.target:
+            study.stop()
 
     def _watch_failures(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.FAIL:
@@ -102,10 +100,6 @@ class Progress:
             study.stop()
 
 
-class SweepStopped(RuntimeError):
-    """The sweep stopped itself: the same failure kept repeating."""
-
-
 def _record_space(study: optuna.Study, space: Space, quick: bool, console: Console) -> None:
     previous = study.user_attrs.get("space_sha")
     if previous and previous != space.sha:
@@ -115,33 +109,51 @@ def _record_space(study: optuna.Study, space: Space, quick: bool, console: Conso
         study.set_user_attr(key, value)
 
 
+def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
+               worker_index: int = 0) -> optuna.Study:
+    """Create or load the space's study and record the space file it runs with."""
+    study = optuna.create_study(study_name=study_name(space, quick), storage=storage, sampler=make_sampler(space),
+                                pruner=make_pruner(space), direction=space.spec.objective.resolved_direction,
+                                load_if_exists=True)
+    # Each process draws its own random stream, offset by the trials already there (a resumed sweep must
+    # not repeat its first suggestions) and by its worker index (simultaneous workers must not copy each other).
+    study.sampler = make_sampler(space, seed_offset=len(study.get_trials(deepcopy=False)) + 10007 * worker_index)
+    _record_space(study, space, quick, console)
+    return study
+
+
 def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> optuna.Study:
     """Continue the space's study until it has ``trials`` finished trials (or the timeout passes)."""
-    sampler, pruner = make_sampler(space), make_pruner(space)
-    storage = options.storage or default_storage(root)
-    name = study_name(space, options.quick)
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction=space.spec.objective.resolved_direction, load_if_exists=True)
-    _record_space(study, space, options.quick, console)
+    url = options.storage or default_storage(root)
+    storage = open_storage(url)
+    tracking = tracking_uri(root)
+    check_tracking(tracking)
+    study = open_study(space, storage, options.quick, console, options.worker_index)
+    name = study.study_name
+    tracker = Tracker(tracking, name)
+    retried = fail_dead_trials(study)
+    closed = close_orphan_runs(study, tracker)
+    if retried or closed:
+        console.print(f"recovered from dead workers: trials {retried} failed and queued again, {closed} MLflow runs closed")
     target = options.trials or (QUICK["trials"] if options.quick else space.spec.sweep.n_trials)
     timeout = options.timeout or space.spec.sweep.timeout
-    done = count_finished(study)
-    console.print(f"study {name} in {masked(storage)}: {done} finished trials, target {target}")
-    if done >= target:
-        console.print(f"nothing to do: the study already has {done} ≥ {target} finished trials (raise TRIALS to go on)")
+    done, running = count_finished(study), count_running(study)
+    console.print(f"study {name} in {masked(url)}: {done} finished trials, {running} running, target {target}")
+    if done + running >= target:
+        console.print(f"nothing to do: {done} finished + {running} running ≥ {target} (raise TRIALS to go on)")
         return study
     spec = space.spec
     data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed,
                         QUICK["subset"] if options.quick else None)
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
                   f"({data.validation}), test {len(data.y_test)}")
-    tracker = Tracker(tracking_uri(root), name)
     tags = {STUDY: name, "sweeps.space_sha": space.sha, "sweeps.git_commit": git_commit(root),
             "sweeps.data_md5": data.md5, "sweeps.validation": data.validation, "sweeps.engine": "optuna"}
-    sweep_run = tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={**tags, KIND: "sweep"}, params={
+    sweep_run = tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
+        **tags, KIND: "sweep", f"sweeps.{WORKER}": worker_id()}, params={
         "target_trials": target, "timeout_s": timeout, "sampler": spec.sweep.sampler.name,
         "pruner": spec.sweep.pruner.name, "repeats": spec.sweep.repeats, "quick": options.quick,
-        "storage": masked(storage), "train_size": len(data.y_train), "val_size": len(data.y_val),
+        "storage": masked(url), "train_size": len(data.y_train), "val_size": len(data.y_val),
         "test_size": len(data.y_test),
     })
     tracker.log_text(sweep_run, space.path.read_text(), "space.yaml")
@@ -151,8 +163,8 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     progress = Progress(console, spec.objective.metric, target)
     status = "FAILED"
     try:
-        study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,), gc_after_trial=True,
-                       callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED), progress])
+        study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
+                       gc_after_trial=True, callbacks=[progress])
         status = "FAILED" if progress.stopped_for else "FINISHED"
         register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
     except KeyboardInterrupt:

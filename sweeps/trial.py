@@ -17,6 +17,7 @@ from optuna_integration import KerasPruningCallback
 from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, train_repeat
 from sweeps import figures
+from sweeps.recovery import WORKER, worker_id
 from sweeps.space import Space
 from sweeps.tracking import KIND, SEED, STATE, STOP_REASON, TRIAL, Tracker
 
@@ -128,6 +129,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float:
     tags = {**ctx.tags, KIND: "trial", TRIAL: trial.number}
     run_id = ctx.tracker.start_run(f"trial-{trial.number}", ctx.sweep_run, tags, _logged_settings(model_params, settings))
     trial.set_user_attr("mlflow_run_id", run_id)
+    trial.set_user_attr(WORKER, worker_id())
     state, status = "FAIL", "FAILED"
     try:
         results = [_run_repeat(ctx, trial, run_id, i, model_params, settings)

@@ -16,6 +16,7 @@ import pytest
 
 import experiments.train
 from sweeps.cli import main
+from sweeps.stores import default_storage, open_storage
 from sweeps.tracking import tracking_uri
 
 pytestmark = pytest.mark.slow
@@ -35,7 +36,7 @@ sweep:
 
 
 def study(root: Path, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{root / '.sweeps' / 'optuna.db'}")
+    return optuna.load_study(study_name=name, storage=open_storage(default_storage(root)))
 
 
 def runs(root: Path, experiment: str) -> pd.DataFrame:

@@ -1,0 +1,82 @@
+"""Recover from dead workers: fail and retry their Optuna trials, close their MLflow runs.
+
+RDB storages do this for trials with heartbeats (see :mod:`sweeps.stores`). The journal file has no
+heartbeat, so each trial records its worker (``host:pid``) and any worker on the same machine fails
+the trials of a process that no longer exists, then queues a retry with Optuna's own stale-trial
+callback (same params, a new trial number).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from sweeps.tracking import KIND, STATE, TRIAL, Tracker
+
+WORKER = "worker"
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
+
+
+def worker_id() -> str:
+    """This process, as ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def is_alive(worker: str) -> bool | None:
+    """Whether ``host:pid`` still runs; None when it ran on another machine (only a heartbeat can tell)."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials of dead workers on this machine and queue one retry of each; their numbers."""
+    storage = study._storage  # Optuna's own fail_stale_trials works on the storage the same way
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if is_alive(trial.user_attrs.get(WORKER, "")) is not False:
+            continue
+        try:
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "worker died")
+        RETRY(study, storage.get_trial(trial._trial_id))
+        failed.append(trial.number)
+    return failed
+
+
+def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
+    """Mark KILLED the MLflow runs still RUNNING whose trial has ended or whose sweep process is gone."""
+    runs = tracker.runs()
+    if runs.empty:
+        return 0
+    states = {str(t.number): t.state for t in study.get_trials(deepcopy=False)}
+    closed = 0
+    for _, run in runs[runs["status"] == "RUNNING"].iterrows():
+        kind = run.get(f"tags.{KIND}")
+        if kind in ("trial", "repeat"):
+            orphan = states.get(run.get(f"tags.{TRIAL}")) != TrialState.RUNNING
+        else:
+            orphan = is_alive(str(run.get(f"tags.sweeps.{WORKER}") or "")) is False
+        if orphan:
+            if kind in ("trial", "repeat"):
+                tracker.set_tags(run["run_id"], {STATE: "FAIL"})
+            tracker.end_run(run["run_id"], "KILLED")
+            closed += 1
+    return closed

@@ -1,0 +1,73 @@
+"""``sweep status``: a study's trials by state, its MLflow runs by status, and any mismatch between the two."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.table import Table
+
+from sweeps.tracking import KIND, SEED, TRIAL, Tracker
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def problems(study: optuna.Study, tracker: Tracker) -> list[str]:
+    """Every way the two stores disagree; an empty list when each finished trial has exactly one finished run,
+    with its metrics and checkpoint, and nothing else is left dangling."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    runs = tracker.runs()
+    found: list[str] = []
+    trial_runs = runs[runs[f"tags.{KIND}"] == "trial"] if not runs.empty else runs
+    numbers = Counter(int(n) for n in trial_runs.get(f"tags.{TRIAL}", []))
+    found += [f"trial {n} has {c} MLflow trial runs" for n, c in sorted(numbers.items()) if c > 1]
+    finished_runs = {int(r[f"tags.{TRIAL}"]) for _, r in trial_runs.iterrows() if r["status"] == "FINISHED"}
+    for number, trial in sorted(trials.items()):
+        if trial.state in FINISHED and number not in finished_runs:
+            found.append(f"trial {number} is {trial.state.name} in Optuna but has no FINISHED MLflow run")
+        if trial.state not in FINISHED and number in finished_runs:
+            found.append(f"trial {number} is {trial.state.name} in Optuna but its MLflow run is FINISHED")
+    for _, run in trial_runs.iterrows():
+        trial = trials.get(int(run[f"tags.{TRIAL}"]))
+        if run["status"] == "RUNNING" and (trial is None or trial.state != TrialState.RUNNING):
+            found.append(f"MLflow run {run['run_id']} of trial {run[f'tags.{TRIAL}']} is RUNNING but its trial is not")
+    if not runs.empty and f"tags.{SEED}" in runs:
+        repeats = runs[runs[f"tags.{SEED}"].notna()]
+        for number in sorted(n for n, t in trials.items() if t.state == TrialState.COMPLETE):
+            mine = repeats[repeats[f"tags.{TRIAL}"] == str(number)]
+            for _, run in mine.iterrows():
+                if "metrics.test_accuracy" not in run or run["metrics.test_accuracy"] != run["metrics.test_accuracy"]:
+                    found.append(f"trial {number} run {run['run_id']} has no test metrics")
+                if not tracker.client.list_artifacts(run["run_id"], "checkpoint"):
+                    found.append(f"trial {number} run {run['run_id']} has no checkpoint")
+            if mine.empty:
+                found.append(f"trial {number} is COMPLETE but no MLflow run holds its repeats")
+    return found
+
+
+def print_status(study: optuna.Study, tracker: Tracker, console: Console) -> list[str]:
+    """Print trials by state and runs by kind and status; return the mismatches (also printed)."""
+    states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    table = Table(title=f"study {study.study_name}")
+    table.add_column("Optuna trials")
+    table.add_column("count", justify="right")
+    for state in TrialState:
+        table.add_row(state.name, str(states.get(state.name, 0)))
+    console.print(table)
+    runs = tracker.runs()
+    if not runs.empty:
+        counts = runs.groupby([f"tags.{KIND}", "status"]).size()
+        table = Table(title=f"MLflow experiment {study.study_name}")
+        for column in ("kind", "status", "runs"):
+            table.add_column(column)
+        for (kind, status), count in counts.items():
+            table.add_row(str(kind), status, str(count))
+        console.print(table)
+    found = problems(study, tracker)
+    for line in found:
+        console.print(f"[red]mismatch[/]: {line}")
+    if not found:
+        console.print("consistent: every finished trial has one finished MLflow run with its metrics and checkpoint")
+    return found
