@@ -171,6 +171,7 @@ def _interrupt(signum: int, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweep`` command."""
+    import sqlalchemy
     from rich.console import Console
 
     from experiments.idx import DataError
@@ -190,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE_ERROR
     except SweepStopped as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except sqlalchemy.exc.DBAPIError as exc:  # the study store went away mid-sweep
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        print(f"error: lost the study store ({reason}); finished trials are saved: run the same command to continue",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)

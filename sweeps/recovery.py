@@ -51,11 +51,11 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         if is_alive(trial.user_attrs.get(WORKER, "")) is not False:
             continue
         try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "worker died")
             if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "worker died")
         RETRY(study, storage.get_trial(trial._trial_id))
         failed.append(trial.number)
     return failed
