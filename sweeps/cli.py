@@ -171,6 +171,7 @@ def _interrupt(signum: int, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweep`` command."""
+    import optuna
     import sqlalchemy
     from rich.console import Console
 
@@ -192,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     except SweepStopped as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except sqlalchemy.exc.DBAPIError as exc:  # the study store went away mid-sweep
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as exc:  # the store went away
+        cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc.__cause__
+        reason = str(cause or exc).strip().splitlines()[0]
         print(f"error: lost the study store ({reason}); finished trials are saved: run the same command to continue",
               file=sys.stderr)
         return 1
