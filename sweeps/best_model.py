@@ -74,10 +74,9 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
     with mlflow.start_run(run_id=sweep_run):
         info = mlflow.keras.log_model(model, name="best_model", registered_model_name=name,
                                       signature=signature, pip_requirements=requirements)
-    version = tracker.client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"], max_results=1)[0]
     for key, value in {"trial": best.trial, "seed": best.seed, "source_run": best.run_id,
                        "value": study.best_value}.items():
-        tracker.client.set_model_version_tag(name, version.version, key, str(value))
+        tracker.client.set_model_version_tag(name, str(info.registered_model_version), key, str(value))
     return info.model_uri
 
 
