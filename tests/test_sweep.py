@@ -71,17 +71,18 @@ def test_quick_cnn_sweep_tracks_every_trial_and_resumes(project: Path):
     done = children[children["tags.sweeps.state"] == "COMPLETE"]
     assert (done["metrics.test_accuracy"] > 0.3).all()  # restored best checkpoint, well above chance (0.1)
 
-    page = (project / "reports" / "summary.html").read_text()
-    assert "fashion_cnn-quick" in page and "Quick smoke run" in page
+    assert 'href="fashion_cnn-quick.html"' in (project / "reports" / "summary.html").read_text()
+    page = (project / "reports" / "fashion_cnn-quick.html").read_text()
+    assert "Quick smoke run" in page
     for run_id in children["run_id"]:
-        assert run_id in page  # a leaderboard row per trial
+        assert f"/runs/{run_id}" in page  # a leaderboard row per trial, linked to its MLflow run
     assert page.count("data:image/png;base64,") >= 3
     assert len(pd.read_csv(project / "reports" / "fashion_cnn-quick" / "trials.csv")) == 2
 
     # TRIALS is the total the study should reach: the same command continues it.
-    assert main(["run", "fashion_cnn", "--quick", "--trials", "3"]) == 0
+    assert main(["run", "fashion_cnn", "--quick", "--trials", "3", "--no-report"]) == 0
     assert [t.number for t in study(project, "fashion_cnn-quick").get_trials()] == [0, 1, 2]
-    assert main(["run", "fashion_cnn", "--quick", "--trials", "3"]) == 0  # nothing left to do
+    assert main(["run", "fashion_cnn", "--quick", "--trials", "3", "--no-report"]) == 0  # nothing left to do
     found = runs(project, "fashion_cnn-quick")
     assert (found["tags.sweeps.kind"] == "sweep").sum() == 2
     assert sorted(found.loc[found["tags.sweeps.kind"] == "trial", "tags.sweeps.trial"].astype(int)) == [0, 1, 2]
@@ -101,12 +102,12 @@ def test_repeats_are_nested_runs_and_the_objective_is_their_mean(project: Path):
         assert trial.value == pytest.approx(mine["metrics.best_val_accuracy"].mean())
         assert parent["metrics.val_accuracy_std"].item() == pytest.approx(mine["metrics.best_val_accuracy"].std(), abs=1e-9)
         assert parent["metrics.n_repeats"].item() == 2
-    assert "(n=2)" in (project / "reports" / "summary.html").read_text()
+    assert "(n=2)" in (project / "reports" / "tiny-quick.html").read_text()
 
 
 def test_pruned_trials_are_finished_and_logged_as_pruned(project: Path):
     write_space(project, "pruned", pruner="{name: threshold, options: {lower: 1.1}}")
-    assert main(["run", "pruned", "--quick"]) == 0
+    assert main(["run", "pruned", "--quick", "--no-report"]) == 0
     trials = study(project, "pruned-quick").get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 2
     found = runs(project, "pruned-quick")
@@ -122,7 +123,7 @@ def test_a_failing_trial_keeps_its_traceback_and_repeated_failures_stop_the_swee
 
     monkeypatch.setattr(experiments.train, "build_model", broken_builder)
     write_space(project, "broken")
-    assert main(["run", "broken", "--quick", "--trials", "5"]) == 1
+    assert main(["run", "broken", "--quick", "--trials", "5", "--no-report"]) == 1
     assert "3 trials in a row failed with: ValueError: cannot build mlp" in capsys.readouterr().err
     trials = study(project, "broken-quick").get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 3
@@ -137,9 +138,8 @@ def test_a_failing_trial_keeps_its_traceback_and_repeated_failures_stop_the_swee
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_sweep_leaves_nothing_running_and_resumes(project: Path, sig):
-    (project / "search_spaces" / "slow.yaml").write_text(textwrap.dedent(TINY_MLP.format(repeats=1, pruner="{name: none}"))
-                                                         .replace("epochs: 2", "epochs: 30"))
-    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--quick", "--trials", "3"]
+    (project / "search_spaces" / "slow.yaml").write_text(textwrap.dedent(TINY_MLP.format(repeats=1, pruner="{name: none}")))
+    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--quick", "--trials", "50", "--no-report"]
     proc = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     for line in proc.stdout:  # wait until the first trial is training
@@ -156,6 +156,6 @@ def test_an_interrupted_sweep_leaves_nothing_running_and_resumes(project: Path, 
     assert "RUNNING" not in set(found["status"])
     assert set(found.loc[found["tags.sweeps.kind"] == "sweep", "status"]) == {"KILLED"}
 
-    assert main(["run", "slow", "--quick", "--trials", "1"]) == 0  # the same study goes on
+    assert main(["run", "slow", "--quick", "--trials", "1", "--no-report"]) == 0  # the same study goes on
     finished = [t for t in study(project, "slow-quick").get_trials() if t.state.is_finished() and t.state.name != "FAIL"]
     assert len(finished) >= 1
