@@ -7,6 +7,7 @@ from the caller, plain results go out.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,25 @@ class EpochRecorder(keras.callbacks.Callback):
             self.hook(epoch + 1, row)
 
 
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that saves to a temporary file and renames it over the best one, so a failed write
+    (a full disk) never leaves a corrupt "best" checkpoint behind."""
+
+    def _save_model(self, epoch: int, batch: int | None, logs: dict | None) -> None:
+        final = self.filepath
+        partial = final.removesuffix(".keras") + ".partial.keras"
+        self.filepath = partial
+        try:
+            super()._save_model(epoch, batch, logs)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+        finally:
+            self.filepath = final
+        if os.path.exists(partial):
+            os.replace(partial, final)
+
+
 def _best_epoch(history: dict[str, list[float]], monitor: str) -> int | None:
     values = np.asarray(history.get(monitor, []), dtype=float)
     if values.size == 0 or np.isnan(values).all():
@@ -125,7 +145,7 @@ def train_repeat(
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
     fit_callbacks = [
         EpochRecorder(result.history, on_epoch),
-        keras.callbacks.ModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True),
+        AtomicModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True),
         early,
         keras.callbacks.TerminateOnNaN(),
         *callbacks,

@@ -103,6 +103,10 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     space = load_space(args.space, args.spaces_dir)
     timeout = parse_duration(args.timeout) if args.timeout else None
+    if not args.no_report:
+        from sweeps.report import check_writable
+
+        check_writable(root / "reports")
     code = 0
     if args.workers > 1:
         from sweeps.stores import check_tracking

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import pandas as pd
 
 from sweeps import model_figures
 from sweeps.best_model import BestModelScores, evaluate_best
+from sweeps.errors import UsageError
 from sweeps.html import esc, image, page, table
 from sweeps.report_space import ci, space_page
 from sweeps.results import StudyResults, collect, meets_target
@@ -17,10 +19,21 @@ from sweeps.results import StudyResults, collect, meets_target
 
 def _write(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"{path.parent}: cannot write the report ({exc.strerror})") from None
+
+
+def check_writable(reports_dir: Path) -> None:
+    """Fail before any training when the report could not be written at the end."""
+    _write(reports_dir / ".write-test", "")
+    (reports_dir / ".write-test").unlink()
 
 
 def overview(results: list[StudyResults]) -> pd.DataFrame:

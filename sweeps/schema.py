@@ -91,6 +91,12 @@ class IntParam(Section):
     def values(self) -> list[Any]:
         return list(range(self.low, self.high + 1, self.step))
 
+    def bounds(self) -> list[Any]:
+        return [self.low, self.high]
+
+    def size(self) -> int:
+        return (self.high - self.low) // self.step + 1
+
 
 class FloatParam(Section):
     type: Literal["float"]
@@ -108,7 +114,14 @@ class FloatParam(Section):
         return self
 
     def values(self) -> list[Any]:
+        count = round((self.high - self.low) / self.step)
+        return [self.low + i * self.step for i in range(count + 1)]
+
+    def bounds(self) -> list[Any]:
         return [self.low, self.high]
+
+    def size(self) -> int:
+        return round((self.high - self.low) / self.step) + 1 if self.step else 0
 
 
 class CategoricalParam(Section):
@@ -125,6 +138,12 @@ class CategoricalParam(Section):
 
     def values(self) -> list[Any]:
         return list(self.choices)
+
+    def bounds(self) -> list[Any]:
+        return list(self.choices)
+
+    def size(self) -> int:
+        return len(self.choices)
 
 
 def _check_range(low: float, high: float, step: float | None, log: bool) -> None:

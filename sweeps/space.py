@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from sweeps.schema import FAMILY_KEYS, CategoricalParam, FloatParam, ModelValues
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TRAIN_KEYS = tuple(TrainValues.model_fields)
+MAX_GRID = 10_000
 
 
 class SpaceError(Exception):
@@ -117,7 +119,7 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
     for name, param in spec.params.items():
         if name in explicit:
             raise ValueError(f"params.{name}: also given a fixed value; a setting is either fixed or a param")
-        for value in param.values():
+        for value in param.bounds():
             _wrap(f"params.{name}", _check_value, name, value, family)
         if param.per_layer and name not in PER_LAYER[family]:
             raise ValueError(f"params.{name}.per_layer: only {', '.join(PER_LAYER[family])} can be per layer in a {family}")
@@ -125,6 +127,9 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
         for name, param in spec.params.items():
             if param.per_layer or (isinstance(param, FloatParam) and param.step is None):
                 raise ValueError(f"params.{name}: the grid sampler needs finite values (categorical, int, or float with step) and no per_layer")
+        points = math.prod(param.size() for param in spec.params.values())
+        if points > MAX_GRID:
+            raise ValueError(f"params: the grid has {points:,} points; the grid sampler takes at most {MAX_GRID:,}")
     if family == "cnn":
         _check_cnn_size(spec)
 
@@ -138,7 +143,7 @@ def _wrap(field: str, check, *args) -> None:
 
 def _reachable(spec: SpaceFile, name: str) -> list[Any]:
     if name in spec.params:
-        return spec.params[name].values()
+        return spec.params[name].bounds()
     return [spec.fixed.get(name, DEFAULTS[spec.model][name])]
 
 

@@ -124,6 +124,11 @@ def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, 
 
 def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> optuna.Study:
     """Continue the space's study until it has ``trials`` finished trials (or the timeout passes)."""
+    # Everything that can be wrong with the input is checked before anything is written anywhere.
+    make_sampler(space), make_pruner(space)
+    spec = space.spec
+    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed,
+                        QUICK["subset"] if options.quick else None)
     url = options.storage or default_storage(root)
     storage = open_storage(url)
     tracking = tracking_uri(root)
@@ -135,16 +140,13 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     closed = close_orphan_runs(study, tracker)
     if retried or closed:
         console.print(f"recovered from dead workers: trials {retried} failed and queued again, {closed} MLflow runs closed")
-    target = options.trials or (QUICK["trials"] if options.quick else space.spec.sweep.n_trials)
-    timeout = options.timeout or space.spec.sweep.timeout
+    target = options.trials or (QUICK["trials"] if options.quick else spec.sweep.n_trials)
+    timeout = options.timeout or spec.sweep.timeout
     done, running = count_finished(study), count_running(study)
     console.print(f"study {name} in {masked(url)}: {done} finished trials, {running} running, target {target}")
     if done + running >= target:
         console.print(f"nothing to do: {done} finished + {running} running ≥ {target} (raise TRIALS to go on)")
         return study
-    spec = space.spec
-    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed,
-                        QUICK["subset"] if options.quick else None)
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
                   f"({data.validation}), test {len(data.y_test)}")
     tags = {STUDY: name, "sweeps.space_sha": space.sha, "sweeps.git_commit": git_commit(root),
