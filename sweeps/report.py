@@ -46,7 +46,7 @@ def overview(results: list[StudyResults]) -> pd.DataFrame:
             "space": f'<a href="{esc(r.name)}.html">{esc(r.name)}</a>',
             "model": r.space.spec.model,
             "selected on": "TEST SET (optimistic)" if r.space.spec.validation == "test" else f"{r.space.spec.validation} validation",
-            f"best validation": "" if best is None else ci(best, "value"),
+            "best validation": "" if best is None else ci(best, "value"),
             "its test accuracy": "" if best is None else ci(best, "test_accuracy"),
             "its test loss": "" if best is None else ci(best, "test_loss"),
             "target": "" if best is None else ("PASS" if meets_target(best, r.space.spec.target) else "FAIL"),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.services"]  # the PostgreSQL and MLflow server fixtures
+
 REPO = Path(__file__).resolve().parents[1]
 SPACES = REPO / "search_spaces"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 from experiments import data as data_module
 from experiments.data import FILES, load_dataset, load_raw
-from experiments.idx import IMAGES_MAGIC, LABELS_MAGIC, DataError, to_idx
+from experiments.idx import DataError, to_idx
 
 
 @pytest.fixture(autouse=True)

@@ -24,8 +24,6 @@ from sweeps.status import problems
 from sweeps.stores import default_storage, open_storage
 from sweeps.tracking import Tracker, tracking_uri
 
-from .services import mlflow_server, postgres  # noqa: F401  (fixtures)
-
 pytestmark = pytest.mark.slow
 
 TINY = """\
