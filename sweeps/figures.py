@@ -61,7 +61,8 @@ def optimisation_history(trials: pd.DataFrame, metric: str, maximise: bool) -> p
 
 
 def param_effects(trials: pd.DataFrame, params: list[str], metric: str, log_scale: set[str]) -> plt.Figure:
-    """The objective value against each param: scatter for real-valued params, strip plot for the rest."""
+    """The objective value against each param: scatter with a linear trend (in log x for log-scaled params) for
+    real-valued params, strip plot for the rest."""
     cols = min(3, max(1, len(params)))
     rows = -(-len(params) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
@@ -69,8 +70,10 @@ def param_effects(trials: pd.DataFrame, params: list[str], metric: str, log_scal
     for ax, param in zip(axes.flat, params):
         data = done.dropna(subset=[param])
         if pd.api.types.is_float_dtype(data[param]):
-            sns.scatterplot(data=data, x=param, y="value", ax=ax)
-            if param in log_scale:
+            log = param in log_scale
+            sns.regplot(data=data, x=param, y="value", ax=ax, ci=None, logx=log and len(data) > 2,
+                        fit_reg=len(data) > 2, line_kws={"color": "grey", "linestyle": "--"})  # the trend
+            if log:
                 ax.set_xscale("log")
         else:
             order = sorted(data[param].unique(), key=lambda v: (isinstance(v, str), v))

@@ -52,7 +52,7 @@ def overview(results: list[StudyResults]) -> pd.DataFrame:
             "target": "" if best is None else ("PASS" if meets_target(best, r.space.spec.target) else "FAIL"),
             "complete": r.count("COMPLETE"), "pruned": r.count("PRUNED"), "failed": r.count("FAIL"),
             "epochs": int(r.trials["epochs"].sum()),
-            "training (min)": round(r.trials["duration_s"].sum() / 60, 1),
+            "training wall time (min)": round(r.trials["duration_s"].sum() / 60, 1),
             "first trial meeting the bar (min)": "never" if reach is None else round(reach / 60, 1),
         })
     return pd.DataFrame(rows)
