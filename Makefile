@@ -51,7 +51,8 @@ list: $(BIN)/.installed  ## the search spaces and whether they are valid
 check: $(BIN)/.installed  ## validate one space file: SPACE=
 	$(BIN)/sweep check $(SPACE)
 
-test: $(BIN)/.installed  ## the whole test suite, slow end-to-end tests included
+test: $(BIN)/.installed  ## the whole test suite, slow end-to-end tests included (installs Chromium/PostgreSQL if missing)
+	scripts/test-services
 	$(BIN)/python -m pytest -q
 
 test-fast: $(BIN)/.installed  ## the tests that train nothing end to end

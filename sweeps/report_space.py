@@ -78,7 +78,7 @@ def best_config(result: StudyResults) -> str:
 test accuracy {ci(best, 'test_accuracy')} (min {short(best['test_accuracy_min'])}, max {short(best['test_accuracy_max'])});
 test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
 MLflow run {run_link(result, best['mlflow_run_id'])}.</p>
-<p>Reproduce it: <code>sweep reproduce {esc(space)} --trial {int(best['number'])}{' --quick' if result.study.user_attrs.get('quick') else ''}</code>
+<p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{' QUICK=1' if result.study.user_attrs.get('quick') else ''}</code>
 (trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}"""
 
 
