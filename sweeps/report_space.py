@@ -137,7 +137,9 @@ def stopping(result: StudyResults) -> str:
         return ""
     counts = reps["stop_reason"].value_counts().rename_axis("stopped").reset_index(name="repeats")
     pruned = reps[reps["stop_reason"] == "pruned"]["epochs"]
-    budget = reps["max_epochs"].sum()
+    budget = reps["max_epochs"].fillna(reps["epochs"]).sum()
+    if not budget:
+        return ""
     saved = budget - reps["epochs"].sum()
     pruned_text = f"pruned after {short(pruned.median())} epochs (median; range {int(pruned.min())}–{int(pruned.max())})" if len(pruned) else "nothing pruned"
     return f"""<h3>Pruning and early stopping</h3>

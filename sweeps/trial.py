@@ -122,6 +122,7 @@ def _spread(values: list[float | None]) -> tuple[float | None, float | None]:
 
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float:
     """Train the trial's params once per repeat seed; return the mean objective over repeats."""
+    trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
     metric = ctx.space.spec.objective.metric
     model_params, settings = ctx.space.resolve(ctx.space.suggest(trial))
     if ctx.max_epochs is not None:
@@ -129,7 +130,6 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float:
     tags = {**ctx.tags, KIND: "trial", TRIAL: trial.number}
     run_id = ctx.tracker.start_run(f"trial-{trial.number}", ctx.sweep_run, tags, _logged_settings(model_params, settings))
     trial.set_user_attr("mlflow_run_id", run_id)
-    trial.set_user_attr(WORKER, worker_id())
     state, status = "FAIL", "FAILED"
     try:
         results = [_run_repeat(ctx, trial, run_id, i, model_params, settings)
