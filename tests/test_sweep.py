@@ -134,6 +134,8 @@ def test_a_failing_trial_keeps_its_traceback_and_repeated_failures_stop_the_swee
     text = client.download_artifacts(trial_runs["run_id"].iloc[0], "traceback.txt")
     assert "ValueError: cannot build mlp" in Path(text).read_text()
     assert found.loc[found["tags.sweeps.kind"] == "sweep", "status"].item() == "FAILED"
+    assert main(["report"]) == 0  # a study with nothing but failures still gets its page
+    assert "No completed trial yet" in (project / "reports" / "broken-quick.html").read_text()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
