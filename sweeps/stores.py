@@ -7,6 +7,7 @@ processes on one machine (SQLite is not safe with concurrent writers). Many mach
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import warnings
 import urllib.request
@@ -20,8 +21,8 @@ from optuna.storages.journal import JournalFileBackend
 from sweeps.errors import UsageError
 from sweeps.recovery import RETRY
 
-HEARTBEAT_S = 20
-GRACE_S = 60
+HEARTBEAT_S = int(os.environ.get("SWEEPS_HEARTBEAT_S", "20"))  # RDB storages: a running trial's pulse
+GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
 
 
 def default_storage(root: Path) -> str:

@@ -173,6 +173,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
         status = "KILLED"
         raise
     finally:
+        close_orphan_runs(study, tracker)  # runs of trials the heartbeat failed while we ran
         states = [t.state for t in study.get_trials(deepcopy=False)]
         tracker.log_metrics(sweep_run, {f"trials_{s.name.lower()}": states.count(s) for s in TrialState})
         tracker.end_run(sweep_run, status)

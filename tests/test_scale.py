@@ -109,6 +109,28 @@ def test_a_worker_killed_with_sigkill_is_recovered_and_its_trial_retried(tiny: P
     assert "RUNNING" not in set(runs["status"])  # the dead worker's sweep run was closed too
 
 
+def test_on_postgres_a_dead_workers_trial_is_failed_by_its_heartbeat_and_retried(tiny: Path, postgres, monkeypatch):
+    postgres.createdb("optuna_heartbeat")
+    url = postgres.url("optuna_heartbeat")
+    pulse = {"SWEEPS_HEARTBEAT_S": "1", "SWEEPS_GRACE_S": "3"}
+    proc = sweep_process(tiny, "--storage", url, "run", "tiny", "--quick", "--trials", "2", "--no-report", env=pulse)
+    wait_for(proc, "Epoch 1/")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    time.sleep(4)  # longer than the grace period
+    for key, value in pulse.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("sweeps.stores.HEARTBEAT_S", 1)
+    monkeypatch.setattr("sweeps.stores.GRACE_S", 3)
+    monkeypatch.setattr("sweeps.recovery.is_alive", lambda worker: None)  # as if it had died on another machine
+    assert main(["--storage", url, "run", "tiny", "--quick", "--trials", "2", "--no-report"]) == 0
+    study = consistent(url, tracking_uri(tiny), "tiny-quick")
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL and "fail_reason" not in trials[0].user_attrs  # not the PID check
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE and retried[0].params == trials[0].params
+
+
 def test_a_postgres_restart_mid_sweep_loses_nothing(tiny: Path, postgres):
     postgres.createdb("optuna_restart")
     url = postgres.url("optuna_restart")
