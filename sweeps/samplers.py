@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 
 import optuna
@@ -30,15 +31,31 @@ def make_sampler(space: Space, seed_offset: int = 0) -> optuna.samplers.BaseSamp
                 return optuna.samplers.TPESampler(**{"seed": seed, "multivariate": True, "group": True, **spec.options})
             if spec.name == "random":
                 return optuna.samplers.RandomSampler(**{"seed": seed, **spec.options})
-            return optuna.samplers.GridSampler(space.grid(), **{"seed": seed, **spec.options})
+            if spec.name == "grid":
+                return optuna.samplers.GridSampler(space.grid(), **{"seed": seed, **spec.options})
+            if spec.name == "qmc":
+                return optuna.samplers.QMCSampler(**{"seed": seed, "warn_independent_sampling": False, **spec.options})
+            if spec.name == "gp":
+                _require("torch", "the gp sampler needs PyTorch: pip install torch (a CPU build is enough)", space)
+                return optuna.samplers.GPSampler(**{"seed": seed, **spec.options})
+            # CMA-ES models int/float params; categorical ones are sampled independently (seeded alike).
+            independent = optuna.samplers.RandomSampler(seed=seed)
+            return optuna.samplers.CmaEsSampler(**{"seed": seed, "independent_sampler": independent,
+                                                   "warn_independent_sampling": False, **spec.options})
     except (TypeError, ValueError) as exc:
         raise SpaceError(f"{space.path}: sweep.sampler.options: {exc}") from None
+
+
+def _require(module: str, why: str, space: Space) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise SpaceError(f"{space.path}: sweep.sampler.name: {why}")
 
 
 def make_pruner(space: Space) -> optuna.pruners.BasePruner:
     """The space's pruner (``none`` disables pruning)."""
     spec = space.spec.sweep.pruner
+    defaults = {"percentile": {"percentile": 25.0}}.get(spec.name, {})
     try:
-        return PRUNERS[spec.name](**spec.options)
+        return PRUNERS[spec.name](**{**defaults, **spec.options})
     except (TypeError, ValueError) as exc:
         raise SpaceError(f"{space.path}: sweep.pruner.options: {exc}") from None

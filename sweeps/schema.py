@@ -13,7 +13,7 @@ Scalar = Union[bool, int, float, str]
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
 METRICS = ("val_accuracy", "val_loss")
 TARGET_METRICS = ("test_accuracy", "test_loss")
-SAMPLERS = ("tpe", "random", "grid")
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
 PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
 
 
