@@ -113,9 +113,18 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, dataset: str, cache_dir
     run = best_run(study, tracker)
     if run is None:
         return None
-    model = load_checkpoint(tracker, run.run_id, cache_dir)
     raw = load_raw(dataset)
     x = (raw.arrays["x_test"].astype(np.float32) / 255.0)[..., np.newaxis]
     y = raw.arrays["y_test"].astype(np.int64)
-    scores = score(model, x, y, DATASETS[dataset].class_names)
-    return BestModelScores(run=run, scores=scores, robustness=robustness(model, x, y), x_test=x)
+    saved = cache_dir / run.run_id / "test_scores.npz"  # a checkpoint never changes: score it once
+    if saved.is_file():
+        with np.load(saved) as f:
+            probabilities = f["probabilities"]
+            rob = pd.DataFrame({"perturbation": f["perturbation"], "accuracy": f["accuracy"]})
+    else:
+        model = load_checkpoint(tracker, run.run_id, cache_dir)
+        probabilities, rob = score(model, x, y, ()).probabilities, robustness(model, x, y)
+        np.savez(saved, probabilities=probabilities, perturbation=rob["perturbation"].to_numpy(str),
+                 accuracy=rob["accuracy"].to_numpy())
+    scores = TestScores(y_true=y, probabilities=probabilities, class_names=DATASETS[dataset].class_names)
+    return BestModelScores(run=run, scores=scores, robustness=rob, x_test=x)
