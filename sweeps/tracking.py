@@ -49,7 +49,7 @@ class Tracker:
         return run.info.run_id
 
     def log_metrics(self, run_id: str, metrics: dict[str, float | None], step: int = 0) -> None:
-        """Log finite ``metrics`` at ``step`` in one call (one call per epoch keeps logging cheap)."""
+        """Log ``metrics`` (None: unknown, skipped) at ``step`` in one call (one per epoch keeps logging cheap)."""
         now = _now_ms()
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         if batch:

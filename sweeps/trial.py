@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import statistics
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, 
 from sweeps import figures
 from sweeps.recovery import WORKER, worker_id
 from sweeps.space import Space
+from sweeps.stats import spread
 from sweeps.tracking import KIND, SEED, STATE, STOP_REASON, TRIAL, Tracker
 
 
@@ -113,13 +113,6 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
     return result
 
 
-def _spread(values: list[float | None]) -> tuple[float | None, float | None]:
-    known = [v for v in values if v is not None]
-    if not known:
-        return None, None
-    return statistics.fmean(known), statistics.stdev(known) if len(known) > 1 else 0.0
-
-
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float:
     """Train the trial's params once per repeat seed; return the mean objective over repeats."""
     trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
@@ -134,10 +127,12 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float:
     try:
         results = [_run_repeat(ctx, trial, run_id, i, model_params, settings)
                    for i in range(ctx.space.spec.sweep.repeats)]
+        scores = {metric: [r.best(metric) for r in results], "test_accuracy": [r.test_accuracy for r in results],
+                  "test_loss": [r.test_loss for r in results]}
         summary: dict[str, float | None] = {"n_repeats": len(results)}
-        for name in (f"best_{metric}", "test_accuracy", "test_loss"):
-            values = [r.best(metric) if name.startswith("best_") else getattr(r, name) for r in results]
-            summary[f"{name.removeprefix('best_')}_mean"], summary[f"{name.removeprefix('best_')}_std"] = _spread(values)
+        for name, values in scores.items():
+            s = spread(values)
+            summary[f"{name}_mean"], summary[f"{name}_std"] = (s.mean, s.std) if s.n else (None, None)
         ctx.tracker.log_metrics(run_id, summary)
         trial.set_user_attr("stop_reasons", [r.stop_reason for r in results])
         trial.set_user_attr("value_std", summary[f"{metric}_std"])
