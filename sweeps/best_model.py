@@ -29,12 +29,21 @@ class BestRun:
     seed: int
 
 
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best completed trial by the first objective (on a Pareto front: its best member by that objective)."""
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return None
+    if len(study.directions) == 1:
+        return study.best_trial
+    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(study.best_trials, key=lambda t: t.values[0])
+
+
 def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:
     """The best completed trial's first repeat run, or None before any trial completed."""
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
+    best = best_trial(study)
+    if best is None:
         return None
-    best = study.best_trial
     runs = tracker.runs()
     if runs.empty:
         return None
@@ -75,7 +84,7 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
         info = mlflow.keras.log_model(model, name="best_model", registered_model_name=name,
                                       signature=signature, pip_requirements=requirements)
     for key, value in {"trial": best.trial, "seed": best.seed, "source_run": best.run_id,
-                       "value": study.best_value}.items():
+                       "value": best_trial(study).values[0]}.items():
         tracker.client.set_model_version_tag(name, str(info.registered_model_version), key, str(value))
     return info.model_uri
 

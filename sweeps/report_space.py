@@ -58,6 +58,8 @@ def leaderboard(result: StudyResults) -> pd.DataFrame:
                           "test acc min": t["test_accuracy_min"], "test acc max": t["test_accuracy_max"],
                           "test loss": [ci(r, "test_loss") for _, r in t.iterrows()],
                           "epochs": t["epochs"].astype("Int64"), "stopped": t["stop_reason"]})
+    if "secondary" in t:
+        frame.insert(3, result.space.spec.objective.secondary, t["secondary"])
     for col in result.params:  # values from the space file: escaped, as the table is not
         frame[col.removeprefix("params_")] = t[col].map(lambda v: esc(v) if isinstance(v, str) else v)
     frame["time (s)"] = t["duration_s"].round(0)
@@ -91,6 +93,15 @@ def search_figures(result: StudyResults) -> str:
     logs = {n for n, p in result.space.spec.params.items() if getattr(p, "log", False)}
     logs |= {n for n in names if n.rpartition("_")[0] in logs}
     parts = [f"<h3>Optimisation history</h3>{image(figures.optimisation_history(result.trials, result.metric, result.maximise), 'optimisation history')}"]
+    secondary = result.space.spec.objective.secondary
+    if secondary:
+        with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            ax = optuna.visualization.matplotlib.plot_pareto_front(result.study, target_names=[result.metric, secondary])
+        ax.figure.set_size_inches(7, 4.5)
+        front = len(result.study.best_trials)
+        parts.append(f"<h3>Pareto front: {result.metric} against {secondary}</h3><p>{front} trials are not beaten on "
+                     f"both at once.</p>{image(ax.figure, 'Pareto front')}")
     if names:
         parts.append(f"<h3>{result.metric} against each param</h3>{image(figures.param_effects(frame, names, result.metric, logs), 'param effects')}")
         parts.append(importance(result))
@@ -104,7 +115,7 @@ def importance(result: StudyResults) -> str:
     try:
         with warnings.catch_warnings():  # "few trials in a regime": the page says how many trials there are
             warnings.simplefilter("ignore", UserWarning)
-            values = optuna.importance.get_param_importances(result.study)
+            values = optuna.importance.get_param_importances(result.study, target=lambda t: t.values[0])
     except (RuntimeError, ValueError) as exc:
         return f"<h3>Param importance</h3><p>Not computable yet: {esc(exc)}</p>"
     if not values:

@@ -39,7 +39,7 @@ class StudyResults:
 
     @property
     def maximise(self) -> bool:
-        return self.study.direction == optuna.study.StudyDirection.MAXIMIZE
+        return self.study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
 
     @property
     def params(self) -> list[str]:
@@ -114,9 +114,10 @@ def collect_study(storage: str, name: str, tracking: str) -> StudyResults:
     frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete"))
     if frame.empty:
         frame = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
+    frame = frame.rename(columns={"values_0": "value", "values_1": "secondary"})  # a two-objective study
     frame["duration_s"] = pd.to_timedelta(frame.pop("duration")).dt.total_seconds()
     trials = frame.merge(_aggregate(repeats, metric), on="number", how="left")
-    ascending = study.direction != optuna.study.StudyDirection.MAXIMIZE
+    ascending = study.directions[0] != optuna.study.StudyDirection.MAXIMIZE
     trials["_done"] = trials["state"] == "COMPLETE"
     trials = trials.sort_values(["_done", "value"], ascending=[False, ascending], na_position="last").drop(columns="_done")
     return StudyResults(name=name, space=space, study=study, trials=trials.reset_index(drop=True),

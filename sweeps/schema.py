@@ -160,9 +160,18 @@ Param = Annotated[Union[IntParam, FloatParam, CategoricalParam], Field(discrimin
 
 # --- the rest of the file -----------------------------------------------------------------------------
 
+SECONDARY = ("param_count", "epoch_time_s")
+
+
 class Objective(Section):
     metric: Literal[METRICS] = "val_accuracy"  # type: ignore[valid-type]
     direction: Literal["maximize", "minimize"] | None = None
+    secondary: Literal[SECONDARY] | None = None  # type: ignore[valid-type]  # minimised too: a Pareto front
+
+    @property
+    def directions(self) -> list[str]:
+        """One direction per objective: the metric's, then minimise the secondary one if any."""
+        return [self.resolved_direction] + (["minimize"] if self.secondary else [])
 
     @property
     def resolved_direction(self) -> str:

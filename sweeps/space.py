@@ -130,6 +130,12 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
         points = math.prod(param.size() for param in spec.params.values())
         if points > MAX_GRID:
             raise ValueError(f"params: the grid has {points:,} points; the grid sampler takes at most {MAX_GRID:,}")
+    if spec.objective.secondary:
+        if spec.sweep.pruner.name != "none":
+            raise ValueError("sweep.pruner.name: a study with a secondary objective cannot prune (Optuna reports one "
+                             "value per step); use none")
+        if spec.sweep.sampler.name == "cmaes":
+            raise ValueError("sweep.sampler.name: cmaes optimises a single objective; use tpe, random, grid, qmc or gp")
     if family == "cnn":
         _check_cnn_size(spec)
 

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from experiments.data import load_dataset
-from sweeps.best_model import register_best
+from sweeps.best_model import best_trial, register_best
 from sweeps.errors import SweepStopped
 from sweeps.samplers import make_pruner, make_sampler
 from sweeps.recovery import WORKER, close_orphan_runs, fail_dead_trials, worker_id
@@ -71,14 +71,17 @@ class Progress:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         elapsed = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0.0
         if trial.state == TrialState.COMPLETE:
-            result = f"{self.metric} {trial.value:.4f} ± {trial.user_attrs.get('value_std', 0):.4f}"
+            result = f"{self.metric} {trial.values[0]:.4f} ± {trial.user_attrs.get('value_std', 0):.4f}"
+            if len(trial.values) > 1:
+                result += f", {trial.values[1]:.4g}"
         elif trial.state == TrialState.FAIL:
             result = f"failed: {trial.user_attrs.get('fail_reason', 'see MLflow run')}"
         else:
             result = f"stopped at epoch {max(trial.intermediate_values, default=-1) + 1}"
         best = ""
-        if any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
-            best = f"best {study.best_value:.4f} (#{study.best_trial.number})"
+        top = best_trial(study)
+        if top is not None:
+            best = f"best {top.values[0]:.4f} (#{top.number})"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
         self.console.print(
             f"trial {trial.number:>3} {trial.state.name:<8} {result:<32} {elapsed:6.0f}s  {best}  "
@@ -113,7 +116,7 @@ def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, 
                worker_index: int = 0) -> optuna.Study:
     """Create or load the space's study and record the space file it runs with."""
     study = optuna.create_study(study_name=study_name(space, quick), storage=storage, sampler=make_sampler(space),
-                                pruner=make_pruner(space), direction=space.spec.objective.resolved_direction,
+                                pruner=make_pruner(space), directions=space.spec.objective.directions,
                                 load_if_exists=True)
     # Each process draws its own random stream, offset by the trials already there (a resumed sweep must
     # not repeat its first suggestions) and by its worker index (simultaneous workers must not copy each other).

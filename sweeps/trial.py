@@ -113,8 +113,9 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
     return result
 
 
-def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float:
-    """Train the trial's params once per repeat seed; return the mean objective over repeats."""
+def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, float]:
+    """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
+    secondary objective, when the space has one)."""
     trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
     metric = ctx.space.spec.objective.metric
     model_params, settings = ctx.space.resolve(ctx.space.suggest(trial))
@@ -138,6 +139,11 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float:
         trial.set_user_attr("value_std", summary[f"{metric}_std"])
         trial.set_user_attr("test_accuracy_mean", summary["test_accuracy_mean"])
         state, status = "COMPLETE", "FINISHED"
+        secondary = ctx.space.spec.objective.secondary
+        if secondary == "param_count":
+            return summary[f"{metric}_mean"], float(results[0].param_count)
+        if secondary == "epoch_time_s":
+            return summary[f"{metric}_mean"], spread([t for r in results for t in r.history["epoch_time_s"]]).mean
         return summary[f"{metric}_mean"]
     except optuna.TrialPruned:
         trial.set_user_attr("stop_reasons", ["pruned"])

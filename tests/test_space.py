@@ -107,6 +107,8 @@ def test_a_training_setting_can_be_a_param():
     (BASE + "sweep: {repeats: 0}\n", "sweep.repeats: Input should be greater than or equal to 1"),
     (BASE + "target: {test_f1: {min: 0.5}}\n", "target.test_f1.[key]: Input should be 'test_accuracy' or 'test_loss'"),
     (BASE + "name: other\n", "name: 'other' must match the file name 'demo'"),
+    (BASE + "objective: {secondary: param_count}\n", "sweep.pruner.name: a study with a secondary objective cannot prune"),
+    (BASE + "objective: {secondary: flops}\n", "objective.secondary: Input should be 'param_count' or 'epoch_time_s'"),
 ])
 def test_each_mistake_gets_one_clear_line(text, expected):
     assert expected in error_of(text)

@@ -161,3 +161,14 @@ def test_an_interrupted_sweep_leaves_nothing_running_and_resumes(project: Path, 
     assert main(["run", "slow", "--quick", "--trials", "1", "--no-report"]) == 0  # the same study goes on
     finished = [t for t in study(project, "slow-quick").get_trials() if t.state.is_finished() and t.state.name != "FAIL"]
     assert len(finished) >= 1
+
+
+def test_a_secondary_objective_gives_a_pareto_front(project: Path):
+    space = TINY_MLP.format(repeats=1, pruner="{name: none}").replace("sweep:", "objective: {secondary: param_count}\nsweep:")
+    (project / "search_spaces" / "pareto.yaml").write_text(textwrap.dedent(space))
+    assert main(["run", "pareto", "--quick", "--trials", "3"]) == 0
+    found = study(project, "pareto-quick")
+    assert [d.name for d in found.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert all(len(t.values) == 2 and t.values[1] in (784 * 32 + 32 + 330, 784 * 64 + 64 + 650) for t in found.get_trials())
+    page = (project / "reports" / "pareto-quick.html").read_text()
+    assert "Pareto front: val_accuracy against param_count" in page and "param_count" in page
