@@ -19,7 +19,7 @@ endif
 endif
 
 truthy = $(filter 1 yes true on,$(1))
-SWEEP_ARGS = $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick)
+SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
 .PHONY: sweep status report predict reproduce list check test test-fast ui dashboard clean

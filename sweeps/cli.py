@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers
+    run.add_argument("--engine", choices=("optuna", "kerastuner"), default="optuna", help="who picks the params")
+    run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
+                     help="the Keras Tuner search (with --engine kerastuner)")
     status = sub.add_parser("status", help="trials by state, MLflow runs by status, and any mismatch")
     status.add_argument("space")
     status.add_argument("--quick", action="store_true", help="the quick smoke-run study")
@@ -108,6 +111,8 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
 
         check_writable(root / "reports")
     code = 0
+    if args.workers > 1 and args.engine == "kerastuner":
+        raise UsageError("--workers: the kerastuner engine runs in one process; use --engine optuna for workers")
     if args.workers > 1:
         from sweeps.stores import check_tracking
         from sweeps.workers import run_workers
@@ -124,7 +129,7 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
         code = run_workers(argv, args.workers, console)
     else:
         options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
-                               worker_index=args.worker_index)
+                               worker_index=args.worker_index, engine=args.engine, tuner=args.tuner)
         run_sweep(space, root, options, console)
     if not args.no_report:
         _report(args, root, console)

@@ -35,11 +35,13 @@ class SweepOptions:
     quick: bool = False
     storage: str | None = None
     worker_index: int = 0
+    engine: str = "optuna"  # or "kerastuner"
+    tuner: str = "hyperband"  # the Keras Tuner engine's search
 
 
-def study_name(space: Space, quick: bool) -> str:
-    """Quick smoke runs get their own study so they never mix with real results."""
-    return f"{space.name}-quick" if quick else space.name
+def study_name(space: Space, quick: bool, engine: str = "optuna") -> str:
+    """Each engine, and quick smoke runs, get their own study so they never mix."""
+    return space.name + ("-kerastuner" if engine == "kerastuner" else "") + ("-quick" if quick else "")
 
 
 def git_commit(root: Path) -> str:
@@ -63,8 +65,9 @@ class Progress:
     in flight (Optuna's MaxTrialsCallback counts finished ones only, so N workers would overshoot by N-1),
     and stop after repeated identical failures."""
 
-    def __init__(self, console: Console, metric: str, target: int):
+    def __init__(self, console: Console, metric: str, target: int, stops: bool = True):
         self.console, self.metric, self.target = console, metric, target
+        self.stops = stops  # False when Keras Tuner drives the trials (it stops itself)
         self.failures: list[str] = []
         self.stopped_for: str | None = None
 
@@ -89,7 +92,7 @@ class Progress:
         )
         self._watch_failures(study, trial)
         fail_dead_trials(study)
-        if count_finished(study) + count_running(study) >= self.target:
+        if self.stops and count_finished(study) + count_running(study) >= self.target:
             study.stop()
 
     def _watch_failures(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -100,7 +103,8 @@ class Progress:
         recent = self.failures[-MAX_FAILURES_IN_A_ROW:]
         if len(recent) == MAX_FAILURES_IN_A_ROW and len(set(recent)) == 1:
             self.stopped_for = recent[0]
-            study.stop()
+            if self.stops:
+                study.stop()
 
 
 def _record_space(study: optuna.Study, space: Space, quick: bool, console: Console) -> None:
@@ -113,9 +117,9 @@ def _record_space(study: optuna.Study, space: Space, quick: bool, console: Conso
 
 
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
-               worker_index: int = 0) -> optuna.Study:
+               worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
     """Create or load the space's study and record the space file it runs with."""
-    study = optuna.create_study(study_name=study_name(space, quick), storage=storage, sampler=make_sampler(space),
+    study = optuna.create_study(study_name=study_name(space, quick, engine), storage=storage, sampler=make_sampler(space),
                                 pruner=make_pruner(space), directions=space.spec.objective.directions,
                                 load_if_exists=True)
     # Each process draws its own random stream, offset by the trials already there (a resumed sweep must
@@ -136,7 +140,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     storage = open_storage(url)
     tracking = tracking_uri(root)
     check_tracking(tracking)
-    study = open_study(space, storage, options.quick, console, options.worker_index)
+    study = open_study(space, storage, options.quick, console, options.worker_index, options.engine)
     name = study.study_name
     tracker = Tracker(tracking, name)
     retried = fail_dead_trials(study)
@@ -153,7 +157,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
                   f"({data.validation}), test {len(data.y_test)}")
     tags = {STUDY: name, "sweeps.space_sha": space.sha, "sweeps.git_commit": git_commit(root),
-            "sweeps.data_md5": data.md5, "sweeps.validation": data.validation, "sweeps.engine": "optuna"}
+            "sweeps.data_md5": data.md5, "sweeps.validation": data.validation, "sweeps.engine": options.engine}
     sweep_run = tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
         **tags, KIND: "sweep", f"sweeps.{WORKER}": worker_id()}, params={
         "target_trials": target, "timeout_s": timeout, "sampler": spec.sweep.sampler.name,
@@ -164,12 +168,18 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     tracker.log_text(sweep_run, space.path.read_text(), "space.yaml")
     ctx = TrialContext(space=space, data=data, tracker=tracker, sweep_run=sweep_run,
                        workdir=root / ".sweeps" / "work" / name, tags=tags,
-                       max_epochs=QUICK["epochs"] if options.quick else None, prune=spec.sweep.pruner.name != "none")
-    progress = Progress(console, spec.objective.metric, target)
+                       max_epochs=QUICK["epochs"] if options.quick else None,
+                       prune=spec.sweep.pruner.name != "none" and options.engine == "optuna")
+    progress = Progress(console, spec.objective.metric, target, stops=options.engine == "optuna")
     status = "FAILED"
     try:
-        study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
-                       gc_after_trial=True, callbacks=[progress])
+        if options.engine == "kerastuner":
+            from sweeps import kerastuner
+
+            kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", progress)
+        else:
+            study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
+                           gc_after_trial=True, callbacks=[progress])
         status = "FAILED" if progress.stopped_for else "FINISHED"
         register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
     except KeyboardInterrupt:

@@ -38,6 +38,7 @@ class TrialContext:
     tags: dict[str, Any]
     max_epochs: int | None = None
     prune: bool = True
+    callbacks: tuple = ()  # more Keras callbacks for every repeat (the Keras Tuner engine's checkpoint)
 
 
 def _logged_settings(model_params: dict[str, Any], settings: TrainSettings) -> dict[str, Any]:
@@ -79,7 +80,8 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
         tags = {**ctx.tags, KIND: "repeat", TRIAL: trial.number}
         run_id = ctx.tracker.start_run(f"trial-{trial.number}-seed-{seed}", trial_run, tags, _logged_settings(model_params, settings))
     # Optuna takes one report per step, so the pruner watches the first repeat only.
-    callbacks = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
+    pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
+    callbacks = (*pruning, *ctx.callbacks)
     error: BaseException | None = None
     try:
         result = train_repeat(

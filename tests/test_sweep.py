@@ -16,8 +16,9 @@ import pytest
 
 import experiments.train
 from sweeps.cli import main
+from sweeps.status import problems
 from sweeps.stores import default_storage, open_storage
-from sweeps.tracking import tracking_uri
+from sweeps.tracking import Tracker, tracking_uri
 
 pytestmark = pytest.mark.slow
 
@@ -172,3 +173,18 @@ def test_a_secondary_objective_gives_a_pareto_front(project: Path):
     assert all(len(t.values) == 2 and t.values[1] in (784 * 32 + 32 + 330, 784 * 64 + 64 + 650) for t in found.get_trials())
     page = (project / "reports" / "pareto-quick.html").read_text()
     assert "Pareto front: val_accuracy against param_count" in page and "param_count" in page
+
+
+@pytest.mark.parametrize("tuner", ["random", "hyperband"])
+def test_keras_tuner_engine_runs_the_same_space_into_the_same_stores(project: Path, tuner):
+    write_space(project, "tiny")
+    assert main(["run", "tiny", "--quick", "--engine", "kerastuner", "--tuner", tuner, "--trials", "3", "--no-report"]) == 0
+    name = "tiny-kerastuner-quick"
+    found = study(project, name)
+    done = [t for t in found.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) >= 2 and all(t.params["units"] in (32, 64) and 0 <= t.params["dropout"] <= 0.3 for t in done)
+    assert problems(found, Tracker(tracking_uri(project), name, create=False)) == []
+    runs_ = runs(project, name)
+    assert set(runs_["tags.sweeps.engine"]) == {"kerastuner"}
+    assert main(["report"]) == 0
+    assert f'href="{name}.html"' in (project / "reports" / "summary.html").read_text()

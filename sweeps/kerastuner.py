@@ -1,0 +1,81 @@
+"""The second engine: Keras Tuner searches the same space with the same builder, callbacks, split and tracking.
+
+Keras Tuner decides which params to try (Hyperband, Bayesian optimisation or random search); each choice is
+then trained by the Optuna engine's own objective on a trial of the study ``<space>-kerastuner``, so the MLflow
+runs, the checks of ``sweep status`` and the report are the same for both engines. Hyperband's later rounds
+train from scratch for their epoch budget (its weight hand-over between rounds is not used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import keras_tuner as kt
+import optuna
+
+from experiments.models import build_model
+from sweeps.space import Space
+from sweeps.trial import TrialContext, run_trial
+
+TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization, "random": kt.RandomSearch}
+
+
+class HPSuggester:
+    """Lets :meth:`Space.suggest` declare and read Keras Tuner hyperparameters."""
+
+    def __init__(self, hp: kt.HyperParameters):
+        self.hp = hp
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        # Keras Tuner reads a log-sampled step as a multiplier: no step there, as in Optuna.
+        return self.hp.Int(name, low, high, step=None if log else step, sampling="log" if log else "linear")
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+        return self.hp.Float(name, low, high, step=step, sampling="log" if log else "linear")
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        return self.hp.Choice(name, choices)
+
+
+class SpaceHyperModel(kt.HyperModel):
+    """Builds the space's model for Keras Tuner and trains its choices as trials of an Optuna study."""
+
+    def __init__(self, ctx: TrialContext, study: optuna.Study, progress: Callable):
+        super().__init__()
+        self.ctx, self.study, self.progress = ctx, study, progress
+
+    def build(self, hp: kt.HyperParameters):
+        model_params, _ = self.ctx.space.resolve(self.ctx.space.suggest(HPSuggester(hp)))
+        return build_model(self.ctx.space.spec.model, model_params)
+
+    def fit(self, hp: kt.HyperParameters, model, *args, callbacks=(), epochs: int | None = None, **kwargs) -> dict:
+        self.study.enqueue_trial(self.ctx.space.suggest(HPSuggester(hp)))
+        trial = self.study.ask()
+        budget = min(epochs, self.ctx.max_epochs or epochs) if epochs else self.ctx.max_epochs
+        # Keras Tuner's own checkpoint callback rides along: Hyperband reads it when it promotes a trial.
+        ctx = dataclasses.replace(self.ctx, max_epochs=budget, callbacks=tuple(callbacks))
+        try:
+            value = run_trial(ctx, trial)
+            self.study.tell(trial, value)
+        except BaseException:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        finally:
+            self.progress(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+        return {self.ctx.space.spec.objective.metric: value}
+
+
+def search(space: Space, ctx: TrialContext, study: optuna.Study, tuner: str, trials: int, workdir: Path,
+           progress: Callable) -> None:
+    """Run Keras Tuner's ``tuner`` until its project has ``trials`` trials (Hyperband: one full set of brackets)."""
+    spec = space.spec
+    objective = kt.Objective(spec.objective.metric, "max" if spec.objective.resolved_direction == "maximize" else "min")
+    _, settings = space.resolve({})
+    options: dict[str, Any] = {"max_epochs": ctx.max_epochs or settings.epochs} if tuner == "hyperband" else {"max_trials": trials}
+    engine = TUNERS[tuner](hypermodel=SpaceHyperModel(ctx, study, progress), objective=objective, seed=spec.sweep.seed,
+                           directory=str(workdir), project_name=study.study_name, overwrite=False,
+                           max_consecutive_failed_trials=3, **options)
+    engine.search(ctx.data.x_train, ctx.data.y_train, validation_data=(ctx.data.x_val, ctx.data.y_val),
+                  epochs=ctx.max_epochs or settings.epochs, verbose=0)
