@@ -9,6 +9,7 @@ train from scratch for their epoch budget (its weight hand-over between rounds i
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,9 +17,11 @@ import keras_tuner as kt
 import optuna
 
 from experiments.models import build_model
+from sweeps.errors import SweepStopped
 from sweeps.space import Space
 from sweeps.trial import TrialContext, run_trial
 
+TIME_UP = "the time budget is spent"
 TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization, "random": kt.RandomSearch}
 
 
@@ -42,15 +45,17 @@ class HPSuggester:
 class SpaceHyperModel(kt.HyperModel):
     """Builds the space's model for Keras Tuner and trains its choices as trials of an Optuna study."""
 
-    def __init__(self, ctx: TrialContext, study: optuna.Study, progress: Callable):
+    def __init__(self, ctx: TrialContext, study: optuna.Study, progress: Callable, deadline: float | None):
         super().__init__()
-        self.ctx, self.study, self.progress = ctx, study, progress
+        self.ctx, self.study, self.progress, self.deadline = ctx, study, progress, deadline
 
     def build(self, hp: kt.HyperParameters):
         model_params, _ = self.ctx.space.resolve(self.ctx.space.suggest(HPSuggester(hp)))
         return build_model(self.ctx.space.spec.model, model_params)
 
     def fit(self, hp: kt.HyperParameters, model, *args, callbacks=(), epochs: int | None = None, **kwargs) -> dict:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise kt.errors.FatalError(TIME_UP)  # the one way to end a Keras Tuner search early
         self.study.enqueue_trial(self.ctx.space.suggest(HPSuggester(hp)))
         trial = self.study.ask()
         budget = min(epochs, self.ctx.max_epochs or epochs) if epochs else self.ctx.max_epochs
@@ -68,14 +73,22 @@ class SpaceHyperModel(kt.HyperModel):
 
 
 def search(space: Space, ctx: TrialContext, study: optuna.Study, tuner: str, trials: int, workdir: Path,
-           progress: Callable) -> None:
-    """Run Keras Tuner's ``tuner`` until its project has ``trials`` trials (Hyperband: one full set of brackets)."""
+           progress: Callable, timeout: float | None = None) -> None:
+    """Run Keras Tuner's ``tuner`` until its project has ``trials`` trials (Hyperband: one full set of brackets)
+    or ``timeout`` seconds have passed (a running trial finishes)."""
+    deadline = time.monotonic() + timeout if timeout else None
     spec = space.spec
     objective = kt.Objective(spec.objective.metric, "max" if spec.objective.resolved_direction == "maximize" else "min")
     _, settings = space.resolve({})
     options: dict[str, Any] = {"max_epochs": ctx.max_epochs or settings.epochs} if tuner == "hyperband" else {"max_trials": trials}
-    engine = TUNERS[tuner](hypermodel=SpaceHyperModel(ctx, study, progress), objective=objective, seed=spec.sweep.seed,
+    engine = TUNERS[tuner](hypermodel=SpaceHyperModel(ctx, study, progress, deadline), objective=objective, seed=spec.sweep.seed,
                            directory=str(workdir), project_name=study.study_name, overwrite=False,
                            max_consecutive_failed_trials=3, **options)
-    engine.search(ctx.data.x_train, ctx.data.y_train, validation_data=(ctx.data.x_val, ctx.data.y_val),
-                  epochs=ctx.max_epochs or settings.epochs, verbose=0)
+    try:
+        engine.search(ctx.data.x_train, ctx.data.y_train, validation_data=(ctx.data.x_val, ctx.data.y_val),
+                      epochs=ctx.max_epochs or settings.epochs, verbose=0)
+    except kt.errors.FatalError as exc:
+        if str(exc) != TIME_UP:
+            raise
+    except RuntimeError as exc:  # Keras Tuner gives up after 3 failed trials in a row
+        raise SweepStopped(f"Keras Tuner stopped: {exc}") from None

@@ -176,7 +176,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
         if options.engine == "kerastuner":
             from sweeps import kerastuner
 
-            kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", progress)
+            kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", progress, timeout)
         else:
             study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
                            gc_after_trial=True, callbacks=[progress])
