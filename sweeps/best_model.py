@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,13 +81,15 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
     requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
     example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)
     signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
-    with mlflow.start_run(run_id=sweep_run):
-        info = mlflow.keras.log_model(model, name="best_model", registered_model_name=name,
-                                      signature=signature, pip_requirements=requirements)
-    for key, value in {"trial": best.trial, "seed": best.seed, "source_run": best.run_id,
-                       "value": best_trial(study).values[0]}.items():
-        tracker.client.set_model_version_tag(name, str(info.registered_model_version), key, str(value))
-    return info.model_uri
+    with tempfile.TemporaryDirectory() as tmp:  # the client API: no process-wide active run or tracking URI
+        mlflow.keras.save_model(model, Path(tmp) / "best_model", signature=signature, pip_requirements=requirements)
+        tracker.client.log_artifacts(sweep_run, str(Path(tmp) / "best_model"), "best_model")
+    if not tracker.client.search_registered_models(f"name='{name}'"):
+        tracker.client.create_registered_model(name)
+    tags = {"trial": best.trial, "seed": best.seed, "source_run": best.run_id, "value": best_trial(study).values[0]}
+    version = tracker.client.create_model_version(name, f"runs:/{sweep_run}/best_model", run_id=sweep_run,
+                                                  tags={k: str(v) for k, v in tags.items()})
+    return f"models:/{name}/{version.version}"
 
 
 def prepare_image(path: Path) -> np.ndarray:

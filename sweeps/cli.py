@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("space")
     status.add_argument("--quick", action="store_true", help="the quick smoke-run study")
     sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
+    bench = sub.add_parser("bench", help="measure overhead, pruning and search quality (writes reports/bench.json)")
+    bench.add_argument("space", nargs="?", default="fashion_mlp")
+    bench.add_argument("--budget", default="60s", help="wall-clock budget of each search (e.g. 30m for real numbers)")
+    bench.add_argument("--trials", type=positive_int, default=8, help="trials of the pruning comparison")
+    bench.add_argument("--subset", type=int, default=6000, help="training images (0: all)")
     predict = sub.add_parser("predict", help="classify an image with the best model of a space")
     predict.add_argument("space")
     source = predict.add_mutually_exclusive_group(required=True)
@@ -136,6 +141,20 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
     return code
 
 
+def _bench(args: argparse.Namespace, root: Path, console) -> None:
+    import optuna
+
+    from sweeps.bench import print_bench, run_bench, save_bench
+    from sweeps.space import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
+    results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console)
+    print_bench(results, console)
+    console.print(f"raw numbers: {save_bench(results, root / 'reports')}")
+
+
 def _status(args: argparse.Namespace, root: Path, console) -> int:
     from sweeps.reuse import open_study
     from sweeps.status import print_status
@@ -191,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C: runs closed, study resumable
     console = Console(highlight=False, soft_wrap=True)
     root = Path.cwd()
-    commands = {"run": _run, "report": _report, "status": _status, "predict": _predict, "reproduce": _reproduce,
+    commands = {"run": _run, "report": _report, "bench": _bench, "status": _status, "predict": _predict, "reproduce": _reproduce,
                 "list": lambda a, r, c: _list(a, c),
                 "check": lambda a, r, c: c.print(f"{load_space(a.space, a.spaces_dir).path}: ok")}
     try:

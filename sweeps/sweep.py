@@ -37,6 +37,16 @@ class SweepOptions:
     worker_index: int = 0
     engine: str = "optuna"  # or "kerastuner"
     tuner: str = "hyperband"  # the Keras Tuner engine's search
+    subset: int | None = None  # train on a seeded sample of this many images (quick runs, the benchmark)
+    max_epochs: int | None = None  # cap every trial's epochs
+
+    @property
+    def train_subset(self) -> int | None:
+        return QUICK["subset"] if self.quick else self.subset
+
+    @property
+    def epoch_cap(self) -> int | None:
+        return QUICK["epochs"] if self.quick else self.max_epochs
 
 
 def study_name(space: Space, quick: bool, engine: str = "optuna") -> str:
@@ -135,7 +145,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     make_sampler(space), make_pruner(space)
     spec = space.spec
     data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed,
-                        QUICK["subset"] if options.quick else None)
+                        options.train_subset)
     url = options.storage or default_storage(root)
     storage = open_storage(url)
     tracking = tracking_uri(root)
@@ -168,7 +178,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     tracker.log_text(sweep_run, space.path.read_text(), "space.yaml")
     ctx = TrialContext(space=space, data=data, tracker=tracker, sweep_run=sweep_run,
                        workdir=root / ".sweeps" / "work" / name, tags=tags,
-                       max_epochs=QUICK["epochs"] if options.quick else None,
+                       max_epochs=options.epoch_cap,
                        prune=spec.sweep.pruner.name != "none" and options.engine == "optuna")
     progress = Progress(console, spec.objective.metric, target, stops=options.engine == "optuna")
     status = "FAILED"

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -32,7 +31,7 @@ class Tracker:
     """Writes runs of one MLflow experiment through ``MlflowClient`` (explicit run ids, no global active run)."""
 
     def __init__(self, uri: str, experiment: str, create: bool = True):
-        mlflow.set_tracking_uri(uri)  # one store per process; search_runs below reads it
+        self.uri = uri  # never mlflow.set_tracking_uri: it also rewrites $MLFLOW_TRACKING_URI for the process
         self.client = MlflowClient(tracking_uri=uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None and not create:
@@ -75,7 +74,17 @@ class Tracker:
     def runs(self, kind: str | None = None) -> pd.DataFrame:
         """All runs of the experiment as a frame (``params.*``, ``metrics.*``, ``tags.*`` columns)."""
         query = f"tags.`{KIND}` = '{kind}'" if kind else ""
-        return mlflow.search_runs([self.experiment_id], filter_string=query, output_format="pandas")
+        rows, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1000, page_token=token)
+            for run in page:
+                rows.append({"run_id": run.info.run_id, "status": run.info.status, "start_time": run.info.start_time,
+                             **{f"params.{k}": v for k, v in run.data.params.items()},
+                             **{f"metrics.{k}": v for k, v in run.data.metrics.items()},
+                             **{f"tags.{k}": v for k, v in run.data.tags.items()}})
+            token = page.token
+            if not token:
+                return pd.DataFrame(rows)
 
     def metric_history(self, run_id: str, keys: tuple[str, ...]) -> pd.DataFrame:
         """Per-epoch values of ``keys`` logged to ``run_id``, one row per epoch."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -188,3 +189,14 @@ def test_keras_tuner_engine_runs_the_same_space_into_the_same_stores(project: Pa
     assert set(runs_["tags.sweeps.engine"]) == {"kerastuner"}
     assert main(["report"]) == 0
     assert f'href="{name}.html"' in (project / "reports" / "summary.html").read_text()
+
+
+def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsys):
+    write_space(project, "tiny")
+    assert main(["bench", "tiny", "--budget", "5s", "--trials", "2", "--subset", "1500"]) == 0
+    results = json.loads((project / "reports" / "bench.json").read_text())
+    assert results["overhead"]["plain_s_per_epoch"] > 0 and results["overhead"]["ratio"] > 0
+    assert results["pruning"]["with_pruner"]["trials"] == results["pruning"]["without_pruner"]["trials"] == 2
+    assert set(results["search_quality"]) == {"optuna_tpe_pruned", "random_search", "kerastuner_hyperband"}
+    assert all(row["trials"] >= 1 for row in results["search_quality"].values())
+    assert "framework overhead" in capsys.readouterr().out

@@ -1,0 +1,143 @@
+"""``make bench``: what the framework costs per epoch and what it finds per CPU-minute, side by side. Not a test.
+
+Every run goes to its own throw-away project under ``.sweeps/bench/`` (own studies, own MLflow store), on the
+same data sample and seeds; the raw numbers land in ``reports/bench.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import pandas as pd
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from experiments.data import load_dataset
+from experiments.models import build_model
+from experiments.train import OPTIMIZERS
+from sweeps.results import collect
+from sweeps.schema import Pruner, Sampler
+from sweeps.space import TRAIN_KEYS, Space, parse_space
+from sweeps.stores import default_storage, open_storage
+from sweeps.sweep import SweepOptions, run_sweep
+from sweeps.tracking import Tracker, tracking_uri
+
+
+def _variant(space: Space, sampler: str | None = None, pruner: str | None = None) -> Space:
+    sweep = space.spec.sweep
+    update = {"sampler": Sampler(name=sampler) if sampler else sweep.sampler,
+              "pruner": Pruner(name=pruner) if pruner else sweep.pruner}
+    return replace(space, spec=space.spec.model_copy(update={"sweep": sweep.model_copy(update=update)}))
+
+
+def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> dict:
+    """Run one sweep in its own project folder and summarise it from its stores."""
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    run_sweep(space, root, options, Console(quiet=True))
+    wall = time.monotonic() - start
+    (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
+    best = result.best()
+    reach = result.time_to_target()
+    row = {"trials": len(result.trials), "pruned": result.count("PRUNED"), "epochs": int(result.repeats["epochs"].sum()),
+           "wall_s": round(wall, 1), "best_val": None if best is None else float(best["value_mean"]),
+           "its_test_accuracy": None if best is None else float(best["test_accuracy_mean"]),
+           "first_meeting_bar_s": None if reach is None else round(reach, 1)}
+    console.print(f"  {root.name}: {row}", highlight=False)
+    return row
+
+
+def _plain_epoch_times(space: Space, params: dict, data, epochs: int) -> list[float]:
+    """Seconds per epoch of the same model trained by a plain Keras script: no tracking, no checkpoints."""
+    model_params, settings = space.resolve(params)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(space.spec.sweep.seed)
+    model = build_model(space.spec.model, model_params)
+    model.compile(optimizer=OPTIMIZERS[settings.optimizer](learning_rate=settings.learning_rate),
+                  loss=settings.loss, metrics=list(settings.metrics))
+    starts: list[float] = []
+    times: list[float] = []
+    timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: starts.append(time.perf_counter()),
+                                           on_epoch_end=lambda e, logs: times.append(time.perf_counter() - starts[-1]))
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
+              batch_size=settings.batch_size, callbacks=[timer], verbose=0)
+    return times
+
+
+def _fixed(space: Space, params: dict, epochs: int) -> Space:
+    """The same space with ``params`` fixed and nothing left to search."""
+    data = yaml.safe_load(space.path.read_text())
+    for name, value in params.items():
+        data.setdefault("train" if name in TRAIN_KEYS else "fixed", {})[name] = value
+    data["params"] = {}
+    data.setdefault("train", {})["epochs"] = epochs
+    data.setdefault("sweep", {}).update(sampler={"name": "random"}, pruner={"name": "none"}, repeats=1)
+    return parse_space(yaml.safe_dump(data), space.path)
+
+
+def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs: int, console: Console) -> dict:
+    """Median seconds per epoch (first epoch excluded) of one config: plain Keras vs one trial of the framework
+    (MLflow logging, checkpointing, pruning callback and all)."""
+    fixed = _fixed(space, params, epochs)
+    spec = fixed.spec
+    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, subset)
+    plain = _plain_epoch_times(fixed, {}, data, epochs)
+    _sweep(fixed, root / "overhead", SweepOptions(trials=1, subset=subset), console)
+    tracker = Tracker(tracking_uri(root / "overhead"), fixed.name, create=False)
+    run_id = tracker.runs(kind="trial")["run_id"].iloc[0]
+    framework = tracker.metric_history(run_id, ("epoch_time_s",))["epoch_time_s"].tolist()
+    plain_s, framework_s = statistics.median(plain[1:]), statistics.median(framework[1:])
+    return {"space": space.name, "config": params, "epochs": epochs, "plain_s_per_epoch": round(plain_s, 3),
+            "framework_s_per_epoch": round(framework_s, 3), "ratio": round(framework_s / plain_s, 3)}
+
+
+def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: int, subset: int | None,
+              console: Console) -> dict:
+    """All three measurements; returns (and the caller saves) the raw numbers. The overhead is measured on the
+    blog's final CNN (``blog`` with dropout 0.3), the searches on ``space``."""
+    bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
+    results = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M")}
+    results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=4, console=console)
+    fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None)
+    results["pruning"] = {
+        "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
+        "without_pruner": _sweep(_variant(space, pruner="none"), bench_root / "unpruned", fixed_trials, console),
+    }
+    budget = SweepOptions(trials=10_000, subset=subset, timeout=budget_s)
+    results["search_quality"] = {
+        "optuna_tpe_pruned": _sweep(space, bench_root / "tpe", budget, console),
+        "random_search": _sweep(_variant(space, sampler="random", pruner="none"), bench_root / "random", budget, console),
+        "kerastuner_hyperband": _sweep(space, bench_root / "hyperband",
+                                       replace(budget, engine="kerastuner", tuner="hyperband"), console),
+    }
+    return results
+
+
+def print_bench(results: dict, console: Console) -> None:
+    """The three measurements as tables."""
+    o = results["overhead"]
+    console.print(f"framework overhead: {o['framework_s_per_epoch']} s/epoch vs plain Keras {o['plain_s_per_epoch']} s/epoch "
+                  f"= {o['ratio']}x (target ≤ 1.05x)")
+    for title, rows in (("pruning (same trials)", results["pruning"]), ("search quality (same budget)", results["search_quality"])):
+        frame = pd.DataFrame(rows).T
+        table = Table(title=title)
+        table.add_column("run")
+        for column in frame.columns:
+            table.add_column(column, justify="right")
+        for name, row in frame.iterrows():
+            table.add_row(name, *[str(v) for v in row])
+        console.print(table)
+
+
+def save_bench(results: dict, reports_dir: Path) -> Path:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    out = reports_dir / "bench.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    return out
