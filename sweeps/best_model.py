@@ -82,7 +82,7 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
     example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)
     signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
     with tempfile.TemporaryDirectory() as tmp:  # the client API: no process-wide active run or tracking URI
-        mlflow.keras.save_model(model, Path(tmp) / "best_model", signature=signature, pip_requirements=requirements)
+        mlflow.keras.save_model(model, str(Path(tmp) / "best_model"), signature=signature, pip_requirements=requirements)
         tracker.client.log_artifacts(sweep_run, str(Path(tmp) / "best_model"), "best_model")
     if not tracker.client.search_registered_models(f"name='{name}'"):
         tracker.client.create_registered_model(name)

@@ -23,6 +23,10 @@ MAX_GRID = 10_000
 class SpaceError(Exception):
     """A search-space file (or name) is invalid; the message is one line naming the file and field."""
 
+    def __init__(self, message: str):
+        # Keys and values quoted from the file may hold line breaks or other control characters: escape them.
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
+
 
 class Suggester(Protocol):
     """What a Space needs from a trial: Optuna's ``Trial`` has it."""

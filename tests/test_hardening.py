@@ -42,7 +42,7 @@ def _paths(tree, prefix=()):
 PATHS = list(_paths(VALID))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(path=st.sampled_from(PATHS), value=junk, drop=st.booleans())
 def test_any_mangled_space_file_is_either_valid_or_one_line_naming_the_file(path, value, drop):
     tree = yaml.safe_load(yaml.safe_dump(VALID))
@@ -57,7 +57,8 @@ def test_any_mangled_space_file_is_either_valid_or_one_line_naming_the_file(path
         parse_space(yaml.safe_dump(tree), Path("search_spaces/fashion_cnn.yaml"))
     except SpaceError as exc:
         message = str(exc)
-        assert message.startswith("search_spaces/fashion_cnn.yaml: ") and "\n" not in message and len(message) < 600
+        assert message.startswith("search_spaces/fashion_cnn.yaml: ") and len(message.splitlines()) == 1
+        assert len(message) < 600
 
 
 @settings(max_examples=100, deadline=None)
@@ -66,7 +67,7 @@ def test_arbitrary_text_never_raises_anything_but_a_space_error(text):
     try:
         parse_space(text, Path("search_spaces/x.yaml"))
     except SpaceError as exc:
-        assert "\n" not in str(exc)
+        assert len(str(exc).splitlines()) == 1
 
 
 def _project(tmp_path: Path, space: str = "") -> Path:
