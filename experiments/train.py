@@ -27,7 +27,6 @@ OPTIMIZERS = {
     "rmsprop": keras.optimizers.RMSprop,
     "sgd": keras.optimizers.SGD,
 }
-STOP_REASONS = ("early_stopped", "max_epochs", "nan_loss", "interrupted")
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
