@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,10 @@ def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:
 def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Model:
     """Download (once) and load the best checkpoint logged to ``run_id``."""
     local = cache_dir / run_id / Path(CHECKPOINT).name
-    if not local.is_file():
+    if not local.is_file():  # workers share the cache: download privately, then rename into place
         local.parent.mkdir(parents=True, exist_ok=True)
-        local = Path(tracker.client.download_artifacts(run_id, CHECKPOINT, str(local.parent)))
+        with tempfile.TemporaryDirectory(dir=local.parent) as tmp:
+            os.replace(tracker.client.download_artifacts(run_id, CHECKPOINT, tmp), local)
     return keras.models.load_model(local)
 
 
@@ -84,8 +86,11 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
     with tempfile.TemporaryDirectory() as tmp:  # the client API: no process-wide active run or tracking URI
         mlflow.keras.save_model(model, str(Path(tmp) / "best_model"), signature=signature, pip_requirements=requirements)
         tracker.client.log_artifacts(sweep_run, str(Path(tmp) / "best_model"), "best_model")
-    if not tracker.client.search_registered_models(f"name='{name}'"):
+    try:
         tracker.client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException as exc:  # it exists (maybe just made by another worker)
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
     tags = {"trial": best.trial, "seed": best.seed, "source_run": best.run_id, "value": best_trial(study).values[0]}
     version = tracker.client.create_model_version(name, f"runs:/{sweep_run}/best_model", run_id=sweep_run,
                                                   tags={k: str(v) for k, v in tags.items()})
