@@ -45,6 +45,8 @@ class RepeatResult:
     wall_time_s: float = 0.0
     checkpoint: Path | None = None
     summary: str = ""
+    first_epoch: int = 1  # later than 1 when training continued from earlier weights
+
 
     @property
     def epochs(self) -> int:
@@ -55,7 +57,15 @@ class RepeatResult:
         """``metric`` at the best (checkpointed) epoch."""
         if self.best_epoch is None or metric not in self.history:
             return None
-        return self.history[metric][self.best_epoch - 1]
+        return self.history[metric][self.best_epoch - self.first_epoch]
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Continue from earlier weights at a later epoch (a Hyperband round promoting a trial)."""
+
+    weights: list[np.ndarray]
+    initial_epoch: int
 
 
 class TrainingInterrupted(Exception):
@@ -104,12 +114,12 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(partial, final)
 
 
-def _best_epoch(history: dict[str, list[float]], monitor: str) -> int | None:
+def _best_epoch(history: dict[str, list[float]], monitor: str, first_epoch: int) -> int | None:
     values = np.asarray(history.get(monitor, []), dtype=float)
     if values.size == 0 or np.isnan(values).all():
         return None
     pick = np.nanargmin if monitor.endswith("loss") else np.nanargmax
-    return int(pick(values)) + 1
+    return int(pick(values)) + first_epoch
 
 
 def train_repeat(
@@ -121,15 +131,18 @@ def train_repeat(
     workdir: Path,
     callbacks: tuple[keras.callbacks.Callback, ...] = (),
     on_epoch: EpochHook | None = None,
+    warm_start: WarmStart | None = None,
 ) -> RepeatResult:
-    """Fit one seeded model and score its best checkpoint on the test set.
+    """Fit one seeded model (from ``warm_start``'s weights and epoch, if given) and score its best checkpoint
+    on the test set. ``settings.epochs`` is the last epoch, counted from the first.
 
     Raises :class:`TrainingInterrupted` (with the partial history) when a callback or ``fit`` raises.
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    result = RepeatResult(seed=seed, checkpoint=workdir / "best.keras")
+    initial_epoch = warm_start.initial_epoch if warm_start else 0
+    result = RepeatResult(seed=seed, checkpoint=workdir / "best.keras", first_epoch=initial_epoch + 1)
     start = time.perf_counter()
     model = build_model(family, model_params, num_classes=len(data.class_names))
     model.compile(
@@ -137,6 +150,8 @@ def train_repeat(
         loss=settings.loss,
         metrics=list(settings.metrics),
     )
+    if warm_start is not None:
+        model.set_weights(warm_start.weights)
     result.param_count = model.count_params()
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
@@ -153,19 +168,19 @@ def train_repeat(
         model.fit(
             data.x_train, data.y_train,
             validation_data=(data.x_val, data.y_val),
-            epochs=settings.epochs, batch_size=settings.batch_size,
+            epochs=settings.epochs, initial_epoch=initial_epoch, batch_size=settings.batch_size,
             callbacks=fit_callbacks, verbose=settings.verbose,
         )
     except Exception as exc:
         result.wall_time_s = time.perf_counter() - start
-        result.best_epoch = _best_epoch(result.history, settings.monitor)
+        result.best_epoch = _best_epoch(result.history, settings.monitor, result.first_epoch)
         raise TrainingInterrupted(result) from exc
     losses = result.history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
         result.stop_reason = "nan_loss"
     else:
         result.stop_reason = "early_stopped" if early.stopped_epoch > 0 else "max_epochs"
-        result.best_epoch = _best_epoch(result.history, settings.monitor)
+        result.best_epoch = _best_epoch(result.history, settings.monitor, result.first_epoch)
         best = keras.models.load_model(result.checkpoint)
         scores = best.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
         result.test_loss = float(scores["loss"])

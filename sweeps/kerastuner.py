@@ -2,8 +2,9 @@
 
 Keras Tuner decides which params to try (Hyperband, Bayesian optimisation or random search); each choice is
 then trained by the Optuna engine's own objective on a trial of the study ``<space>-kerastuner``, so the MLflow
-runs, the checks of ``sweep status`` and the report are the same for both engines. Hyperband's later rounds
-train from scratch for their epoch budget (its weight hand-over between rounds is not used).
+runs, the checks of ``sweep status`` and the report are the same for both engines. When Hyperband promotes a
+trial to a longer round, the new trial continues from the best weights of the earlier one (Keras Tuner loads
+them into the model it hands to ``fit``) at the epoch where that round stopped, as in Keras Tuner itself.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import keras_tuner as kt
 import optuna
 
 from experiments.models import build_model
+from experiments.train import WarmStart
 from sweeps.errors import SweepStopped
 from sweeps.space import Space
 from sweeps.trial import TrialContext, run_trial
@@ -53,14 +55,17 @@ class SpaceHyperModel(kt.HyperModel):
         model_params, _ = self.ctx.space.resolve(self.ctx.space.suggest(HPSuggester(hp)))
         return build_model(self.ctx.space.spec.model, model_params)
 
-    def fit(self, hp: kt.HyperParameters, model, *args, callbacks=(), epochs: int | None = None, **kwargs) -> dict:
+    def fit(self, hp: kt.HyperParameters, model, *args, callbacks=(), epochs: int | None = None,
+            initial_epoch: int = 0, **kwargs) -> dict:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise kt.errors.FatalError(TIME_UP)  # the one way to end a Keras Tuner search early
         self.study.enqueue_trial(self.ctx.space.suggest(HPSuggester(hp)))
         trial = self.study.ask()
         budget = min(epochs, self.ctx.max_epochs or epochs) if epochs else self.ctx.max_epochs
         # Keras Tuner's own checkpoint callback rides along: Hyperband reads it when it promotes a trial.
-        ctx = dataclasses.replace(self.ctx, max_epochs=budget, callbacks=tuple(callbacks))
+        promoted = "tuner/trial_id" in hp.values and initial_epoch > 0
+        warm_start = WarmStart(model.get_weights(), initial_epoch) if promoted else None
+        ctx = dataclasses.replace(self.ctx, max_epochs=budget, callbacks=tuple(callbacks), warm_start=warm_start)
         try:
             value = run_trial(ctx, trial)
             self.study.tell(trial, value)

@@ -135,6 +135,8 @@ def learning_curves(result: StudyResults) -> str:
         first = first.iloc[0]
         history = result.tracker.metric_history(first["run_id"], ("loss", "accuracy", "val_loss", "val_accuracy"))
         onset = overfitting_onset(history["loss"].tolist(), history["val_loss"].tolist())
+        if onset is not None:  # a warm-started trial's history begins after epoch 1
+            onset += int(history["epoch"].iloc[0]) - 1
         title = f"#{rank}: trial {int(trial['number'])}, seed {int(first['seed'])}"
         note = f"overfitting from epoch {onset}" if onset else "no overfitting onset"
         parts.append(f"<p>{esc(title)} — best epoch {short(first['best_epoch'])}, {note}.</p>"

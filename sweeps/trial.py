@@ -14,7 +14,7 @@ import pandas as pd
 from optuna_integration import KerasPruningCallback
 
 from experiments.data import Dataset
-from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, train_repeat
+from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
 from sweeps import figures
 from sweeps.recovery import WORKER, worker_id
 from sweeps.space import Space
@@ -39,18 +39,22 @@ class TrialContext:
     max_epochs: int | None = None
     prune: bool = True
     callbacks: tuple = ()  # more Keras callbacks for every repeat (the Keras Tuner engine's checkpoint)
+    warm_start: WarmStart | None = None  # every repeat continues from these weights (Hyperband's promotions)
 
 
-def _logged_settings(model_params: dict[str, Any], settings: TrainSettings) -> dict[str, Any]:
+def _logged_settings(model_params: dict[str, Any], settings: TrainSettings,
+                     warm_start: WarmStart | None) -> dict[str, Any]:
     fields = dataclasses.asdict(settings)
     fields.pop("verbose")
+    if warm_start is not None:
+        fields["initial_epoch"] = warm_start.initial_epoch
     return {**model_params, **fields}
 
 
 def _log_repeat(tracker: Tracker, run_id: str, result: RepeatResult, title: str) -> None:
     """Summary metrics, stop reason and artifacts (checkpoint, history, curves, summary) of one repeat."""
     history = pd.DataFrame(result.history)
-    history.insert(0, "epoch", range(1, len(history) + 1))
+    history.insert(0, "epoch", range(result.first_epoch, result.first_epoch + len(history)))
     tracker.log_metrics(run_id, {
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
@@ -78,7 +82,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
     run_id = trial_run
     if separate:
         tags = {**ctx.tags, KIND: "repeat", TRIAL: trial.number}
-        run_id = ctx.tracker.start_run(f"trial-{trial.number}-seed-{seed}", trial_run, tags, _logged_settings(model_params, settings))
+        run_id = ctx.tracker.start_run(f"trial-{trial.number}-seed-{seed}", trial_run, tags, _logged_settings(model_params, settings, ctx.warm_start))
     # Optuna takes one report per step, so the pruner watches the first repeat only.
     pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
     callbacks = (*pruning, *ctx.callbacks)
@@ -88,6 +92,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
             ctx.space.spec.model, model_params, settings, ctx.data, seed,
             ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}", callbacks,
             on_epoch=lambda step, metrics: ctx.tracker.log_metrics(run_id, metrics, step),
+            warm_start=ctx.warm_start,
         )
     except TrainingInterrupted as stop:
         result, error = stop.result, stop.__cause__
@@ -124,7 +129,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     if ctx.max_epochs is not None:
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
     tags = {**ctx.tags, KIND: "trial", TRIAL: trial.number}
-    run_id = ctx.tracker.start_run(f"trial-{trial.number}", ctx.sweep_run, tags, _logged_settings(model_params, settings))
+    run_id = ctx.tracker.start_run(f"trial-{trial.number}", ctx.sweep_run, tags, _logged_settings(model_params, settings, ctx.warm_start))
     trial.set_user_attr("mlflow_run_id", run_id)
     state, status = "FAIL", "FAILED"
     try:

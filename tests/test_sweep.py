@@ -191,6 +191,26 @@ def test_keras_tuner_engine_runs_the_same_space_into_the_same_stores(project: Pa
     assert f'href="{name}.html"' in (project / "reports" / "summary.html").read_text()
 
 
+def test_hyperband_promotions_continue_from_the_earlier_weights(project: Path):
+    from rich.console import Console
+
+    from sweeps.space import load_space
+    from sweeps.sweep import SweepOptions, run_sweep
+
+    write_space(project, "tiny")
+    options = SweepOptions(trials=100, subset=1500, max_epochs=3, engine="kerastuner", tuner="hyperband")
+    run_sweep(load_space("tiny", project / "search_spaces"), project, options, Console(quiet=True))
+    trials = runs(project, "tiny-kerastuner")
+    trials = trials[trials["tags.sweeps.kind"] == "trial"]
+    promoted = trials[trials["params.initial_epoch"].notna()]
+    assert len(promoted) >= 1 and len(trials) > len(promoted)  # Hyperband: 1-epoch rounds, then promotions
+    tracker = Tracker(tracking_uri(project), "tiny-kerastuner", create=False)
+    for _, run in promoted.iterrows():
+        start = int(run["params.initial_epoch"])
+        assert start >= 1 and run["metrics.epochs"] <= 3 - start
+        assert tracker.metric_history(run["run_id"], ("val_accuracy",))["epoch"].iloc[0] == start + 1
+
+
 def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsys):
     write_space(project, "tiny")
     assert main(["bench", "tiny", "--budget", "5s", "--trials", "2", "--subset", "1500"]) == 0
