@@ -181,8 +181,8 @@ def train_repeat(
     else:
         result.stop_reason = "early_stopped" if early.stopped_epoch > 0 else "max_epochs"
         result.best_epoch = _best_epoch(result.history, settings.monitor, result.first_epoch)
-        best = keras.models.load_model(result.checkpoint)
-        scores = best.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+        model.load_weights(result.checkpoint)  # the trained model's compiled evaluation is reused, not re-traced
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
         result.test_loss = float(scores["loss"])
         result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
     result.wall_time_s = time.perf_counter() - start

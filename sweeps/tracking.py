@@ -11,8 +11,6 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from sweeps import figures
-
 # Tag names, in one place: the report reads what the sweep writes.
 KIND, STUDY, TRIAL, SEED, STATE, STOP_REASON = "sweeps.kind", "sweeps.study", "sweeps.trial", "sweeps.seed", "sweeps.state", "sweeps.stop_reason"
 PARENT = "mlflow.parentRunId"
@@ -62,10 +60,6 @@ class Tracker:
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
-
-    def log_figure(self, run_id: str, figure, name: str) -> None:
-        self.client.log_figure(run_id, figure, name)
-        figures.plt.close(figure)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close a run as FINISHED, FAILED or KILLED."""
