@@ -46,9 +46,11 @@ def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) ->
     best = result.best()
     reach = result.time_to_target()
     row = {"trials": len(result.trials), "pruned": result.count("PRUNED"), "epochs": int(result.repeats["epochs"].sum()),
-           "wall_s": round(wall, 1), "best_val": None if best is None else float(best["value_mean"]),
-           "its_test_accuracy": None if best is None else float(best["test_accuracy_mean"]),
-           "first_meeting_bar_s": None if reach is None else round(reach, 1)}
+           "wall_s": round(wall, 1), "seeds": None if best is None else int(best["n_repeats"])}
+    for name, column in (("best_val", "value"), ("its_test_accuracy", "test_accuracy")):
+        row[name] = None if best is None else float(best[f"{column}_mean"])
+        row[f"{name}_std"] = None if best is None or pd.isna(best[f"{column}_std"]) else float(best[f"{column}_std"])
+    row["first_meeting_bar_s"] = None if reach is None else round(reach, 1)
     console.print(f"  {root.name}: {row}", highlight=False)
     return row
 
@@ -93,8 +95,10 @@ def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs:
     run_id = tracker.runs(kind="trial")["run_id"].iloc[0]
     framework = tracker.metric_history(run_id, ("epoch_time_s",))["epoch_time_s"].tolist()
     plain_s, framework_s = statistics.median(plain[1:]), statistics.median(framework[1:])
-    return {"space": space.name, "config": params, "epochs": epochs, "plain_s_per_epoch": round(plain_s, 3),
-            "framework_s_per_epoch": round(framework_s, 3), "ratio": round(framework_s / plain_s, 3)}
+    return {"space": space.name, "config": params, "epochs": epochs, "seed": spec.sweep.seed,
+            "plain_s_per_epoch": round(plain_s, 3), "framework_s_per_epoch": round(framework_s, 3),
+            "ratio": round(framework_s / plain_s, 3), "plain_epoch_s": [round(t, 3) for t in plain],
+            "framework_epoch_s": [round(t, 3) for t in framework]}
 
 
 def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: int, subset: int | None,
@@ -103,8 +107,9 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
     blog's final CNN (``blog`` with dropout 0.3), the searches on ``space``."""
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
-    results = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M")}
-    results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=4, console=console)
+    results = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "budget_s": budget_s,
+               "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name, "folder": str(bench_root)}
+    results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=5, console=console)
     fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None)
     results["pruning"] = {
         "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
