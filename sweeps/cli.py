@@ -153,6 +153,7 @@ def _bench(args: argparse.Namespace, root: Path, console) -> None:
     results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console)
     print_bench(results, console)
     console.print(f"raw numbers: {save_bench(results, root / 'reports')}")
+    _report(args, root, console)  # its benchmark section
 
 
 def _status(args: argparse.Namespace, root: Path, console) -> int:

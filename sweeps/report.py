@@ -13,6 +13,7 @@ from sweeps import model_figures
 from sweeps.best_model import BestModelScores, evaluate_best
 from sweeps.errors import UsageError
 from sweeps.html import esc, image, page, table
+from sweeps.report_bench import bench_section
 from sweeps.report_space import ci, space_page
 from sweeps.results import StudyResults, collect, meets_target
 
@@ -85,7 +86,8 @@ def build_report(storage: str, tracking: str, reports_dir: Path, cache_dir: Path
 trial's seeded repeats ± the 95 % confidence interval (Student t; n = number of seeds; no ± with one seed).
 Models are selected on validation data held out of training and scored once on the test set.</p>
 {table(overview(results), escape=False) if results else '<p>No sweeps yet: run <code>make sweep SPACE=…</code>.</p>'}
-{robustness_comparison(scored)}"""
+{robustness_comparison(scored)}
+{bench_section(reports_dir / "bench.json")}"""
     out = reports_dir / "summary.html"
     _write(out, page("Sweep report", body))
     return out

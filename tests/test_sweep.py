@@ -221,3 +221,4 @@ def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsy
     assert set(results["search_quality"]) == {"optuna_tpe_pruned", "random_search", "kerastuner_hyperband"}
     assert all(row["trials"] >= 1 for row in results["search_quality"].values())
     assert "framework overhead" in capsys.readouterr().out
+    assert "Benchmark" in (project / "reports" / "summary.html").read_text()

@@ -1,0 +1,104 @@
+"""The report's benchmark section: what ``make bench`` measured (reports/bench.json), with its targets."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+from sweeps.html import esc, table, verdict
+
+OVERHEAD_TARGET = 1.05  # framework s/epoch over plain Keras s/epoch
+EPOCHS_SAVED_TARGET = 0.40  # pruning: at least this share of epochs saved ...
+SAME_ACCURACY_POINTS = 0.3  # ... for a best val accuracy within this many points
+ENGINES = {"optuna_tpe_pruned": "Optuna TPE + pruning", "random_search": "random search (no pruning)",
+           "kerastuner_hyperband": "Keras Tuner Hyperband"}
+
+
+def load_bench(path: Path) -> dict | None:
+    """The last benchmark's raw numbers, or None when there is none (or it cannot be read)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _times(values: list[float]) -> str:
+    """Median [min–max] of the epochs after the first (which includes tracing), and how many."""
+    timed = values[1:]
+    return f"{statistics.median(timed):.3g} s [{min(timed):.3g}–{max(timed):.3g}], n = {len(timed)} epochs"
+
+
+def _overhead(o: dict) -> str:
+    ratio = o["ratio"]
+    return (f"<h3>1. Framework overhead</h3><p>The blog's CNN ({esc(o['space'])}, {esc(o['config'])}, seed "
+            f"{o['seed']}) trained {o['epochs']} epochs by a plain Keras script and as one trial of the "
+            f"framework (MLflow logging, checkpointing, callbacks on). Seconds per epoch, first epoch excluded:</p>"
+            f"<ul><li>plain Keras: {_times(o['plain_epoch_s'])}</li>"
+            f"<li>framework: {_times(o['framework_epoch_s'])}</li></ul>"
+            f"<p>Ratio of the medians: <b>{ratio:.3f}×</b> (target ≤ {OVERHEAD_TARGET}×: "
+            f"{verdict(ratio <= OVERHEAD_TARGET)}).</p>")
+
+
+def _score(row: dict, name: str) -> str:
+    """A best-trial score with its seed count and, with more than one seed, its standard deviation."""
+    if row.get(name) is None:
+        return ""
+    std = row.get(f"{name}_std")
+    return f"{row[name]:.4f}" + (f" ± {std:.4f} sd" if std is not None else "") + f" (n = {row.get('seeds')})"
+
+
+def _rows(rows: dict[str, dict], names: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "run": names[key], "trials": r["trials"], "pruned": r["pruned"], "epochs trained": r["epochs"],
+        "wall (min)": round(r["wall_s"] / 60, 1), "best validation accuracy": _score(r, "best_val"),
+        "its test accuracy": _score(r, "its_test_accuracy"),
+        "first model meeting the bar (min)": "never" if r["first_meeting_bar_s"] is None
+        else round(r["first_meeting_bar_s"] / 60, 1),
+    } for key, r in rows.items()])
+
+
+def _pruning(results: dict) -> str:
+    p = results["pruning"]
+    on, off = p["with_pruner"], p["without_pruner"]
+    saved = 1 - on["epochs"] / off["epochs"] if off["epochs"] else 0.0
+    both = on["best_val"] is not None and off["best_val"] is not None
+    points = (on["best_val"] - off["best_val"]) * 100 if both else None
+    same = points is not None and abs(points) <= SAME_ACCURACY_POINTS
+    return (f"<h3>2. Pruning</h3><p>{results['pruning_trials']} trials of the same space and sampler seed, with the "
+            f"space's pruner ({esc(results['pruner'])}) and without.</p>"
+            f"{table(_rows(p, {'with_pruner': 'with the pruner', 'without_pruner': 'without'}), sortable=False)}"
+            f"<p>Epochs saved: <b>{saved:.0%}</b> (target ≥ {EPOCHS_SAVED_TARGET:.0%}); best validation accuracy "
+            f"{'n/a' if points is None else f'{points:+.2f} points'} with the pruner (target within "
+            f"±{SAME_ACCURACY_POINTS}): {verdict(saved >= EPOCHS_SAVED_TARGET and same)}.</p>")
+
+
+def _search(results: dict) -> str:
+    return (f"<h3>3. Search quality on one budget</h3><p>Each engine searched the same space for the same "
+            f"wall-clock budget ({results['budget_s'] / 60:.3g} min, plus the trial running when it ran out); "
+            f"the best trial is chosen on validation accuracy and its test accuracy reported.</p>"
+            f"{table(_rows(results['search_quality'], ENGINES), sortable=False)}")
+
+
+def bench_section(path: Path) -> str:
+    """The benchmark as an HTML section; empty when ``make bench`` has not been run."""
+    results = load_bench(path)
+    if results is None:
+        return ""
+    subset = results.get("subset")
+    data = f"a {subset}-image training sample" if subset else "the full training split"
+    try:
+        return _section(results, data)
+    except (KeyError, TypeError):
+        return ("<section><h2>Benchmark</h2><p>reports/bench.json is incomplete or from an older version: "
+                "run <code>make bench</code> again.</p></section>")
+
+
+def _section(results: dict, data: str) -> str:
+    return (f"<section><h2>Benchmark (<code>make bench</code>)</h2><p>Run {esc(results['when'])} on "
+            f"{esc(results['space'])}, {data}; one sweep per row, so each row is a single run (run "
+            f"<code>make bench</code> again to see the run-to-run spread). Raw numbers: "
+            f"<code>reports/bench.json</code>.</p>{_overhead(results['overhead'])}{_pruning(results)}"
+            f"{_search(results)}</section>")

@@ -1,0 +1,68 @@
+"""The report's benchmark section, from hand-made bench.json files (what ``make bench`` writes)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from sweeps.report_bench import bench_section
+
+
+def sweep_row(trials: int, pruned: int, epochs: int, best_val: float | None, std: float | None = None,
+              reach: float | None = None) -> dict:
+    return {"trials": trials, "pruned": pruned, "epochs": epochs, "wall_s": 120.0, "seeds": 1 if std is None else 3,
+            "best_val": best_val, "best_val_std": std, "its_test_accuracy": best_val and best_val - 0.01,
+            "its_test_accuracy_std": std, "first_meeting_bar_s": reach}
+
+
+def bench(with_pruner: dict, without: dict, framework: list[float]) -> dict:
+    return {
+        "space": "fashion_mlp", "subset": None, "when": "2026-11-25 20:00", "budget_s": 480, "pruning_trials": 10,
+        "pruner": "median",
+        "overhead": {"space": "fashion_blog", "config": {"dropout": 0.3}, "epochs": 5, "seed": 42,
+                     "plain_epoch_s": [9.0, 4.0, 4.2, 3.8, 4.0], "framework_epoch_s": framework,
+                     "ratio": 0.0},  # each test sets it
+        "pruning": {"with_pruner": with_pruner, "without_pruner": without},
+        "search_quality": {"optuna_tpe_pruned": sweep_row(9, 4, 60, 0.89, reach=300.0),
+                           "random_search": sweep_row(7, 0, 90, 0.88, std=0.002),
+                           "kerastuner_hyperband": sweep_row(20, 0, 45, None)},
+    }
+
+
+def write(tmp_path: Path, results: dict) -> Path:
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(results))
+    return path
+
+
+def text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_targets_met(tmp_path: Path):
+    results = bench(sweep_row(10, 6, 60, 0.8870), sweep_row(10, 0, 150, 0.8880), [9.5, 4.1, 4.1, 4.0, 4.3])
+    results["overhead"]["ratio"] = 1.025
+    page = text(bench_section(write(tmp_path, results)))
+    assert "plain Keras: 4 s [3.8–4.2], n = 4 epochs" in page and "framework: 4.1 s [4–4.3], n = 4 epochs" in page
+    assert "1.025× (target ≤ 1.05×: PASS" in page
+    assert "Epochs saved: 60%" in page and "-0.10 points with the pruner" in page
+    assert page.count("PASS") == 2 and "FAIL" not in page
+    assert "0.8800 ± 0.0020 sd (n = 3)" in page and "0.8900 (n = 1)" in page  # seed count, and spread when n > 1
+    assert "Optuna TPE + pruning 9 4 60 2 0.8900 (n = 1) 0.8800 (n = 1) 5 " in page  # 300 s to the bar = 5 min
+    assert "Keras Tuner Hyperband 20 0 45 2 never" in page
+
+
+def test_targets_missed(tmp_path: Path):
+    # Pruning saved too few epochs and lost accuracy; the framework was slow.
+    results = bench(sweep_row(10, 1, 140, 0.8800), sweep_row(10, 0, 150, 0.8880), [9.5, 6.0, 6.1, 6.0, 6.2])
+    results["overhead"]["ratio"] = 1.5
+    page = text(bench_section(write(tmp_path, results)))
+    assert "Epochs saved: 7%" in page and "-0.80 points" in page and page.count("FAIL") == 2 and "PASS" not in page
+
+
+def test_no_bench_no_section_and_a_broken_file_says_so(tmp_path: Path):
+    assert bench_section(tmp_path / "bench.json") == ""
+    assert bench_section(write(tmp_path, {"space": "x"})).count("run <code>make bench</code> again") == 1
+    (tmp_path / "bench.json").write_text("{not json")
+    assert bench_section(tmp_path / "bench.json") == ""
