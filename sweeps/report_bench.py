@@ -46,8 +46,8 @@ def _score(row: dict, name: str) -> str:
     """A best-trial score with its seed count and, with more than one seed, its standard deviation."""
     if row.get(name) is None:
         return ""
-    std = row.get(f"{name}_std")
-    return f"{row[name]:.4f}" + (f" ± {std:.4f} sd" if std is not None else "") + f" (n = {row.get('seeds')})"
+    std, seeds = row.get(f"{name}_std"), row["seeds"]
+    return f"{row[name]:.4f}" + (f" ± {std:.4f} sd" if std is not None and seeds > 1 else "") + f" (n = {seeds})"
 
 
 def _rows(rows: dict[str, dict], names: dict[str, str]) -> pd.DataFrame:
