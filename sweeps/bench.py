@@ -6,6 +6,7 @@ same data sample and seeds; the raw numbers land in ``reports/bench.json``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import statistics
 import time
@@ -15,12 +16,14 @@ from pathlib import Path
 import keras
 import pandas as pd
 import yaml
+from optuna.samplers import TPESampler
 from rich.console import Console
 from rich.table import Table
 
 from experiments.data import load_dataset
 from experiments.models import build_model
 from experiments.train import OPTIMIZERS
+from sweeps.report_bench import ENGINES, PRUNING, bench_rows
 from sweeps.results import collect
 from sweeps.schema import Pruner, Sampler
 from sweeps.space import TRAIN_KEYS, Space, parse_space
@@ -53,6 +56,14 @@ def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) ->
     row["first_meeting_bar_s"] = None if reach is None else round(reach, 1)
     console.print(f"  {root.name}: {row}", highlight=False)
     return row
+
+
+def _tpe_startup_trials(space: Space) -> int | None:
+    """How many first trials TPE samples at random (then it is random search with the same seed)."""
+    sampler = space.spec.sweep.sampler
+    if sampler.name != "tpe":
+        return None
+    return sampler.options.get("n_startup_trials", inspect.signature(TPESampler).parameters["n_startup_trials"].default)
 
 
 def _plain_epoch_times(space: Space, params: dict, data, epochs: int) -> list[float]:
@@ -108,7 +119,8 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
     results = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "budget_s": budget_s,
-               "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name, "folder": str(bench_root)}
+               "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name, "folder": str(bench_root),
+               "tpe_startup_trials": _tpe_startup_trials(space)}
     results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=5, console=console)
     fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None)
     results["pruning"] = {
@@ -130,14 +142,14 @@ def print_bench(results: dict, console: Console) -> None:
     o = results["overhead"]
     console.print(f"framework overhead: {o['framework_s_per_epoch']} s/epoch vs plain Keras {o['plain_s_per_epoch']} s/epoch "
                   f"= {o['ratio']}x (target ≤ 1.05x)")
-    for title, rows in (("pruning (same trials)", results["pruning"]), ("search quality (same budget)", results["search_quality"])):
-        frame = pd.DataFrame(rows).T
+    for title, rows, names in (("pruning (same trials)", results["pruning"], PRUNING),
+                               ("search quality (same budget)", results["search_quality"], ENGINES)):
+        frame = bench_rows(rows, names)
         table = Table(title=title)
-        table.add_column("run")
         for column in frame.columns:
-            table.add_column(column, justify="right")
-        for name, row in frame.iterrows():
-            table.add_row(name, *[str(v) for v in row])
+            table.add_column(column, justify="left" if column == "run" else "right")
+        for row in frame.itertuples(index=False):
+            table.add_row(*[str(v) for v in row])
         console.print(table)
 
 

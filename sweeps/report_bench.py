@@ -15,6 +15,7 @@ EPOCHS_SAVED_TARGET = 0.40  # pruning: at least this share of epochs saved ...
 SAME_ACCURACY_POINTS = 0.3  # ... for a best val accuracy within this many points
 ENGINES = {"optuna_tpe_pruned": "Optuna TPE + pruning", "random_search": "random search (no pruning)",
            "kerastuner_hyperband": "Keras Tuner Hyperband"}
+PRUNING = {"with_pruner": "with the pruner", "without_pruner": "without"}
 
 
 def load_bench(path: Path) -> dict | None:
@@ -33,7 +34,8 @@ def _times(values: list[float]) -> str:
 
 def _overhead(o: dict) -> str:
     ratio = o["ratio"]
-    return (f"<h3>1. Framework overhead</h3><p>The blog's CNN ({esc(o['space'])}, {esc(o['config'])}, seed "
+    config = ", ".join(f"{k}={v}" for k, v in o["config"].items())
+    return (f"<h3>1. Framework overhead</h3><p>The blog's CNN ({esc(o['space'])}, {esc(config)}, seed "
             f"{o['seed']}) trained {o['epochs']} epochs by a plain Keras script and as one trial of the "
             f"framework (MLflow logging, checkpointing, callbacks on). Seconds per epoch, first epoch excluded:</p>"
             f"<ul><li>plain Keras: {_times(o['plain_epoch_s'])}</li>"
@@ -50,7 +52,8 @@ def _score(row: dict, name: str) -> str:
     return f"{row[name]:.4f}" + (f" ± {std:.4f} sd" if std is not None and seeds > 1 else "") + f" (n = {seeds})"
 
 
-def _rows(rows: dict[str, dict], names: dict[str, str]) -> pd.DataFrame:
+def bench_rows(rows: dict[str, dict], names: dict[str, str]) -> pd.DataFrame:
+    """One display row per sweep of the benchmark (the report's tables and the printed ones)."""
     return pd.DataFrame([{
         "run": names[key], "trials": r["trials"], "pruned": r["pruned"], "epochs trained": r["epochs"],
         "wall (min)": round(r["wall_s"] / 60, 1), "best validation accuracy": _score(r, "best_val"),
@@ -69,7 +72,7 @@ def _pruning(results: dict) -> str:
     same = points is not None and abs(points) <= SAME_ACCURACY_POINTS
     return (f"<h3>2. Pruning</h3><p>{results['pruning_trials']} trials of the same space and sampler seed, with the "
             f"space's pruner ({esc(results['pruner'])}) and without.</p>"
-            f"{table(_rows(p, {'with_pruner': 'with the pruner', 'without_pruner': 'without'}), sortable=False)}"
+            f"{table(bench_rows(p, PRUNING), sortable=False)}"
             f"<p>Epochs saved: <b>{saved:.0%}</b> (target ≥ {EPOCHS_SAVED_TARGET:.0%}); best validation accuracy "
             f"{'n/a' if points is None else f'{points:+.2f} points'} with the pruner (target within "
             f"±{SAME_ACCURACY_POINTS}): {verdict(saved >= EPOCHS_SAVED_TARGET and same)}.</p>")
@@ -79,7 +82,17 @@ def _search(results: dict) -> str:
     return (f"<h3>3. Search quality on one budget</h3><p>Each engine searched the same space for the same "
             f"wall-clock budget ({results['budget_s'] / 60:.3g} min, plus the trial running when it ran out); "
             f"the best trial is chosen on validation accuracy and its test accuracy reported.</p>"
-            f"{table(_rows(results['search_quality'], ENGINES), sortable=False)}")
+            f"{table(bench_rows(results['search_quality'], ENGINES), sortable=False)}{_startup_note(results)}")
+
+
+def _startup_note(results: dict) -> str:
+    """Say so when the budget ended before TPE stopped sampling at random: its row is then random search."""
+    startup, tpe = results.get("tpe_startup_trials"), results["search_quality"]["optuna_tpe_pruned"]
+    if startup is None or tpe["trials"] > startup:
+        return ""
+    return (f"<p>TPE samples its first {startup} trials at random (Optuna's <code>n_startup_trials</code>); it ran "
+            f"{tpe['trials']} in this budget, so it tried the same configurations as random search and differs only "
+            f"by pruning. A longer budget (<code>BUDGET=30m</code>) lets the model-based search start.</p>")
 
 
 def bench_section(path: Path) -> str:

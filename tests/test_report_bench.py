@@ -19,7 +19,7 @@ def sweep_row(trials: int, pruned: int, epochs: int, best_val: float | None, std
 def bench(with_pruner: dict, without: dict, framework: list[float]) -> dict:
     return {
         "space": "fashion_mlp", "subset": None, "when": "2026-11-25 20:00", "budget_s": 480, "pruning_trials": 10,
-        "pruner": "median",
+        "pruner": "median", "tpe_startup_trials": 10,
         "overhead": {"space": "fashion_blog", "config": {"dropout": 0.3}, "epochs": 5, "seed": 42,
                      "plain_epoch_s": [9.0, 4.0, 4.2, 3.8, 4.0], "framework_epoch_s": framework,
                      "ratio": 0.0},  # each test sets it
@@ -51,6 +51,7 @@ def test_targets_met(tmp_path: Path):
     assert "0.8800 ± 0.0020 sd (n = 3)" in page and "0.8900 (n = 1)" in page  # seed count, and spread when n > 1
     assert "Optuna TPE + pruning 9 4 60 2 0.8900 (n = 1) 0.8800 (n = 1) 5 " in page  # 300 s to the bar = 5 min
     assert "Keras Tuner Hyperband 20 0 45 2 never" in page
+    assert "dropout=0.3" in page and "it ran 9 in this budget, so it tried the same configurations" in page
 
 
 def test_targets_missed(tmp_path: Path):
@@ -59,6 +60,8 @@ def test_targets_missed(tmp_path: Path):
     results["overhead"]["ratio"] = 1.5
     page = text(bench_section(write(tmp_path, results)))
     assert "Epochs saved: 7%" in page and "-0.80 points" in page and page.count("FAIL") == 2 and "PASS" not in page
+    results["search_quality"]["optuna_tpe_pruned"]["trials"] = 11  # past the random start: no note
+    assert "n_startup_trials" not in bench_section(write(tmp_path, results))
 
 
 def test_no_bench_no_section_and_a_broken_file_says_so(tmp_path: Path):
