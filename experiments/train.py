@@ -47,7 +47,6 @@ class RepeatResult:
     summary: str = ""
     first_epoch: int = 1  # later than 1 when training continued from earlier weights
 
-
     @property
     def epochs(self) -> int:
         """Epochs trained."""
