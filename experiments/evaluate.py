@@ -38,6 +38,7 @@ PERTURBATIONS: dict[str, Transform] = {
 class TestScores:
     """Predictions of a model on a labelled image set, and what follows from them."""
 
+    __test__ = False  # a name pytest would otherwise try to collect as a test class
     y_true: np.ndarray
     probabilities: np.ndarray
     class_names: tuple[str, ...]
