@@ -29,6 +29,9 @@ OPTIMIZERS = {
 }
 
 EpochHook = Callable[[int, dict[str, float]], None]
+# Batches per call into TensorFlow: same batches, same result, far less Python per batch (an MLP epoch on the
+# full split 2.3 s -> 1.2 s here). Batch-level callbacks (TerminateOnNaN) see every 16th batch.
+STEPS_PER_EXECUTION = 16
 
 
 @dataclass
@@ -148,6 +151,7 @@ def train_repeat(
         optimizer=OPTIMIZERS[settings.optimizer](learning_rate=settings.learning_rate),
         loss=settings.loss,
         metrics=list(settings.metrics),
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     if warm_start is not None:
         model.set_weights(warm_start.weights)
