@@ -19,11 +19,8 @@ PRUNING = {"with_pruner": "with the pruner", "without_pruner": "without"}
 
 
 def load_bench(path: Path) -> dict | None:
-    """The last benchmark's raw numbers, or None when there is none (or it cannot be read)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    """The last benchmark's raw numbers, or None when ``make bench`` has not been run."""
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _times(values: list[float]) -> str:
@@ -97,14 +94,13 @@ def _startup_note(results: dict) -> str:
 
 def bench_section(path: Path) -> str:
     """The benchmark as an HTML section; empty when ``make bench`` has not been run."""
-    results = load_bench(path)
-    if results is None:
-        return ""
-    subset = results.get("subset")
-    data = f"a {subset}-image training sample" if subset else "the full training split"
     try:
-        return _section(results, data)
-    except (KeyError, TypeError):
+        results = load_bench(path)
+        if results is None:
+            return ""
+        subset = results.get("subset")
+        return _section(results, f"a {subset}-image training sample" if subset else "the full training split")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ("<section><h2>Benchmark</h2><p>reports/bench.json is incomplete or from an older version: "
                 "run <code>make bench</code> again.</p></section>")
 

@@ -67,5 +67,5 @@ def test_targets_missed(tmp_path: Path):
 def test_no_bench_no_section_and_a_broken_file_says_so(tmp_path: Path):
     assert bench_section(tmp_path / "bench.json") == ""
     assert bench_section(write(tmp_path, {"space": "x"})).count("run <code>make bench</code> again") == 1
-    (tmp_path / "bench.json").write_text("{not json")
-    assert bench_section(tmp_path / "bench.json") == ""
+    (tmp_path / "bench.json").write_text("{not json")  # a half-written or hand-edited file says so too
+    assert "run <code>make bench</code> again" in bench_section(tmp_path / "bench.json")
