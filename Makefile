@@ -33,8 +33,8 @@ $(BIN)/.installed: pyproject.toml
 sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE=
 	$(BIN)/sweep $(GLOBAL_ARGS) run $(SPACE) $(SWEEP_ARGS)
 
-bench: $(BIN)/.installed  ## overhead, pruning and search quality side by side: SPACE=fashion_mlp BUDGET=60s (30m for real numbers)
-	$(BIN)/sweep bench $(or $(BENCH_SPACE),fashion_mlp) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS))
+bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
+	$(BIN)/sweep bench $(or $(BENCH_SPACE),fashion_mlp) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(PARTS),--parts $(PARTS)) $(if $(SEARCHES),--searches $(SEARCHES))
 
 status: $(BIN)/.installed  ## trials by state, MLflow runs by status, any mismatch: SPACE= QUICK=1
 	$(BIN)/sweep $(GLOBAL_ARGS) status $(SPACE) $(if $(call truthy,$(QUICK)),--quick)

@@ -21,19 +21,43 @@ def build_mlp(params: dict[str, Any], num_classes: int = 10) -> keras.Model:
     return keras.Sequential(layers, name="mlp")
 
 
+def _augmentation(get) -> list[keras.layers.Layer]:
+    """Keras preprocessing layers for the augment_* knobs; they change images only while training."""
+    layers: list[keras.layers.Layer] = []
+    if get("augment_flip"):
+        layers.append(keras.layers.RandomFlip("horizontal"))
+    if get("augment_translate") > 0:
+        layers.append(keras.layers.RandomTranslation(get("augment_translate"), get("augment_translate"), fill_mode="constant"))
+    if get("augment_rotate") > 0:
+        layers.append(keras.layers.RandomRotation(get("augment_rotate") / 360, fill_mode="constant"))
+    if get("augment_zoom") > 0:
+        layers.append(keras.layers.RandomZoom(get("augment_zoom"), fill_mode="constant"))
+    return layers
+
+
 def build_cnn(params: dict[str, Any], num_classes: int = 10) -> keras.Model:
-    """(Conv → Pool) × conv_layers → Flatten → Dense → Dropout → Dense softmax (the blog's CNN shape)."""
+    """[augmentation] → conv_layers blocks of (Conv [→ BatchNorm] → activation) × convs_per_block → Pool
+    [→ Dropout] → Flatten or global average → Dense → Dropout → Dense softmax. With one conv per block and no
+    batch norm this is the blog's CNN."""
     get = lambda name: setting(params, name, "cnn")  # noqa: E731
     if feature_size(params) < 1:
         raise ValueError(f"conv_layers={get('conv_layers')} with kernel_size={get('kernel_size')} shrinks 28x28 below 1x1")
     pool = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}.get(get("pooling"))
-    layers: list[keras.layers.Layer] = [keras.Input(INPUT_SHAPE)]
+    norm = get("batch_norm")
+    layers: list[keras.layers.Layer] = [keras.Input(INPUT_SHAPE), *_augmentation(get)]
     for i in range(1, get("conv_layers") + 1):
         filters = layer_value(params, "filters", i, "cnn")
-        layers.append(keras.layers.Conv2D(filters, get("kernel_size"), padding=get("padding"), activation=get("activation")))
+        for _ in range(get("convs_per_block")):
+            # With batch norm the conv's bias is redundant and the activation follows the normalisation.
+            layers.append(keras.layers.Conv2D(filters, get("kernel_size"), padding=get("padding"), use_bias=not norm,
+                                              activation=None if norm else get("activation")))
+            if norm:
+                layers += [keras.layers.BatchNormalization(), keras.layers.Activation(get("activation"))]
         if pool is not None:
             layers.append(pool(2))
-    layers.append(keras.layers.Flatten())
+        if get("conv_dropout") > 0:
+            layers.append(keras.layers.Dropout(get("conv_dropout")))
+    layers.append(keras.layers.GlobalAveragePooling2D() if get("head") == "global_avg" else keras.layers.Flatten())
     if get("dense_units") > 0:
         layers.append(keras.layers.Dense(get("dense_units"), activation=get("activation")))
     if get("dropout") > 0:

@@ -1,28 +1,72 @@
 """Plain settings of a model and its training, without TensorFlow (cheap to import for validation).
 
+Each model family is declared once, in :data:`FAMILIES`: every hyperparameter with its default and what
+values it accepts. The space-file schema, the defaults and the per-layer rules are all read from it, so a
+new knob is one line here plus its use in the family's builder (``experiments.models``).
+
 Per-layer values are looked up as ``<name>_<i>`` (1-based) and fall back to ``<name>``, so a space
 may share one width across layers (``units``) or sample one per layer (``units_1``, ``units_2``…).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 OPTIMIZER_NAMES = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 INPUT_SHAPE = (28, 28, 1)
 POOLINGS = ("max", "avg", "none")
 PADDINGS = ("valid", "same")
+HEADS = ("flatten", "global_avg")
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
 
-# family -> hyperparameter -> default. Names marked per-layer accept the ``_<i>`` form.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlp": {"hidden_layers": 1, "units": 128, "dropout": 0.0, "activation": "relu"},
+
+@dataclass(frozen=True)
+class Knob:
+    """One model hyperparameter: its default, its value type and the bounds a space file may give it
+    (pydantic ``Field`` keywords). ``depth`` names the knob that counts the layers of a per-layer knob."""
+
+    default: Any
+    type: Any
+    bounds: dict[str, Any] = field(default_factory=dict)
+    depth: str | None = None
+
+
+_DROPOUT = Knob(0.0, float, {"ge": 0, "lt": 1})
+_ACTIVATION = Knob("relu", Literal[ACTIVATIONS])  # type: ignore[valid-type]
+
+# family -> hyperparameter -> Knob.
+FAMILIES: dict[str, dict[str, Knob]] = {
+    "mlp": {
+        "hidden_layers": Knob(1, int, {"ge": 1, "le": 8}),
+        "units": Knob(128, int, {"ge": 1, "le": 8192}, depth="hidden_layers"),
+        "dropout": _DROPOUT,
+        "activation": _ACTIVATION,
+    },
     "cnn": {
-        "conv_layers": 2, "filters": 32, "kernel_size": 3, "pooling": "max", "padding": "valid",
-        "dense_units": 128, "dropout": 0.0, "activation": "relu",
+        "conv_layers": Knob(2, int, {"ge": 1, "le": 8}),  # blocks: convs_per_block convolutions, then a pool
+        "filters": Knob(32, int, {"ge": 1, "le": 1024}, depth="conv_layers"),
+        "convs_per_block": Knob(1, int, {"ge": 1, "le": 4}),
+        "kernel_size": Knob(3, int, {"ge": 1, "le": 28}),
+        "pooling": Knob("max", Literal[POOLINGS]),  # type: ignore[valid-type]
+        "padding": Knob("valid", Literal[PADDINGS]),  # type: ignore[valid-type]
+        "batch_norm": Knob(False, bool),
+        "conv_dropout": _DROPOUT,  # after each block's pool
+        "head": Knob("flatten", Literal[HEADS]),  # type: ignore[valid-type]
+        "dense_units": Knob(128, int, {"ge": 0, "le": 8192}),
+        "dropout": _DROPOUT,  # before the output layer
+        "activation": _ACTIVATION,
+        # Data augmentation: Keras preprocessing layers, active only while training.
+        "augment_translate": Knob(0.0, float, {"ge": 0, "le": 0.5}),  # fraction of the image side
+        "augment_rotate": Knob(0.0, float, {"ge": 0, "le": 180}),  # degrees
+        "augment_zoom": Knob(0.0, float, {"ge": 0, "lt": 1}),
+        "augment_flip": Knob(False, bool),  # horizontal
     },
 }
-PER_LAYER = {"mlp": {"units": "hidden_layers"}, "cnn": {"filters": "conv_layers"}}
+DEFAULTS = {family: {name: knob.default for name, knob in knobs.items()} for family, knobs in FAMILIES.items()}
+PER_LAYER = {family: {name: knob.depth for name, knob in knobs.items() if knob.depth}
+             for family, knobs in FAMILIES.items()}
 
 
 def layer_value(params: dict[str, Any], name: str, index: int, family: str) -> Any:
@@ -41,7 +85,7 @@ def feature_size(params: dict[str, Any]) -> int:
     kernel = setting(params, "kernel_size", "cnn")
     for _ in range(setting(params, "conv_layers", "cnn")):
         if setting(params, "padding", "cnn") == "valid":
-            size -= kernel - 1
+            size -= (kernel - 1) * setting(params, "convs_per_block", "cnn")
         if size < 1:
             return size
         if setting(params, "pooling", "cnn") != "none":
@@ -57,6 +101,8 @@ class TrainSettings:
     batch_size: int = 128
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # cosine: decay to 0 over `epochs`; plateau: halve when val_loss stalls
+    weight_decay: float = 0.0  # decoupled, as Keras applies it for every optimizer
     loss: str = "sparse_categorical_crossentropy"
     metrics: tuple[str, ...] = ("accuracy",)
     patience: int = 3

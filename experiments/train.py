@@ -116,6 +116,38 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(partial, final)
 
 
+class Deadline(keras.callbacks.Callback):
+    """Stops training when the sweep's time is up: after an epoch when the next one would not end in time,
+    or after the current batch once the deadline has passed. The epoch still validates and checkpoints, so
+    the trial ends with its best weights instead of being thrown away."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline, self.reached, self._start = deadline, False, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.monotonic()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if time.monotonic() >= self.deadline:
+            self._stop()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if time.monotonic() + (time.monotonic() - self._start) > self.deadline:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.reached = self.model.stop_training = True
+
+
+def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer with its learning rate (cosine: decayed to 0 over ``settings.epochs``) and weight decay."""
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = settings.learning_rate
+    if settings.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps_per_epoch)
+    return OPTIMIZERS[settings.optimizer](learning_rate=rate, weight_decay=settings.weight_decay or None)
+
+
 def _best_epoch(history: dict[str, list[float]], monitor: str, first_epoch: int) -> int | None:
     values = np.asarray(history.get(monitor, []), dtype=float)
     if values.size == 0 or np.isnan(values).all():
@@ -134,9 +166,11 @@ def train_repeat(
     callbacks: tuple[keras.callbacks.Callback, ...] = (),
     on_epoch: EpochHook | None = None,
     warm_start: WarmStart | None = None,
+    deadline: float | None = None,
 ) -> RepeatResult:
     """Fit one seeded model (from ``warm_start``'s weights and epoch, if given) and score its best checkpoint
-    on the test set. ``settings.epochs`` is the last epoch, counted from the first.
+    on the test set. ``settings.epochs`` is the last epoch, counted from the first; training stops early (and
+    the best weights so far are scored) when ``time.monotonic()`` reaches ``deadline``.
 
     Raises :class:`TrainingInterrupted` (with the partial history) when a callback or ``fit`` raises.
     """
@@ -148,7 +182,7 @@ def train_repeat(
     start = time.perf_counter()
     model = build_model(family, model_params, num_classes=len(data.class_names))
     model.compile(
-        optimizer=OPTIMIZERS[settings.optimizer](learning_rate=settings.learning_rate),
+        optimizer=make_optimizer(settings, math.ceil(len(data.y_train) / settings.batch_size)),
         loss=settings.loss,
         metrics=list(settings.metrics),
         steps_per_execution=STEPS_PER_EXECUTION,
@@ -160,13 +194,17 @@ def train_repeat(
     model.summary(print_fn=lambda line, **_: lines.append(line))
     result.summary = "\n".join(lines)
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
+    time_up = Deadline(deadline if deadline is not None else math.inf)
     fit_callbacks = [
         EpochRecorder(result.history, on_epoch),
         AtomicModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True),
         early,
         keras.callbacks.TerminateOnNaN(),
+        time_up,
         *callbacks,
     ]
+    if settings.lr_schedule == "plateau":  # halve the rate before early stopping would give up
+        fit_callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=max(1, settings.patience // 2)))
     try:
         model.fit(
             data.x_train, data.y_train,
@@ -182,7 +220,8 @@ def train_repeat(
     if not losses or not all(math.isfinite(v) for v in losses):
         result.stop_reason = "nan_loss"
     else:
-        result.stop_reason = "early_stopped" if early.stopped_epoch > 0 else "max_epochs"
+        result.stop_reason = ("time_budget" if time_up.reached else
+                              "early_stopped" if early.stopped_epoch > 0 else "max_epochs")
         result.best_epoch = _best_epoch(result.history, settings.monitor, result.first_epoch)
         model.load_weights(result.checkpoint)  # the trained model's compiled evaluation is reused, not re-traced
         scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)

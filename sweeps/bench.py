@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import platform
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,12 +28,12 @@ from experiments.data import load_dataset
 from experiments.models import build_model
 from experiments.train import OPTIMIZERS, STEPS_PER_EXECUTION
 from sweeps.report_bench import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
-from sweeps.results import collect
+from sweeps.results import collect, meets_target
 from sweeps.schema import Pruner, Sampler
 from sweeps.space import TRAIN_KEYS, Space, parse_space
 from sweeps.stores import default_storage, open_storage
 from sweeps.sweep import SweepOptions, run_sweep
-from sweeps.tracking import Tracker, tracking_uri
+from sweeps.tracking import TRIAL, Tracker, tracking_uri
 
 
 def _variant(space: Space, sampler: str | None = None, pruner: str | None = None) -> Space:
@@ -46,15 +50,54 @@ def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) ->
     run_sweep(space, root, options, Console(quiet=True))
     wall = time.monotonic() - start
     (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
-    best = result.best()
+    row = _summary(result, wall)
     reach = result.time_to_target()
-    row = {"trials": len(result.trials), "pruned": result.count("PRUNED"), "epochs": int(result.repeats["epochs"].sum()),
-           "wall_s": round(wall, 1), "seeds": None if best is None else int(best["n_repeats"])}
-    for name, column in (("best_val", "value"), ("its_test_accuracy", "test_accuracy")):
-        row[name] = None if best is None else float(best[f"{column}_mean"])
-        row[f"{name}_std"] = None if best is None or pd.isna(best[f"{column}_std"]) else float(best[f"{column}_std"])
     row["first_meeting_bar_s"] = None if reach is None else round(reach, 1)
     console.print(f"  {root.name}: {row}", highlight=False)
+    return row
+
+
+def _peak_rss(root: Path, study: str) -> list[float]:
+    """Peak RSS (MiB) of the sweep's process after each trial, in trial order."""
+    runs = Tracker(tracking_uri(root), study, create=False).runs(kind="trial")
+    if runs.empty or "metrics.peak_rss_mb" not in runs:
+        return []
+    runs = runs.assign(trial=pd.to_numeric(runs[f"tags.{TRIAL}"])).sort_values("trial")
+    return [round(float(v), 1) for v in runs["metrics.peak_rss_mb"].dropna()]
+
+
+def sweep_command(space: Space, root: Path, budget_s: float, subset: int | None, engine: str,
+                  console: Console) -> dict:
+    """Run ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
+    folder; the time to the bar counts from the command's start."""
+    (root / "search_spaces").mkdir(parents=True, exist_ok=True)
+    (root / "search_spaces" / space.path.name).write_text(space.path.read_text())
+    argv = [sys.executable, "-m", "sweeps.cli", "run", space.name, "--timeout", f"{budget_s:g}", "--trials", "10000",
+            "--engine", engine, *(["--subset", str(subset)] if subset else [])]
+    started = pd.Timestamp.now()
+    start = time.monotonic()
+    with open(root / "sweep.log", "w") as log:
+        code = subprocess.run(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "SWEEPS_SPACES_DIR": str(root / "search_spaces")}).returncode
+    wall = time.monotonic() - start
+    (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
+    row = _summary(result, wall)
+    bar = result.trials[result.trials["state"] == "COMPLETE"]
+    bar = bar[[meets_target(r, space.spec.target) is True for _, r in bar.iterrows()]]
+    row["first_meeting_bar_s"] = None if bar.empty else round((bar["datetime_complete"].min() - started).total_seconds(), 1)
+    row.update(exit_status=code, budget_s=budget_s, peak_rss_mb=_peak_rss(root, result.name),
+               stop_reasons=result.trials["stop_reason"].fillna("").tolist() if "stop_reason" in result.trials else [])
+    console.print(f"  {root.name}: {row}", highlight=False)
+    return row
+
+
+def _summary(result, wall: float) -> dict:
+    best = result.best()
+    row = {"trials": len(result.trials), "pruned": result.count("PRUNED"), "epochs": int(result.repeats["epochs"].sum()),
+           "wall_s": round(wall, 1), "seeds": None if best is None else int(best["n_repeats"])}
+    for name, column in (("best_val", "value"), ("its_test_accuracy", "test_accuracy"), ("its_test_loss", "test_loss")):
+        row[name] = None if best is None else float(best[f"{column}_mean"])
+        row[f"{name}_std"] = None if best is None or pd.isna(best[f"{column}_std"]) else float(best[f"{column}_std"])
     return row
 
 
@@ -113,38 +156,62 @@ def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs:
             "framework_epoch_s": [round(t, 3) for t in framework]}
 
 
+PARTS = ("overhead", "pruning", "search")
+SEARCHES = {"optuna": "optuna", "kerastuner_hyperband": "kerastuner", "random_search": "optuna"}
+
+
 def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: int, subset: int | None,
-              console: Console) -> dict:
-    """All three measurements; returns (and the caller saves) the raw numbers. The overhead is measured on the
-    blog's final CNN (``blog`` with dropout 0.3), the searches on ``space``."""
+              console: Console, parts: tuple[str, ...] = PARTS, searches: tuple[str, ...] = tuple(SEARCHES)) -> dict:
+    """The chosen measurements; returns (and the caller saves) the raw numbers. The overhead is measured on the
+    blog's final CNN (``blog`` with dropout 0.3), the rest on ``space``. Each search is a ``sweep run`` command
+    of its own with the same budget, run one after the other so none shares the cores."""
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
     results = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "budget_s": budget_s,
                "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name, "folder": str(bench_root),
-               "tpe_startup_trials": _tpe_startup_trials(space)}
-    results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=5, console=console)
-    fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None)
-    results["pruning"] = {
-        "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
-        "without_pruner": _sweep(_variant(space, pruner="none"), bench_root / "unpruned", fixed_trials, console),
-    }
-    budget = SweepOptions(trials=10_000, subset=subset, timeout=budget_s)
-    results["search_quality"] = {
-        "optuna_tpe_pruned": _sweep(space, bench_root / "tpe", budget, console),
-        "random_search": _sweep(_variant(space, sampler="random", pruner="none"), bench_root / "random", budget, console),
-        "kerastuner_hyperband": _sweep(space, bench_root / "hyperband",
-                                       replace(budget, engine="kerastuner", tuner="hyperband"), console),
-    }
+               "tpe_startup_trials": _tpe_startup_trials(space), "machine": _machine()}
+    if "overhead" in parts:
+        results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=5, console=console)
+    if "pruning" in parts:
+        fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None)
+        results["pruning"] = {
+            "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
+            "without_pruner": _sweep(_variant(space, pruner="none"), bench_root / "unpruned", fixed_trials, console),
+        }
+    if "search" in parts:
+        results["search_quality"] = {}
+        for name in searches:
+            searched = _variant_file(space, bench_root / name) if name == "random_search" else space
+            results["search_quality"][name] = sweep_command(searched, bench_root / name, budget_s, subset,
+                                                            SEARCHES[name], console)
     return results
 
 
+def _variant_file(space: Space, root: Path) -> Space:
+    """Random search without pruning or baselines, as a space file of its own."""
+    data = yaml.safe_load(space.path.read_text())
+    data.setdefault("sweep", {}).update(sampler={"name": "random"}, pruner={"name": "none"}, baselines=[])
+    path = root / "variant" / space.path.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return parse_space(path.read_text(), path)
+
+
+def _machine() -> str:
+    return f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+
+
 def print_bench(results: dict, console: Console) -> None:
-    """The three measurements as tables."""
-    o = results["overhead"]
-    console.print(f"framework overhead: {o['framework_s_per_epoch']} s/epoch vs plain Keras {o['plain_s_per_epoch']} s/epoch "
-                  f"= {o['ratio']}x (target ≤ {OVERHEAD_TARGET}x)")
-    for title, rows, names in (("pruning (same trials)", results["pruning"], PRUNING),
-                               ("search quality (same budget)", results["search_quality"], ENGINES)):
+    """The measurements that were run, as tables."""
+    if "overhead" in results:
+        o = results["overhead"]
+        console.print(f"framework overhead: {o['framework_s_per_epoch']} s/epoch vs plain Keras {o['plain_s_per_epoch']} "
+                      f"s/epoch = {o['ratio']}x (target ≤ {OVERHEAD_TARGET}x)")
+    for title, key, names in (("pruning (same trials)", "pruning", PRUNING),
+                              ("search quality (same budget)", "search_quality", ENGINES)):
+        if key not in results:
+            continue
+        rows = results[key]
         frame = bench_rows(rows, names)
         table = Table(title=title)
         for column in frame.columns:

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers
+    run.add_argument("--subset", type=positive_int, help=argparse.SUPPRESS)  # the benchmark's training sample
     run.add_argument("--engine", choices=("optuna", "kerastuner"), default="optuna", help="who picks the params")
     run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                      help="the Keras Tuner search (with --engine kerastuner)")
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--budget", default="60s", help="wall-clock budget of each search (e.g. 30m for real numbers)")
     bench.add_argument("--trials", type=positive_int, default=8, help="trials of the pruning comparison")
     bench.add_argument("--subset", type=int, default=6000, help="training images (0: all)")
+    bench.add_argument("--parts", default="overhead,pruning,search", help="which measurements, comma-separated")
+    bench.add_argument("--searches", default="optuna,random_search,kerastuner_hyperband",
+                       help="the searches of the search part: optuna (the space as shipped), random_search, kerastuner_hyperband")
     predict = sub.add_parser("predict", help="classify an image with the best model of a space")
     predict.add_argument("space")
     source = predict.add_mutually_exclusive_group(required=True)
@@ -134,7 +138,7 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
         code = run_workers(argv, args.workers, console)
     else:
         options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
-                               worker_index=args.worker_index, engine=args.engine, tuner=args.tuner)
+                               worker_index=args.worker_index, engine=args.engine, tuner=args.tuner, subset=args.subset)
         run_sweep(space, root, options, console)
     if not args.no_report:
         _report(args, root, console)
@@ -144,16 +148,26 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
 def _bench(args: argparse.Namespace, root: Path, console) -> None:
     import optuna
 
-    from sweeps.bench import print_bench, run_bench, save_bench
+    from sweeps.bench import PARTS, SEARCHES, print_bench, run_bench, save_bench
     from sweeps.space import load_space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
-    results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console)
+    parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
+    results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console,
+                        parts, searches)
     print_bench(results, console)
     console.print(f"raw numbers: {save_bench(results, root / 'reports')}")
     _report(args, root, console)  # its benchmark section
+
+
+def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
+    wrong = [c for c in chosen if c not in allowed]
+    if wrong or not chosen:
+        raise UsageError(f"{option}={text!r}: expected a comma-separated list of {', '.join(allowed)}")
+    return chosen
 
 
 def _status(args: argparse.Namespace, root: Path, console) -> int:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from experiments.data import DATASETS, VALIDATIONS
-from experiments.settings import OPTIMIZER_NAMES, PADDINGS, POOLINGS
+from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
 
 Scalar = Union[bool, int, float, str]
-ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
 METRICS = ("val_accuracy", "val_loss")
 TARGET_METRICS = ("test_accuracy", "test_loss")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
@@ -45,30 +44,21 @@ class TrainValues(Section):
     batch_size: int | None = Field(None, ge=1, le=60000)
     optimizer: Literal[OPTIMIZER_NAMES] | None = None  # type: ignore[valid-type]
     learning_rate: float | None = Field(None, gt=0, le=10)
+    lr_schedule: Literal[LR_SCHEDULES] | None = None  # type: ignore[valid-type]
+    weight_decay: float | None = Field(None, ge=0, le=1)
     loss: Literal["sparse_categorical_crossentropy"] | None = None
     metrics: list[Literal["accuracy"]] | None = None
     patience: int | None = Field(None, ge=0, le=100)
 
 
-class ModelValues(Section):
-    """Model hyperparameters of both families (``units``/``filters`` also per layer: ``units_2``…)."""
-
-    hidden_layers: int | None = Field(None, ge=1, le=8)
-    units: int | None = Field(None, ge=1, le=8192)
-    conv_layers: int | None = Field(None, ge=1, le=8)
-    filters: int | None = Field(None, ge=1, le=1024)
-    kernel_size: int | None = Field(None, ge=1, le=28)
-    pooling: Literal[POOLINGS] | None = None  # type: ignore[valid-type]
-    padding: Literal[PADDINGS] | None = None  # type: ignore[valid-type]
-    dense_units: int | None = Field(None, ge=0, le=8192)
-    dropout: float | None = Field(None, ge=0, lt=1)
-    activation: Literal[ACTIVATIONS] | None = None  # type: ignore[valid-type]
+def _model_fields() -> dict[str, Any]:
+    knobs = {name: knob for family in FAMILIES.values() for name, knob in family.items()}
+    return {name: (knob.type | None, Field(None, **knob.bounds)) for name, knob in knobs.items()}
 
 
-FAMILY_KEYS = {
-    "mlp": ("hidden_layers", "units", "dropout", "activation"),
-    "cnn": ("conv_layers", "filters", "kernel_size", "pooling", "padding", "dense_units", "dropout", "activation"),
-}
+# Model hyperparameters of every family, with the bounds declared in experiments.settings.FAMILIES.
+ModelValues = create_model("ModelValues", __base__=Section, **_model_fields())
+FAMILY_KEYS = {family: tuple(knobs) for family, knobs in FAMILIES.items()}
 
 
 # --- params: what may be searched ---------------------------------------------------------------------
@@ -199,6 +189,13 @@ class Pruner(Named):
     name: Literal[PRUNERS] = "median"  # type: ignore[valid-type]
 
 
+class Baseline(Section):
+    """A known configuration tried before the sampler's own picks (Optuna's ``enqueue_trial``)."""
+
+    params: dict[str, Scalar] = Field(default_factory=dict)  # values for the space's params; the rest are sampled
+    epochs: int | None = Field(None, ge=1, le=1000)  # a cheaper budget than train.epochs: a first look
+
+
 class SweepSettings(Section):
     n_trials: int = Field(20, ge=1)
     timeout: float | None = Field(1800, gt=0)
@@ -206,6 +203,7 @@ class SweepSettings(Section):
     repeats: int = Field(1, ge=1, le=100)
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
+    baselines: list[Baseline] = Field(default_factory=list)
 
 
 EXAM_BAR = {"test_accuracy": Bound(min=0.89), "test_loss": Bound(max=0.33)}

@@ -140,8 +140,24 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
                              "value per step); use none")
         if spec.sweep.sampler.name == "cmaes":
             raise ValueError("sweep.sampler.name: cmaes optimises a single objective; use tpe, random, grid, qmc or gp")
+    for i, baseline in enumerate(spec.sweep.baselines):
+        for name, value in baseline.params.items():
+            _wrap(f"sweep.baselines.{i}.params.{name}", _check_baseline_value, spec, name, value)
     if family == "cnn":
         _check_cnn_size(spec)
+
+
+def _check_baseline_value(spec: SpaceFile, name: str, value: Any) -> None:
+    """A baseline value must be one the param could sample (Optuna's enqueue_trial would take anything)."""
+    base = _base_name(name, spec.model)
+    param = spec.params.get(name) or spec.params.get(base)
+    if param is None or (name != base) != param.per_layer:
+        raise ValueError(f"not a param of this space (params: {', '.join(spec.params) or 'none'})")
+    if isinstance(param, CategoricalParam):
+        if value not in param.choices:
+            raise ValueError(f"{value!r} is not one of the choices {param.choices}")
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not param.low <= value <= param.high:
+        raise ValueError(f"{value!r} is outside the range {param.low} to {param.high}")
 
 
 def _wrap(field: str, check, *args) -> None:
@@ -160,13 +176,14 @@ def _reachable(spec: SpaceFile, name: str) -> list[Any]:
 def _check_cnn_size(spec: SpaceFile) -> None:
     worst = {
         "conv_layers": max(_reachable(spec, "conv_layers")),
+        "convs_per_block": max(_reachable(spec, "convs_per_block")),
         "kernel_size": max(_reachable(spec, "kernel_size")),
         "padding": "valid" if "valid" in _reachable(spec, "padding") else "same",
         "pooling": "max" if set(_reachable(spec, "pooling")) - {"none"} else "none",
     }
     if feature_size(worst) < 1:
         raise ValueError(
-            f"params: conv_layers up to {worst['conv_layers']} with kernel_size up to {worst['kernel_size']} "
+            f"params: conv_layers up to {worst['conv_layers']} ({worst['convs_per_block']} per block) with kernel_size up to {worst['kernel_size']} "
             f"(padding {worst['padding']}, pooling {worst['pooling']}) shrinks the 28x28 input below 1x1; "
             "lower them or use padding: same"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sweeps.recovery import WORKER, close_orphan_runs, fail_dead_trials, worker_
 from sweeps.space import Space
 from sweeps.stores import check_tracking, default_storage, masked, open_storage
 from sweeps.tracking import KIND, STUDY, Tracker, tracking_uri
-from sweeps.trial import TrialContext, TrialFailed, run_trial
+from sweeps.trial import EPOCH_BUDGET, EPOCH_TIME, TrialContext, TrialFailed, run_trial
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 QUICK = {"subset": 6000, "epochs": 2, "trials": 2}
@@ -75,9 +76,10 @@ class Progress:
     in flight (Optuna's MaxTrialsCallback counts finished ones only, so N workers would overshoot by N-1),
     and stop after repeated identical failures."""
 
-    def __init__(self, console: Console, metric: str, target: int, stops: bool = True):
+    def __init__(self, console: Console, metric: str, target: int, stops: bool = True, deadline: float | None = None):
         self.console, self.metric, self.target = console, metric, target
         self.stops = stops  # False when Keras Tuner drives the trials (it stops itself)
+        self.deadline = deadline  # time.monotonic() when the budget ends
         self.failures: list[str] = []
         self.stopped_for: str | None = None
 
@@ -103,6 +105,18 @@ class Progress:
         self._watch_failures(study, trial)
         fail_dead_trials(study)
         if self.stops and count_finished(study) + count_running(study) >= self.target:
+            study.stop()
+        if self.stops and self.deadline is not None:
+            self._stop_if_no_time(study)
+
+    def _stop_if_no_time(self, study: optuna.Study) -> None:
+        """No trial is started that cannot train one epoch (the median so far) before the budget ends."""
+        epoch_s = [t.user_attrs[EPOCH_TIME] for t in study.get_trials(deepcopy=False, states=FINISHED)
+                   if EPOCH_TIME in t.user_attrs]
+        left = self.deadline - time.monotonic()
+        if epoch_s and left < statistics.median(epoch_s):
+            self.console.print(f"budget: {max(left, 0):.0f} s left, less than one epoch ({statistics.median(epoch_s):.0f} s): "
+                               "no new trial", highlight=False)
             study.stop()
 
     def _watch_failures(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -136,7 +150,16 @@ def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, 
     # not repeat its first suggestions) and by its worker index (simultaneous workers must not copy each other).
     study.sampler = make_sampler(space, seed_offset=len(study.get_trials(deepcopy=False)) + 10007 * worker_index)
     _record_space(study, space, quick, console)
+    if engine == "optuna":
+        _enqueue_baselines(study, space)
     return study
+
+
+def _enqueue_baselines(study: optuna.Study, space: Space) -> None:
+    """Queue the space's known configurations first (once: Optuna skips params the study already has)."""
+    for baseline in space.spec.sweep.baselines:
+        attrs = {EPOCH_BUDGET: baseline.epochs} if baseline.epochs else None
+        study.enqueue_trial(dict(baseline.params), user_attrs=attrs, skip_if_exists=True)
 
 
 def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> optuna.Study:
@@ -159,6 +182,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
         console.print(f"recovered from dead workers: trials {retried} failed and queued again, {closed} MLflow runs closed")
     target = options.trials or (QUICK["trials"] if options.quick else spec.sweep.n_trials)
     timeout = options.timeout or spec.sweep.timeout
+    deadline = time.monotonic() + timeout if timeout else None
     done, running = count_finished(study), count_running(study)
     console.print(f"study {name} in {masked(url)}: {done} finished trials, {running} running, target {target}")
     if done + running >= target:
@@ -178,9 +202,9 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     tracker.log_text(sweep_run, space.path.read_text(), "space.yaml")
     ctx = TrialContext(space=space, data=data, tracker=tracker, sweep_run=sweep_run,
                        workdir=root / ".sweeps" / "work" / name, tags=tags,
-                       max_epochs=options.epoch_cap,
+                       max_epochs=options.epoch_cap, deadline=deadline,
                        prune=spec.sweep.pruner.name != "none" and options.engine == "optuna")
-    progress = Progress(console, spec.objective.metric, target, stops=options.engine == "optuna")
+    progress = Progress(console, spec.objective.metric, target, stops=options.engine == "optuna", deadline=deadline)
     status = "FAILED"
     try:
         if options.engine == "kerastuner":

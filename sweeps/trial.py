@@ -41,6 +41,11 @@ class TrialContext:
     prune: bool = True
     callbacks: tuple = ()  # more Keras callbacks for every repeat (the Keras Tuner engine's checkpoint)
     warm_start: WarmStart | None = None  # every repeat continues from these weights (Hyperband's promotions)
+    deadline: float | None = None  # time.monotonic() at which training stops and scores its best weights
+
+
+EPOCH_BUDGET = "epoch_budget"  # trial user attr: a baseline's own, cheaper epoch budget
+EPOCH_TIME = "epoch_time_s"  # trial user attr: mean seconds per epoch (what a next trial's epoch may cost)
 
 
 def _logged_settings(model_params: dict[str, Any], settings: TrainSettings,
@@ -99,7 +104,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
             ctx.space.spec.model, model_params, settings, ctx.data, seed,
             ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}", callbacks,
             on_epoch=lambda step, metrics: ctx.tracker.log_metrics(run_id, metrics, step),
-            warm_start=ctx.warm_start,
+            warm_start=ctx.warm_start, deadline=ctx.deadline,
         )
     except TrainingInterrupted as stop:
         result, error = stop.result, stop.__cause__
@@ -133,8 +138,9 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
     metric = ctx.space.spec.objective.metric
     model_params, settings = ctx.space.resolve(ctx.space.suggest(trial))
-    if ctx.max_epochs is not None:
-        settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
+    caps = [c for c in (ctx.max_epochs, trial.user_attrs.get(EPOCH_BUDGET)) if c is not None]
+    if caps:
+        settings = dataclasses.replace(settings, epochs=min(settings.epochs, *caps))
     tags = {**ctx.tags, KIND: "trial", TRIAL: trial.number}
     run_id = ctx.tracker.start_run(f"trial-{trial.number}", ctx.sweep_run, tags, _logged_settings(model_params, settings, ctx.warm_start))
     trial.set_user_attr("mlflow_run_id", run_id)
@@ -152,6 +158,9 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         trial.set_user_attr("stop_reasons", [r.stop_reason for r in results])
         trial.set_user_attr("value_std", summary[f"{metric}_std"])
         trial.set_user_attr("test_accuracy_mean", summary["test_accuracy_mean"])
+        epoch_time = spread([t for r in results for t in r.history.get("epoch_time_s", [])])
+        if epoch_time.n:
+            trial.set_user_attr(EPOCH_TIME, epoch_time.mean)
         state, status = "COMPLETE", "FINISHED"
         secondary = ctx.space.spec.objective.secondary
         if secondary == "param_count":

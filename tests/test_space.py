@@ -99,7 +99,7 @@ def test_a_training_setting_can_be_a_param():
     (BASE + "fixed: {dropout: 0.1}\n", "params.dropout: also given a fixed value"),
     (BASE + "fixed: {epochs: 3}\n", "fixed.epochs: training settings go under train:"),
     (BASE + "  kernel_size: {type: int, low: 3, high: 9}\n  conv_layers: {type: int, low: 1, high: 3}\n",
-     "params: conv_layers up to 3 with kernel_size up to 9 (padding valid, pooling max) shrinks the 28x28 input below 1x1"),
+     "params: conv_layers up to 3 (1 per block) with kernel_size up to 9 (padding valid, pooling max) shrinks the 28x28 input below 1x1"),
     (BASE + "  dense_units: {type: int, low: 8, high: 64, per_layer: true}\n", "params.dense_units.per_layer: only filters can be per layer"),
     (BASE + "sweep: {sampler: {name: annealing}}\n", "sweep.sampler.name: Input should be 'tpe', 'random', 'grid', 'cmaes', 'qmc' or 'gp'"),
     (BASE + "sweep: {pruner: {name: patient}}\n", "sweep.pruner.name: Input should be 'none', 'median'"),
