@@ -32,7 +32,8 @@ from sweeps.results import collect, meets_target
 from sweeps.schema import Pruner, Sampler
 from sweeps.space import TRAIN_KEYS, Space, parse_space
 from sweeps.stores import default_storage, open_storage
-from sweeps.sweep import SweepOptions, run_sweep
+from sweeps.study import SweepOptions
+from sweeps.sweep import run_sweep
 from sweeps.tracking import TRIAL, Tracker, tracking_uri
 
 

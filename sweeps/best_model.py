@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 
 from experiments.data import DATASETS, load_raw
 from experiments.evaluate import TestScores, robustness, score
+from sweeps.progress import best_trial
 from sweeps.tracking import KIND, SEED, TRIAL, Tracker
 
 CHECKPOINT = "checkpoint/best.keras"
@@ -29,16 +30,6 @@ class BestRun:
     trial: int
     run_id: str
     seed: int
-
-
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best completed trial by the first objective (on a Pareto front: its best member by that objective)."""
-    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        return None
-    if len(study.directions) == 1:
-        return study.best_trial
-    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(study.best_trials, key=lambda t: t.values[0])
 
 
 def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:

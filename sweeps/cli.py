@@ -7,10 +7,10 @@ command continues.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
-import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from sweeps import stopping  # noqa: E402
 from sweeps.errors import SweepStopped, UsageError  # noqa: E402
 
 USAGE_ERROR = 2
@@ -53,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers
     run.add_argument("--subset", type=positive_int, help=argparse.SUPPRESS)  # the benchmark's training sample
+    run.add_argument("--trials-per-process", type=int, default=int(os.environ.get("SWEEPS_TRIALS_PER_PROCESS", 10)),
+                     help="trials a worker process runs before a fresh one takes over (memory stays flat, a crash "
+                          "fails one trial); 0 runs every trial in this process (default: 10)")
+    run.add_argument("--sweep-run", help=argparse.SUPPRESS)  # set by the supervising process
+    run.add_argument("--deadline-at", type=float, help=argparse.SUPPRESS)  # set by the supervising process
     run.add_argument("--engine", choices=("optuna", "kerastuner"), default="optuna", help="who picks the params")
     run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                      help="the Keras Tuner search (with --engine kerastuner)")
@@ -109,7 +115,8 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
     import optuna
 
     from sweeps.space import load_space
-    from sweeps.sweep import SweepOptions, open_study, run_sweep
+    from sweeps.study import SweepOptions, open_study
+    from sweeps.supervisor import RECYCLE
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -138,11 +145,32 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
         code = run_workers(argv, args.workers, console)
     else:
         options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
-                               worker_index=args.worker_index, engine=args.engine, tuner=args.tuner, subset=args.subset)
-        run_sweep(space, root, options, console)
+                               worker_index=args.worker_index, engine=args.engine, tuner=args.tuner, subset=args.subset,
+                               trials_per_process=args.trials_per_process or None, sweep_run=args.sweep_run,
+                               deadline_at=args.deadline_at)
+        if args.sweep_run:  # a worker of the supervisor below
+            from sweeps.sweep import run_sweep
+
+            return RECYCLE if run_sweep(space, root, options, console) else 0
+        if _supervises(args):
+            from sweeps.supervisor import supervise
+
+            code = supervise(space, root, options, _worker_argv(args), console)
+        else:  # Keras Tuner keeps its search state in this process
+            from sweeps.sweep import run_sweep
+
+            run_sweep(space, root, dataclasses.replace(options, trials_per_process=None), console)
     if not args.no_report:
         _report(args, root, console)
     return code
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The ``sweep`` arguments of a worker process: the same run, no report (the supervisor builds it)."""
+    return ["--spaces-dir", str(args.spaces_dir), *(["--storage", args.storage] if args.storage else []), "run",
+            args.space, "--no-report", "--worker-index", str(args.worker_index),
+            *(["--trials", str(args.trials)] if args.trials else []), *(["--quick"] if args.quick else []),
+            *(["--subset", str(args.subset)] if args.subset else [])]
 
 
 def _bench(args: argparse.Namespace, root: Path, console) -> None:
@@ -208,8 +236,10 @@ def _list(args: argparse.Namespace, console) -> None:
             console.print(f"{name:<16} [red]invalid[/]: {exc}", highlight=False)
 
 
-def _interrupt(signum: int, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _supervises(args: argparse.Namespace) -> bool:
+    """Whether ``sweep run`` leaves the training to worker processes (and only waits for them)."""
+    return (args.command == "run" and not args.sweep_run and args.engine == "optuna"
+            and (args.workers > 1 or args.trials_per_process > 0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     from sweeps.space import SpaceError, load_space
 
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # a polite kill ends like Ctrl-C: runs closed, study resumable
+    # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
+    stopping.install(polite=args.command == "run" and not _supervises(args))
     console = Console(highlight=False, soft_wrap=True)
     root = Path.cwd()
     commands = {"run": _run, "report": _report, "bench": _bench, "status": _status, "predict": _predict, "reproduce": _reproduce,

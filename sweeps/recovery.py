@@ -43,22 +43,31 @@ def is_alive(worker: str) -> bool | None:
     return True
 
 
+def _fail(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
+    """Fail a RUNNING trial of another process; False when another worker got there first."""
+    storage = study._storage  # Optuna's own fail_stale_trials works on the storage the same way
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        return storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
 def fail_dead_trials(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials of dead workers on this machine and queue one retry of each; their numbers."""
-    storage = study._storage  # Optuna's own fail_stale_trials works on the storage the same way
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_alive(trial.user_attrs.get(WORKER, "")) is not False:
-            continue
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "worker died")
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker got there first
-        RETRY(study, storage.get_trial(trial._trial_id))
-        failed.append(trial.number)
+        if is_alive(trial.user_attrs.get(WORKER, "")) is False and _fail(study, trial, "worker died"):
+            RETRY(study, study._storage.get_trial(trial._trial_id))
+            failed.append(trial.number)
     return failed
+
+
+def fail_crashed_trials(study: optuna.Study, worker: str, reason: str) -> list[int]:
+    """Fail the RUNNING trials of ``worker``, a process that crashed under a supervisor that lives on: the
+    trial itself is the likely cause (out of memory, a segfault), so it is not retried; their numbers."""
+    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get(WORKER) == worker and _fail(study, t, reason)]
 
 
 def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:

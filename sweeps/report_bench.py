@@ -13,6 +13,8 @@ from sweeps.html import esc, table, verdict
 OVERHEAD_TARGET = 1.05  # framework s/epoch over plain Keras s/epoch
 EPOCHS_SAVED_TARGET = 0.40  # pruning: at least this share of epochs saved ...
 SAME_ACCURACY_POINTS = 0.3  # ... for a best val accuracy within this many points
+BAR_WITHIN_S = 45  # the first trial meeting the bar finishes this soon after the sweep command starts
+BUDGET_SLACK_S = 60  # a sweep ends within its budget plus this (start-up, the capped trial, the report)
 ENGINES = {"optuna": "Optuna, the space as shipped", "optuna_tpe_pruned": "Optuna TPE + pruning",
            "random_search": "random search (no pruning, no baselines)", "kerastuner_hyperband": "Keras Tuner Hyperband"}
 PRUNING = {"with_pruner": "with the pruner", "without_pruner": "without"}
@@ -91,7 +93,29 @@ def _search(results: dict) -> str:
             f"<code>sweep run</code> command after the other; wall and the time to the first trial meeting the "
             f"bar count from the command's start (imports and data loading included). The best trial is chosen "
             f"on validation accuracy and its test accuracy and loss reported.</p>"
-            f"{table(bench_rows(results['search_quality'], ENGINES), sortable=False)}{_startup_note(results)}")
+            f"{table(bench_rows(results['search_quality'], ENGINES), sortable=False)}{_search_verdicts(results)}"
+            f"{_startup_note(results)}")
+
+
+def _search_verdicts(results: dict) -> str:
+    """Ahead of Keras Tuner, the bar within BAR_WITHIN_S, the budget kept: each with what was measured."""
+    rows, budget = results["search_quality"], results["budget_s"]
+    ours = rows.get("optuna") or rows.get("optuna_tpe_pruned")
+    if ours is None:
+        return ""
+    items = []
+    tuner = rows.get("kerastuner_hyperband")
+    if tuner is not None and ours["its_test_accuracy"] is not None:
+        ahead = tuner["its_test_accuracy"] is None or ours["its_test_accuracy"] > tuner["its_test_accuracy"]
+        theirs = "nothing" if tuner["its_test_accuracy"] is None else f"{tuner['its_test_accuracy']:.4f}"
+        items.append(f"ahead of Keras Tuner Hyperband on test accuracy ({ours['its_test_accuracy']:.4f} vs {theirs}): "
+                     f"{verdict(ahead)}")
+    reach = ours["first_meeting_bar_s"]
+    items.append(f"first trial meeting the bar finished {'never' if reach is None else _duration(reach)} after the "
+                 f"command started (target ≤ {BAR_WITHIN_S} s): {verdict(reach is not None and reach <= BAR_WITHIN_S)}")
+    items.append(f"wall clock {_duration(ours['wall_s'])} for a {_duration(budget)} budget (target ≤ budget + "
+                 f"{BUDGET_SLACK_S} s): {verdict(ours['wall_s'] <= budget + BUDGET_SLACK_S)}")
+    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 
 def _startup_note(results: dict) -> str:

@@ -15,7 +15,7 @@ from sweeps.best_model import best_run, load_checkpoint, prepare_image, top_k
 from sweeps.errors import UsageError
 from sweeps.space import Space, parse_space
 from sweeps.stores import masked
-from sweeps.sweep import QUICK
+from sweeps.study import QUICK
 from sweeps.tracking import KIND, STUDY, TRIAL, Tracker
 
 

@@ -52,6 +52,10 @@ class Tracker:
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log params (logging one again with the same value is allowed, as MLflow does)."""
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 

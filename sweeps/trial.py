@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import optuna
 import pandas as pd
 from optuna_integration import KerasPruningCallback
@@ -19,8 +20,20 @@ from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
 from sweeps.recovery import WORKER, worker_id
 from sweeps.space import Space
+from sweeps.study import EPOCH_BUDGET, EPOCH_TIME
+from sweeps import stopping
 from sweeps.stats import spread
 from sweeps.tracking import KIND, SEED, STATE, STOP_REASON, TRIAL, Tracker
+
+
+class StopRequested(keras.callbacks.Callback):
+    """Ends ``fit`` at the next batch boundary once Ctrl-C or SIGTERM asked for a stop (see sweeps.stopping)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        stopping.check()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        stopping.check()
 
 
 class TrialFailed(Exception):
@@ -42,10 +55,6 @@ class TrialContext:
     callbacks: tuple = ()  # more Keras callbacks for every repeat (the Keras Tuner engine's checkpoint)
     warm_start: WarmStart | None = None  # every repeat continues from these weights (Hyperband's promotions)
     deadline: float | None = None  # time.monotonic() at which training stops and scores its best weights
-
-
-EPOCH_BUDGET = "epoch_budget"  # trial user attr: a baseline's own, cheaper epoch budget
-EPOCH_TIME = "epoch_time_s"  # trial user attr: mean seconds per epoch (what a next trial's epoch may cost)
 
 
 def _logged_settings(model_params: dict[str, Any], settings: TrainSettings,
@@ -97,7 +106,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
         run_id = ctx.tracker.start_run(f"trial-{trial.number}-seed-{seed}", trial_run, tags, _logged_settings(model_params, settings, ctx.warm_start))
     # Optuna takes one report per step, so the pruner watches the first repeat only.
     pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
-    callbacks = (*pruning, *ctx.callbacks)
+    callbacks = (*pruning, *ctx.callbacks, StopRequested())
     error: BaseException | None = None
     try:
         result = train_repeat(

@@ -19,7 +19,8 @@ CNN = (SPACES / "fashion_cnn.yaml").read_text()
 
 def space_with(sampler: str = "tpe", pruner: str = "median"):
     text = CNN.replace("sampler: {name: tpe}", f"sampler: {{name: {sampler}}}")
-    text = text.replace("pruner: {name: median, options: {n_startup_trials: 3, n_warmup_steps: 2}}", f"pruner: {{name: {pruner}}}")
+    text = text.replace("pruner: {name: successive_halving, options: {min_resource: 2, reduction_factor: 3}}",
+                        f"pruner: {{name: {pruner}}}")
     return parse_space(text, Path("search_spaces/fashion_cnn.yaml"))
 
 
@@ -41,8 +42,8 @@ def test_each_sampler_is_seeded_and_stays_in_the_space(name):
     assert first == suggestions(space)  # same seed, same suggestions
     assert first != suggestions(space, seed_offset=1)  # a resumed sweep or a second worker draws anew
     for params in first:
-        assert 0.0 <= params["dropout"] <= 0.5 and 1 <= params["conv_layers"] <= 3
-        assert all(params[f"filters_{i}"] in (16, 32, 64) for i in range(1, params["conv_layers"] + 1))
+        assert 0.0 <= params["dropout"] <= 0.5 and 2 <= params["conv_layers"] <= 3
+        assert all(params[f"filters_{i}"] in (32, 48, 64) for i in range(1, params["conv_layers"] + 1))
 
 
 def test_gp_says_what_it_needs_when_pytorch_is_missing():

@@ -141,10 +141,11 @@ def test_a_failing_trial_keeps_its_traceback_and_repeated_failures_stop_the_swee
     assert "No completed trial yet" in (project / "reports" / "broken-quick.html").read_text()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupted_sweep_leaves_nothing_running_and_resumes(project: Path, sig):
+@pytest.mark.parametrize("sig, per_process", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGTERM, 5)])
+def test_an_interrupted_sweep_leaves_nothing_running_and_resumes(project: Path, sig, per_process):
     (project / "search_spaces" / "slow.yaml").write_text(textwrap.dedent(TINY_MLP.format(repeats=1, pruner="{name: none}")))
-    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--quick", "--trials", "50", "--no-report"]
+    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--quick", "--trials", "50", "--no-report",
+               "--trials-per-process", str(per_process)]  # 5: the signal reaches the supervisor, which passes it on
     proc = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     for line in proc.stdout:  # wait until the first trial is training
@@ -196,7 +197,8 @@ def test_hyperband_promotions_continue_from_the_earlier_weights(project: Path):
     from rich.console import Console
 
     from sweeps.space import load_space
-    from sweeps.sweep import SweepOptions, run_sweep
+    from sweeps.study import SweepOptions
+    from sweeps.sweep import run_sweep
 
     write_space(project, "tiny")
     options = SweepOptions(trials=100, subset=1500, max_epochs=3, engine="kerastuner", tuner="hyperband")

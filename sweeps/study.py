@@ -1,0 +1,132 @@
+"""A space's Optuna study and the MLflow run of a sweep over it: opening, naming, baselines, budget.
+
+TensorFlow-free, so the supervising process (``sweeps.supervisor``) can use it without importing it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+
+from sweeps.recovery import WORKER, close_orphan_runs, worker_id
+from sweeps.samplers import make_pruner, make_sampler
+from sweeps.space import Space
+from sweeps.stores import masked
+from sweeps.tracking import KIND, STUDY, Tracker
+
+QUICK = {"subset": 6000, "epochs": 2, "trials": 2}
+EPOCH_BUDGET = "epoch_budget"  # trial user attr: a baseline's own, cheaper epoch budget
+EPOCH_TIME = "epoch_time_s"  # trial user attr: mean seconds per epoch (what a next trial's epoch may cost)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """What the command line may override; None means "as the space file says"."""
+
+    trials: int | None = None
+    timeout: float | None = None
+    quick: bool = False
+    storage: str | None = None
+    worker_index: int = 0
+    engine: str = "optuna"  # or "kerastuner"
+    tuner: str = "hyperband"  # the Keras Tuner engine's search
+    subset: int | None = None  # train on a seeded sample of this many images (quick runs, the benchmark)
+    max_epochs: int | None = None  # cap every trial's epochs
+    trials_per_process: int | None = None  # a worker process's share of trials before a fresh one takes over
+    sweep_run: str | None = None  # the supervising process's MLflow sweep run (this process is its worker)
+    deadline_at: float | None = None  # wall-clock time.time() when the budget ends (set by the supervisor)
+
+    @property
+    def train_subset(self) -> int | None:
+        return QUICK["subset"] if self.quick else self.subset
+
+    @property
+    def epoch_cap(self) -> int | None:
+        return QUICK["epochs"] if self.quick else self.max_epochs
+
+
+def study_name(space: Space, quick: bool, engine: str = "optuna") -> str:
+    """Each engine, and quick smoke runs, get their own study so they never mix."""
+    return space.name + ("-kerastuner" if engine == "kerastuner" else "") + ("-quick" if quick else "")
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def target_trials(space: Space, options: SweepOptions) -> int:
+    return options.trials or (QUICK["trials"] if options.quick else space.spec.sweep.n_trials)
+
+
+def budget_s(space: Space, options: SweepOptions) -> float | None:
+    """Seconds left of this sweep's budget (from the supervisor's deadline, the command line or the space)."""
+    if options.deadline_at is not None:
+        return options.deadline_at - time.time()
+    return options.timeout or space.spec.sweep.timeout
+
+
+def start_sweep_run(tracker: Tracker, space: Space, root: Path, options: SweepOptions, url: str) -> str:
+    """The MLflow run of one sweep invocation; its trials' runs nest under it."""
+    spec = space.spec
+    run_id = tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
+        STUDY: tracker_name(tracker), "sweeps.space_sha": space.sha, "sweeps.git_commit": git_commit(root),
+        "sweeps.engine": options.engine, KIND: "sweep", f"sweeps.{WORKER}": worker_id()}, params={
+        "target_trials": target_trials(space, options), "timeout_s": budget_s(space, options),
+        "sampler": spec.sweep.sampler.name, "pruner": spec.sweep.pruner.name, "repeats": spec.sweep.repeats,
+        "quick": options.quick, "storage": masked(url), "trials_per_process": options.trials_per_process,
+    })
+    tracker.log_text(run_id, space.path.read_text(), "space.yaml")
+    return run_id
+
+
+def tracker_name(tracker: Tracker) -> str:
+    return tracker.client.get_experiment(tracker.experiment_id).name
+
+
+def end_sweep_run(tracker: Tracker, study: optuna.Study, run_id: str, status: str) -> None:
+    """Close the sweep's MLflow run with the count of trials in each state."""
+    close_orphan_runs(study, tracker)  # runs of trials the heartbeat failed while we ran
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    tracker.log_metrics(run_id, {f"trials_{s.name.lower()}": states.count(s) for s in TrialState})
+    tracker.end_run(run_id, status)
+
+
+def _record_space(study: optuna.Study, space: Space, quick: bool, console: Console) -> None:
+    previous = study.user_attrs.get("space_sha")
+    if previous and previous != space.sha:
+        console.print(f"[yellow]note: {space.path} changed since this study began; new trials use the new file[/]")
+    for key, value in {"space": space.name, "space_sha": space.sha, "space_yaml": space.path.read_text(),
+                       "quick": quick}.items():
+        study.set_user_attr(key, value)
+
+
+def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
+               worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
+    """Create or load the space's study and record the space file it runs with."""
+    study = optuna.create_study(study_name=study_name(space, quick, engine), storage=storage, sampler=make_sampler(space),
+                                pruner=make_pruner(space), directions=space.spec.objective.directions,
+                                load_if_exists=True)
+    # Each process draws its own random stream, offset by the trials already there (a resumed sweep must
+    # not repeat its first suggestions) and by its worker index (simultaneous workers must not copy each other).
+    study.sampler = make_sampler(space, seed_offset=len(study.get_trials(deepcopy=False)) + 10007 * worker_index)
+    _record_space(study, space, quick, console)
+    if engine == "optuna":
+        _enqueue_baselines(study, space)
+    return study
+
+
+def _enqueue_baselines(study: optuna.Study, space: Space) -> None:
+    """Queue the space's known configurations first (once: Optuna skips params the study already has)."""
+    for baseline in space.spec.sweep.baselines:
+        attrs = {EPOCH_BUDGET: baseline.epochs} if baseline.epochs else None
+        study.enqueue_trial(dict(baseline.params), user_attrs=attrs, skip_if_exists=True)

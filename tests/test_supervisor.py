@@ -1,0 +1,72 @@
+"""Worker processes: a fresh one every N trials, and a trial that kills its process fails alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweeps.recovery import WORKER
+from sweeps.status import problems
+from sweeps.stores import default_storage, open_storage
+from sweeps.tracking import Tracker, tracking_uri
+
+pytestmark = pytest.mark.slow
+
+SLOW_MLP = """\
+dataset: fashion_mnist
+model: mlp
+train: {epochs: 4, batch_size: 64}
+params:
+  units: {type: categorical, choices: [32, 64]}
+  dropout: {type: float, low: 0.0, high: 0.3}
+sweep:
+  sampler: {name: random}
+  pruner: {name: none}
+"""
+
+
+def _running_worker(root: Path, timeout: float = 120) -> tuple[int, int]:
+    """(trial number, pid) of the first trial seen training, once it has trained an epoch."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            study = optuna.load_study(study_name="slow", storage=open_storage(default_storage(root)))
+            for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+                if WORKER in trial.user_attrs and trial.number >= 1:
+                    time.sleep(3)  # inside fit
+                    return trial.number, int(trial.user_attrs[WORKER].rpartition(":")[2])
+        except (KeyError, ValueError):
+            pass  # the study is not created yet
+        time.sleep(0.5)
+    raise AssertionError("no trial started training")
+
+
+def test_workers_are_recycled_and_a_crashed_trial_fails_alone(project: Path):
+    (project / "search_spaces" / "slow.yaml").write_text(SLOW_MLP)
+    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--trials", "4", "--trials-per-process", "2",
+               "--no-report"]
+    proc = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    crashed, pid = _running_worker(project)
+    assert pid != proc.pid  # trials train in a worker process, not in the command's own
+    os.kill(pid, signal.SIGKILL)  # as the kernel's OOM killer would
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert f"killed by SIGKILL during trial(s) [{crashed}]" in out and "Traceback" not in out
+
+    trials = optuna.load_study(study_name="slow", storage=open_storage(default_storage(project))).get_trials()
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == 4 and states.count("FAIL") == 1 and len(trials) == 5  # not retried
+    assert trials[crashed].user_attrs["fail_reason"] == "worker process killed by SIGKILL"
+    workers = {t.user_attrs[WORKER] for t in trials}
+    assert len(workers) >= 3  # trials 0-1 in one process, the crash in another, the rest in a third
+    tracker = Tracker(tracking_uri(project), "slow", create=False)
+    assert problems(optuna.load_study(study_name="slow", storage=open_storage(default_storage(project))), tracker) == []
+    sweep_runs = tracker.runs(kind="sweep")
+    assert len(sweep_runs) == 1 and sweep_runs["status"].item() == "FINISHED"  # one sweep run across the workers
