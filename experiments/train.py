@@ -91,6 +91,7 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         row = {k: float(v) for k, v in (logs or {}).items()}
         row["epoch_time_s"] = time.perf_counter() - self._start
+        row["learning_rate"] = float(self.model.optimizer.learning_rate)  # after this epoch's steps (schedules)
         for key, value in row.items():
             self.history.setdefault(key, []).append(value)
         if self.hook is not None:

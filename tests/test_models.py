@@ -41,3 +41,26 @@ def test_a_net_that_shrinks_below_1x1_is_refused():
     with pytest.raises(ValueError, match="shrinks 28x28 below 1x1"):
         build_model("cnn", params)
     assert feature_size({**params, "padding": "same"}) == 3
+
+
+def test_cnn_blocks_batch_norm_dropout_and_head():
+    model = build_model("cnn", {"conv_layers": 2, "convs_per_block": 2, "filters_1": 32, "filters_2": 64, "padding": "same",
+                                "batch_norm": True, "conv_dropout": 0.25, "head": "global_avg", "dense_units": 0})
+    names = [layer.__class__.__name__ for layer in model.layers]
+    assert names == ["Conv2D", "BatchNormalization", "Activation", "Conv2D", "BatchNormalization", "Activation",
+                     "MaxPooling2D", "Dropout"] * 2 + ["GlobalAveragePooling2D", "Dense"]
+    assert not any(layer.use_bias for layer in model.layers if hasattr(layer, "use_bias") and layer.name.startswith("conv"))
+    assert model.output_shape == (None, 10)
+
+
+def test_augmentation_changes_images_only_while_training():
+    import numpy as np
+
+    model = build_model("cnn", {"augment_translate": 0.2, "augment_rotate": 20, "augment_flip": True, "augment_zoom": 0.1})
+    assert [layer.__class__.__name__ for layer in model.layers[:4]] == [
+        "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom"]
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    augment = model.layers[1]
+    assert np.allclose(augment(x, training=False), x)
+    assert not np.allclose(augment(x, training=True), x)
+    assert np.allclose(model(x, training=False), model(x, training=False))

@@ -109,9 +109,34 @@ def test_a_training_setting_can_be_a_param():
     (BASE + "name: other\n", "name: 'other' must match the file name 'demo'"),
     (BASE + "objective: {secondary: param_count}\n", "sweep.pruner.name: a study with a secondary objective cannot prune"),
     (BASE + "objective: {secondary: flops}\n", "objective.secondary: Input should be 'param_count' or 'epoch_time_s'"),
+    (BASE + "fixed: {batch_norm: maybe}\n", "fixed.batch_norm: 'maybe' is not allowed: Input should be a valid boolean"),
+    (BASE + "fixed: {head: attention}\n", "fixed.head: 'attention' is not allowed: Input should be 'flatten' or 'global_avg'"),
+    (BASE + "  augment_rotate: {type: float, low: 0, high: 270}\n", "params.augment_rotate: 270.0 is not allowed: Input should be less than or equal to 180"),
+    (BASE + "train: {lr_schedule: step}\n", "train.lr_schedule: Input should be 'constant', 'cosine' or 'plateau'"),
+    (BASE + "fixed: {convs_per_block: 3, kernel_size: 5, conv_layers: 2}\n",
+     "params: conv_layers up to 2 (3 per block) with kernel_size up to 5 (padding valid, pooling max) shrinks"),
+    (BASE + "sweep: {baselines: [{params: {dropout: 0.7}}]}\n",
+     "sweep.baselines.0.params.dropout: 0.7 is outside the range 0.0 to 0.5"),
+    (BASE + "sweep: {baselines: [{params: {dense_units: 64}}]}\n",
+     "sweep.baselines.0.params.dense_units: not a param of this space (params: dropout)"),
+    (BASE + "  pooling: {type: categorical, choices: [max, avg]}\nsweep: {baselines: [{params: {pooling: none}}]}\n",
+     "sweep.baselines.0.params.pooling: 'none' is not one of the choices ['max', 'avg']"),
+    (BASE + "sweep: {baselines: [{epochs: 0}]}\n", "sweep.baselines.0.epochs: Input should be greater than or equal to 1"),
+    (BASE + "sweep: {baselines: [{param: {dropout: 0.1}}]}\n", "sweep.baselines.0: unknown key 'param' (allowed: params, epochs)"),
 ])
 def test_each_mistake_gets_one_clear_line(text, expected):
     assert expected in error_of(text)
+
+
+def test_baselines_name_per_layer_params_by_layer():
+    space = load_space("fashion_cnn", SPACES)
+    first, second = space.spec.sweep.baselines
+    assert first.epochs == 2 and second.epochs is None
+    assert second.params["filters_1"] == 32 and second.params["convs_per_block"] == 2
+    with pytest.raises(SpaceError, match=r"sweep.baselines.0.params.filters_1: 16 is not one of the choices"):
+        parse((SPACES / "fashion_cnn.yaml").read_text().replace("filters_1: 32, filters_2: 64, conv_dropout: 0.0",
+                                                                "filters_1: 16, filters_2: 64, conv_dropout: 0.0"),
+              "fashion_cnn")
 
 
 def test_space_names_cannot_leave_the_spaces_folder(tmp_path):

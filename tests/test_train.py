@@ -79,3 +79,40 @@ def test_a_callback_that_raises_leaves_the_partial_history(small, tmp_path):
     assert isinstance(info.value.__cause__, RuntimeError)
     assert info.value.result.epochs == 2 and seen == [1, 2]
     assert info.value.result.checkpoint.is_file()
+
+
+def test_the_deadline_stops_training_and_keeps_the_best_weights(small, tmp_path):
+    import time
+
+    settings = TrainSettings(epochs=50, batch_size=32, patience=50, verbose=0)
+    start = time.monotonic()
+    result = train_repeat("mlp", {"units": 32}, settings, small, seed=1, workdir=tmp_path, deadline=start + 3)
+    assert result.stop_reason == "time_budget" and 1 <= result.epochs < 50
+    assert time.monotonic() - start < 3 + 10  # one batch past the deadline, then validation and the test score
+    assert result.test_accuracy is not None and result.best_epoch is not None and result.checkpoint.is_file()
+
+
+def test_a_passed_deadline_still_ends_with_a_scored_model(small, tmp_path):
+    import time
+
+    result = train_repeat("mlp", {"units": 16}, TrainSettings(epochs=5, verbose=0), small, seed=1, workdir=tmp_path,
+                          deadline=time.monotonic() - 1)
+    assert result.stop_reason == "time_budget" and result.epochs == 1 and result.test_accuracy is not None
+
+
+def test_cosine_schedule_decays_to_zero_over_the_epochs_and_weight_decay_is_set():
+    from experiments.train import make_optimizer
+
+    optimizer = make_optimizer(TrainSettings(epochs=4, learning_rate=0.01, lr_schedule="cosine", weight_decay=1e-4,
+                                             optimizer="adamw"), steps_per_epoch=10)
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    assert float(schedule(0)) == pytest.approx(0.01) and float(schedule(40)) == pytest.approx(0.0, abs=1e-9)
+    assert optimizer.weight_decay == pytest.approx(1e-4)
+    assert make_optimizer(TrainSettings(), steps_per_epoch=10).weight_decay is None
+
+
+def test_plateau_schedule_halves_the_rate_when_validation_stalls(small, tmp_path):
+    settings = TrainSettings(epochs=10, batch_size=256, learning_rate=2.0, optimizer="sgd", lr_schedule="plateau",
+                             patience=2, verbose=0)  # a rate this high makes val_loss stall at once
+    result = train_repeat("mlp", {"units": 16}, settings, small, seed=1, workdir=tmp_path)
+    assert result.history["learning_rate"][0] == 2.0 and min(result.history["learning_rate"]) <= 1.0
