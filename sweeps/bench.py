@@ -67,14 +67,15 @@ def _peak_rss(root: Path, study: str) -> list[float]:
     return [round(float(v), 1) for v in runs["metrics.peak_rss_mb"].dropna()]
 
 
-def sweep_command(space: Space, root: Path, budget_s: float, subset: int | None, engine: str,
-                  console: Console) -> dict:
+def sweep_command(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
+                  console: Console, trials: int = 10_000, quick: bool = False) -> dict:
     """Run ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
     folder; the time to the bar counts from the command's start."""
     (root / "search_spaces").mkdir(parents=True, exist_ok=True)
     (root / "search_spaces" / space.path.name).write_text(space.path.read_text())
-    argv = [sys.executable, "-m", "sweeps.cli", "run", space.name, "--timeout", f"{budget_s:g}", "--trials", "10000",
-            "--engine", engine, *(["--subset", str(subset)] if subset else [])]
+    argv = [sys.executable, "-m", "sweeps.cli", "run", space.name, "--trials", str(trials), "--engine", engine,
+            *(["--timeout", f"{budget_s:g}"] if budget_s else []), *(["--subset", str(subset)] if subset else []),
+            *(["--quick"] if quick else [])]
     started = pd.Timestamp.now()
     start = time.monotonic()
     with open(root / "sweep.log", "w") as log:
@@ -157,7 +158,8 @@ def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs:
             "framework_epoch_s": [round(t, 3) for t in framework]}
 
 
-PARTS = ("overhead", "pruning", "search")
+PARTS = ("overhead", "pruning", "search", "memory")
+MEMORY_TRIALS = 100  # quick trials of the memory part: peak RSS at trial 10 against trial 100
 SEARCHES = {"optuna": "optuna", "kerastuner_hyperband": "kerastuner", "random_search": "optuna"}
 
 
@@ -185,6 +187,9 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
             searched = _variant_file(space, bench_root / name) if name == "random_search" else space
             results["search_quality"][name] = sweep_command(searched, bench_root / name, budget_s, subset,
                                                             SEARCHES[name], console)
+    if "memory" in parts:
+        results["memory"] = sweep_command(space, bench_root / "memory", None, None, "optuna", console,
+                                          trials=MEMORY_TRIALS, quick=True)
     return results
 
 

@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--budget", default="60s", help="wall-clock budget of each search (e.g. 30m for real numbers)")
     bench.add_argument("--trials", type=positive_int, default=8, help="trials of the pruning comparison")
     bench.add_argument("--subset", type=int, default=6000, help="training images (0: all)")
-    bench.add_argument("--parts", default="overhead,pruning,search", help="which measurements, comma-separated")
+    bench.add_argument("--parts", default="overhead,pruning,search,memory", help="which measurements, comma-separated")
     bench.add_argument("--searches", default="optuna,random_search,kerastuner_hyperband",
                        help="the searches of the search part: optuna (the space as shipped), random_search, kerastuner_hyperband")
     predict = sub.add_parser("predict", help="classify an image with the best model of a space")

@@ -15,6 +15,7 @@ EPOCHS_SAVED_TARGET = 0.40  # pruning: at least this share of epochs saved ...
 SAME_ACCURACY_POINTS = 0.3  # ... for a best val accuracy within this many points
 BAR_WITHIN_S = 45  # the first trial meeting the bar finishes this soon after the sweep command starts
 BUDGET_SLACK_S = 60  # a sweep ends within its budget plus this (start-up, the capped trial, the report)
+MEMORY_GROWTH_TARGET = 0.10  # peak RSS from trial 10 to the last of a long quick sweep
 ENGINES = {"optuna": "Optuna, the space as shipped", "optuna_tpe_pruned": "Optuna TPE + pruning",
            "random_search": "random search (no pruning, no baselines)", "kerastuner_hyperband": "Keras Tuner Hyperband"}
 PRUNING = {"with_pruner": "with the pruner", "without_pruner": "without"}
@@ -97,6 +98,17 @@ def _search(results: dict) -> str:
             f"{_startup_note(results)}")
 
 
+def _memory(results: dict) -> str:
+    rss = results["memory"]["peak_rss_mb"]
+    if len(rss) < 10:
+        return "<h3>4. Memory</h3><p>Fewer than 10 trials logged their peak memory: run <code>make bench</code> again.</p>"
+    growth = rss[-1] / rss[9] - 1
+    return (f"<h3>4. Memory</h3><p>{len(rss)} quick trials of {esc(results['space'])} in one <code>sweep run</code> (worker "
+            f"processes recycled as shipped). Peak RSS of the process that ran the trial: trial 10 {rss[9]:.0f} MiB, "
+            f"trial {len(rss)} {rss[-1]:.0f} MiB, highest {max(rss):.0f} MiB: <b>{growth:+.1%}</b> (target &lt; "
+            f"{MEMORY_GROWTH_TARGET:.0%}: {verdict(growth < MEMORY_GROWTH_TARGET)}).</p>")
+
+
 def _search_verdicts(results: dict) -> str:
     """Ahead of Keras Tuner, the bar within BAR_WITHIN_S, the budget kept: each with what was measured."""
     rows, budget = results["search_quality"], results["budget_s"]
@@ -149,4 +161,5 @@ def _section(results: dict, data: str) -> str:
             f"Raw numbers: <code>reports/bench.json</code>.</p>"
             f"{_overhead(results['overhead']) if 'overhead' in results else ''}"
             f"{_pruning(results) if 'pruning' in results else ''}"
-            f"{_search(results) if 'search_quality' in results else ''}</section>")
+            f"{_search(results) if 'search_quality' in results else ''}"
+            f"{_memory(results) if 'memory' in results else ''}</section>")

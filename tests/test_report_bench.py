@@ -74,3 +74,14 @@ def test_no_bench_no_section_and_a_broken_file_says_so(tmp_path: Path):
     assert bench_section(write(tmp_path, {"space": "x"})).count("run <code>make bench</code> again") == 1
     (tmp_path / "bench.json").write_text("{not json")  # a half-written or hand-edited file says so too
     assert "run <code>make bench</code> again" in bench_section(tmp_path / "bench.json")
+
+
+def test_memory_growth_from_trial_10(tmp_path: Path):
+    results = bench(sweep_row(10, 6, 60, 0.8870), sweep_row(10, 0, 150, 0.8880), [9.5, 4.1, 4.1, 4.0, 4.3])
+    flat = [900.0 + (i % 10) * 5 for i in range(100)]  # recycled every 10 trials: the same saw-tooth
+    results["memory"] = {"peak_rss_mb": flat}
+    assert "trial 10 945 MiB, trial 100 945 MiB, highest 945 MiB: +0.0% (target &lt; 10%: PASS" in text(
+        bench_section(write(tmp_path, results)))
+    results["memory"] = {"peak_rss_mb": [900.0 + 10 * i for i in range(100)]}  # 10 MiB a trial, never given back
+    assert "trial 10 990 MiB, trial 100 1890 MiB, highest 1890 MiB: +90.9% (target &lt; 10%: FAIL" in text(
+        bench_section(write(tmp_path, results)))

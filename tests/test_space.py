@@ -40,6 +40,12 @@ def test_shipped_spaces_are_valid():
         assert load_space(name, SPACES).name == name
 
 
+def test_the_readme_example_is_a_valid_space():
+    readme = (SPACES.parent / "README.md").read_text()
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert parse(example).spec.sweep.baselines[0].epochs == 2
+
+
 def test_defaults_are_the_exam_bar_and_val_accuracy():
     space = parse(BASE)
     assert space.spec.objective.metric == "val_accuracy"
