@@ -216,7 +216,7 @@ def test_hyperband_promotions_continue_from_the_earlier_weights(project: Path):
 
 def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsys):
     write_space(project, "tiny")
-    assert main(["bench", "tiny", "--budget", "5s", "--trials", "2", "--subset", "1500"]) == 0
+    assert main(["bench", "tiny", "--budget", "5s", "--trials", "2", "--subset", "1500", "--parts", "overhead,pruning,search"]) == 0
     results = json.loads((project / "reports" / "bench.json").read_text())
     assert results["overhead"]["plain_s_per_epoch"] > 0 and results["overhead"]["ratio"] > 0
     assert results["pruning"]["with_pruner"]["trials"] == results["pruning"]["without_pruner"]["trials"] == 2
