@@ -32,7 +32,7 @@ from sweeps.results import collect, meets_target
 from sweeps.schema import Pruner, Sampler
 from sweeps.space import TRAIN_KEYS, Space, parse_space
 from sweeps.stores import default_storage, open_storage
-from sweeps.study import SweepOptions
+from sweeps.study import QUICK, SweepOptions
 from sweeps.sweep import run_sweep
 from sweeps.tracking import TRIAL, Tracker, tracking_uri
 
@@ -170,26 +170,29 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
     of its own with the same budget, run one after the other so none shares the cores."""
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
-    results = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "budget_s": budget_s,
-               "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name, "folder": str(bench_root),
-               "tpe_startup_trials": _tpe_startup_trials(space), "machine": _machine()}
+    about = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(),
+             "folder": str(bench_root)}
+    results: dict = {}
     if "overhead" in parts:
         results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=5, console=console)
     if "pruning" in parts:
         fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None)
         results["pruning"] = {
+            "about": {**about, "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name},
             "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
             "without_pruner": _sweep(_variant(space, pruner="none"), bench_root / "unpruned", fixed_trials, console),
         }
     if "search" in parts:
-        results["search_quality"] = {}
+        results["search_quality"] = {"about": {**about, "budget_s": budget_s,
+                                               "tpe_startup_trials": _tpe_startup_trials(space)}}
         for name in searches:
             searched = _variant_file(space, bench_root / name) if name == "random_search" else space
             results["search_quality"][name] = sweep_command(searched, bench_root / name, budget_s, subset,
                                                             SEARCHES[name], console)
     if "memory" in parts:
-        results["memory"] = sweep_command(space, bench_root / "memory", None, None, "optuna", console,
-                                          trials=MEMORY_TRIALS, quick=True)
+        results["memory"] = {"about": {**about, "subset": QUICK["subset"]},
+                             **sweep_command(space, bench_root / "memory", None, None, "optuna", console,
+                                             trials=MEMORY_TRIALS, quick=True)}
     return results
 
 
@@ -228,7 +231,15 @@ def print_bench(results: dict, console: Console) -> None:
 
 
 def save_bench(results: dict, reports_dir: Path) -> Path:
+    """Write the parts just measured into reports/bench.json, keeping the other parts of earlier runs."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     out = reports_dir / "bench.json"
-    out.write_text(json.dumps(results, indent=2, default=str))
+    try:
+        earlier = json.loads(out.read_text()) if out.is_file() else {}
+    except ValueError:
+        earlier = {}  # a half-written file: start again
+    merged = {key: value for key, value in earlier.items() if key in ("overhead", "pruning", "search_quality", "memory")}
+    partial = out.with_suffix(".json.partial")
+    partial.write_text(json.dumps({**merged, **results}, indent=2, default=str))
+    partial.replace(out)
     return out

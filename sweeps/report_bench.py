@@ -61,7 +61,7 @@ def bench_rows(rows: dict[str, dict], names: dict[str, str]) -> pd.DataFrame:
         "its test loss": _score(r, "its_test_loss"),
         "first model meeting the bar": "never" if r["first_meeting_bar_s"] is None else _duration(r["first_meeting_bar_s"]),
         "peak RSS per trial (MiB)": _rss(r.get("peak_rss_mb")),
-    } for key, r in rows.items()])
+    } for key, r in rows.items() if key in names])
 
 
 def _duration(seconds: float) -> str:
@@ -73,15 +73,27 @@ def _rss(values: list[float] | None) -> str:
     return "" if not values else f"{values[0]:.0f} → {values[-1]:.0f} (n = {len(values)})"
 
 
+def _about(results: dict, part: str) -> dict:
+    """Where and when a part was measured (each part may come from its own ``make bench`` run)."""
+    return results[part]["about"]
+
+
+def _run_line(about: dict) -> str:
+    subset = about.get("subset")
+    data = f"a {subset}-image training sample" if subset else "the full training split"
+    return (f"<p class='muted'>Run {esc(about['when'])} on {esc(about['space'])}, {data}, "
+            f"{esc(about.get('machine', 'this machine'))}.</p>")
+
+
 def _pruning(results: dict) -> str:
-    p = results["pruning"]
+    p, about = results["pruning"], _about(results, "pruning")
     on, off = p["with_pruner"], p["without_pruner"]
     saved = 1 - on["epochs"] / off["epochs"] if off["epochs"] else 0.0
     both = on["best_val"] is not None and off["best_val"] is not None
     points = (on["best_val"] - off["best_val"]) * 100 if both else None
     same = points is not None and abs(points) <= SAME_ACCURACY_POINTS
-    return (f"<h3>2. Pruning</h3><p>{results['pruning_trials']} trials of the same space and sampler seed, with the "
-            f"space's pruner ({esc(results['pruner'])}) and without.</p>"
+    return (f"<h3>2. Pruning</h3>{_run_line(about)}<p>{about['pruning_trials']} trials of the same space and sampler "
+            f"seed, with the space's pruner ({esc(about['pruner'])}) and without.</p>"
             f"{table(bench_rows(p, PRUNING), sortable=False)}"
             f"<p>Epochs saved: <b>{saved:.0%}</b> (target ≥ {EPOCHS_SAVED_TARGET:.0%}); best validation accuracy "
             f"{'n/a' if points is None else f'{points:+.2f} points'} with the pruner (target within "
@@ -89,29 +101,30 @@ def _pruning(results: dict) -> str:
 
 
 def _search(results: dict) -> str:
-    return (f"<h3>3. Search quality on one budget</h3><p>Each engine searched the same space for the same "
-            f"wall-clock budget ({results['budget_s'] / 60:.3g} min; the trial in flight is capped to it), one "
+    about = _about(results, "search_quality")
+    return (f"<h3>3. Search quality on one budget</h3>{_run_line(about)}<p>Each engine searched the same space for "
+            f"the same wall-clock budget ({about['budget_s'] / 60:.3g} min; the trial in flight is capped to it), one "
             f"<code>sweep run</code> command after the other; wall and the time to the first trial meeting the "
             f"bar count from the command's start (imports and data loading included). The best trial is chosen "
             f"on validation accuracy and its test accuracy and loss reported.</p>"
-            f"{table(bench_rows(results['search_quality'], ENGINES), sortable=False)}{_search_verdicts(results)}"
-            f"{_startup_note(results)}")
+            f"{table(bench_rows(results['search_quality'], ENGINES), sortable=False)}{_search_verdicts(results, about)}"
+            f"{_startup_note(results, about)}")
 
 
 def _memory(results: dict) -> str:
-    rss = results["memory"]["peak_rss_mb"]
+    rss, about = results["memory"]["peak_rss_mb"], _about(results, "memory")
     if len(rss) < 10:
         return "<h3>4. Memory</h3><p>Fewer than 10 trials logged their peak memory: run <code>make bench</code> again.</p>"
     growth = rss[-1] / rss[9] - 1
-    return (f"<h3>4. Memory</h3><p>{len(rss)} quick trials of {esc(results['space'])} in one <code>sweep run</code> (worker "
+    return (f"<h3>4. Memory</h3>{_run_line(about)}<p>{len(rss)} quick trials in one <code>sweep run</code> (worker "
             f"processes recycled as shipped). Peak RSS of the process that ran the trial: trial 10 {rss[9]:.0f} MiB, "
             f"trial {len(rss)} {rss[-1]:.0f} MiB, highest {max(rss):.0f} MiB: <b>{growth:+.1%}</b> (target &lt; "
             f"{MEMORY_GROWTH_TARGET:.0%}: {verdict(growth < MEMORY_GROWTH_TARGET)}).</p>")
 
 
-def _search_verdicts(results: dict) -> str:
+def _search_verdicts(results: dict, about: dict) -> str:
     """Ahead of Keras Tuner, the bar within BAR_WITHIN_S, the budget kept: each with what was measured."""
-    rows, budget = results["search_quality"], results["budget_s"]
+    rows, budget = results["search_quality"], about["budget_s"]
     ours = rows.get("optuna") or rows.get("optuna_tpe_pruned")
     if ours is None:
         return ""
@@ -130,9 +143,9 @@ def _search_verdicts(results: dict) -> str:
     return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 
-def _startup_note(results: dict) -> str:
+def _startup_note(results: dict, about: dict) -> str:
     """Say so when the budget ended before TPE stopped sampling at random: its row is then random search."""
-    startup = results.get("tpe_startup_trials")
+    startup = about.get("tpe_startup_trials")
     tpe = results["search_quality"].get("optuna_tpe_pruned") or results["search_quality"].get("optuna")
     if startup is None or tpe is None or tpe["trials"] > startup:
         return ""
@@ -147,18 +160,18 @@ def bench_section(path: Path) -> str:
         results = load_bench(path)
         if results is None:
             return ""
-        subset = results.get("subset")
-        return _section(results, f"a {subset}-image training sample" if subset else "the full training split")
+        if not any(part in results for part in ("overhead", "pruning", "search_quality", "memory")):
+            raise KeyError("no part")
+        return _section(results)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ("<section><h2>Benchmark</h2><p>reports/bench.json is incomplete or from an older version: "
                 "run <code>make bench</code> again.</p></section>")
 
 
-def _section(results: dict, data: str) -> str:
-    return (f"<section><h2>Benchmark (<code>make bench</code>)</h2><p>Run {esc(results['when'])} on "
-            f"{esc(results['space'])}, {data}; one sweep per row, so each row is a single run (run "
-            f"<code>make bench</code> again to see the run-to-run spread), on {esc(results.get('machine', 'this machine'))}. "
-            f"Raw numbers: <code>reports/bench.json</code>.</p>"
+def _section(results: dict) -> str:
+    return (f"<section><h2>Benchmark (<code>make bench</code>)</h2><p>One sweep per row, so each row is a single run "
+            f"(run <code>make bench</code> again to see the run-to-run spread); each part says when, on which space "
+            f"and data it was measured. Raw numbers: <code>reports/bench.json</code>.</p>"
             f"{_overhead(results['overhead']) if 'overhead' in results else ''}"
             f"{_pruning(results) if 'pruning' in results else ''}"
             f"{_search(results) if 'search_quality' in results else ''}"

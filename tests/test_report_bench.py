@@ -17,14 +17,15 @@ def sweep_row(trials: int, pruned: int, epochs: int, best_val: float | None, std
 
 
 def bench(with_pruner: dict, without: dict, framework: list[float]) -> dict:
+    about = {"space": "fashion_mlp", "subset": None, "when": "2026-11-25 20:00", "machine": "2 cores"}
     return {
-        "space": "fashion_mlp", "subset": None, "when": "2026-11-25 20:00", "budget_s": 480, "pruning_trials": 10,
-        "pruner": "median", "tpe_startup_trials": 10,
         "overhead": {"space": "fashion_blog", "config": {"dropout": 0.3}, "epochs": 5, "seed": 42,
                      "plain_epoch_s": [9.0, 4.0, 4.2, 3.8, 4.0], "framework_epoch_s": framework,
                      "ratio": 0.0},  # each test sets it
-        "pruning": {"with_pruner": with_pruner, "without_pruner": without},
-        "search_quality": {"optuna_tpe_pruned": sweep_row(9, 4, 60, 0.89, reach=300.0),
+        "pruning": {"about": {**about, "pruning_trials": 10, "pruner": "median"},
+                    "with_pruner": with_pruner, "without_pruner": without},
+        "search_quality": {"about": {**about, "budget_s": 480, "tpe_startup_trials": 10},
+                           "optuna_tpe_pruned": sweep_row(9, 4, 60, 0.89, reach=300.0),
                            "random_search": sweep_row(7, 0, 90, 0.88, std=0.002, seeds=3),
                            "kerastuner_hyperband": sweep_row(20, 0, 45, None)},
     }
@@ -69,9 +70,23 @@ def test_targets_missed(tmp_path: Path):
     assert "n_startup_trials" not in bench_section(write(tmp_path, results))
 
 
+def test_a_bench_of_some_parts_keeps_the_other_parts(tmp_path: Path):
+    from sweeps.bench import save_bench
+
+    first = bench(sweep_row(10, 6, 60, 0.8870), sweep_row(10, 0, 150, 0.8880), [9.5, 4.1, 4.1, 4.0, 4.3])
+    save_bench(first, tmp_path)
+    later = {"memory": {"about": {"space": "fashion_mlp", "subset": 6000, "when": "2026-11-26 05:00"},
+                        "peak_rss_mb": [900.0] * 20}}
+    saved = json.loads(save_bench(later, tmp_path).read_text())
+    assert set(saved) == {"overhead", "pruning", "search_quality", "memory"} and saved["pruning"] == first["pruning"]
+    page = text(bench_section(tmp_path / "bench.json"))
+    assert "Run 2026-11-26 05:00 on fashion_mlp, a 6000-image training sample" in page
+    assert "Run 2026-11-25 20:00 on fashion_mlp, the full training split, 2 cores" in page
+
+
 def test_no_bench_no_section_and_a_broken_file_says_so(tmp_path: Path):
     assert bench_section(tmp_path / "bench.json") == ""
-    assert bench_section(write(tmp_path, {"space": "x"})).count("run <code>make bench</code> again") == 1
+    assert "bench.json is incomplete or from an older version" in bench_section(write(tmp_path, {"space": "x"}))
     (tmp_path / "bench.json").write_text("{not json")  # a half-written or hand-edited file says so too
     assert "run <code>make bench</code> again" in bench_section(tmp_path / "bench.json")
 
@@ -79,9 +94,10 @@ def test_no_bench_no_section_and_a_broken_file_says_so(tmp_path: Path):
 def test_memory_growth_from_trial_10(tmp_path: Path):
     results = bench(sweep_row(10, 6, 60, 0.8870), sweep_row(10, 0, 150, 0.8880), [9.5, 4.1, 4.1, 4.0, 4.3])
     flat = [900.0 + (i % 10) * 5 for i in range(100)]  # recycled every 10 trials: the same saw-tooth
-    results["memory"] = {"peak_rss_mb": flat}
+    about = {"space": "fashion_mlp", "subset": 6000, "when": "2026-11-26 04:00"}
+    results["memory"] = {"about": about, "peak_rss_mb": flat}
     assert "trial 10 945 MiB, trial 100 945 MiB, highest 945 MiB: +0.0% (target &lt; 10%: PASS" in text(
         bench_section(write(tmp_path, results)))
-    results["memory"] = {"peak_rss_mb": [900.0 + 10 * i for i in range(100)]}  # 10 MiB a trial, never given back
+    results["memory"] = {"about": about, "peak_rss_mb": [900.0 + 10 * i for i in range(100)]}  # 10 MiB a trial, never given back
     assert "trial 10 990 MiB, trial 100 1890 MiB, highest 1890 MiB: +90.9% (target &lt; 10%: FAIL" in text(
         bench_section(write(tmp_path, results)))
