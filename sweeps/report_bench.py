@@ -144,14 +144,15 @@ def _search_verdicts(results: dict, about: dict) -> str:
 
 
 def _startup_note(results: dict, about: dict) -> str:
-    """Say so when the budget ended before TPE stopped sampling at random: its row is then random search."""
+    """Say so when the budget ended before TPE stopped sampling at random: its model never chose a trial."""
     startup = about.get("tpe_startup_trials")
     tpe = results["search_quality"].get("optuna_tpe_pruned") or results["search_quality"].get("optuna")
     if startup is None or tpe is None or tpe["trials"] > startup:
         return ""
     return (f"<p>TPE samples its first {startup} trials at random (Optuna's <code>n_startup_trials</code>); it ran "
-            f"{tpe['trials']} in this budget, so it tried the same configurations as random search and differs only "
-            f"by pruning. A longer budget (<code>BUDGET=30m</code>) lets the model-based search start.</p>")
+            f"{tpe['trials']} in this budget (the space's baselines included), so its model never chose a trial: what "
+            f"it found came from the baselines, random picks and pruning. A longer budget lets the model-based search "
+            f"start.</p>")
 
 
 def bench_section(path: Path) -> str:

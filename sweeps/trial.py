@@ -159,7 +159,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
                    for i in range(ctx.space.spec.sweep.repeats)]
         scores = {metric: [r.best(metric) for r in results], "test_accuracy": [r.test_accuracy for r in results],
                   "test_loss": [r.test_loss for r in results]}
-        summary: dict[str, float | None] = {"n_repeats": len(results), "peak_rss_mb": peak_rss_mb()}
+        summary: dict[str, float | None] = {"n_repeats": len(results)}
         for name, values in scores.items():
             s = spread(values)
             summary[f"{name}_mean"], summary[f"{name}_std"] = (s.mean, s.std) if s.n else (None, None)
@@ -188,6 +188,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         status = "KILLED"
         raise
     finally:
+        ctx.tracker.log_metrics(run_id, {"peak_rss_mb": peak_rss_mb()})  # every trial, pruned and failed ones too
         ctx.tracker.set_tags(run_id, {STATE: state})
         ctx.tracker.end_run(run_id, status)
         shutil.rmtree(ctx.workdir / f"trial-{trial.number}", ignore_errors=True)  # checkpoints now live in MLflow
