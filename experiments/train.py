@@ -134,7 +134,8 @@ class Deadline(keras.callbacks.Callback):
             self._stop()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if time.monotonic() + (time.monotonic() - self._start) > self.deadline:
+        now = time.monotonic()
+        if now + (now - self._start) > self.deadline:  # the next epoch would end past it
             self._stop()
 
     def _stop(self) -> None:

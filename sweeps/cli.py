@@ -32,6 +32,12 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
+def whole_number(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0 (also as SWEEPS_TRIALS_PER_PROCESS), got {text!r}")
+    return int(text)
+
+
 def positive_int(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
@@ -54,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers
     run.add_argument("--subset", type=positive_int, help=argparse.SUPPRESS)  # the benchmark's training sample
-    run.add_argument("--trials-per-process", type=int, default=int(os.environ.get("SWEEPS_TRIALS_PER_PROCESS", 10)),
+    run.add_argument("--trials-per-process", type=whole_number, default=os.environ.get("SWEEPS_TRIALS_PER_PROCESS", "10"),
                      help="trials a worker process runs before a fresh one takes over (memory stays flat, a crash "
                           "fails one trial); 0 runs every trial in this process (default: 10)")
     run.add_argument("--sweep-run", help=argparse.SUPPRESS)  # set by the supervising process

@@ -24,9 +24,9 @@ with warnings.catch_warnings():
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
 
 
-def worker_id() -> str:
-    """This process, as ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_id(pid: int | None = None) -> str:
+    """A process of this machine (this one by default), as ``host:pid``."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 def is_alive(worker: str) -> bool | None:

@@ -75,11 +75,11 @@ def budget_s(space: Space, options: SweepOptions) -> float | None:
     return options.timeout or space.spec.sweep.timeout
 
 
-def start_sweep_run(tracker: Tracker, space: Space, root: Path, options: SweepOptions, url: str) -> str:
+def start_sweep_run(tracker: Tracker, study: str, space: Space, root: Path, options: SweepOptions, url: str) -> str:
     """The MLflow run of one sweep invocation; its trials' runs nest under it."""
     spec = space.spec
     run_id = tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
-        STUDY: tracker_name(tracker), "sweeps.space_sha": space.sha, "sweeps.git_commit": git_commit(root),
+        STUDY: study, "sweeps.space_sha": space.sha, "sweeps.git_commit": git_commit(root),
         "sweeps.engine": options.engine, KIND: "sweep", f"sweeps.{WORKER}": worker_id()}, params={
         "target_trials": target_trials(space, options), "timeout_s": budget_s(space, options),
         "sampler": spec.sweep.sampler.name, "pruner": spec.sweep.pruner.name, "repeats": spec.sweep.repeats,
@@ -87,10 +87,6 @@ def start_sweep_run(tracker: Tracker, space: Space, root: Path, options: SweepOp
     })
     tracker.log_text(run_id, space.path.read_text(), "space.yaml")
     return run_id
-
-
-def tracker_name(tracker: Tracker) -> str:
-    return tracker.client.get_experiment(tracker.experiment_id).name
 
 
 def end_sweep_run(tracker: Tracker, study: optuna.Study, run_id: str, status: str) -> None:

@@ -9,7 +9,6 @@ TensorFlow. Each worker is a plain ``sweep run`` that trains its share and exits
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from rich.console import Console
 from experiments.data import load_raw
 from sweeps.errors import SweepStopped
 from sweeps.progress import MAX_FAILURES_IN_A_ROW, count_finished, count_running
-from sweeps.recovery import close_orphan_runs, fail_crashed_trials
+from sweeps.recovery import close_orphan_runs, fail_crashed_trials, worker_id
 from sweeps.samplers import make_pruner, make_sampler
 from sweeps.space import Space
 from sweeps.stores import check_tracking, default_storage, masked, open_storage
@@ -70,7 +69,7 @@ def supervise(space: Space, root: Path, options: SweepOptions, worker_argv: list
         console.print(f"nothing to do: {done} finished + {running} running ≥ {target} (raise TRIALS to go on)")
         return 0
     deadline_at = time.time() + timeout if timeout else None
-    sweep_run = start_sweep_run(tracker, space, root, options, url)
+    sweep_run = start_sweep_run(tracker, study.study_name, space, root, options, url)
     argv = [*worker_argv, "--sweep-run", sweep_run, "--trials-per-process", str(options.trials_per_process),
             *(["--deadline-at", repr(deadline_at)] if deadline_at else [])]
     status, code, crashes, worker = "FAILED", 0, 0, None
@@ -84,7 +83,7 @@ def supervise(space: Space, root: Path, options: SweepOptions, worker_argv: list
                 break
             if death is not None:
                 crashes += 1
-                failed = fail_crashed_trials(study, f"{socket.gethostname()}:{worker.pid}", f"worker process {death}")
+                failed = fail_crashed_trials(study, worker_id(worker.pid), f"worker process {death}")
                 close_orphan_runs(study, tracker)
                 console.print(f"worker process {worker.pid} {death} during trial(s) {failed}: failed, the sweep goes on")
                 if crashes >= MAX_FAILURES_IN_A_ROW:

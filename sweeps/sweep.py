@@ -54,7 +54,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     deadline = time.monotonic() + timeout if timeout else None
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
                   f"({data.validation}), test {len(data.y_test)}")
-    sweep_run = options.sweep_run or start_sweep_run(tracker, space, root, options, url)
+    sweep_run = options.sweep_run or start_sweep_run(tracker, name, space, root, options, url)
     data_tags = {"sweeps.data_md5": data.md5, "sweeps.validation": data.validation}
     tracker.set_tags(sweep_run, data_tags)
     tracker.log_params(sweep_run, {"train_size": len(data.y_train), "val_size": len(data.y_val),

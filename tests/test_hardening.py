@@ -161,3 +161,11 @@ def test_nan_loss_fails_only_that_trial_with_its_reason(project: Path):
     runs = mlflow.search_runs(experiment_names=["explode-quick"], filter_string="tags.`sweeps.kind` = 'trial'")
     failed = runs[runs["tags.sweeps.trial"] == str(by_lr[10.0].number)]
     assert failed["status"].item() == "FAILED" and failed["tags.sweeps.stop_reason"].item() == "nan_loss"
+
+
+def test_a_bad_trials_per_process_is_one_line_before_anything_is_written(tmp_path):
+    root = _project(tmp_path, "dataset: fashion_mnist\nmodel: mlp\n")
+    done = _sweep(root, "run", "demo", SWEEPS_TRIALS_PER_PROCESS="ten")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("(also as SWEEPS_TRIALS_PER_PROCESS), got 'ten'")
+    _nothing_written(root)
