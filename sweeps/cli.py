@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
     space = load_space(args.space, args.spaces_dir)
     timeout = parse_duration(args.timeout) if args.timeout else None
     if not args.no_report:
-        from sweeps.report import check_writable
+        from sweeps.report_output import check_writable
 
         check_writable(root / "reports")
     code = 0

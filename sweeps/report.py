@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from pathlib import Path
 
@@ -11,30 +9,11 @@ import pandas as pd
 
 from sweeps import model_figures
 from sweeps.best_model import BestModelScores, evaluate_best
-from sweeps.errors import UsageError
 from sweeps.html import esc, image, page, table
 from sweeps.report_bench import bench_section
+from sweeps.report_output import write_file
 from sweeps.report_space import ci, space_page
 from sweeps.results import StudyResults, collect, meets_target
-
-
-def _write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise UsageError(f"{path.parent}: cannot write the report ({exc.strerror})") from None
-
-
-def check_writable(reports_dir: Path) -> None:
-    """Fail before any training when the report could not be written at the end."""
-    _write(reports_dir / ".write-test", "")
-    (reports_dir / ".write-test").unlink()
 
 
 def overview(results: list[StudyResults]) -> pd.DataFrame:
@@ -76,11 +55,11 @@ def build_report(storage: str, tracking: str, reports_dir: Path, cache_dir: Path
     results = [r for r in collect(storage, tracking) if r.space is not None]
     scored: dict[str, BestModelScores] = {}
     for r in results:
-        _write(reports_dir / r.name / "trials.csv", r.trials.to_csv(index=False))
+        write_file(reports_dir / r.name / "trials.csv", r.trials.to_csv(index=False))
         scores = evaluate_best(r.study, r.tracker, r.space.spec.dataset, cache_dir) if r.tracker else None
         if scores is not None:
             scored[r.name] = scores
-        _write(reports_dir / f"{r.name}.html", page(r.name, space_page(r, scores)))
+        write_file(reports_dir / f"{r.name}.html", page(r.name, space_page(r, scores)))
     body = f"""<h1>Sweep report</h1>
 <p>Built {time.strftime('%Y-%m-%d %H:%M')} from the Optuna studies and the MLflow runs. Each score is the mean over a
 trial's seeded repeats ± the 95 % confidence interval (Student t; n = number of seeds; no ± with one seed).
@@ -89,5 +68,5 @@ Models are selected on validation data held out of training and scored once on t
 {robustness_comparison(scored)}
 {bench_section(reports_dir / "bench.json")}"""
     out = reports_dir / "summary.html"
-    _write(out, page("Sweep report", body))
+    write_file(out, page("Sweep report", body))
     return out
