@@ -15,7 +15,7 @@ from sweeps.best_model import best_run, load_checkpoint, prepare_image, top_k
 from sweeps.errors import UsageError
 from sweeps.space import Space, parse_space
 from sweeps.stores import masked
-from sweeps.study import QUICK
+from sweeps.study import QUICK, trial_config
 from sweeps.tracking import KIND, STUDY, TRIAL, Tracker
 
 
@@ -67,7 +67,7 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
     trial = trials[trial_number]
     quick = bool(study.user_attrs.get("quick"))
     spec = space.spec
-    model_params, settings = space.resolve(trial.params)
+    model_params, settings = trial_config(space, trial.params, trial.user_attrs)
     if quick:
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, QUICK["epochs"]))
     data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, QUICK["subset"] if quick else None)

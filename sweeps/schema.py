@@ -194,6 +194,7 @@ class Baseline(Section):
 
     params: dict[str, Scalar] = Field(default_factory=dict)  # values for the space's params; the rest are sampled
     epochs: int | None = Field(None, ge=1, le=1000)  # a cheaper budget than train.epochs: a first look
+    fixed: dict[str, Scalar] = Field(default_factory=dict)  # model settings in place of the space's fixed ones
 
 
 class SweepSettings(Section):

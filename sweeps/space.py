@@ -143,8 +143,19 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
     for i, baseline in enumerate(spec.sweep.baselines):
         for name, value in baseline.params.items():
             _wrap(f"sweep.baselines.{i}.params.{name}", _check_baseline_value, spec, name, value)
+        for name, value in baseline.fixed.items():
+            _wrap(f"sweep.baselines.{i}.fixed.{name}", _check_baseline_fixed, spec, name, value)
     if family == "cnn":
         _check_cnn_size(spec)
+
+
+def _check_baseline_fixed(spec: SpaceFile, name: str, value: Any) -> None:
+    """A baseline may change a fixed model setting (a cheaper first look), never a param or a training setting."""
+    if name in spec.params or _base_name(name, spec.model) in spec.params:
+        raise ValueError("a param of this space: give its value under params:")
+    if _base_name(name, spec.model) in TRAIN_KEYS:
+        raise ValueError("a training setting: a baseline may change model settings only")
+    _check_value(name, value, spec.model)
 
 
 def _check_baseline_value(spec: SpaceFile, name: str, value: Any) -> None:

@@ -5,15 +5,18 @@ TensorFlow-free, so the supervising process (``sweeps.supervisor``) can use it w
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 
+from experiments.settings import TrainSettings
 from sweeps.recovery import WORKER, close_orphan_runs, worker_id
 from sweeps.samplers import make_pruner, make_sampler
 from sweeps.space import Space
@@ -22,6 +25,7 @@ from sweeps.tracking import KIND, STUDY, Tracker
 
 QUICK = {"subset": 6000, "epochs": 2, "trials": 2}
 EPOCH_BUDGET = "epoch_budget"  # trial user attr: a baseline's own, cheaper epoch budget
+BASELINE_FIXED = "baseline_fixed"  # trial user attr: a baseline's model settings in place of the space's fixed ones
 EPOCH_TIME = "epoch_time_s"  # trial user attr: mean seconds per epoch (what a next trial's epoch may cost)
 
 
@@ -124,5 +128,16 @@ def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, 
 def _enqueue_baselines(study: optuna.Study, space: Space) -> None:
     """Queue the space's known configurations first (once: Optuna skips params the study already has)."""
     for baseline in space.spec.sweep.baselines:
-        attrs = {EPOCH_BUDGET: baseline.epochs} if baseline.epochs else None
-        study.enqueue_trial(dict(baseline.params), user_attrs=attrs, skip_if_exists=True)
+        attrs = {**({EPOCH_BUDGET: baseline.epochs} if baseline.epochs else {}),
+                 **({BASELINE_FIXED: dict(baseline.fixed)} if baseline.fixed else {})}
+        study.enqueue_trial(dict(baseline.params), user_attrs=attrs or None, skip_if_exists=True)
+
+
+def trial_config(space: Space, params: dict[str, Any], user_attrs: dict[str, Any]) -> tuple[dict[str, Any], TrainSettings]:
+    """A trial's model settings and training settings: the space's, its params, and a baseline's own epoch budget
+    and fixed values (the one place that reads them, so a sweep and a reproduction train the same model)."""
+    model_params, settings = space.resolve(params)
+    model_params.update(user_attrs.get(BASELINE_FIXED, {}))
+    if user_attrs.get(EPOCH_BUDGET):
+        settings = dataclasses.replace(settings, epochs=min(settings.epochs, user_attrs[EPOCH_BUDGET]))
+    return model_params, settings

@@ -20,7 +20,7 @@ from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
 from sweeps.recovery import WORKER, worker_id
 from sweeps.space import Space
-from sweeps.study import EPOCH_BUDGET, EPOCH_TIME
+from sweeps.study import EPOCH_TIME, trial_config
 from sweeps import stopping
 from sweeps.stats import spread
 from sweeps.tracking import KIND, SEED, STATE, STOP_REASON, TRIAL, Tracker
@@ -146,10 +146,9 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     secondary objective, when the space has one)."""
     trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
     metric = ctx.space.spec.objective.metric
-    model_params, settings = ctx.space.resolve(ctx.space.suggest(trial))
-    caps = [c for c in (ctx.max_epochs, trial.user_attrs.get(EPOCH_BUDGET)) if c is not None]
-    if caps:
-        settings = dataclasses.replace(settings, epochs=min(settings.epochs, *caps))
+    model_params, settings = trial_config(ctx.space, ctx.space.suggest(trial), trial.user_attrs)
+    if ctx.max_epochs is not None:
+        settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
     tags = {**ctx.tags, KIND: "trial", TRIAL: trial.number}
     run_id = ctx.tracker.start_run(f"trial-{trial.number}", ctx.sweep_run, tags, _logged_settings(model_params, settings, ctx.warm_start))
     trial.set_user_attr("mlflow_run_id", run_id)

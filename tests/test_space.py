@@ -128,7 +128,14 @@ def test_a_training_setting_can_be_a_param():
     (BASE + "  pooling: {type: categorical, choices: [max, avg]}\nsweep: {baselines: [{params: {pooling: none}}]}\n",
      "sweep.baselines.0.params.pooling: 'none' is not one of the choices ['max', 'avg']"),
     (BASE + "sweep: {baselines: [{epochs: 0}]}\n", "sweep.baselines.0.epochs: Input should be greater than or equal to 1"),
-    (BASE + "sweep: {baselines: [{param: {dropout: 0.1}}]}\n", "sweep.baselines.0: unknown key 'param' (allowed: params, epochs)"),
+    (BASE + "sweep: {baselines: [{param: {dropout: 0.1}}]}\n", "sweep.baselines.0: unknown key 'param' (allowed: params, epochs, fixed)"),
+    (BASE + "sweep: {baselines: [{fixed: {batch_norm: maybe}}]}\n",
+     "sweep.baselines.0.fixed.batch_norm: 'maybe' is not allowed: Input should be a valid boolean"),
+    (BASE + "sweep: {baselines: [{fixed: {dropout: 0.1}}]}\n",
+     "sweep.baselines.0.fixed.dropout: a param of this space: give its value under params:"),
+    (BASE + "sweep: {baselines: [{fixed: {batch_size: 32}}]}\n",
+     "sweep.baselines.0.fixed.batch_size: a training setting: a baseline may change model settings only"),
+    (BASE + "sweep: {baselines: [{fixed: {units: 32}}]}\n", "sweep.baselines.0.fixed.units: 'units' is not a setting of a cnn model"),
 ])
 def test_each_mistake_gets_one_clear_line(text, expected):
     assert expected in error_of(text)
@@ -138,6 +145,7 @@ def test_baselines_name_per_layer_params_by_layer():
     space = load_space("fashion_cnn", SPACES)
     first, second = space.spec.sweep.baselines
     assert first.epochs == 2 and second.epochs is None
+    assert first.fixed == {"batch_norm": False} and second.fixed == {}
     assert second.params["filters_1"] == 32 and second.params["convs_per_block"] == 2
     with pytest.raises(SpaceError, match=r"sweep.baselines.0.params.filters_1: 16 is not one of the choices"):
         parse((SPACES / "fashion_cnn.yaml").read_text().replace("filters_1: 32, filters_2: 64, conv_dropout: 0.0",
@@ -160,3 +168,18 @@ def test_space_names_cannot_leave_the_spaces_folder(tmp_path):
         load_space("nope", spaces)
     with pytest.raises(SpaceError, match="points outside"):
         load_space("link", spaces)
+
+
+def test_a_baseline_trains_with_its_own_epochs_and_fixed_values(tmp_path):
+    """What the sweep trains for a baseline trial and what a reproduction of it trains come from one function."""
+    from rich.console import Console
+
+    from sweeps.study import open_study, trial_config
+
+    space = load_space("fashion_cnn", SPACES)
+    study = open_study(space, optuna.storages.InMemoryStorage(), quick=False, console=Console(quiet=True))
+    first, second = (study.ask() for _ in range(2))
+    model, settings = trial_config(space, {**space.spec.sweep.baselines[0].params}, first.user_attrs)
+    assert model["batch_norm"] is False and settings.epochs == 2
+    model, settings = trial_config(space, {**space.spec.sweep.baselines[1].params}, second.user_attrs)
+    assert model["batch_norm"] is True and settings.epochs == space.spec.train.epochs == 18
