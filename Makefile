@@ -36,17 +36,17 @@ sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QU
 bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
 	$(BIN)/sweep bench $(or $(BENCH_SPACE),fashion_mlp) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(PARTS),--parts $(PARTS)) $(if $(SEARCHES),--searches $(SEARCHES))
 
-status: $(BIN)/.installed  ## trials by state, MLflow runs by status, any mismatch: SPACE= QUICK=1
-	$(BIN)/sweep $(GLOBAL_ARGS) status $(SPACE) $(if $(call truthy,$(QUICK)),--quick)
+status: $(BIN)/.installed  ## trials by state, MLflow runs by status, any mismatch: SPACE= QUICK=1 ENGINE=
+	$(BIN)/sweep $(GLOBAL_ARGS) status $(SPACE) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 report: $(BIN)/.installed  ## rebuild reports/summary.html from the stores, without training
 	$(BIN)/sweep $(GLOBAL_ARGS) report
 
-predict: $(BIN)/.installed  ## classify IMAGE=path.png (or FROM_TEST=N) with the best model of SPACE
-	$(BIN)/sweep $(GLOBAL_ARGS) predict $(SPACE) $(if $(IMAGE),--image '$(IMAGE)',--from-test $(or $(FROM_TEST),0)) $(if $(call truthy,$(QUICK)),--quick)
+predict: $(BIN)/.installed  ## classify IMAGE=path.png (or FROM_TEST=N) with the best model of SPACE (QUICK=1 ENGINE=)
+	$(BIN)/sweep $(GLOBAL_ARGS) predict $(SPACE) $(if $(IMAGE),--image '$(IMAGE)',--from-test $(or $(FROM_TEST),0)) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
-reproduce: $(BIN)/.installed  ## train TRIAL=N of SPACE again with its seeds and compare
-	$(BIN)/sweep $(GLOBAL_ARGS) reproduce $(SPACE) --trial $(TRIAL) $(if $(call truthy,$(QUICK)),--quick)
+reproduce: $(BIN)/.installed  ## train TRIAL=N of SPACE again with its seeds and compare (QUICK=1 ENGINE=)
+	$(BIN)/sweep $(GLOBAL_ARGS) reproduce $(SPACE) --trial $(TRIAL) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 list: $(BIN)/.installed  ## the search spaces and whether they are valid
 	$(BIN)/sweep list

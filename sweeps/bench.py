@@ -27,14 +27,15 @@ from rich.table import Table
 from experiments.data import load_dataset
 from experiments.models import build_model
 from experiments.train import OPTIMIZERS, STEPS_PER_EXECUTION
-from sweeps.report_bench import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
-from sweeps.results import collect, meets_target
-from sweeps.schema import Pruner, Sampler
-from sweeps.space import TRAIN_KEYS, Space, parse_space
-from sweeps.stores import default_storage, open_storage
-from sweeps.study import QUICK, SweepOptions
-from sweeps.sweep import run_sweep
-from sweeps.tracking import TRIAL, Tracker, tracking_uri
+from sweeps.report.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
+from sweeps.report.results import collect, meets_target
+from sweeps.search.schema import Pruner, Sampler
+from sweeps.search.space import TRAIN_KEYS, Space, parse_space
+from sweeps.store.storage import default_storage, open_storage
+from sweeps.search.study import SweepOptions
+from sweeps.search.sweep import run_sweep
+from sweeps.store.records import QUICK, TRIAL, TRIAL_RUN
+from sweeps.store.tracking import Tracker, tracking_uri
 
 
 def _variant(space: Space, sampler: str | None = None, pruner: str | None = None) -> Space:
@@ -60,7 +61,7 @@ def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) ->
 
 def _peak_rss(root: Path, study: str) -> list[float]:
     """Peak RSS (MiB) of the sweep's process after each trial, in trial order."""
-    runs = Tracker(tracking_uri(root), study, create=False).runs(kind="trial")
+    runs = Tracker(tracking_uri(root), study, create=False).runs(kind=TRIAL_RUN)
     if runs.empty or "metrics.peak_rss_mb" not in runs:
         return []
     runs = runs.assign(trial=pd.to_numeric(runs[f"tags.{TRIAL}"])).sort_values("trial")
@@ -149,7 +150,7 @@ def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs:
     plain = _plain_epoch_times(fixed, {}, data, epochs)
     _sweep(fixed, root / "overhead", SweepOptions(trials=1, subset=subset), console)
     tracker = Tracker(tracking_uri(root / "overhead"), fixed.name, create=False)
-    run_id = tracker.runs(kind="trial")["run_id"].iloc[0]
+    run_id = tracker.runs(kind=TRIAL_RUN)["run_id"].iloc[0]
     framework = tracker.metric_history(run_id, ("epoch_time_s",))["epoch_time_s"].tolist()
     plain_s, framework_s = statistics.median(plain[1:]), statistics.median(framework[1:])
     return {"space": space.name, "config": params, "epochs": epochs, "seed": spec.sweep.seed,

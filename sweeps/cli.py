@@ -18,8 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from sweeps import stopping  # noqa: E402
 from sweeps.errors import SweepStopped, UsageError  # noqa: E402
+from sweeps.search import stopping  # noqa: E402
+from sweeps.store.records import ENGINES  # noqa: E402
 
 USAGE_ERROR = 2
 
@@ -65,12 +66,13 @@ def _parser() -> argparse.ArgumentParser:
                           "fails one trial); 0 runs every trial in this process (default: 10)")
     run.add_argument("--sweep-run", help=argparse.SUPPRESS)  # set by the supervising process
     run.add_argument("--deadline-at", type=float, help=argparse.SUPPRESS)  # set by the supervising process
-    run.add_argument("--engine", choices=("optuna", "kerastuner"), default="optuna", help="who picks the params")
+    run.add_argument("--engine", choices=ENGINES, default="optuna", help="who picks the params")
     run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                      help="the Keras Tuner search (with --engine kerastuner)")
     status = sub.add_parser("status", help="trials by state, MLflow runs by status, and any mismatch")
     status.add_argument("space")
     status.add_argument("--quick", action="store_true", help="the quick smoke-run study")
+    status.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
     sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
     bench = sub.add_parser("bench", help="measure overhead, pruning and search quality (writes reports/bench.json)")
     bench.add_argument("space", nargs="?", default="fashion_mlp")
@@ -86,10 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--image", type=Path, help="a PNG/JPG of any size")
     source.add_argument("--from-test", type=int, metavar="N", help="test image number N (shows its true class)")
     predict.add_argument("--quick", action="store_true", help="use the quick smoke-run study")
+    predict.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
     reproduce = sub.add_parser("reproduce", help="train a trial's params again with its seeds and compare")
     reproduce.add_argument("space")
     reproduce.add_argument("--trial", type=int, required=True)
     reproduce.add_argument("--quick", action="store_true", help="a trial of the quick smoke-run study")
+    reproduce.add_argument("--engine", choices=ENGINES, default="optuna", help="a trial of this engine's study")
     sub.add_parser("list", help="list the space files and whether they are valid")
     check = sub.add_parser("check", help="validate a space file")
     check.add_argument("space")
@@ -98,19 +102,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _stores(args: argparse.Namespace, root: Path):
     """The storage URL, the opened Optuna storage and the MLflow tracking URI."""
-    from sweeps.stores import default_storage, open_storage
-    from sweeps.tracking import tracking_uri
+    from sweeps.store.storage import default_storage, open_storage
+    from sweeps.store.tracking import tracking_uri
 
     url = args.storage or default_storage(root)
     return url, open_storage(url), tracking_uri(root)
 
 
 def _study_name(args: argparse.Namespace) -> str:
-    return f"{args.space}-quick" if args.quick else args.space
+    from sweeps.store.records import study_name
+
+    return study_name(args.space, args.quick, args.engine)
 
 
 def _report(args: argparse.Namespace, root: Path, console) -> None:
-    from sweeps.report import build_report
+    from sweeps.report.build import build_report
 
     _, storage, tracking = _stores(args, root)
     path = build_report(storage, tracking, root / "reports", root / ".sweeps" / "cache")
@@ -120,26 +126,26 @@ def _report(args: argparse.Namespace, root: Path, console) -> None:
 def _run(args: argparse.Namespace, root: Path, console) -> int:
     import optuna
 
-    from sweeps.space import load_space
-    from sweeps.study import SweepOptions, open_study
-    from sweeps.supervisor import RECYCLE
+    from sweeps.search.space import load_space
+    from sweeps.search.study import SweepOptions, open_study
+    from sweeps.search.supervisor import RECYCLE
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     space = load_space(args.space, args.spaces_dir)
     timeout = parse_duration(args.timeout) if args.timeout else None
     if not args.no_report:
-        from sweeps.report_output import check_writable
+        from sweeps.report.output import check_writable
 
         check_writable(root / "reports")
     code = 0
     if args.workers > 1 and args.engine == "kerastuner":
         raise UsageError("--workers: the kerastuner engine runs in one process; use --engine optuna for workers")
     if args.workers > 1:
-        from sweeps.stores import check_tracking
-        from sweeps.workers import run_workers
+        from sweeps.store.storage import check_tracking
+        from sweeps.search.workers import run_workers
 
-        from sweeps.tracking import Tracker
+        from sweeps.store.tracking import Tracker
 
         url, storage, tracking = _stores(args, root)
         check_tracking(tracking)
@@ -155,15 +161,15 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
                                trials_per_process=args.trials_per_process or None, sweep_run=args.sweep_run,
                                deadline_at=args.deadline_at)
         if args.sweep_run:  # a worker of the supervisor below
-            from sweeps.sweep import run_sweep
+            from sweeps.search.sweep import run_sweep
 
             return RECYCLE if run_sweep(space, root, options, console) else 0
         if _supervises(args):
-            from sweeps.supervisor import supervise
+            from sweeps.search.supervisor import supervise
 
             code = supervise(space, root, options, _worker_argv(args), console)
         else:  # Keras Tuner keeps its search state in this process
-            from sweeps.sweep import run_sweep
+            from sweeps.search.sweep import run_sweep
 
             run_sweep(space, root, dataclasses.replace(options, trials_per_process=None), console)
     if not args.no_report:
@@ -183,7 +189,7 @@ def _bench(args: argparse.Namespace, root: Path, console) -> None:
     import optuna
 
     from sweeps.bench import PARTS, SEARCHES, print_bench, run_bench, save_bench
-    from sweeps.space import load_space
+    from sweeps.search.space import load_space
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -206,7 +212,7 @@ def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...
 
 def _status(args: argparse.Namespace, root: Path, console) -> int:
     from sweeps.reuse import open_study
-    from sweeps.status import print_status
+    from sweeps.store.status import print_status
 
     url, storage, tracking = _stores(args, root)
     study, _, tracker = open_study(_study_name(args), storage, url, tracking)
@@ -232,7 +238,7 @@ def _reproduce(args: argparse.Namespace, root: Path, console) -> None:
 
 
 def _list(args: argparse.Namespace, console) -> None:
-    from sweeps.space import SpaceError, available, load_space
+    from sweeps.search.space import SpaceError, available, load_space
 
     for name in available(args.spaces_dir):
         try:
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from experiments.idx import DataError
-    from sweeps.space import SpaceError, load_space
+    from sweeps.search.space import SpaceError, load_space
 
     args = _parser().parse_args(argv)
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.

@@ -11,12 +11,13 @@ from rich.console import Console
 
 from experiments.data import DATASETS, load_dataset, load_raw
 from experiments.train import train_repeat
-from sweeps.best_model import best_run, load_checkpoint, prepare_image, top_k
+from sweeps.store.best_model import best_run, load_checkpoint, prepare_image, top_k
 from sweeps.errors import UsageError
-from sweeps.space import Space, parse_space
-from sweeps.stores import masked
-from sweeps.study import QUICK, trial_config
-from sweeps.tracking import KIND, STUDY, TRIAL, Tracker
+from sweeps.search.space import Space, parse_space
+from sweeps.store.storage import masked
+from sweeps.search.study import trial_config
+from sweeps.store.records import INITIAL_EPOCH, KIND, QUICK, QUICK_STUDY, REPRODUCTION_RUN, SPACE, SPACE_YAML, STUDY, TRIAL
+from sweeps.store.tracking import Tracker
 
 
 def open_study(name: str, storage: BaseStorage, url: str, tracking: str) -> tuple[optuna.Study, Space, Tracker]:
@@ -26,7 +27,7 @@ def open_study(name: str, storage: BaseStorage, url: str, tracking: str) -> tupl
         tracker = Tracker(tracking, name, create=False)
     except (KeyError, LookupError):
         raise UsageError(f"no sweep of {name!r} yet in {masked(url)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
-    space = parse_space(study.user_attrs["space_yaml"], Path(f"{study.user_attrs['space']}.yaml"))
+    space = parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
     return study, space, tracker
 
 
@@ -65,16 +66,19 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
     if trial_number not in trials:
         raise UsageError(f"--trial {trial_number}: study {name!r} has trials 0…{max(trials, default=-1)}")
     trial = trials[trial_number]
-    quick = bool(study.user_attrs.get("quick"))
+    quick = bool(study.user_attrs.get(QUICK_STUDY))
     spec = space.spec
     model_params, settings = trial_config(space, trial.params, trial.user_attrs)
     if quick:
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, QUICK["epochs"]))
+    if INITIAL_EPOCH in trial.user_attrs:
+        console.print(f"trial {trial_number} continued an earlier trial's weights from epoch {trial.user_attrs[INITIAL_EPOCH]} "
+                      f"(a Hyperband promotion); trained again from scratch over all its {settings.epochs} epochs")
     data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, QUICK["subset"] if quick else None)
     rows = []
     for seed in range(spec.sweep.seed, spec.sweep.seed + spec.sweep.repeats):
         run_id = tracker.start_run(f"reproduce-trial-{trial_number}-seed-{seed}", tags={
-            KIND: "reproduction", STUDY: name, TRIAL: trial_number}, params={**model_params, "seed": seed})
+            KIND: REPRODUCTION_RUN, STUDY: name, TRIAL: trial_number}, params={**model_params, "seed": seed})
         result = train_repeat(spec.model, model_params, settings, data, seed, workdir / f"trial-{trial_number}-seed-{seed}")
         tracker.log_metrics(run_id, {"best_val_accuracy": result.best("val_accuracy"), "test_accuracy": result.test_accuracy,
                                      "test_loss": result.test_loss, "epochs": result.epochs})

@@ -21,9 +21,9 @@ from experiments.data import load_dataset
 from experiments.settings import TrainSettings
 from experiments.train import TrainingInterrupted, train_repeat
 from sweeps.cli import main
-from sweeps.space import SpaceError, parse_space
-from sweeps.stores import default_storage, open_storage
-from sweeps.tracking import tracking_uri
+from sweeps.search.space import SpaceError, parse_space
+from sweeps.store.storage import default_storage, open_storage
+from sweeps.store.tracking import tracking_uri
 
 from .conftest import REPO, SPACES, real_data_dir
 

@@ -6,7 +6,7 @@ import pytest
 
 from experiments.models import build_model
 from experiments.settings import feature_size
-from sweeps.space import load_space
+from sweeps.search.space import load_space
 
 from .conftest import SPACES
 

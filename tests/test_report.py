@@ -14,7 +14,7 @@ from PIL import Image
 
 from experiments.data import load_raw
 from sweeps.cli import main
-from sweeps.tracking import tracking_uri
+from sweeps.store.tracking import tracking_uri
 
 from .conftest import SPACES, real_data_dir
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeps.samplers import PRUNERS, make_pruner, make_sampler
-from sweeps.schema import SAMPLERS
-from sweeps.space import SpaceError, parse_space
+from sweeps.search.samplers import PRUNERS, make_pruner, make_sampler
+from sweeps.search.schema import SAMPLERS
+from sweeps.search.space import SpaceError, parse_space
 
 from .conftest import SPACES
 

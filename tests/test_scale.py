@@ -20,9 +20,9 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeps.cli import main
-from sweeps.status import problems
-from sweeps.stores import default_storage, open_storage
-from sweeps.tracking import Tracker, tracking_uri
+from sweeps.store.status import problems
+from sweeps.store.storage import default_storage, open_storage
+from sweeps.store.tracking import Tracker, tracking_uri
 
 pytestmark = pytest.mark.slow
 
@@ -120,9 +120,9 @@ def test_on_postgres_a_dead_workers_trial_is_failed_by_its_heartbeat_and_retried
     time.sleep(4)  # longer than the grace period
     for key, value in pulse.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr("sweeps.stores.HEARTBEAT_S", 1)
-    monkeypatch.setattr("sweeps.stores.GRACE_S", 3)
-    monkeypatch.setattr("sweeps.recovery.is_alive", lambda worker: None)  # as if it had died on another machine
+    monkeypatch.setattr("sweeps.store.storage.HEARTBEAT_S", 1)
+    monkeypatch.setattr("sweeps.store.storage.GRACE_S", 3)
+    monkeypatch.setattr("sweeps.store.recovery.is_alive", lambda worker: None)  # as if it had died on another machine
     assert main(["--storage", url, "run", "tiny", "--quick", "--trials", "2", "--no-report"]) == 0
     study = consistent(url, tracking_uri(tiny), "tiny-quick")
     trials = study.get_trials()

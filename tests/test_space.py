@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeps.space import SpaceError, available, load_space, parse_space
+from sweeps.search.space import SpaceError, available, load_space, parse_space
 
 from .conftest import SPACES
 
@@ -174,7 +174,7 @@ def test_a_baseline_trains_with_its_own_epochs_and_fixed_values(tmp_path):
     """What the sweep trains for a baseline trial and what a reproduction of it trains come from one function."""
     from rich.console import Console
 
-    from sweeps.study import open_study, trial_config
+    from sweeps.search.study import open_study, trial_config
 
     space = load_space("fashion_cnn", SPACES)
     study = open_study(space, optuna.storages.InMemoryStorage(), quick=False, console=Console(quiet=True))

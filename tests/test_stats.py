@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from experiments.evaluate import PERTURBATIONS, TestScores, rotate, shift
-from sweeps.best_model import prepare_image
-from sweeps.schema import Bound
-from sweeps.results import meets_target
+from sweeps.store.best_model import prepare_image
+from sweeps.search.schema import Bound
+from sweeps.report.results import meets_target
 from sweeps.stats import overfitting_onset, spread
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeps.recovery import WORKER
-from sweeps.status import problems
-from sweeps.stores import default_storage, open_storage
-from sweeps.tracking import Tracker, tracking_uri
+from sweeps.store.records import WORKER
+from sweeps.store.status import problems
+from sweeps.store.storage import default_storage, open_storage
+from sweeps.store.tracking import Tracker, tracking_uri
 
 pytestmark = pytest.mark.slow
 

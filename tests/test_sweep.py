@@ -17,9 +17,9 @@ import pytest
 
 import experiments.train
 from sweeps.cli import main
-from sweeps.status import problems
-from sweeps.stores import default_storage, open_storage
-from sweeps.tracking import Tracker, tracking_uri
+from sweeps.store.status import problems
+from sweeps.store.storage import default_storage, open_storage
+from sweeps.store.tracking import Tracker, tracking_uri
 
 pytestmark = pytest.mark.slow
 
@@ -198,9 +198,9 @@ def test_keras_tuner_engine_runs_the_same_space_into_the_same_stores(project: Pa
 def test_hyperband_promotions_continue_from_the_earlier_weights(project: Path):
     from rich.console import Console
 
-    from sweeps.space import load_space
-    from sweeps.study import SweepOptions
-    from sweeps.sweep import run_sweep
+    from sweeps.search.space import load_space
+    from sweeps.search.study import SweepOptions
+    from sweeps.search.sweep import run_sweep
 
     write_space(project, "tiny")
     options = SweepOptions(trials=100, subset=1500, max_epochs=3, engine="kerastuner", tuner="hyperband")

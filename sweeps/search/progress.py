@@ -10,9 +10,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from sweeps import stopping
-from sweeps.recovery import fail_dead_trials
-from sweeps.study import EPOCH_TIME
+from sweeps.search import stopping
+from sweeps.store.recovery import fail_dead_trials
+from sweeps.store.records import EPOCH_TIME, FAIL_REASON, VALUE_STD
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_FAILURES_IN_A_ROW = 3
@@ -54,11 +54,11 @@ class Progress:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         elapsed = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0.0
         if trial.state == TrialState.COMPLETE:
-            result = f"{self.metric} {trial.values[0]:.4f} ± {trial.user_attrs.get('value_std', 0):.4f}"
+            result = f"{self.metric} {trial.values[0]:.4f} ± {trial.user_attrs.get(VALUE_STD, 0):.4f}"
             if len(trial.values) > 1:
                 result += f", {trial.values[1]:.4g}"
         elif trial.state == TrialState.FAIL:
-            result = f"failed: {trial.user_attrs.get('fail_reason', 'see MLflow run')}"
+            result = f"failed: {trial.user_attrs.get(FAIL_REASON, 'see MLflow run')}"
         else:
             result = f"stopped at epoch {max(trial.intermediate_values, default=-1) + 1}"
         best = ""
@@ -99,7 +99,7 @@ class Progress:
         if trial.state != TrialState.FAIL:
             self.failures.clear()
             return
-        self.failures.append(trial.user_attrs.get("fail_reason", ""))
+        self.failures.append(trial.user_attrs.get(FAIL_REASON, ""))
         recent = self.failures[-MAX_FAILURES_IN_A_ROW:]
         if len(recent) == MAX_FAILURES_IN_A_ROW and len(set(recent)) == 1:
             self.stopped_for = recent[0]

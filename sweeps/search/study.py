@@ -1,6 +1,6 @@
 """A space's Optuna study and the MLflow run of a sweep over it: opening, naming, baselines, budget.
 
-TensorFlow-free, so the supervising process (``sweeps.supervisor``) can use it without importing it.
+TensorFlow-free, so the supervising process (``sweeps.search.supervisor``) can use it without importing it.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from experiments.settings import TrainSettings
-from sweeps.recovery import WORKER, close_orphan_runs, worker_id
-from sweeps.samplers import make_pruner, make_sampler
-from sweeps.space import Space
-from sweeps.stores import masked
-from sweeps.tracking import KIND, STUDY, Tracker
+from sweeps.store.recovery import close_orphan_runs, worker_id
+from sweeps.search.samplers import make_pruner, make_sampler
+from sweeps.search.space import Space
+from sweeps.store.storage import masked
+from sweeps.store import records
+from sweeps.store.records import (BASELINE_FIXED, EPOCH_BUDGET, GIT_COMMIT, KIND, QUICK, RUN_ENGINE, RUN_SPACE_SHA,
+                                  RUN_WORKER, STUDY, SWEEP_RUN)
+from sweeps.store.tracking import Tracker
 
-QUICK = {"subset": 6000, "epochs": 2, "trials": 2}
-EPOCH_BUDGET = "epoch_budget"  # trial user attr: a baseline's own, cheaper epoch budget
-BASELINE_FIXED = "baseline_fixed"  # trial user attr: a baseline's model settings in place of the space's fixed ones
-EPOCH_TIME = "epoch_time_s"  # trial user attr: mean seconds per epoch (what a next trial's epoch may cost)
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,6 @@ class SweepOptions:
         return QUICK["epochs"] if self.quick else self.max_epochs
 
 
-def study_name(space: Space, quick: bool, engine: str = "optuna") -> str:
-    """Each engine, and quick smoke runs, get their own study so they never mix."""
-    return space.name + ("-kerastuner" if engine == "kerastuner" else "") + ("-quick" if quick else "")
-
-
 def git_commit(root: Path) -> str:
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -83,8 +77,8 @@ def start_sweep_run(tracker: Tracker, study: str, space: Space, root: Path, opti
     """The MLflow run of one sweep invocation; its trials' runs nest under it."""
     spec = space.spec
     run_id = tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
-        STUDY: study, "sweeps.space_sha": space.sha, "sweeps.git_commit": git_commit(root),
-        "sweeps.engine": options.engine, KIND: "sweep", f"sweeps.{WORKER}": worker_id()}, params={
+        STUDY: study, RUN_SPACE_SHA: space.sha, GIT_COMMIT: git_commit(root),
+        RUN_ENGINE: options.engine, KIND: SWEEP_RUN, RUN_WORKER: worker_id()}, params={
         "target_trials": target_trials(space, options), "timeout_s": budget_s(space, options),
         "sampler": spec.sweep.sampler.name, "pruner": spec.sweep.pruner.name, "repeats": spec.sweep.repeats,
         "quick": options.quick, "storage": masked(url), "trials_per_process": options.trials_per_process,
@@ -101,25 +95,25 @@ def end_sweep_run(tracker: Tracker, study: optuna.Study, run_id: str, status: st
     tracker.end_run(run_id, status)
 
 
-def _record_space(study: optuna.Study, space: Space, quick: bool, console: Console) -> None:
-    previous = study.user_attrs.get("space_sha")
+def _record_space(study: optuna.Study, space: Space, quick: bool, engine: str, console: Console) -> None:
+    previous = study.user_attrs.get(records.SPACE_SHA)
     if previous and previous != space.sha:
         console.print(f"[yellow]note: {space.path} changed since this study began; new trials use the new file[/]")
-    for key, value in {"space": space.name, "space_sha": space.sha, "space_yaml": space.path.read_text(),
-                       "quick": quick}.items():
+    for key, value in {records.SPACE: space.name, records.SPACE_SHA: space.sha, records.SPACE_YAML: space.path.read_text(),
+                       records.QUICK_STUDY: quick, records.ENGINE: engine}.items():
         study.set_user_attr(key, value)
 
 
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
                worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
     """Create or load the space's study and record the space file it runs with."""
-    study = optuna.create_study(study_name=study_name(space, quick, engine), storage=storage, sampler=make_sampler(space),
+    study = optuna.create_study(study_name=records.study_name(space.name, quick, engine), storage=storage, sampler=make_sampler(space),
                                 pruner=make_pruner(space), directions=space.spec.objective.directions,
                                 load_if_exists=True)
     # Each process draws its own random stream, offset by the trials already there (a resumed sweep must
     # not repeat its first suggestions) and by its worker index (simultaneous workers must not copy each other).
     study.sampler = make_sampler(space, seed_offset=len(study.get_trials(deepcopy=False)) + 10007 * worker_index)
-    _record_space(study, space, quick, console)
+    _record_space(study, space, quick, engine, console)
     if engine == "optuna":
         _enqueue_baselines(study, space)
     return study

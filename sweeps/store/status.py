@@ -9,7 +9,8 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from sweeps.tracking import KIND, SEED, TRIAL, Tracker
+from sweeps.store.records import KIND, SEED, TRIAL, TRIAL_RUN
+from sweeps.store.tracking import Tracker
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -20,7 +21,7 @@ def problems(study: optuna.Study, tracker: Tracker) -> list[str]:
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     runs = tracker.runs()
     found: list[str] = []
-    trial_runs = runs[runs[f"tags.{KIND}"] == "trial"] if not runs.empty else runs
+    trial_runs = runs[runs[f"tags.{KIND}"] == TRIAL_RUN] if not runs.empty else runs
     numbers = Counter(int(n) for n in trial_runs.get(f"tags.{TRIAL}", []))
     found += [f"trial {n} has {c} MLflow trial runs" for n, c in sorted(numbers.items()) if c > 1]
     finished_runs = {int(r[f"tags.{TRIAL}"]) for _, r in trial_runs.iterrows() if r["status"] == "FINISHED"}

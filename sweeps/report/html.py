@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from sweeps import figures
+from sweeps.report import figures
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}

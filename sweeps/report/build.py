@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeps import model_figures
-from sweeps.best_model import BestModelScores, evaluate_best
-from sweeps.html import esc, image, page, table
-from sweeps.report_bench import bench_section
-from sweeps.report_output import write_file
-from sweeps.report_space import ci, space_page
-from sweeps.results import StudyResults, collect, meets_target
+from sweeps.report import model_figures
+from sweeps.store.best_model import BestModelScores, evaluate_best
+from sweeps.report.html import esc, image, page, table
+from sweeps.report.bench_page import bench_section
+from sweeps.report.output import write_file
+from sweeps.report.space_page import ci, space_page
+from sweeps.report.results import StudyResults, collect, meets_target
 
 
 def overview(results: list[StudyResults]) -> pd.DataFrame:

@@ -9,17 +9,18 @@ from pathlib import Path
 from rich.console import Console
 
 from experiments.data import load_dataset
-from sweeps.best_model import register_best
+from sweeps.store.best_model import register_best
 from sweeps.errors import SweepStopped
-from sweeps.progress import MAX_FAILURES_IN_A_ROW, Progress, count_finished, count_running
-from sweeps.samplers import make_pruner, make_sampler
-from sweeps.recovery import close_orphan_runs, fail_dead_trials
-from sweeps.space import Space
-from sweeps.stores import check_tracking, default_storage, masked, open_storage
-from sweeps.study import (SweepOptions, budget_s, end_sweep_run, git_commit, open_study, start_sweep_run,
+from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, Progress, count_finished, count_running
+from sweeps.search.samplers import make_pruner, make_sampler
+from sweeps.store.recovery import close_orphan_runs, fail_dead_trials
+from sweeps.search.space import Space
+from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
+from sweeps.search.study import (SweepOptions, budget_s, end_sweep_run, git_commit, open_study, start_sweep_run,
                           target_trials)
-from sweeps.tracking import STUDY, Tracker, tracking_uri
-from sweeps.trial import TrialContext, TrialFailed, run_trial
+from sweeps.store.records import DATA_MD5, GIT_COMMIT, INTERRUPTED, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
+from sweeps.store.tracking import Tracker, tracking_uri
+from sweeps.search.trial import TrialContext, TrialFailed, run_trial
 
 
 def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> bool:
@@ -55,12 +56,11 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
                   f"({data.validation}), test {len(data.y_test)}")
     sweep_run = options.sweep_run or start_sweep_run(tracker, name, space, root, options, url)
-    data_tags = {"sweeps.data_md5": data.md5, "sweeps.validation": data.validation}
+    data_tags = {DATA_MD5: data.md5, VALIDATION: data.validation}
     tracker.set_tags(sweep_run, data_tags)
     tracker.log_params(sweep_run, {"train_size": len(data.y_train), "val_size": len(data.y_val),
                                    "test_size": len(data.y_test)})
-    tags = {STUDY: name, "sweeps.space_sha": space.sha, "sweeps.git_commit": git_commit(root), **data_tags,
-            "sweeps.engine": options.engine}
+    tags = {STUDY: name, RUN_SPACE_SHA: space.sha, GIT_COMMIT: git_commit(root), **data_tags, RUN_ENGINE: options.engine}
     ctx = TrialContext(space=space, data=data, tracker=tracker, sweep_run=sweep_run,
                        workdir=root / ".sweeps" / "work" / name, tags=tags,
                        max_epochs=options.epoch_cap, deadline=deadline,
@@ -70,7 +70,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     status = "FAILED"
     try:
         if options.engine == "kerastuner":
-            from sweeps import kerastuner
+            from sweeps.search import kerastuner
 
             kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", progress, timeout)
         else:
@@ -80,7 +80,7 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
         status = "FAILED" if progress.stopped_for else "FINISHED"
         register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
     except KeyboardInterrupt:
-        status = "KILLED"
+        status = INTERRUPTED
         raise
     finally:
         if options.sweep_run is None:

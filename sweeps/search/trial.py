@@ -18,16 +18,18 @@ from optuna_integration import KerasPruningCallback
 
 from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
-from sweeps.recovery import WORKER, worker_id
-from sweeps.space import Space
-from sweeps.study import EPOCH_TIME, trial_config
-from sweeps import stopping
+from sweeps.store.recovery import worker_id
+from sweeps.search.space import Space
+from sweeps.search.study import trial_config
+from sweeps.search import stopping
 from sweeps.stats import spread
-from sweeps.tracking import KIND, SEED, STATE, STOP_REASON, TRIAL, Tracker
+from sweeps.store.records import (EPOCH_TIME, FAIL_REASON, INTERRUPTED, KIND, MLFLOW_RUN_ID, REPEAT_RUN, RUN_STATUS, SEED,
+                                  STATE, STOP_REASON, STOP_REASONS, TEST_ACCURACY_MEAN, TRIAL, TRIAL_RUN, VALUE_STD, WORKER)
+from sweeps.store.tracking import Tracker
 
 
 class StopRequested(keras.callbacks.Callback):
-    """Ends ``fit`` at the next batch boundary once Ctrl-C or SIGTERM asked for a stop (see sweeps.stopping)."""
+    """Ends ``fit`` at the next batch boundary once Ctrl-C or SIGTERM asked for a stop (see sweeps.search.stopping)."""
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         stopping.check()
@@ -102,7 +104,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
     separate = ctx.space.spec.sweep.repeats > 1
     run_id = trial_run
     if separate:
-        tags = {**ctx.tags, KIND: "repeat", TRIAL: trial.number}
+        tags = {**ctx.tags, KIND: REPEAT_RUN, TRIAL: trial.number}
         run_id = ctx.tracker.start_run(f"trial-{trial.number}-seed-{seed}", trial_run, tags, _logged_settings(model_params, settings, ctx.warm_start))
     # Optuna takes one report per step, so the pruner watches the first repeat only.
     pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
@@ -121,7 +123,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
         result, error = RepeatResult(seed=seed), exc
     except KeyboardInterrupt:
         if separate:
-            ctx.tracker.end_run(run_id, "KILLED")
+            ctx.tracker.end_run(run_id, INTERRUPTED)
         raise
     pruned = isinstance(error, optuna.TrialPruned)
     if error is not None:
@@ -130,8 +132,9 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
     if error is not None and not pruned:
         ctx.tracker.log_text(run_id, "".join(traceback.format_exception(error)), "traceback.txt")
     if separate:
-        ctx.tracker.set_tags(run_id, {STATE: "PRUNED" if pruned else "COMPLETE" if error is None else "FAIL"})
-        ctx.tracker.end_run(run_id, "FINISHED" if error is None or pruned else "FAILED")
+        state = "PRUNED" if pruned else "COMPLETE" if error is None else "FAIL"
+        ctx.tracker.set_tags(run_id, {STATE: state})
+        ctx.tracker.end_run(run_id, RUN_STATUS[state])
     if pruned:
         raise error
     if error is not None:
@@ -149,10 +152,10 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     model_params, settings = trial_config(ctx.space, ctx.space.suggest(trial), trial.user_attrs)
     if ctx.max_epochs is not None:
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
-    tags = {**ctx.tags, KIND: "trial", TRIAL: trial.number}
+    tags = {**ctx.tags, KIND: TRIAL_RUN, TRIAL: trial.number}
     run_id = ctx.tracker.start_run(f"trial-{trial.number}", ctx.sweep_run, tags, _logged_settings(model_params, settings, ctx.warm_start))
-    trial.set_user_attr("mlflow_run_id", run_id)
-    state, status = "FAIL", "FAILED"
+    trial.set_user_attr(MLFLOW_RUN_ID, run_id)
+    state, interrupted = "FAIL", False
     try:
         results = [_run_repeat(ctx, trial, run_id, i, model_params, settings)
                    for i in range(ctx.space.spec.sweep.repeats)]
@@ -163,13 +166,13 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
             s = spread(values)
             summary[f"{name}_mean"], summary[f"{name}_std"] = (s.mean, s.std) if s.n else (None, None)
         ctx.tracker.log_metrics(run_id, summary)
-        trial.set_user_attr("stop_reasons", [r.stop_reason for r in results])
-        trial.set_user_attr("value_std", summary[f"{metric}_std"])
-        trial.set_user_attr("test_accuracy_mean", summary["test_accuracy_mean"])
+        trial.set_user_attr(STOP_REASONS, [r.stop_reason for r in results])
+        trial.set_user_attr(VALUE_STD, summary[f"{metric}_std"])
+        trial.set_user_attr(TEST_ACCURACY_MEAN, summary["test_accuracy_mean"])
         epoch_time = spread([t for r in results for t in r.history.get("epoch_time_s", [])])
         if epoch_time.n:
             trial.set_user_attr(EPOCH_TIME, epoch_time.mean)
-        state, status = "COMPLETE", "FINISHED"
+        state = "COMPLETE"
         secondary = ctx.space.spec.objective.secondary
         if secondary == "param_count":
             return summary[f"{metric}_mean"], float(results[0].param_count)
@@ -177,17 +180,17 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
             return summary[f"{metric}_mean"], spread([t for r in results for t in r.history["epoch_time_s"]]).mean
         return summary[f"{metric}_mean"]
     except optuna.TrialPruned:
-        trial.set_user_attr("stop_reasons", ["pruned"])
-        state, status = "PRUNED", "FINISHED"
+        trial.set_user_attr(STOP_REASONS, ["pruned"])
+        state = "PRUNED"
         raise
     except TrialFailed as exc:
-        trial.set_user_attr("fail_reason", str(exc))
+        trial.set_user_attr(FAIL_REASON, str(exc))
         raise
     except KeyboardInterrupt:
-        status = "KILLED"
+        interrupted = True
         raise
     finally:
         ctx.tracker.log_metrics(run_id, {"peak_rss_mb": peak_rss_mb()})  # every trial, pruned and failed ones too
         ctx.tracker.set_tags(run_id, {STATE: state})
-        ctx.tracker.end_run(run_id, status)
+        ctx.tracker.end_run(run_id, INTERRUPTED if interrupted else RUN_STATUS[state])
         shutil.rmtree(ctx.workdir / f"trial-{trial.number}", ignore_errors=True)  # checkpoints now live in MLflow

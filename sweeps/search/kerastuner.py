@@ -20,8 +20,9 @@ import optuna
 from experiments.models import build_model
 from experiments.train import WarmStart
 from sweeps.errors import SweepStopped
-from sweeps.space import Space
-from sweeps.trial import TrialContext, run_trial
+from sweeps.search.space import Space
+from sweeps.search.trial import TrialContext, run_trial
+from sweeps.store.records import EPOCH_BUDGET, INITIAL_EPOCH
 
 TIME_UP = "the time budget is spent"
 TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization, "random": kt.RandomSearch}
@@ -65,6 +66,10 @@ class SpaceHyperModel(kt.HyperModel):
         # Keras Tuner's own checkpoint callback rides along: Hyperband reads it when it promotes a trial.
         promoted = "tuner/trial_id" in hp.values and initial_epoch > 0
         warm_start = WarmStart(model.get_weights(), initial_epoch) if promoted else None
+        if budget:  # what `sweep reproduce` needs to train this trial again
+            trial.set_user_attr(EPOCH_BUDGET, budget)
+        if promoted:
+            trial.set_user_attr(INITIAL_EPOCH, initial_epoch)
         ctx = dataclasses.replace(self.ctx, max_epochs=budget, callbacks=tuple(callbacks), warm_start=warm_start)
         try:
             value = run_trial(ctx, trial)

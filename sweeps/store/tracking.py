@@ -11,9 +11,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-# Tag names, in one place: the report reads what the sweep writes.
-KIND, STUDY, TRIAL, SEED, STATE, STOP_REASON = "sweeps.kind", "sweeps.study", "sweeps.trial", "sweeps.seed", "sweeps.state", "sweeps.stop_reason"
-PARENT = "mlflow.parentRunId"
+from sweeps.store.records import KIND, PARENT
+
 
 
 def tracking_uri(root: Path) -> str:

@@ -1,6 +1,6 @@
 """Recover from dead workers: fail and retry their Optuna trials, close their MLflow runs.
 
-RDB storages do this for trials with heartbeats (see :mod:`sweeps.stores`). The journal file has no
+RDB storages do this for trials with heartbeats (see :mod:`sweeps.store.storage`). The journal file has no
 heartbeat, so each trial records its worker (``host:pid``) and any worker on the same machine fails
 the trials of a process that no longer exists, then queues a retry with Optuna's own stale-trial
 callback (same params, a new trial number).
@@ -16,9 +16,9 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from sweeps.tracking import KIND, STATE, TRIAL, Tracker
+from sweeps.store.records import FAIL_REASON, INTERRUPTED, KIND, REPEAT_RUN, RUN_WORKER, STATE, TRIAL, TRIAL_RUN, WORKER
+from sweeps.store.tracking import Tracker
 
-WORKER = "worker"
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
@@ -47,7 +47,7 @@ def _fail(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> 
     """Fail a RUNNING trial of another process; False when another worker got there first."""
     storage = study._storage  # Optuna's own fail_stale_trials works on the storage the same way
     try:
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
         return storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
@@ -79,13 +79,13 @@ def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
     closed = 0
     for _, run in runs[runs["status"] == "RUNNING"].iterrows():
         kind = run.get(f"tags.{KIND}")
-        if kind in ("trial", "repeat"):
+        if kind in (TRIAL_RUN, REPEAT_RUN):
             orphan = states.get(run.get(f"tags.{TRIAL}")) != TrialState.RUNNING
         else:
-            orphan = is_alive(str(run.get(f"tags.sweeps.{WORKER}") or "")) is False
+            orphan = is_alive(str(run.get(f"tags.{RUN_WORKER}") or "")) is False
         if orphan:
-            if kind in ("trial", "repeat"):
+            if kind in (TRIAL_RUN, REPEAT_RUN):
                 tracker.set_tags(run["run_id"], {STATE: "FAIL"})
-            tracker.end_run(run["run_id"], "KILLED")
+            tracker.end_run(run["run_id"], INTERRUPTED)
             closed += 1
     return closed

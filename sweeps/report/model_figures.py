@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from sweeps.figures import plt
+from sweeps.report.figures import plt
 
 
 def confusion(matrix: pd.DataFrame) -> plt.Figure:

@@ -7,11 +7,14 @@ import warnings
 import optuna
 import pandas as pd
 
-from sweeps import figures, model_figures
-from sweeps.best_model import BestModelScores
-from sweeps.html import esc, image, short, table, verdict, warning
-from sweeps.results import StudyResults, meets_target
+from sweeps.report import figures
+
+from sweeps.report import model_figures
+from sweeps.store.best_model import BestModelScores
+from sweeps.report.html import esc, image, short, table, verdict, warning
+from sweeps.report.results import StudyResults, meets_target
 from sweeps.stats import overfitting_onset
+from sweeps.store.records import MLFLOW_RUN_ID, QUICK_STUDY, SPACE, engine_of
 
 TOP_K = 3
 UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
@@ -43,7 +46,7 @@ def honesty(result: StudyResults) -> str:
     if spec.validation == "test":
         parts.append(warning("<b>Warning:</b> this space selects on the <b>test set</b> (as the blog did): its test "
                              "numbers are optimistic, not an estimate of accuracy on new images."))
-    if result.study.user_attrs.get("quick"):
+    if result.study.user_attrs.get(QUICK_STUDY):
         parts.append(warning("Quick smoke run: a small data subset and at most 2 epochs; not real results."))
     return "".join(parts)
 
@@ -63,7 +66,7 @@ def leaderboard(result: StudyResults) -> pd.DataFrame:
     for col in result.params:  # values from the space file: escaped, as the table is not
         frame[col.removeprefix("params_")] = t[col].map(lambda v: esc(v) if isinstance(v, str) else v)
     frame["time (s)"] = t["duration_s"].round(0)
-    frame["MLflow run"] = [run_link(result, r) for r in t["mlflow_run_id"]]
+    frame["MLflow run"] = [run_link(result, r) for r in t[MLFLOW_RUN_ID]]
     return frame
 
 
@@ -75,12 +78,14 @@ def best_config(result: StudyResults) -> str:
                            "value": [short(best[p]) for p in result.params if pd.notna(best[p])]})
     bar = " and ".join(f"{m} {'≥ ' + str(b.min) if b.min is not None else ''}{'≤ ' + str(b.max) if b.max is not None else ''}"
                        for m, b in result.space.spec.target.items())
-    space = result.study.user_attrs.get("space", result.name)
+    attrs = result.study.user_attrs
+    space = attrs.get(SPACE, result.name)
+    options = (" ENGINE=kerastuner" if engine_of(result.name, attrs) == "kerastuner" else "") + (" QUICK=1" if attrs.get(QUICK_STUDY) else "")
     return f"""<p>Trial <b>#{int(best['number'])}</b>: {result.metric} {ci(best, 'value')};
 test accuracy {ci(best, 'test_accuracy')} (min {short(best['test_accuracy_min'])}, max {short(best['test_accuracy_max'])});
 test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
-MLflow run {run_link(result, best['mlflow_run_id'])}.</p>
-<p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{' QUICK=1' if result.study.user_attrs.get('quick') else ''}</code>
+MLflow run {run_link(result, best[MLFLOW_RUN_ID])}.</p>
+<p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{options}</code>
 (trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}"""
 
 

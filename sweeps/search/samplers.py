@@ -7,7 +7,7 @@ import warnings
 
 import optuna
 
-from sweeps.space import Space, SpaceError
+from sweeps.search.space import Space, SpaceError
 
 PRUNERS = {
     "none": optuna.pruners.NopPruner,

@@ -9,9 +9,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from sweeps.space import Space, SpaceError, parse_space
+from sweeps.search.space import Space, SpaceError, parse_space
 from sweeps.stats import spread
-from sweeps.tracking import SEED, STOP_REASON, TRIAL, Tracker
+from sweeps.store.records import MLFLOW_RUN_ID, SEED, SPACE, SPACE_YAML, STOP_REASON, TRIAL
+from sweeps.store.tracking import Tracker
 
 REPEAT_COLUMNS = {
     f"tags.{TRIAL}": "trial", f"tags.{SEED}": "seed", f"tags.{STOP_REASON}": "stop_reason", "run_id": "run_id",
@@ -84,14 +85,14 @@ def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = []
     for number, group in repeats.groupby("trial"):
         row = {"number": number, "n_repeats": len(group), "epochs": group["epochs"].sum(),
-               "param_count": group["param_count"].iloc[0], "mlflow_run_id": group["run_id"].iloc[0],
+               "param_count": group["param_count"].iloc[0], MLFLOW_RUN_ID: group["run_id"].iloc[0],
                "stop_reason": ", ".join(sorted(set(group["stop_reason"].dropna())))}
         for name, column in SPREAD_OF.items():
             s = spread(group[column or metric].tolist())
             row.update({f"{name}_mean": s.mean, f"{name}_std": s.std, f"{name}_ci95": s.ci95,
                         f"{name}_min": s.low, f"{name}_max": s.high})
         rows.append(row)
-    columns = ["number", "n_repeats", "epochs", "param_count", "mlflow_run_id", "stop_reason"]
+    columns = ["number", "n_repeats", "epochs", "param_count", MLFLOW_RUN_ID, "stop_reason"]
     columns += [f"{name}_{stat}" for name in SPREAD_OF for stat in ("mean", "std", "ci95", "min", "max")]
     return pd.DataFrame(rows, columns=columns)
 
@@ -100,9 +101,9 @@ def collect_study(storage: str, name: str, tracking: str) -> StudyResults:
     """Everything the report needs about study ``name``."""
     study = optuna.load_study(study_name=name, storage=storage)
     space = None
-    if "space_yaml" in study.user_attrs:
+    if SPACE_YAML in study.user_attrs:
         try:
-            space = parse_space(study.user_attrs["space_yaml"], Path(f"{study.user_attrs['space']}.yaml"))
+            space = parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
         except SpaceError:
             space = None  # a file written by an older version: report the trials without its settings
     try:

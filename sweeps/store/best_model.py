@@ -17,8 +17,9 @@ from PIL import Image, ImageOps
 
 from experiments.data import DATASETS, load_raw
 from experiments.evaluate import TestScores, robustness, score
-from sweeps.progress import best_trial
-from sweeps.tracking import KIND, SEED, TRIAL, Tracker
+from sweeps.search.progress import best_trial
+from sweeps.store.records import KIND, REPEAT_RUN, SEED, TRIAL, TRIAL_RUN
+from sweeps.store.tracking import Tracker
 
 CHECKPOINT = "checkpoint/best.keras"
 
@@ -41,7 +42,7 @@ def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:
     if runs.empty:
         return None
     mine = runs[(runs[f"tags.{TRIAL}"] == str(best.number)) & runs[f"tags.{SEED}"].notna()
-                & runs[f"tags.{KIND}"].isin(["trial", "repeat"])]
+                & runs[f"tags.{KIND}"].isin([TRIAL_RUN, REPEAT_RUN])]
     if mine.empty:
         return None
     first = mine.assign(seed=mine[f"tags.{SEED}"].astype(int)).sort_values("seed").iloc[0]
