@@ -22,7 +22,7 @@ truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
-.PHONY: sweep bench status report predict reproduce list check test test-fast ui dashboard clean
+.PHONY: sweep bench status report predict reproduce list check lint test test-fast ui dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,11 @@ list: $(BIN)/.installed  ## the search spaces and whether they are valid
 check: $(BIN)/.installed  ## validate one space file: SPACE=
 	$(BIN)/sweep check $(SPACE)
 
-test: $(BIN)/.installed  ## the whole test suite, slow end-to-end tests included (installs Chromium/PostgreSQL if missing)
+lint: $(BIN)/.installed  ## ruff and mypy, as configured in pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint  ## lint, then the whole test suite, slow end-to-end tests included (installs Chromium/PostgreSQL if missing)
 	scripts/test-services
 	$(BIN)/python -m pytest -q
 

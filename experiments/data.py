@@ -154,7 +154,7 @@ def _from_keras_download(info: DatasetInfo) -> RawData | None:
     return _from_arrays(info, arrays, "keras download")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_raw(name: str, data_dir: str | None = None, download: bool = True) -> RawData:
     """Find, read and verify dataset ``name``; cached so each process reads the files once."""
     info = DATASETS[name]

@@ -34,7 +34,7 @@ class Knob:
 
 
 _DROPOUT = Knob(0.0, float, {"ge": 0, "lt": 1})
-_ACTIVATION = Knob("relu", Literal[ACTIVATIONS])  # type: ignore[valid-type]
+_ACTIVATION = Knob("relu", Literal[ACTIVATIONS])
 
 # family -> hyperparameter -> Knob.
 FAMILIES: dict[str, dict[str, Knob]] = {
@@ -49,11 +49,11 @@ FAMILIES: dict[str, dict[str, Knob]] = {
         "filters": Knob(32, int, {"ge": 1, "le": 1024}, depth="conv_layers"),
         "convs_per_block": Knob(1, int, {"ge": 1, "le": 4}),
         "kernel_size": Knob(3, int, {"ge": 1, "le": 28}),
-        "pooling": Knob("max", Literal[POOLINGS]),  # type: ignore[valid-type]
-        "padding": Knob("valid", Literal[PADDINGS]),  # type: ignore[valid-type]
+        "pooling": Knob("max", Literal[POOLINGS]),
+        "padding": Knob("valid", Literal[PADDINGS]),
         "batch_norm": Knob(False, bool),
         "conv_dropout": _DROPOUT,  # after each block's pool
-        "head": Knob("flatten", Literal[HEADS]),  # type: ignore[valid-type]
+        "head": Knob("flatten", Literal[HEADS]),
         "dense_units": Knob(128, int, {"ge": 0, "le": 8192}),
         "dropout": _DROPOUT,  # before the output layer
         "activation": _ACTIVATION,

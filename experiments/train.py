@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -101,6 +102,8 @@ class EpochRecorder(keras.callbacks.Callback):
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """``ModelCheckpoint`` that saves to a temporary file and renames it over the best one, so a failed write
     (a full disk) never leaves a corrupt "best" checkpoint behind."""
+
+    filepath: str
 
     def _save_model(self, epoch: int, batch: int | None, logs: dict | None) -> None:
         final = self.filepath

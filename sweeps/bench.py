@@ -31,10 +31,10 @@ from sweeps.report.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_ro
 from sweeps.report.results import collect, meets_target
 from sweeps.search.schema import Pruner, Sampler
 from sweeps.search.space import TRAIN_KEYS, Space, parse_space
-from sweeps.store.storage import default_storage, open_storage
 from sweeps.search.study import SweepOptions
 from sweeps.search.sweep import run_sweep
 from sweeps.store.records import QUICK, TRIAL, TRIAL_RUN
+from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 
 

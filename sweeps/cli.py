@@ -18,9 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from sweeps.errors import SweepStopped, UsageError  # noqa: E402
-from sweeps.search import stopping  # noqa: E402
-from sweeps.store.records import ENGINES  # noqa: E402
+from sweeps.errors import SweepStopped, UsageError
+from sweeps.search import stopping
+from sweeps.store.records import ENGINES
 
 USAGE_ERROR = 2
 
@@ -142,9 +142,8 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
     if args.workers > 1 and args.engine == "kerastuner":
         raise UsageError("--workers: the kerastuner engine runs in one process; use --engine optuna for workers")
     if args.workers > 1:
-        from sweeps.store.storage import check_tracking
         from sweeps.search.workers import run_workers
-
+        from sweeps.store.storage import check_tracking
         from sweeps.store.tracking import Tracker
 
         url, storage, tracking = _stores(args, root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
@@ -11,12 +12,12 @@ from rich.console import Console
 
 from experiments.data import DATASETS, load_dataset, load_raw
 from experiments.train import train_repeat
-from sweeps.store.best_model import best_run, load_checkpoint, prepare_image, top_k
 from sweeps.errors import UsageError
 from sweeps.search.space import Space, parse_space
-from sweeps.store.storage import masked
 from sweeps.search.study import trial_config
+from sweeps.store.best_model import best_run, load_checkpoint, prepare_image, top_k
 from sweeps.store.records import INITIAL_EPOCH, KIND, QUICK, QUICK_STUDY, REPRODUCTION_RUN, SPACE, SPACE_YAML, STUDY, TRIAL
+from sweeps.store.storage import masked
 from sweeps.store.tracking import Tracker
 
 
@@ -45,6 +46,7 @@ def predict(name: str, storage: BaseStorage, url: str, tracking: str, cache_dir:
         except (OSError, ValueError) as exc:
             raise UsageError(f"IMAGE={image}: not a readable PNG/JPG image ({exc})") from None
     else:
+        test_index = test_index or 0
         raw = load_raw(space.spec.dataset)
         if not 0 <= test_index < len(raw.arrays["y_test"]):
             raise UsageError(f"--from-test {test_index}: expected 0…{len(raw.arrays['y_test']) - 1}")
@@ -75,7 +77,7 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
         console.print(f"trial {trial_number} continued an earlier trial's weights from epoch {trial.user_attrs[INITIAL_EPOCH]} "
                       f"(a Hyperband promotion); trained again from scratch over all its {settings.epochs} epochs")
     data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, QUICK["subset"] if quick else None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seed in range(spec.sweep.seed, spec.sweep.seed + spec.sweep.repeats):
         run_id = tracker.start_run(f"reproduce-trial-{trial_number}-seed-{seed}", tags={
             KIND: REPRODUCTION_RUN, STUDY: name, TRIAL: trial_number}, params={**model_params, "seed": seed})
@@ -86,7 +88,7 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
         rows.append({"seed": seed, "val": result.best(spec.objective.metric), "test_accuracy": result.test_accuracy})
         console.print(f"seed {seed}: {spec.objective.metric} {rows[-1]['val']:.4f}, test accuracy {result.test_accuracy:.4f}")
     if trial.value is not None:
-        mean = sum(r["val"] for r in rows) / len(rows)
+        mean = sum(float(r["val"]) for r in rows) / len(rows)
         console.print(f"mean {spec.objective.metric} {mean:.4f} vs {trial.value:.4f} logged by the sweep "
                       f"(difference {mean - trial.value:+.4f}; CPU kernels are not bit-exact across runs)")
     return rows

@@ -79,14 +79,14 @@ def test_a_missing_file_is_named(tmp_path, monkeypatch):
     tiny_dataset(tmp_path / "fashion-mnist")
     (tmp_path / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
     monkeypatch.setenv("SWEEPS_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte.gz"):
+    with pytest.raises(DataError, match=r"missing t10k-labels-idx1-ubyte\.gz"):
         load_raw("fashion_mnist", download=False)
 
 
 def test_right_shape_wrong_content_is_an_md5_mismatch(tmp_path, monkeypatch):
     tiny_dataset(tmp_path / "mnist")
     monkeypatch.setenv("SWEEPS_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: md5 mismatch, this is not the original mnist x_train"):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: md5 mismatch, this is not the original mnist x_train"):
         load_raw("mnist", download=False)
 
 

@@ -35,8 +35,8 @@ junk = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats
 def _paths(tree, prefix=()):
     if isinstance(tree, dict):
         for key, value in tree.items():
-            yield prefix + (key,)
-            yield from _paths(value, prefix + (key,))
+            yield (*prefix, key)
+            yield from _paths(value, (*prefix, key))
 
 
 PATHS = list(_paths(VALID))

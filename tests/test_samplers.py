@@ -57,7 +57,7 @@ def test_gp_says_what_it_needs_when_pytorch_is_missing():
 @pytest.mark.parametrize("name", list(PRUNERS))
 def test_each_pruner_builds(name):
     if name == "threshold":
-        with pytest.raises(SpaceError, match="sweep.pruner.options"):  # it needs its bound
+        with pytest.raises(SpaceError, match=r"sweep\.pruner\.options"):  # it needs its bound
             make_pruner(space_with(pruner=name))
         return
     assert isinstance(make_pruner(space_with(pruner=name)), optuna.pruners.BasePruner)

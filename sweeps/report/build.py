@@ -6,14 +6,15 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from optuna.storages import BaseStorage
 
 from sweeps.report import model_figures
-from sweeps.store.best_model import BestModelScores, evaluate_best
-from sweeps.report.html import esc, image, page, table
 from sweeps.report.bench_page import bench_section
+from sweeps.report.html import esc, image, page, table
 from sweeps.report.output import write_file
-from sweeps.report.space_page import ci, space_page
 from sweeps.report.results import StudyResults, collect, meets_target
+from sweeps.report.space_page import ci, space_page
+from sweeps.store.best_model import BestModelScores, evaluate_best
 
 
 def overview(results: list[StudyResults]) -> pd.DataFrame:
@@ -50,9 +51,9 @@ def robustness_comparison(scored: dict[str, BestModelScores]) -> str:
             f"{table(wide.reset_index(), sortable=False)}{image(model_figures.robustness(frame), 'robustness')}")
 
 
-def build_report(storage: str, tracking: str, reports_dir: Path, cache_dir: Path) -> Path:
+def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, cache_dir: Path) -> Path:
     """Rebuild every page and CSV from the stores; return the path of summary.html."""
-    results = [r for r in collect(storage, tracking) if r.space is not None]
+    results = collect(storage, tracking)
     scored: dict[str, BestModelScores] = {}
     for r in results:
         write_file(reports_dir / r.name / "trials.csv", r.trials.to_csv(index=False))

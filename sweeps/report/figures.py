@@ -9,9 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
 SPLIT_COLOURS = {"train": sns.color_palette("colorblind")[0], "validation": sns.color_palette("colorblind")[1]}
@@ -24,7 +25,7 @@ def learning_curves(history: pd.DataFrame, title: str, best_epoch: int | None = 
     ``history`` has an ``epoch`` column and Keras' log keys (loss, accuracy, val_loss, val_accuracy).
     """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         if metric not in history:
             ax.set_visible(False)
             continue
@@ -38,7 +39,7 @@ def learning_curves(history: pd.DataFrame, title: str, best_epoch: int | None = 
         if overfit_epoch is not None:
             ax.axvline(overfit_epoch, color="#b00020", linestyle=":", label=f"overfitting from {overfit_epoch}")
         ax.legend()
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(metric)
     fig.suptitle(title)
     fig.tight_layout()
@@ -53,7 +54,7 @@ def optimisation_history(trials: pd.DataFrame, metric: str, maximise: bool) -> p
     best = done["value"].cummax() if maximise else done["value"].cummin()
     ax.step(done["number"], best, where="post", color="black", label="best so far")
     ax.set_xlabel("trial")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.legend()
     fig.tight_layout()
@@ -67,7 +68,7 @@ def param_effects(trials: pd.DataFrame, params: list[str], metric: str, log_scal
     rows = -(-len(params) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     done = trials.dropna(subset=["value"])
-    for ax, param in zip(axes.flat, params):
+    for ax, param in zip(axes.flat, params, strict=False):  # more axes than params: the rest stay empty
         data = done.dropna(subset=[param])
         if pd.api.types.is_float_dtype(data[param]):
             log = param in log_scale
@@ -128,7 +129,7 @@ def stop_epochs(repeats: pd.DataFrame) -> plt.Figure:
     sns.histplot(data=repeats, x="epochs", hue="stop_reason", multiple="stack", discrete=True, ax=ax)
     ax.set_xlabel("epochs trained")
     ax.set_ylabel("repeats")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 

@@ -35,7 +35,7 @@ def mistakes(images: np.ndarray, table: pd.DataFrame, columns: int = 8) -> plt.F
     fig, axes = plt.subplots(rows, columns, figsize=(1.45 * columns, 1.75 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (_, row) in zip(axes.flat, table.iterrows()):
+    for ax, (_, row) in zip(axes.flat, table.iterrows(), strict=False):
         ax.imshow(images[int(row["index"])].squeeze(), cmap="gray_r")
         ax.set_title(f"{row['true']}\n→ {row['predicted']} {row['confidence']:.0%}", fontsize=7)
     fig.tight_layout()

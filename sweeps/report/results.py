@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.storages import BaseStorage
 
 from sweeps.search.space import Space, SpaceError, parse_space
 from sweeps.stats import spread
@@ -28,7 +29,7 @@ class StudyResults:
     """One study's trials (a row each, aggregated over repeats) and repeats (a row per seeded run)."""
 
     name: str
-    space: Space | None
+    space: Space
     study: optuna.Study
     trials: pd.DataFrame
     repeats: pd.DataFrame
@@ -36,7 +37,7 @@ class StudyResults:
 
     @property
     def metric(self) -> str:
-        return self.space.spec.objective.metric if self.space else "val_accuracy"
+        return self.space.spec.objective.metric
 
     @property
     def maximise(self) -> bool:
@@ -51,7 +52,7 @@ class StudyResults:
 
     def time_to_target(self) -> float | None:
         """Seconds from the study's first trial start to the first completed trial meeting the target bar."""
-        if self.space is None or self.trials.empty:
+        if self.trials.empty:
             return None
         start = self.trials["datetime_start"].min()
         for _, row in self.trials.sort_values("datetime_complete").iterrows():
@@ -97,20 +98,27 @@ def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def collect_study(storage: str, name: str, tracking: str) -> StudyResults:
-    """Everything the report needs about study ``name``."""
+def _space_of(study: optuna.Study) -> Space | None:
+    """The space file a study ran with; None when it has none or one this version cannot read."""
+    if SPACE_YAML not in study.user_attrs:
+        return None
+    try:
+        return parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
+    except SpaceError:
+        return None
+
+
+def collect_study(storage: str | BaseStorage, name: str, tracking: str) -> StudyResults | None:
+    """Everything the report needs about study ``name``; None when its space file cannot be read."""
     study = optuna.load_study(study_name=name, storage=storage)
-    space = None
-    if SPACE_YAML in study.user_attrs:
-        try:
-            space = parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
-        except SpaceError:
-            space = None  # a file written by an older version: report the trials without its settings
+    space = _space_of(study)
+    if space is None:
+        return None
     try:
         tracker: Tracker | None = Tracker(tracking, name, create=False)
     except LookupError:
         tracker = None
-    metric = space.spec.objective.metric if space else "val_accuracy"
+    metric = space.spec.objective.metric
     repeats = _repeats(tracker)
     frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete"))
     if frame.empty:
@@ -125,10 +133,10 @@ def collect_study(storage: str, name: str, tracking: str) -> StudyResults:
                         repeats=repeats, tracker=tracker)
 
 
-def collect(storage: str, tracking: str) -> list[StudyResults]:
-    """Results of every study in ``storage``, by name."""
+def collect(storage: str | BaseStorage, tracking: str) -> list[StudyResults]:
+    """Results of every study in ``storage`` whose space file can be read, by name."""
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
-    return [collect_study(storage, name, tracking) for name in names]
+    return [r for r in (collect_study(storage, name, tracking) for name in names) if r is not None]
 
 
 def meets_target(row: pd.Series, target: dict) -> bool | None:

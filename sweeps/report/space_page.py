@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, cast
 
 import optuna
 import pandas as pd
 
-from sweeps.report import figures
-
-from sweeps.report import model_figures
-from sweeps.store.best_model import BestModelScores
+from sweeps.report import figures, model_figures
 from sweeps.report.html import esc, image, short, table, verdict, warning
 from sweeps.report.results import StudyResults, meets_target
 from sweeps.stats import overfitting_onset
+from sweeps.store.best_model import BestModelScores
 from sweeps.store.records import MLFLOW_RUN_ID, QUICK_STUDY, SPACE, engine_of
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TOP_K = 3
 UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
@@ -103,7 +105,7 @@ def search_figures(result: StudyResults) -> str:
         with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             ax = optuna.visualization.matplotlib.plot_pareto_front(result.study, target_names=[result.metric, secondary])
-        ax.figure.set_size_inches(7, 4.5)
+        cast("Figure", ax.figure).set_size_inches(7, 4.5)
         front = len(result.study.best_trials)
         parts.append(f"<h3>Pareto front: {result.metric} against {secondary}</h3><p>{front} trials are not beaten on "
                      f"both at once.</p>{image(ax.figure, 'Pareto front')}")

@@ -11,8 +11,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps.search import stopping
-from sweeps.store.recovery import fail_dead_trials
 from sweeps.store.records import EPOCH_TIME, FAIL_REASON, VALUE_STD
+from sweeps.store.recovery import fail_dead_trials
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_FAILURES_IN_A_ROW = 3
@@ -52,7 +52,8 @@ class Progress:
         self.stopped_for: str | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        elapsed = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else 0.0
+        start, end = trial.datetime_start, trial.datetime_complete
+        elapsed = (end - start).total_seconds() if start and end else 0.0
         if trial.state == TrialState.COMPLETE:
             result = f"{self.metric} {trial.values[0]:.4f} ± {trial.user_attrs.get(VALUE_STD, 0):.4f}"
             if len(trial.values) > 1:
@@ -88,6 +89,8 @@ class Progress:
         """No trial is started that cannot train one epoch (the median so far) before the budget ends."""
         epoch_s = [t.user_attrs[EPOCH_TIME] for t in study.get_trials(deepcopy=False, states=FINISHED)
                    if EPOCH_TIME in t.user_attrs]
+        if self.deadline is None:
+            return False
         left = self.deadline - time.monotonic()
         if not epoch_s or left >= statistics.median(epoch_s):
             return False

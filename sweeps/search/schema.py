@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from experiments.data import DATASETS, VALIDATIONS
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 METRICS = ("val_accuracy", "val_loss")
 TARGET_METRICS = ("test_accuracy", "test_loss")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
@@ -104,6 +104,8 @@ class FloatParam(Section):
         return self
 
     def values(self) -> list[Any]:
+        if self.step is None:
+            raise ValueError("a float param without a step has no finite values")
         count = round((self.high - self.low) / self.step)
         return [self.low + i * self.step for i in range(count + 1)]
 
@@ -145,7 +147,7 @@ def _check_range(low: float, high: float, step: float | None, log: bool) -> None
         raise ValueError(f"log: true needs low > 0 (got {low})")
 
 
-Param = Annotated[Union[IntParam, FloatParam, CategoricalParam], Field(discriminator="type")]
+Param = Annotated[IntParam | FloatParam | CategoricalParam, Field(discriminator="type")]
 
 
 # --- the rest of the file -----------------------------------------------------------------------------
@@ -159,12 +161,12 @@ class Objective(Section):
     secondary: Literal[SECONDARY] | None = None  # type: ignore[valid-type]  # minimised too: a Pareto front
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
         """One direction per objective: the metric's, then minimise the secondary one if any."""
         return [self.resolved_direction] + (["minimize"] if self.secondary else [])
 
     @property
-    def resolved_direction(self) -> str:
+    def resolved_direction(self) -> Literal["minimize", "maximize"]:
         """The direction, defaulting to minimise for losses and maximise otherwise."""
         return self.direction or ("minimize" if self.metric.endswith("loss") else "maximize")
 

@@ -17,15 +17,24 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from experiments.settings import TrainSettings
-from sweeps.store.recovery import close_orphan_runs, worker_id
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space
-from sweeps.store.storage import masked
 from sweeps.store import records
-from sweeps.store.records import (BASELINE_FIXED, EPOCH_BUDGET, GIT_COMMIT, KIND, QUICK, RUN_ENGINE, RUN_SPACE_SHA,
-                                  RUN_WORKER, STUDY, SWEEP_RUN)
+from sweeps.store.records import (
+    BASELINE_FIXED,
+    EPOCH_BUDGET,
+    GIT_COMMIT,
+    KIND,
+    QUICK,
+    RUN_ENGINE,
+    RUN_SPACE_SHA,
+    RUN_WORKER,
+    STUDY,
+    SWEEP_RUN,
+)
+from sweeps.store.recovery import close_orphan_runs, worker_id
+from sweeps.store.storage import masked
 from sweeps.store.tracking import Tracker
-
 
 
 @dataclass(frozen=True)

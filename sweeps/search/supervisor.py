@@ -19,11 +19,11 @@ from rich.console import Console
 from experiments.data import load_raw
 from sweeps.errors import SweepStopped
 from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, count_finished, count_running
-from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, worker_id
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space
-from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.search.study import SweepOptions, budget_s, end_sweep_run, open_study, start_sweep_run, target_trials
+from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, worker_id
+from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 
 RECYCLE = 75  # a worker's exit status: it ran its share of trials and the study wants more (EX_TEMPFAIL)

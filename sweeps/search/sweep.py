@@ -9,18 +9,17 @@ from pathlib import Path
 from rich.console import Console
 
 from experiments.data import load_dataset
-from sweeps.store.best_model import register_best
 from sweeps.errors import SweepStopped
 from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, Progress, count_finished, count_running
 from sweeps.search.samplers import make_pruner, make_sampler
-from sweeps.store.recovery import close_orphan_runs, fail_dead_trials
 from sweeps.search.space import Space
-from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
-from sweeps.search.study import (SweepOptions, budget_s, end_sweep_run, git_commit, open_study, start_sweep_run,
-                          target_trials)
-from sweeps.store.records import DATA_MD5, GIT_COMMIT, INTERRUPTED, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
-from sweeps.store.tracking import Tracker, tracking_uri
+from sweeps.search.study import SweepOptions, budget_s, end_sweep_run, git_commit, open_study, start_sweep_run, target_trials
 from sweeps.search.trial import TrialContext, TrialFailed, run_trial
+from sweeps.store.best_model import register_best
+from sweeps.store.records import DATA_MD5, GIT_COMMIT, INTERRUPTED, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
+from sweeps.store.recovery import close_orphan_runs, fail_dead_trials
+from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
+from sweeps.store.tracking import Tracker, tracking_uri
 
 
 def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> bool:

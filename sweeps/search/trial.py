@@ -18,13 +18,29 @@ from optuna_integration import KerasPruningCallback
 
 from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
-from sweeps.store.recovery import worker_id
+from sweeps.search import stopping
 from sweeps.search.space import Space
 from sweeps.search.study import trial_config
-from sweeps.search import stopping
 from sweeps.stats import spread
-from sweeps.store.records import (EPOCH_TIME, FAIL_REASON, INTERRUPTED, KIND, MLFLOW_RUN_ID, REPEAT_RUN, RUN_STATUS, SEED,
-                                  STATE, STOP_REASON, STOP_REASONS, TEST_ACCURACY_MEAN, TRIAL, TRIAL_RUN, VALUE_STD, WORKER)
+from sweeps.store.records import (
+    EPOCH_TIME,
+    FAIL_REASON,
+    INTERRUPTED,
+    KIND,
+    MLFLOW_RUN_ID,
+    REPEAT_RUN,
+    RUN_STATUS,
+    SEED,
+    STATE,
+    STOP_REASON,
+    STOP_REASONS,
+    TEST_ACCURACY_MEAN,
+    TRIAL,
+    TRIAL_RUN,
+    VALUE_STD,
+    WORKER,
+)
+from sweeps.store.recovery import worker_id
 from sweeps.store.tracking import Tracker
 
 
@@ -135,7 +151,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
         state = "PRUNED" if pruned else "COMPLETE" if error is None else "FAIL"
         ctx.tracker.set_tags(run_id, {STATE: state})
         ctx.tracker.end_run(run_id, RUN_STATUS[state])
-    if pruned:
+    if error is not None and pruned:
         raise error
     if error is not None:
         raise TrialFailed(f"{type(error).__name__}: {error}") from error
@@ -172,13 +188,16 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         epoch_time = spread([t for r in results for t in r.history.get("epoch_time_s", [])])
         if epoch_time.n:
             trial.set_user_attr(EPOCH_TIME, epoch_time.mean)
+        value = summary[f"{metric}_mean"]
+        if value is None:  # every repeat ended before its first validation
+            raise TrialFailed(f"no {metric}")
         state = "COMPLETE"
         secondary = ctx.space.spec.objective.secondary
         if secondary == "param_count":
-            return summary[f"{metric}_mean"], float(results[0].param_count)
+            return value, float(results[0].param_count or 0)
         if secondary == "epoch_time_s":
-            return summary[f"{metric}_mean"], spread([t for r in results for t in r.history["epoch_time_s"]]).mean
-        return summary[f"{metric}_mean"]
+            return value, spread([t for r in results for t in r.history["epoch_time_s"]]).mean
+        return value
     except optuna.TrialPruned:
         trial.set_user_attr(STOP_REASONS, ["pruned"])
         state = "PRUNED"

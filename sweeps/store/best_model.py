@@ -31,6 +31,7 @@ class BestRun:
     trial: int
     run_id: str
     seed: int
+    value: float  # the trial's objective
 
 
 def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:
@@ -46,7 +47,7 @@ def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:
     if mine.empty:
         return None
     first = mine.assign(seed=mine[f"tags.{SEED}"].astype(int)).sort_values("seed").iloc[0]
-    return BestRun(trial=best.number, run_id=first["run_id"], seed=int(first["seed"]))
+    return BestRun(trial=best.number, run_id=first["run_id"], seed=int(first["seed"]), value=best.values[0])
 
 
 def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Model:
@@ -83,7 +84,7 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
     except mlflow.exceptions.MlflowException as exc:  # it exists (maybe just made by another worker)
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    tags = {"trial": best.trial, "seed": best.seed, "source_run": best.run_id, "value": best_trial(study).values[0]}
+    tags = {"trial": best.trial, "seed": best.seed, "source_run": best.run_id, "value": best.value}
     version = tracker.client.create_model_version(name, f"runs:/{sweep_run}/best_model", run_id=sweep_run,
                                                   tags={k: str(v) for k, v in tags.items()})
     return f"models:/{name}/{version.version}"

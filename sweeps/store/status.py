@@ -31,8 +31,8 @@ def problems(study: optuna.Study, tracker: Tracker) -> list[str]:
         if trial.state not in FINISHED and number in finished_runs:
             found.append(f"trial {number} is {trial.state.name} in Optuna but its MLflow run is FINISHED")
     for _, run in trial_runs.iterrows():
-        trial = trials.get(int(run[f"tags.{TRIAL}"]))
-        if run["status"] == "RUNNING" and (trial is None or trial.state != TrialState.RUNNING):
+        of_run = trials.get(int(run[f"tags.{TRIAL}"]))
+        if run["status"] == "RUNNING" and (of_run is None or of_run.state != TrialState.RUNNING):
             found.append(f"MLflow run {run['run_id']} of trial {run[f'tags.{TRIAL}']} is RUNNING but its trial is not")
     if not runs.empty and f"tags.{SEED}" in runs:
         repeats = runs[runs[f"tags.{SEED}"].notna()]

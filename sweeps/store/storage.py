@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import urllib.error
-import warnings
 import urllib.request
+import warnings
 from pathlib import Path
 
 import optuna

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from sweeps.store.records import KIND, PARENT
-
 
 
 def tracking_uri(root: Path) -> str:
@@ -44,7 +44,7 @@ class Tracker:
             self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run.info.run_id
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float | None], step: int = 0) -> None:
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
         """Log ``metrics`` (None: unknown, skipped) at ``step`` in one call (one per epoch keeps logging cheap)."""
         now = _now_ms()
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
