@@ -193,7 +193,7 @@ def _split_validation(raw: RawData, validation: str, val_size: int, seed: int):
     return (x_tr, y_tr), (x_val, y_val)
 
 
-def _head(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
+def _sample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
     """A seeded random sample of ``n`` examples (all of them when n is None or too big)."""
     if n is None or n >= len(y):
         return x, y
@@ -201,8 +201,9 @@ def _head(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
     return x[keep], y[keep]
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return (x.astype(np.float32) / 255.0)[..., np.newaxis]
+def to_model_input(x: np.ndarray) -> np.ndarray:
+    """28×28 uint8 images (any leading shape) as the models take them: float32 in [0, 1] with a channel axis."""
+    return (np.asarray(x).astype(np.float32) / 255.0)[..., np.newaxis]
 
 
 @functools.lru_cache(maxsize=4)
@@ -229,16 +230,16 @@ def load_dataset(
     x_te, y_te = raw.arrays["x_test"], raw.arrays["y_test"]
     if subset is not None:
         share = subset / len(y_tr)
-        x_tr, y_tr = _head(x_tr, y_tr, subset, seed)
-        x_val, y_val = _head(x_val, y_val, max(1, round(share * len(y_val))), seed + 1)
-        x_te, y_te = _head(x_te, y_te, max(1, round(share * len(y_te))), seed + 2)
+        x_tr, y_tr = _sample(x_tr, y_tr, subset, seed)
+        x_val, y_val = _sample(x_val, y_val, max(1, round(share * len(y_val))), seed + 1)
+        x_te, y_te = _sample(x_te, y_te, max(1, round(share * len(y_te))), seed + 2)
     if validation == "test":
         x_val, y_val = x_te, y_te
     info = DATASETS[name]
     return Dataset(
         name=name, class_names=info.class_names,
-        x_train=_normalise(x_tr), y_train=y_tr.astype(np.int64),
-        x_val=_normalise(x_val), y_val=y_val.astype(np.int64),
-        x_test=_normalise(x_te), y_test=y_te.astype(np.int64),
+        x_train=to_model_input(x_tr), y_train=y_tr.astype(np.int64),
+        x_val=to_model_input(x_val), y_val=y_val.astype(np.int64),
+        x_test=to_model_input(x_te), y_test=y_te.astype(np.int64),
         validation=validation, source=raw.source, md5=raw.md5,
     )

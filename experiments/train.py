@@ -153,6 +153,12 @@ def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optim
     return OPTIMIZERS[settings.optimizer](learning_rate=rate, weight_decay=settings.weight_decay or None)
 
 
+def compile_model(model: keras.Model, settings: TrainSettings, train_size: int) -> None:
+    """Compile ``model`` for training with ``settings`` on ``train_size`` examples (its schedule counts steps)."""
+    model.compile(optimizer=make_optimizer(settings, math.ceil(train_size / settings.batch_size)), loss=settings.loss,
+                  metrics=list(settings.metrics), steps_per_execution=STEPS_PER_EXECUTION)
+
+
 def _best_epoch(history: dict[str, list[float]], monitor: str, first_epoch: int) -> int | None:
     values = np.asarray(history.get(monitor, []), dtype=float)
     if values.size == 0 or np.isnan(values).all():
@@ -186,12 +192,7 @@ def train_repeat(
     result = RepeatResult(seed=seed, checkpoint=workdir / "best.keras", first_epoch=initial_epoch + 1)
     start = time.perf_counter()
     model = build_model(family, model_params, num_classes=len(data.class_names))
-    model.compile(
-        optimizer=make_optimizer(settings, math.ceil(len(data.y_train) / settings.batch_size)),
-        loss=settings.loss,
-        metrics=list(settings.metrics),
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
+    compile_model(model, settings, len(data.y_train))
     if warm_start is not None:
         model.set_weights(warm_start.weights)
     result.param_count = model.count_params()

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from experiments.data import load_dataset
 from experiments.models import build_model
-from experiments.train import OPTIMIZERS, STEPS_PER_EXECUTION
+from experiments.train import compile_model
 from sweeps.report.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
 from sweeps.report.results import collect, meets_target
 from sweeps.search.schema import Pruner, Sampler
@@ -119,8 +119,7 @@ def _plain_epoch_times(space: Space, params: dict, data, epochs: int) -> list[fl
     keras.backend.clear_session()
     keras.utils.set_random_seed(space.spec.sweep.seed)
     model = build_model(space.spec.model, model_params)
-    model.compile(optimizer=OPTIMIZERS[settings.optimizer](learning_rate=settings.learning_rate),
-                  loss=settings.loss, metrics=list(settings.metrics), steps_per_execution=STEPS_PER_EXECUTION)
+    compile_model(model, settings, len(data.y_train))
     starts: list[float] = []
     times: list[float] = []
     timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: starts.append(time.perf_counter()),

@@ -1,7 +1,7 @@
-"""Command line: ``sweep run SPACE``, ``sweep report``, ``sweep list``, ``sweep check SPACE``.
+"""Command line: ``sweep run|status|report|bench|predict|reproduce|list|check`` (``sweep -h``; the Makefile wraps each).
 
-User mistakes end with one ``error:`` line and exit status 2; Ctrl-C leaves a study that the same
-command continues.
+User mistakes end with one ``error:`` line and exit status 2 (see :mod:`sweeps.errors`); Ctrl-C leaves a study
+that the same command continues.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from sweeps.errors import SweepStopped, UsageError
+from sweeps.errors import SweepsError, UsageError
 from sweeps.search import stopping
 from sweeps.store.records import ENGINES
 
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from experiments.idx import DataError
-    from sweeps.search.space import SpaceError, load_space
+    from sweeps.search.space import load_space
 
     args = _parser().parse_args(argv)
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
@@ -272,12 +272,12 @@ def main(argv: list[str] | None = None) -> int:
                 "check": lambda a, r, c: c.print(f"{load_space(a.space, a.spaces_dir).path}: ok")}
     try:
         return commands[args.command](args, root, console) or 0
-    except (SpaceError, DataError, UsageError) as exc:
+    except SweepsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except DataError as exc:  # experiments/ knows nothing of the sweep commands
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    except SweepStopped as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as exc:  # the store went away
         cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc.__cause__
         reason = str(cause or exc).strip().splitlines()[0]

@@ -1,9 +1,18 @@
-"""Errors that end a command with one line and exit status 2 (the user can fix them)."""
+"""The one error base of the sweep commands: each error ends a command with one ``error:`` line, no traceback,
+and its own exit status (2: the user can fix the input; 1: the sweep stopped itself)."""
 
 
-class UsageError(Exception):
-    """A bad command-line value, or a command asked of something that does not exist yet."""
+class SweepsError(Exception):
+    """Ends a command with ``error: <message>`` and :attr:`exit_status`."""
+
+    exit_status = 2
 
 
-class SweepStopped(Exception):
+class UsageError(SweepsError):
+    """A bad command-line value, or a command asked of something that does not exist yet (exit status 2)."""
+
+
+class SweepStopped(SweepsError):
     """The sweep stopped itself because the same failure kept repeating (exit status 1)."""
+
+    exit_status = 1

@@ -10,7 +10,7 @@ import optuna
 from optuna.storages import BaseStorage
 from rich.console import Console
 
-from experiments.data import DATASETS, load_dataset, load_raw
+from experiments.data import DATASETS, load_dataset, load_raw, to_model_input
 from experiments.train import train_repeat
 from sweeps.errors import UsageError
 from sweeps.search.space import Space, parse_space
@@ -50,7 +50,7 @@ def predict(name: str, storage: BaseStorage, url: str, tracking: str, cache_dir:
         raw = load_raw(space.spec.dataset)
         if not 0 <= test_index < len(raw.arrays["y_test"]):
             raise UsageError(f"--from-test {test_index}: expected 0…{len(raw.arrays['y_test']) - 1}")
-        pixels = (raw.arrays["x_test"][test_index].astype("float32") / 255.0)[..., None]
+        pixels = to_model_input(raw.arrays["x_test"][test_index])
         label = class_names[raw.arrays["y_test"][test_index]]
     ranked = top_k(load_checkpoint(tracker, run.run_id, cache_dir), pixels, class_names)
     console.print(f"best model of {name}: trial {run.trial}, seed {run.seed} (MLflow run {run.run_id})")

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, feature_size
+from sweeps.errors import SweepsError
 from sweeps.search.schema import FAMILY_KEYS, CategoricalParam, FloatParam, ModelValues, Param, SpaceFile, TrainValues
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -20,8 +21,8 @@ TRAIN_KEYS = tuple(TrainValues.model_fields)
 MAX_GRID = 10_000
 
 
-class SpaceError(Exception):
-    """A search-space file (or name) is invalid; the message is one line naming the file and field."""
+class SpaceError(SweepsError):
+    """A search-space file (or name) is invalid; the message is one line naming the file and field (exit status 2)."""
 
     def __init__(self, message: str):
         # Keys and values quoted from the file may hold line breaks or other control characters: escape them.

@@ -15,7 +15,7 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from experiments.data import DATASETS, load_raw
+from experiments.data import DATASETS, load_raw, to_model_input
 from experiments.evaluate import TestScores, robustness, score
 from sweeps.search.progress import best_trial
 from sweeps.store.records import KIND, REPEAT_RUN, SEED, TRIAL, TRIAL_RUN
@@ -98,7 +98,7 @@ def prepare_image(path: Path) -> np.ndarray:
     if border.mean() > 127:  # dark object on a light background: the datasets are light on black
         image = ImageOps.invert(image)
     image = ImageOps.pad(image, (28, 28), method=Image.Resampling.LANCZOS, color=0)
-    return (np.asarray(image, dtype=np.float32) / 255.0)[..., np.newaxis]
+    return to_model_input(np.asarray(image))
 
 
 def top_k(model: keras.Model, image: np.ndarray, class_names: tuple[str, ...], k: int = 3) -> list[tuple[str, float]]:
@@ -124,7 +124,7 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, dataset: str, cache_dir
     if run is None:
         return None
     raw = load_raw(dataset)
-    x = (raw.arrays["x_test"].astype(np.float32) / 255.0)[..., np.newaxis]
+    x = to_model_input(raw.arrays["x_test"])
     y = raw.arrays["y_test"].astype(np.int64)
     saved = cache_dir / run.run_id / "test_scores.npz"  # a checkpoint never changes: score it once
     if saved.is_file():
