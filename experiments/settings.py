@@ -69,9 +69,20 @@ PER_LAYER = {family: {name: knob.depth for name, knob in knobs.items() if knob.d
              for family, knobs in FAMILIES.items()}
 
 
+def layer_name(name: str, index: int) -> str:
+    """The name of per-layer hyperparameter ``name`` for layer ``index`` (1-based): ``units_2``."""
+    return f"{name}_{index}"
+
+
+def base_name(name: str, family: str) -> str:
+    """``units_2`` → ``units`` for a per-layer hyperparameter of ``family``; any other name as it is."""
+    base, _, index = name.rpartition("_")
+    return base if index.isdigit() and base in PER_LAYER[family] else name
+
+
 def layer_value(params: dict[str, Any], name: str, index: int, family: str) -> Any:
     """The value of per-layer hyperparameter ``name`` for layer ``index`` (1-based)."""
-    return params.get(f"{name}_{index}", params.get(name, DEFAULTS[family][name]))
+    return params.get(layer_name(name, index), params.get(name, DEFAULTS[family][name]))
 
 
 def setting(params: dict[str, Any], name: str, family: str) -> Any:

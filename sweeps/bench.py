@@ -28,7 +28,8 @@ from experiments.data import load_dataset
 from experiments.models import build_model
 from experiments.train import compile_model
 from sweeps.report.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
-from sweeps.report.results import collect, meets_target
+from sweeps.report.read import collect
+from sweeps.report.results import meets_target
 from sweeps.search.schema import Pruner, Sampler
 from sweeps.search.space import TRAIN_KEYS, Space, parse_space
 from sweeps.search.study import SweepOptions

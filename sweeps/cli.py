@@ -102,11 +102,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _stores(args: argparse.Namespace, root: Path):
     """The storage URL, the opened Optuna storage and the MLflow tracking URI."""
-    from sweeps.store.storage import default_storage, open_storage
+    from sweeps.store.storage import check_tracking, default_storage, open_storage
     from sweeps.store.tracking import tracking_uri
 
     url = args.storage or default_storage(root)
-    return url, open_storage(url), tracking_uri(root)
+    tracking = tracking_uri(root)
+    check_tracking(tracking)
+    return url, open_storage(url), tracking
 
 
 def _study_name(args: argparse.Namespace) -> str:

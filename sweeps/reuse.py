@@ -6,8 +6,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import keras
+import numpy as np
 import optuna
 from optuna.storages import BaseStorage
+from PIL import Image, ImageOps
 from rich.console import Console
 
 from experiments.data import DATASETS, load_dataset, load_raw, to_model_input
@@ -15,8 +18,8 @@ from experiments.train import train_repeat
 from sweeps.errors import UsageError
 from sweeps.search.space import Space, parse_space
 from sweeps.search.study import trial_config
-from sweeps.store.best_model import best_run, load_checkpoint, prepare_image, top_k
 from sweeps.store.records import INITIAL_EPOCH, KIND, QUICK, QUICK_STUDY, REPRODUCTION_RUN, SPACE, SPACE_YAML, STUDY, TRIAL
+from sweeps.store.registry import best_run, load_checkpoint
 from sweeps.store.storage import masked
 from sweeps.store.tracking import Tracker
 
@@ -92,3 +95,21 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
         console.print(f"mean {spec.objective.metric} {mean:.4f} vs {trial.value:.4f} logged by the sweep "
                       f"(difference {mean - trial.value:+.4f}; CPU kernels are not bit-exact across runs)")
     return rows
+
+
+def prepare_image(path: Path) -> np.ndarray:
+    """Any PNG/JPG → a (28, 28, 1) float image like the training data (light background inverted to dark)."""
+    image = ImageOps.exif_transpose(Image.open(path)).convert("L")
+    pixels = np.asarray(image, dtype=np.float32)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if border.mean() > 127:  # dark object on a light background: the datasets are light on black
+        image = ImageOps.invert(image)
+    image = ImageOps.pad(image, (28, 28), method=Image.Resampling.LANCZOS, color=0)
+    return to_model_input(np.asarray(image))
+
+
+def top_k(model: keras.Model, image: np.ndarray, class_names: tuple[str, ...], k: int = 3) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes of one image, with their probabilities."""
+    probabilities = model.predict(image[np.newaxis], verbose=0)[0]
+    order = np.argsort(-probabilities)[:k]
+    return [(class_names[i], float(probabilities[i])) for i in order]

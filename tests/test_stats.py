@@ -11,9 +11,9 @@ from PIL import Image
 
 from experiments.evaluate import PERTURBATIONS, TestScores, rotate, shift
 from sweeps.report.results import meets_target
+from sweeps.reuse import prepare_image
 from sweeps.search.schema import Bound
 from sweeps.stats import overfitting_onset, spread
-from sweeps.store.best_model import prepare_image
 
 
 def test_spread_of_five_seeds_uses_student_t():

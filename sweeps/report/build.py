@@ -10,11 +10,12 @@ from optuna.storages import BaseStorage
 
 from sweeps.report import model_figures
 from sweeps.report.bench_page import bench_section
+from sweeps.report.best_scores import BestModelScores
 from sweeps.report.html import esc, image, page, table
 from sweeps.report.output import write_file
-from sweeps.report.results import StudyResults, collect, meets_target
+from sweeps.report.read import collect
+from sweeps.report.results import StudyResults, meets_target
 from sweeps.report.space_page import ci, space_page
-from sweeps.store.best_model import BestModelScores, evaluate_best
 
 
 def overview(results: list[StudyResults]) -> pd.DataFrame:
@@ -53,14 +54,11 @@ def robustness_comparison(scored: dict[str, BestModelScores]) -> str:
 
 def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, cache_dir: Path) -> Path:
     """Rebuild every page and CSV from the stores; return the path of summary.html."""
-    results = collect(storage, tracking)
-    scored: dict[str, BestModelScores] = {}
+    results = collect(storage, tracking, cache_dir)
     for r in results:
         write_file(reports_dir / r.name / "trials.csv", r.trials.to_csv(index=False))
-        scores = evaluate_best(r.study, r.tracker, r.space.spec.dataset, cache_dir) if r.tracker else None
-        if scores is not None:
-            scored[r.name] = scores
-        write_file(reports_dir / f"{r.name}.html", page(r.name, space_page(r, scores)))
+        write_file(reports_dir / f"{r.name}.html", page(r.name, space_page(r)))
+    scored = {r.name: r.best_model for r in results if r.best_model is not None}
     body = f"""<h1>Sweep report</h1>
 <p>Built {time.strftime('%Y-%m-%d %H:%M')} from the Optuna studies and the MLflow runs. Each score is the mean over a
 trial's seeded repeats ± the 95 % confidence interval (Student t; n = number of seeds; no ± with one seed).

@@ -61,6 +61,20 @@ def optimisation_history(trials: pd.DataFrame, metric: str, maximise: bool) -> p
     return fig
 
 
+def pareto_front(trials: pd.DataFrame, front: list[int], metric: str, secondary: str) -> plt.Figure:
+    """Every completed trial by its two objectives; the trials no other beats on both are marked and joined."""
+    done = trials.dropna(subset=["value", "secondary"]).assign(front=lambda t: t["number"].isin(front))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sns.scatterplot(data=done, x="secondary", y="value", hue="front", hue_order=[False, True], ax=ax)
+    best = done[done["front"]].sort_values("secondary")
+    ax.plot(best["secondary"], best["value"], color="C1", lw=1)
+    ax.set_xlabel(secondary)
+    ax.set_ylabel(metric)
+    ax.legend(title="on the front")
+    fig.tight_layout()
+    return fig
+
+
 def param_effects(trials: pd.DataFrame, params: list[str], metric: str, log_scale: set[str]) -> plt.Figure:
     """The objective value against each param: scatter with a linear trend (in log x for log-scaled params) for
     real-valued params, strip plot for the rest."""

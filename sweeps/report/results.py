@@ -1,19 +1,25 @@
-"""Read a study's results back from the stores: Optuna for trials and params, MLflow for every repeat's numbers."""
+"""A study's results as plain data (the report's snapshot): what every page and figure is computed from.
+
+No Optuna or MLflow handle in here: :mod:`sweeps.report.read` fills a snapshot from the stores, and a test can
+build one by hand.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna
 import pandas as pd
-from optuna.storages import BaseStorage
 
-from sweeps.search.space import Space, SpaceError, parse_space
+from sweeps.search.space import Space
 from sweeps.stats import spread
-from sweeps.store.records import MLFLOW_RUN_ID, SEED, SPACE, SPACE_YAML, STOP_REASON, TRIAL
-from sweeps.store.tracking import Tracker
+from sweeps.store.records import MLFLOW_RUN_ID, QUICK_STUDY, SEED, STOP_REASON, TRIAL, engine_of
+
+if TYPE_CHECKING:
+    from sweeps.report.best_scores import BestModelScores
+
+TOP_K = 3  # the top trials whose learning curves the report shows
 
 REPEAT_COLUMNS = {
     f"tags.{TRIAL}": "trial", f"tags.{SEED}": "seed", f"tags.{STOP_REASON}": "stop_reason", "run_id": "run_id",
@@ -26,22 +32,33 @@ REPEAT_COLUMNS = {
 
 @dataclass
 class StudyResults:
-    """One study's trials (a row each, aggregated over repeats) and repeats (a row per seeded run)."""
+    """One study: its trials (a row each, aggregated over repeats, best first), its repeats (a row per seeded
+    run), and what the report shows beside them."""
 
     name: str
     space: Space
-    study: optuna.Study
+    attrs: dict[str, Any]  # the study's attributes (sweeps.store.records: quick, engine, the space file)
+    maximise: bool
     trials: pd.DataFrame
     repeats: pd.DataFrame
-    tracker: Tracker | None
+    experiment_id: str | None = None  # the MLflow experiment, for links to its runs
+    curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # trial number → per-epoch history of its first run
+    importances: dict[str, float] = field(default_factory=dict)  # param → importance (empty: see importance_note)
+    importance_note: str = ""  # why there are no importances yet
+    pareto_front: list[int] = field(default_factory=list)  # trials no other beats on both objectives
+    best_model: BestModelScores | None = None  # the best checkpoint scored on the whole test set
 
     @property
     def metric(self) -> str:
         return self.space.spec.objective.metric
 
     @property
-    def maximise(self) -> bool:
-        return self.study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    def quick(self) -> bool:
+        return bool(self.attrs.get(QUICK_STUDY))
+
+    @property
+    def engine(self) -> str:
+        return engine_of(self.name, self.attrs)
 
     @property
     def params(self) -> list[str]:
@@ -66,19 +83,18 @@ class StudyResults:
         return None if done.empty else done.iloc[0]
 
 
-def _repeats(tracker: Tracker | None) -> pd.DataFrame:
-    runs = tracker.runs() if tracker else pd.DataFrame()
-    if runs.empty or f"tags.{SEED}" not in runs:
-        return pd.DataFrame(columns=list(REPEAT_COLUMNS.values()))
-    runs = runs[runs[f"tags.{SEED}"].notna()]
-    frame = runs.reindex(columns=list(REPEAT_COLUMNS)).rename(columns=REPEAT_COLUMNS)
-    frame["trial"] = frame["trial"].astype(int)
-    frame["seed"] = frame["seed"].astype(int)
-    frame["max_epochs"] = pd.to_numeric(frame["max_epochs"])
-    return frame.sort_values(["trial", "seed"]).reset_index(drop=True)
-
-
 SPREAD_OF = {"value": None, "test_accuracy": "test_accuracy", "test_loss": "test_loss"}  # None: the objective
+
+
+def trials_table(trials: pd.DataFrame, repeats: pd.DataFrame, metric: str, maximise: bool) -> pd.DataFrame:
+    """Optuna's trials frame (number, state, value, params_*, duration, datetime_*) joined with the per-trial
+    spread of the repeats' scores; completed trials first, best first."""
+    frame = trials.rename(columns={"values_0": "value", "values_1": "secondary"})  # a two-objective study
+    frame["duration_s"] = pd.to_timedelta(frame.pop("duration")).dt.total_seconds()
+    frame = frame.merge(_aggregate(repeats, metric), on="number", how="left")
+    frame["_done"] = frame["state"] == "COMPLETE"
+    frame = frame.sort_values(["_done", "value"], ascending=[False, not maximise], na_position="last")
+    return frame.drop(columns="_done").reset_index(drop=True)
 
 
 def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -96,47 +112,6 @@ def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
     columns = ["number", "n_repeats", "epochs", "param_count", MLFLOW_RUN_ID, "stop_reason"]
     columns += [f"{name}_{stat}" for name in SPREAD_OF for stat in ("mean", "std", "ci95", "min", "max")]
     return pd.DataFrame(rows, columns=columns)
-
-
-def _space_of(study: optuna.Study) -> Space | None:
-    """The space file a study ran with; None when it has none or one this version cannot read."""
-    if SPACE_YAML not in study.user_attrs:
-        return None
-    try:
-        return parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
-    except SpaceError:
-        return None
-
-
-def collect_study(storage: str | BaseStorage, name: str, tracking: str) -> StudyResults | None:
-    """Everything the report needs about study ``name``; None when its space file cannot be read."""
-    study = optuna.load_study(study_name=name, storage=storage)
-    space = _space_of(study)
-    if space is None:
-        return None
-    try:
-        tracker: Tracker | None = Tracker(tracking, name, create=False)
-    except LookupError:
-        tracker = None
-    metric = space.spec.objective.metric
-    repeats = _repeats(tracker)
-    frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete"))
-    if frame.empty:
-        frame = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
-    frame = frame.rename(columns={"values_0": "value", "values_1": "secondary"})  # a two-objective study
-    frame["duration_s"] = pd.to_timedelta(frame.pop("duration")).dt.total_seconds()
-    trials = frame.merge(_aggregate(repeats, metric), on="number", how="left")
-    ascending = study.directions[0] != optuna.study.StudyDirection.MAXIMIZE
-    trials["_done"] = trials["state"] == "COMPLETE"
-    trials = trials.sort_values(["_done", "value"], ascending=[False, ascending], na_position="last").drop(columns="_done")
-    return StudyResults(name=name, space=space, study=study, trials=trials.reset_index(drop=True),
-                        repeats=repeats, tracker=tracker)
-
-
-def collect(storage: str | BaseStorage, tracking: str) -> list[StudyResults]:
-    """Results of every study in ``storage`` whose space file can be read, by name."""
-    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
-    return [r for r in (collect_study(storage, name, tracking) for name in names) if r is not None]
 
 
 def meets_target(row: pd.Series, target: dict) -> bool | None:

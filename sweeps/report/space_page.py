@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import warnings
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-import optuna
 import pandas as pd
 
+from experiments.settings import base_name
 from sweeps.report import figures, model_figures
 from sweeps.report.html import esc, image, short, table, verdict, warning
-from sweeps.report.results import StudyResults, meets_target
+from sweeps.report.results import TOP_K, StudyResults, meets_target
 from sweeps.stats import overfitting_onset
-from sweeps.store.best_model import BestModelScores
-from sweeps.store.records import MLFLOW_RUN_ID, QUICK_STUDY, SPACE, engine_of
+from sweeps.store.records import MLFLOW_RUN_ID, SPACE
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    from sweeps.report.best_scores import BestModelScores
 
-TOP_K = 3
 UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 
 def run_link(result: StudyResults, run_id: object) -> str:
-    if not isinstance(run_id, str) or result.tracker is None:
+    if not isinstance(run_id, str) or result.experiment_id is None:
         return ""
-    return f'<a href="{UI}/#/experiments/{result.tracker.experiment_id}/runs/{run_id}">{run_id[:8]}</a>'
+    return f'<a href="{UI}/#/experiments/{result.experiment_id}/runs/{run_id}">{run_id[:8]}</a>'
 
 
 def ci(row: pd.Series, name: str) -> str:
@@ -48,7 +45,7 @@ def honesty(result: StudyResults) -> str:
     if spec.validation == "test":
         parts.append(warning("<b>Warning:</b> this space selects on the <b>test set</b> (as the blog did): its test "
                              "numbers are optimistic, not an estimate of accuracy on new images."))
-    if result.study.user_attrs.get(QUICK_STUDY):
+    if result.quick:
         parts.append(warning("Quick smoke run: a small data subset and at most 2 epochs; not real results."))
     return "".join(parts)
 
@@ -80,9 +77,8 @@ def best_config(result: StudyResults) -> str:
                            "value": [short(best[p]) for p in result.params if pd.notna(best[p])]})
     bar = " and ".join(f"{m} {'≥ ' + str(b.min) if b.min is not None else ''}{'≤ ' + str(b.max) if b.max is not None else ''}"
                        for m, b in result.space.spec.target.items())
-    attrs = result.study.user_attrs
-    space = attrs.get(SPACE, result.name)
-    options = (" ENGINE=kerastuner" if engine_of(result.name, attrs) == "kerastuner" else "") + (" QUICK=1" if attrs.get(QUICK_STUDY) else "")
+    space = result.attrs.get(SPACE, result.name)
+    options = (" ENGINE=kerastuner" if result.engine == "kerastuner" else "") + (" QUICK=1" if result.quick else "")
     return f"""<p>Trial <b>#{int(best['number'])}</b>: {result.metric} {ci(best, 'value')};
 test accuracy {ci(best, 'test_accuracy')} (min {short(best['test_accuracy_min'])}, max {short(best['test_accuracy_max'])});
 test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
@@ -98,17 +94,13 @@ def search_figures(result: StudyResults) -> str:
     frame = result.trials.rename(columns=lambda c: c.removeprefix("params_"))
     names = [p.removeprefix("params_") for p in result.params]
     logs = {n for n, p in result.space.spec.params.items() if getattr(p, "log", False)}
-    logs |= {n for n in names if n.rpartition("_")[0] in logs}
+    logs |= {n for n in names if base_name(n, result.space.spec.model) in logs}
     parts = [f"<h3>Optimisation history</h3>{image(figures.optimisation_history(result.trials, result.metric, result.maximise), 'optimisation history')}"]
     secondary = result.space.spec.objective.secondary
     if secondary:
-        with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            ax = optuna.visualization.matplotlib.plot_pareto_front(result.study, target_names=[result.metric, secondary])
-        cast("Figure", ax.figure).set_size_inches(7, 4.5)
-        front = len(result.study.best_trials)
-        parts.append(f"<h3>Pareto front: {result.metric} against {secondary}</h3><p>{front} trials are not beaten on "
-                     f"both at once.</p>{image(ax.figure, 'Pareto front')}")
+        front = figures.pareto_front(result.trials, result.pareto_front, result.metric, secondary)
+        parts.append(f"<h3>Pareto front: {result.metric} against {secondary}</h3><p>{len(result.pareto_front)} trials "
+                     f"are not beaten on both at once.</p>{image(front, 'Pareto front')}")
     if names:
         parts.append(f"<h3>{result.metric} against each param</h3>{image(figures.param_effects(frame, names, result.metric, logs), 'param effects')}")
         parts.append(importance(result))
@@ -119,28 +111,20 @@ def search_figures(result: StudyResults) -> str:
 
 
 def importance(result: StudyResults) -> str:
-    try:
-        with warnings.catch_warnings():  # "few trials in a regime": the page says how many trials there are
-            warnings.simplefilter("ignore", UserWarning)
-            values = optuna.importance.get_param_importances(result.study, target=lambda t: t.values[0])
-    except (RuntimeError, ValueError) as exc:
-        return f"<h3>Param importance</h3><p>Not computable yet: {esc(exc)}</p>"
-    if not values:
-        return "<h3>Param importance</h3><p>Not computable yet: too few completed trials.</p>"
-    return f"<h3>Param importance</h3>{image(figures.importance(values, 'Optuna PED-ANOVA'), 'param importance')}"
+    if not result.importances:
+        return f"<h3>Param importance</h3><p>Not computable yet: {esc(result.importance_note)}.</p>"
+    return f"<h3>Param importance</h3>{image(figures.importance(result.importances, 'Optuna PED-ANOVA'), 'param importance')}"
 
 
 def learning_curves(result: StudyResults) -> str:
-    if result.tracker is None:
-        return ""
     parts = []
     done = result.trials[result.trials["state"] == "COMPLETE"].head(TOP_K)
     for rank, (_, trial) in enumerate(done.iterrows(), start=1):
         first = result.repeats[result.repeats["trial"] == trial["number"]].head(1)
-        if first.empty:
+        history = result.curves.get(int(trial["number"]))
+        if first.empty or history is None or history.empty:
             continue
         first = first.iloc[0]
-        history = result.tracker.metric_history(first["run_id"], ("loss", "accuracy", "val_loss", "val_accuracy"))
         onset = overfitting_onset(history["loss"].tolist(), history["val_loss"].tolist())
         if onset is not None:  # a warm-started trial's history begins after epoch 1
             onset += int(history["epoch"].iloc[0]) - 1
@@ -184,7 +168,7 @@ def best_model(scores: BestModelScores | None) -> str:
 <h4>Robustness: rotated and shifted test images</h4>{table(rob, sortable=False)}"""
 
 
-def space_page(result: StudyResults, scores: BestModelScores | None) -> str:
+def space_page(result: StudyResults) -> str:
     """The body of one study's page."""
     spec = result.space.spec
     counts = ", ".join(f"{n} {s.lower()}" for s, n in result.trials["state"].value_counts().items())
@@ -196,4 +180,4 @@ def space_page(result: StudyResults, scores: BestModelScores | None) -> str:
 <section><h2>Leaderboard</h2>{table(leaderboard(result), escape=False)}</section>
 <section><h2>Parameter effects</h2>{search_figures(result)}</section>
 <section><h2>Training</h2>{learning_curves(result)}{stopping(result)}</section>
-<section><h2>Best model</h2>{best_model(scores)}</section>"""
+<section><h2>Best model</h2>{best_model(result.best_model)}</section>"""

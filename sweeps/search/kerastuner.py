@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import optuna
 from experiments.models import build_model
 from experiments.train import WarmStart
 from sweeps.errors import SweepStopped
+from sweeps.search.progress import AfterTrial
 from sweeps.search.space import Space
 from sweeps.search.trial import TrialContext, run_trial
 from sweeps.store.records import EPOCH_BUDGET, INITIAL_EPOCH
@@ -49,9 +50,9 @@ class HPSuggester:
 class SpaceHyperModel(kt.HyperModel):
     """Builds the space's model for Keras Tuner and trains its choices as trials of an Optuna study."""
 
-    def __init__(self, ctx: TrialContext, study: optuna.Study, progress: Callable, deadline: float | None):
+    def __init__(self, ctx: TrialContext, study: optuna.Study, after_trial: Sequence[AfterTrial], deadline: float | None):
         super().__init__()
-        self.ctx, self.study, self.progress, self.deadline = ctx, study, progress, deadline
+        self.ctx, self.study, self.after_trial, self.deadline = ctx, study, after_trial, deadline
 
     def build(self, hp: kt.HyperParameters):
         model_params, _ = self.ctx.space.resolve(self.ctx.space.suggest(HPSuggester(hp)))
@@ -79,12 +80,14 @@ class SpaceHyperModel(kt.HyperModel):
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         finally:
-            self.progress(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+            finished = self.study.get_trials(deepcopy=False)[trial.number]
+            for callback in self.after_trial:  # what study.optimize calls after each trial of the Optuna engine
+                callback(self.study, finished)
         return {self.ctx.space.spec.objective.metric: value}
 
 
 def search(space: Space, ctx: TrialContext, study: optuna.Study, tuner: str, trials: int, workdir: Path,
-           progress: Callable, timeout: float | None = None) -> None:
+           after_trial: Sequence[AfterTrial], timeout: float | None = None) -> None:
     """Run Keras Tuner's ``tuner`` until its project has ``trials`` trials (Hyperband: one full set of brackets)
     or ``timeout`` seconds have passed (a running trial finishes)."""
     deadline = time.monotonic() + timeout if timeout else None
@@ -92,7 +95,7 @@ def search(space: Space, ctx: TrialContext, study: optuna.Study, tuner: str, tri
     objective = kt.Objective(spec.objective.metric, "max" if spec.objective.resolved_direction == "maximize" else "min")
     _, settings = space.resolve({})
     options: dict[str, Any] = {"max_epochs": ctx.max_epochs or settings.epochs} if tuner == "hyperband" else {"max_trials": trials}
-    engine = TUNERS[tuner](hypermodel=SpaceHyperModel(ctx, study, progress, deadline), objective=objective, seed=spec.sweep.seed,
+    engine = TUNERS[tuner](hypermodel=SpaceHyperModel(ctx, study, after_trial, deadline), objective=objective, seed=spec.sweep.seed,
                            directory=str(workdir), project_name=study.study_name, overwrite=False,
                            max_consecutive_failed_trials=3, **options)
     try:

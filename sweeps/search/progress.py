@@ -1,55 +1,30 @@
-"""The line printed after each trial, and the decisions taken there: stop at the target, at the time budget,
-after repeated identical failures, or when this process has run its share of trials (it is then recycled)."""
+"""What happens after each trial, as Optuna callbacks with one job each: :class:`TrialLine` prints it, and
+:class:`SweepStops` decides whether the sweep goes on (the target, the time budget, repeated identical failures,
+this process's share of trials). Dead workers' trials are recovered by :func:`sweeps.store.recovery.recover_dead_workers`."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps.search import stopping
+from sweeps.search.study import FINISHED, best_trial, count_finished, count_running
 from sweeps.store.records import EPOCH_TIME, FAIL_REASON, VALUE_STD
-from sweeps.store.recovery import fail_dead_trials
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_FAILURES_IN_A_ROW = 3
+AfterTrial = Callable[[optuna.Study, FrozenTrial], None]  # what Optuna calls after each trial
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best completed trial by the first objective (on a Pareto front: its best member by that objective)."""
-    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        return None
-    if len(study.directions) == 1:
-        return study.best_trial
-    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(study.best_trials, key=lambda t: t.values[0])
+class TrialLine:
+    """Prints one line per finished trial: state, result, time, best so far, progress to the target, params."""
 
-
-def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
-def count_running(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-
-class Progress:
-    """After each trial: print a line, recover dead workers' trials, stop when enough trials are finished or
-    in flight (Optuna's MaxTrialsCallback counts finished ones only, so N workers would overshoot by N-1),
-    when the budget leaves no time for an epoch, after repeated identical failures, or when this process has
-    run ``share`` trials (``recycle`` is then set: a fresh process goes on, so memory stays flat)."""
-
-    def __init__(self, console: Console, metric: str, target: int, stops: bool = True, deadline: float | None = None,
-                 share: int | None = None):
+    def __init__(self, console: Console, metric: str, target: int):
         self.console, self.metric, self.target = console, metric, target
-        self.stops = stops  # False when Keras Tuner drives the trials (it stops itself)
-        self.deadline = deadline  # time.monotonic() when the budget ends
-        self.share, self.ran, self.recycle = share, 0, False
-        self.failures: list[str] = []
-        self.stopped_for: str | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         start, end = trial.datetime_start, trial.datetime_complete
@@ -62,36 +37,49 @@ class Progress:
             result = f"failed: {trial.user_attrs.get(FAIL_REASON, 'see MLflow run')}"
         else:
             result = f"stopped at epoch {max(trial.intermediate_values, default=-1) + 1}"
-        best = ""
         top = best_trial(study)
-        if top is not None:
-            best = f"best {top.values[0]:.4f} (#{top.number})"
+        best = "" if top is None else f"best {top.values[0]:.4f} (#{top.number})"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
         self.console.print(
             f"trial {trial.number:>3} {trial.state.name:<8} {result:<32} {elapsed:6.0f}s  {best}  "
             f"[{count_finished(study)}/{self.target}]  {params}", highlight=False,
         )
+
+
+class SweepStops:
+    """Stops the study when enough trials are finished or in flight (Optuna's MaxTrialsCallback counts finished
+    ones only, so N workers would overshoot by N-1), when the budget leaves no time for an epoch, after
+    MAX_FAILURES_IN_A_ROW identical failures (``stopped_for``), or when this process has run ``share`` trials
+    (``recycle``: a fresh process goes on, so memory stays flat). With ``stops`` False (Keras Tuner decides when
+    to stop) it only watches failures."""
+
+    def __init__(self, console: Console, target: int, stops: bool = True, deadline: float | None = None,
+                 share: int | None = None):
+        self.console, self.target, self.stops = console, target, stops
+        self.deadline = deadline  # time.monotonic() when the budget ends
+        self.share, self.ran, self.recycle = share, 0, False
+        self.failures: list[str] = []
+        self.stopped_for: str | None = None
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         stopping.check()  # a stop asked for while the trial finished
         self._watch_failures(study, trial)
-        fail_dead_trials(study)
         if not self.stops:
             return
         self.ran += 1
         if count_finished(study) + count_running(study) >= self.target:
             study.stop()
-        elif self.deadline is not None and self._no_time_left(study):
+        elif self.deadline is not None and self._no_time_left(study, self.deadline):
             study.stop()
         elif self.share is not None and self.ran >= self.share and not self.stopped_for:
             self.recycle = True
             study.stop()
 
-    def _no_time_left(self, study: optuna.Study) -> bool:
+    def _no_time_left(self, study: optuna.Study, deadline: float) -> bool:
         """No trial is started that cannot train one epoch (the median so far) before the budget ends."""
         epoch_s = [t.user_attrs[EPOCH_TIME] for t in study.get_trials(deepcopy=False, states=FINISHED)
                    if EPOCH_TIME in t.user_attrs]
-        if self.deadline is None:
-            return False
-        left = self.deadline - time.monotonic()
+        left = deadline - time.monotonic()
         if not epoch_s or left >= statistics.median(epoch_s):
             return False
         self.console.print(f"budget: {max(left, 0):.0f} s left, less than one epoch ({statistics.median(epoch_s):.0f} s): "

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, feature_size
+from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, layer_name
 from sweeps.errors import SweepsError
 from sweeps.search.schema import FAMILY_KEYS, CategoricalParam, FloatParam, ModelValues, Param, SpaceFile, TrainValues
 
@@ -59,7 +59,7 @@ class Space:
             depth_name = PER_LAYER[self.spec.model][name]
             depth = values.get(depth_name, self.spec.fixed.get(depth_name, DEFAULTS[self.spec.model][depth_name]))
             for i in range(1, depth + 1):
-                values[f"{name}_{i}"] = _suggest(trial, f"{name}_{i}", param)
+                values[layer_name(name, i)] = _suggest(trial, layer_name(name, i), param)
         return values
 
     def resolve(self, sampled: dict[str, Any]) -> tuple[dict[str, Any], TrainSettings]:
@@ -94,13 +94,8 @@ def _error_line(exc: ValidationError) -> str:
     return f"{'.'.join(loc) or 'top level'}: {msg}"
 
 
-def _base_name(name: str, family: str) -> str:
-    base, _, index = name.rpartition("_")
-    return base if index.isdigit() and base in PER_LAYER[family] else name
-
-
 def _check_value(name: str, value: Any, family: str) -> None:
-    base = _base_name(name, family)
+    base = base_name(name, family)
     model: type[BaseModel] = TrainValues if base in TRAIN_KEYS else ModelValues
     if model is ModelValues and base not in FAMILY_KEYS[family]:
         allowed = ", ".join(FAMILY_KEYS[family] + TRAIN_KEYS)
@@ -117,7 +112,7 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
     if spec.name is not None and spec.name != stem:
         raise ValueError(f"name: {spec.name!r} must match the file name {stem!r}")
     for name, value in spec.fixed.items():
-        if _base_name(name, family) in TRAIN_KEYS:
+        if base_name(name, family) in TRAIN_KEYS:
             raise ValueError(f"fixed.{name}: training settings go under train:, not fixed:")
         _wrap(f"fixed.{name}", _check_value, name, value, family)
     explicit = spec.train.model_fields_set | set(spec.fixed)
@@ -152,16 +147,16 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
 
 def _check_baseline_fixed(spec: SpaceFile, name: str, value: Any) -> None:
     """A baseline may change a fixed model setting (a cheaper first look), never a param or a training setting."""
-    if name in spec.params or _base_name(name, spec.model) in spec.params:
+    if name in spec.params or base_name(name, spec.model) in spec.params:
         raise ValueError("a param of this space: give its value under params:")
-    if _base_name(name, spec.model) in TRAIN_KEYS:
+    if base_name(name, spec.model) in TRAIN_KEYS:
         raise ValueError("a training setting: a baseline may change model settings only")
     _check_value(name, value, spec.model)
 
 
 def _check_baseline_value(spec: SpaceFile, name: str, value: Any) -> None:
     """A baseline value must be one the param could sample (Optuna's enqueue_trial would take anything)."""
-    base = _base_name(name, spec.model)
+    base = base_name(name, spec.model)
     param = spec.params.get(name) or spec.params.get(base)
     if param is None or (name != base) != param.per_layer:
         raise ValueError(f"not a param of this space (params: {', '.join(spec.params) or 'none'})")

@@ -36,6 +36,26 @@ from sweeps.store.recovery import close_orphan_runs, worker_id
 from sweeps.store.storage import masked
 from sweeps.store.tracking import Tracker
 
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best completed trial by the first objective (on a Pareto front: its best member by that objective)."""
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return None
+    if len(study.directions) == 1:
+        return study.best_trial
+    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(study.best_trials, key=lambda t: t.values[0])
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def count_running(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
 
 @dataclass(frozen=True)
 class SweepOptions:

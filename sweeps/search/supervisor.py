@@ -18,10 +18,19 @@ from rich.console import Console
 
 from experiments.data import load_raw
 from sweeps.errors import SweepStopped
-from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, count_finished, count_running
+from sweeps.search.progress import MAX_FAILURES_IN_A_ROW
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space
-from sweeps.search.study import SweepOptions, budget_s, end_sweep_run, open_study, start_sweep_run, target_trials
+from sweeps.search.study import (
+    SweepOptions,
+    budget_s,
+    count_finished,
+    count_running,
+    end_sweep_run,
+    open_study,
+    start_sweep_run,
+    target_trials,
+)
 from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, worker_id
 from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
@@ -53,7 +62,7 @@ def _stop(worker: subprocess.Popen | None) -> None:
 def supervise(space: Space, root: Path, options: SweepOptions, worker_argv: list[str], console: Console) -> int:
     """Run ``sweep <worker_argv>`` worker processes one after the other until the study has its trials or the
     budget is spent; returns the exit status of the sweep (that of the last worker)."""
-    # What can be wrong with the input is found before anything is written (the data: 0.4 s, no TensorFlow).
+    # What can be wrong with the input is found before anything is written (the data check needs no TensorFlow).
     make_sampler(space), make_pruner(space)
     load_raw(space.spec.dataset)
     url = options.storage or default_storage(root)

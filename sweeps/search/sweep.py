@@ -10,14 +10,24 @@ from rich.console import Console
 
 from experiments.data import load_dataset
 from sweeps.errors import SweepStopped
-from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, Progress, count_finished, count_running
+from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, AfterTrial, SweepStops, TrialLine
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space
-from sweeps.search.study import SweepOptions, budget_s, end_sweep_run, git_commit, open_study, start_sweep_run, target_trials
+from sweeps.search.study import (
+    SweepOptions,
+    budget_s,
+    count_finished,
+    count_running,
+    end_sweep_run,
+    git_commit,
+    open_study,
+    start_sweep_run,
+    target_trials,
+)
 from sweeps.search.trial import TrialContext, TrialFailed, run_trial
-from sweeps.store.best_model import register_best
 from sweeps.store.records import DATA_MD5, GIT_COMMIT, INTERRUPTED, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
-from sweeps.store.recovery import close_orphan_runs, fail_dead_trials
+from sweeps.store.recovery import close_orphan_runs, fail_dead_trials, recover_dead_workers
+from sweeps.store.registry import register_best
 from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 
@@ -64,19 +74,19 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
                        workdir=root / ".sweeps" / "work" / name, tags=tags,
                        max_epochs=options.epoch_cap, deadline=deadline,
                        prune=spec.sweep.pruner.name != "none" and options.engine == "optuna")
-    progress = Progress(console, spec.objective.metric, target, stops=options.engine == "optuna", deadline=deadline,
-                        share=options.trials_per_process)
+    stops = SweepStops(console, target, stops=options.engine == "optuna", deadline=deadline, share=options.trials_per_process)
+    after_trial: list[AfterTrial] = [TrialLine(console, spec.objective.metric, target), recover_dead_workers, stops]
     status = "FAILED"
     try:
         if options.engine == "kerastuner":
             from sweeps.search import kerastuner
 
-            kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", progress, timeout)
+            kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", after_trial, timeout)
         else:
-            # No gc_after_trial: each repeat's keras.backend.clear_session() already collects (0.5 s a time).
+            # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
             study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
-                           callbacks=[progress])
-        status = "FAILED" if progress.stopped_for else "FINISHED"
+                           callbacks=after_trial)
+        status = "FAILED" if stops.stopped_for else "FINISHED"
         register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
     except KeyboardInterrupt:
         status = INTERRUPTED
@@ -86,8 +96,8 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
             end_sweep_run(tracker, study, sweep_run, status)
         else:
             close_orphan_runs(study, tracker)
-    if progress.stopped_for:
-        raise SweepStopped(f"stopped after {MAX_FAILURES_IN_A_ROW} trials in a row failed with: {progress.stopped_for}")
+    if stops.stopped_for:
+        raise SweepStopped(f"stopped after {MAX_FAILURES_IN_A_ROW} trials in a row failed with: {stops.stopped_for}")
     if options.sweep_run is None:
         console.print(f"study {name}: {count_finished(study)} finished trials")
-    return progress.recycle
+    return stops.recycle

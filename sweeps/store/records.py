@@ -57,6 +57,9 @@ VALIDATION = "sweeps.validation"
 RUN_WORKER = "sweeps.worker"  # host:pid of the process that opened a sweep run
 PARENT = "mlflow.parentRunId"
 
+# Tags of a registered model version (the model is named after its study).
+MODEL_TRIAL, MODEL_SEED, MODEL_SOURCE_RUN, MODEL_VALUE = "trial", "seed", "source_run", "value"
+
 # Run kinds.
 SWEEP_RUN, TRIAL_RUN, REPEAT_RUN, REPRODUCTION_RUN = "sweep", "trial", "repeat", "reproduction"
 

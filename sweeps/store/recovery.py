@@ -63,6 +63,11 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     return failed
 
 
+def recover_dead_workers(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna callback: after each trial, fail and retry the trials of workers that died meanwhile."""
+    fail_dead_trials(study)
+
+
 def fail_crashed_trials(study: optuna.Study, worker: str, reason: str) -> list[int]:
     """Fail the RUNNING trials of ``worker``, a process that crashed under a supervisor that lives on: the
     trial itself is the likely cause (out of memory, a segfault), so it is not retried; their numbers."""

@@ -7,7 +7,11 @@ processes on one machine (SQLite is not safe with concurrent writers). Many mach
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import sys
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -16,12 +20,13 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from sweeps.errors import UsageError
 from sweeps.store.recovery import RETRY
 
 HEARTBEAT_S = int(os.environ.get("SWEEPS_HEARTBEAT_S", "20"))  # RDB storages: a running trial's pulse
+SQLITE_WAIT_S = 10.0  # how long a locked MLflow SQLite store is waited for before giving up
 GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
 
 
@@ -45,6 +50,51 @@ def is_journal(url: str) -> bool:
     return "://" not in url and url.endswith(JOURNAL_SUFFIXES)
 
 
+def mend_cut_journal(path: Path) -> int:
+    """End the journal at its last whole line when a crash or power loss cut the last write short; returns the
+    number of bytes cut. Optuna would append the next record to the cut line and then refuse the whole file.
+    The cut bytes (a record never completed, so never acted on) are kept in ``<journal>.cut-<time>``."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return 0
+    lock = JournalFileSymlinkLock(str(path))  # the lock Optuna's writers take
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        keep = data.rfind(b"\n") + 1
+        if keep == len(data):
+            return 0
+        aside = path.with_name(f"{path.name}.cut-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside.write_bytes(data[keep:])
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+            os.fsync(f.fileno())
+    finally:
+        lock.release()
+    print(f"note: {path}: its last record was cut short (a crash while writing); moved its {len(data) - keep} "
+          f"bytes to {aside.name} — every finished trial is intact", file=sys.stderr)
+    return len(data) - keep
+
+
+def _check_sqlite(uri: str, path: Path) -> None:
+    if not path.is_file():
+        return  # MLflow creates it
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_WAIT_S)) as db:
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.OperationalError as exc:  # "database is locked"
+        raise UsageError(f"MLFLOW_TRACKING_URI={uri}: the MLflow store cannot be read ({exc}); is another "
+                         "program holding it? Finished trials are saved: run the same command again") from None
+    except sqlite3.DatabaseError as exc:  # "file is not a database"
+        verdict = str(exc)
+    if verdict != "ok":
+        raise UsageError(f"MLFLOW_TRACKING_URI={uri}: the MLflow store is damaged ({verdict}); keep a copy, then "
+                         "restore it from a backup or point MLFLOW_TRACKING_URI at a new store")
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``: a journal file path, or a database URL (checked by connecting)."""
     if "://" not in url and not is_journal(url):
@@ -54,9 +104,13 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         path = Path(url)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+            mend_cut_journal(path)
+            return JournalStorage(JournalFileBackend(str(path)))  # reads the whole journal
         except OSError as exc:
             raise UsageError(f"STORAGE={url}: cannot open the journal file ({exc.strerror})") from None
+        except ValueError as exc:  # a line in the middle is not a JSON record: not something to guess about
+            raise UsageError(f"STORAGE={url}: the journal file is damaged ({exc}); keep a copy, then remove the "
+                             "damaged lines by hand (each line is one JSON record) or start a new STORAGE") from None
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -78,7 +132,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
 
 def check_tracking(uri: str) -> None:
-    """Fail fast (one line) when an MLflow tracking server does not answer."""
+    """Fail fast (one line) when an MLflow tracking server does not answer, or a local SQLite store is damaged
+    or held locked by another process."""
+    if uri.startswith("sqlite:///"):
+        _check_sqlite(uri, Path(uri.removeprefix("sqlite:///")))
+        return
     if not uri.startswith(("http://", "https://")):
         return
     try:

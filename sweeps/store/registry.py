@@ -1,0 +1,111 @@
+"""The best model of a study: find the run holding its checkpoint, load it, register it in the MLflow model
+registry (the Keras flavour, once per best trial)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import optuna
+import tensorflow as tf
+
+from sweeps.errors import SweepsError
+from sweeps.search.study import best_trial
+from sweeps.store.records import KIND, MODEL_SEED, MODEL_SOURCE_RUN, MODEL_TRIAL, MODEL_VALUE, REPEAT_RUN, SEED, TRIAL, TRIAL_RUN
+from sweeps.store.tracking import Tracker
+
+CHECKPOINT = "checkpoint/best.keras"
+
+
+class MissingCheckpoint(SweepsError):
+    """A run's checkpoint is gone from the artifact store (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class BestRun:
+    """The MLflow run holding the best trial's checkpoint (its first seed)."""
+
+    trial: int
+    run_id: str
+    seed: int
+    value: float  # the trial's objective
+
+
+def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:
+    """The best completed trial's first repeat run, or None before any trial completed."""
+    best = best_trial(study)
+    if best is None:
+        return None
+    runs = tracker.runs()
+    if runs.empty:
+        return None
+    mine = runs[(runs[f"tags.{TRIAL}"] == str(best.number)) & runs[f"tags.{SEED}"].notna()
+                & runs[f"tags.{KIND}"].isin([TRIAL_RUN, REPEAT_RUN])]
+    if mine.empty:
+        return None
+    first = mine.assign(seed=mine[f"tags.{SEED}"].astype(int)).sort_values("seed").iloc[0]
+    return BestRun(trial=best.number, run_id=first["run_id"], seed=int(first["seed"]), value=best.values[0])
+
+
+def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Model:
+    """Download (once) and load the best checkpoint logged to ``run_id``."""
+    local = cache_dir / run_id / Path(CHECKPOINT).name
+    if not local.is_file():  # workers share the cache: download privately, then rename into place
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=local.parent) as tmp:
+            try:
+                downloaded = tracker.client.download_artifacts(run_id, CHECKPOINT, tmp)
+            except (OSError, mlflow.exceptions.MlflowException) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be read ({reason}); was the "
+                                        "artifact folder (mlruns/) moved or deleted?") from None
+            os.replace(downloaded, local)
+    return keras.models.load_model(local)
+
+
+def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_dir: Path) -> str | None:
+    """Log the best model (MLflow Keras flavour) in the sweep run and register it under the study's name.
+
+    A new version is registered only when the best trial changed since the last one; one version per best trial
+    even when several workers finish at once. Returns its URI (None when nothing was registered).
+    """
+    best = best_run(study, tracker)
+    if best is None:
+        return None
+    name = study.study_name
+    versions = tracker.client.search_model_versions(f"name='{name}'")
+    if any(v.tags.get(MODEL_TRIAL) == str(best.trial) for v in versions):
+        return None
+    model = load_checkpoint(tracker, best.run_id, cache_dir)
+    requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
+    example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)
+    signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
+    with tempfile.TemporaryDirectory() as tmp:  # the client API: no process-wide active run or tracking URI
+        mlflow.keras.save_model(model, str(Path(tmp) / "best_model"), signature=signature, pip_requirements=requirements)
+        tracker.client.log_artifacts(sweep_run, str(Path(tmp) / "best_model"), "best_model")
+    try:
+        tracker.client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException as exc:  # it exists (maybe just made by another worker)
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    tags = {MODEL_TRIAL: best.trial, MODEL_SEED: best.seed, MODEL_SOURCE_RUN: best.run_id, MODEL_VALUE: best.value}
+    version = tracker.client.create_model_version(name, f"runs:/{sweep_run}/best_model", run_id=sweep_run,
+                                                  tags={k: str(v) for k, v in tags.items()})
+    kept = keep_first_version(tracker.client, name, best.trial, int(version.version))
+    return f"models:/{name}/{kept}"
+
+
+def keep_first_version(client: mlflow.MlflowClient, name: str, trial: int, mine: int) -> int:
+    """After registering version ``mine`` of ``trial``: when another process registered the same trial too (both
+    saw none before), the lowest version stays and this process deletes its own; returns the version kept."""
+    same = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'")
+                  if v.tags.get(MODEL_TRIAL) == str(trial))
+    if same and same[0] != mine:
+        client.delete_model_version(name, str(mine))
+        return same[0]
+    return mine

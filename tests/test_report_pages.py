@@ -1,0 +1,103 @@
+"""The report's pages as functions of a hand-made snapshot: no store, no training, milliseconds."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pandas as pd
+import pytest
+
+from sweeps.report.build import overview
+from sweeps.report.results import REPEAT_COLUMNS, StudyResults, trials_table
+from sweeps.report.space_page import space_page
+from sweeps.search.space import load_space, parse_space
+from sweeps.store.records import ENGINE, QUICK_STUDY, SPACE
+
+from .conftest import SPACES
+
+T0 = pd.Timestamp("2026-11-26 05:00:00")
+
+
+def _repeats(rows: list[tuple[int, int, float, float, float, str]]) -> pd.DataFrame:
+    """(trial, seed, val_accuracy, test_accuracy, test_loss, stop_reason) per repeat run."""
+    frame = pd.DataFrame([{
+        "trial": t, "seed": s, "stop_reason": why, "run_id": f"{t:016x}{s:016x}", "val_accuracy": val, "val_loss": 0.3,
+        "test_accuracy": acc, "test_loss": loss, "epochs": 2 if why == "pruned" else 5, "best_epoch": 2,
+        "param_count": 1000 + t, "wall_time_s": 10.0, "max_epochs": 5} for t, s, val, acc, loss, why in rows])
+    return frame.reindex(columns=list(REPEAT_COLUMNS.values()))
+
+
+def snapshot(attrs: dict | None = None, **fields) -> StudyResults:
+    """fashion_mlp with three trials of two seeds each: #2 best, #1 pruned."""
+    space = load_space("fashion_mlp", SPACES)
+    raw = pd.DataFrame({
+        "number": [0, 1, 2], "state": ["COMPLETE", "PRUNED", "COMPLETE"], "value": [0.880, None, 0.905],
+        "params_hidden_layers": [1, 2, 1], "params_dropout": [0.1, 0.4, 0.2], "params_learning_rate": [1e-3, 5e-3, 2e-3],
+        "duration": pd.to_timedelta([60, 20, 70], unit="s"),
+        "datetime_start": [T0, T0 + pd.Timedelta(seconds=61), T0 + pd.Timedelta(seconds=82)],
+        "datetime_complete": [T0 + pd.Timedelta(seconds=60), T0 + pd.Timedelta(seconds=81), T0 + pd.Timedelta(seconds=152)],
+    })
+    repeats = _repeats([(0, 42, 0.879, 0.874, 0.35, "max_epochs"), (0, 43, 0.881, 0.876, 0.34, "early_stopped"),
+                        (1, 42, 0.80, None, None, "pruned"),
+                        (2, 42, 0.904, 0.899, 0.29, "max_epochs"), (2, 43, 0.906, 0.897, 0.30, "max_epochs")])
+    curve = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "loss": [0.6, 0.4, 0.3, 0.25, 0.2],
+                          "accuracy": [0.8, 0.85, 0.88, 0.9, 0.92], "val_loss": [0.45, 0.35, 0.3, 0.32, 0.36],
+                          "val_accuracy": [0.84, 0.87, 0.9, 0.9, 0.89]})
+    defaults = {"name": "fashion_mlp", "space": space, "attrs": {SPACE: "fashion_mlp", **(attrs or {})}, "maximise": True,
+                "trials": trials_table(raw, repeats, "val_accuracy", maximise=True), "repeats": repeats,
+                "experiment_id": "7", "curves": {2: curve, 0: curve},
+                "importances": {"learning_rate": 0.6, "dropout": 0.3, "hidden_layers": 0.1}}
+    return StudyResults(**{**defaults, **fields})
+
+
+def test_trials_table_puts_the_best_completed_trial_first_with_its_spread():
+    trials = snapshot().trials
+    assert trials["number"].tolist() == [2, 0, 1]
+    best = trials.iloc[0]
+    assert best["n_repeats"] == 2 and best["value_mean"] == pytest.approx(0.905)
+    assert best["test_accuracy_min"] == pytest.approx(0.897) and best["test_accuracy_max"] == pytest.approx(0.899)
+    assert best["duration_s"] == 70 and best["epochs"] == 10
+
+
+def test_space_page_holds_every_section_from_the_snapshot():
+    page = space_page(snapshot())
+    for section in ("Best configuration", "Leaderboard", "Optimisation history", "Param importance",
+                    "Parallel coordinates", "Learning curves of the top", "#1: trial 2, seed 42", "overfitting from epoch 4",
+                    "Pruning and early stopping", "make reproduce SPACE=fashion_mlp TRIAL=2</code>"):
+        assert section in page, section
+    assert "Trial <b>#2</b>: val_accuracy 0.9050 ± " in page and "(n=2)" in page
+    assert len(re.findall(r'href="http://127.0.0.1:5000/#/experiments/7/runs/[0-9a-f]{32}"', page)) >= 3
+    assert "Quick smoke run" not in page and "Best model on the test set" not in page  # none scored in this snapshot
+
+
+def test_reproduce_command_names_the_engine_and_the_quick_study():
+    page = space_page(snapshot(attrs={ENGINE: "kerastuner", QUICK_STUDY: True}, name="fashion_mlp-kerastuner-quick"))
+    assert "make reproduce SPACE=fashion_mlp TRIAL=2 ENGINE=kerastuner QUICK=1</code>" in page
+    assert "Quick smoke run" in page
+    older = space_page(snapshot(name="fashion_mlp-kerastuner"))  # a study from before the engine was recorded
+    assert "TRIAL=2 ENGINE=kerastuner</code>" in older
+
+
+def test_importance_not_yet_computable_says_why():
+    page = space_page(snapshot(importances={}, importance_note="too few completed trials"))
+    assert "Not computable yet: too few completed trials." in page
+
+
+def test_two_objective_study_shows_its_pareto_front():
+    text = (SPACES / "fashion_mlp.yaml").read_text() + textwrap.dedent("""
+        objective: {metric: val_accuracy, secondary: param_count}
+        """)
+    text = re.sub(r"  pruner: .*\n", "  pruner: {name: none}\n", text)
+    space = parse_space(text, SPACES / "fashion_mlp.yaml")
+    result = snapshot(space=space, pareto_front=[0, 2])
+    result.trials["secondary"] = result.trials["param_count"]
+    page = space_page(result)
+    assert "Pareto front: val_accuracy against param_count" in page and "2 trials are not beaten on both at once" in page
+
+
+def test_overview_row_per_study_with_the_bar_verdict_and_time_to_it():
+    row = overview([snapshot()]).iloc[0]
+    assert row["complete"] == 2 and row["pruned"] == 1 and row["epochs"] == 22
+    assert row["target"] == "PASS"  # 0.898 ≥ 0.89 and 0.295 ≤ 0.33 on the mean over seeds
+    assert row["first trial meeting the bar (min)"] == pytest.approx(round(152 / 60, 1))

@@ -1,0 +1,91 @@
+"""The stores on their own: the model registry under racing workers, damaged store files."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from sweeps.errors import UsageError
+from sweeps.store.registry import MissingCheckpoint, keep_first_version, load_checkpoint
+from sweeps.store.storage import check_tracking, open_storage
+from sweeps.store.tracking import Tracker
+
+
+def test_two_workers_registering_the_same_best_trial_keep_one_version(tmp_path, monkeypatch):
+    """Both saw no version of trial 3 and both registered one: each then keeps the lowest, deleting its own."""
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts under ./mlruns
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_registered_model("demo")
+    run = client.create_run(client.create_experiment("demo")).info.run_id
+    first, second = (client.create_model_version("demo", f"runs:/{run}/best_model", run_id=run, tags={"trial": "3"})
+                     for _ in range(2))
+    assert keep_first_version(client, "demo", 3, int(second.version)) == int(first.version)
+    assert keep_first_version(client, "demo", 3, int(first.version)) == int(first.version)
+    versions = client.search_model_versions("name='demo'")
+    assert [v.version for v in versions] == [first.version]
+
+
+def _journal_with_trials(path, n: int = 3) -> None:
+    study = optuna.create_study(study_name="demo", storage=open_storage(str(path)))
+    for i in range(n):
+        study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), float(i))
+
+
+def test_a_journal_cut_mid_record_is_mended_and_loses_no_finished_trial(tmp_path, capsys):
+    path = tmp_path / "optuna.journal"
+    _journal_with_trials(path)
+    whole = path.read_bytes()
+    with open(path, "ab") as f:  # power lost while the next record was being written
+        f.write(b'{"op_code": 4, "worker_id": "host:1", "trial_id": 3, "sta')
+    study = optuna.load_study(study_name="demo", storage=open_storage(str(path)))
+    assert "its last record was cut short" in capsys.readouterr().err
+    assert [t.value for t in study.trials] == [0.0, 1.0, 2.0]
+    assert path.read_bytes() == whole and len(list(tmp_path.glob("optuna.journal.cut-*"))) == 1
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 3.0)  # and the same store goes on
+    assert len(optuna.load_study(study_name="demo", storage=open_storage(str(path))).trials) == 4
+
+
+def test_a_journal_damaged_in_the_middle_is_one_clear_error(tmp_path):
+    path = tmp_path / "optuna.journal"
+    _journal_with_trials(path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([*lines[:2], b"\x00\x00 not json\n", *lines[2:]]))
+    with pytest.raises(UsageError, match=r"the journal file is damaged .*remove the damaged lines by hand"):
+        open_storage(str(path))
+
+
+def test_a_damaged_or_locked_mlflow_store_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"this is not an SQLite database, it was overwritten " * 100)
+    with pytest.raises(UsageError, match=r"mlflow.db: the MLflow store is damaged \(file is not a database\)"):
+        check_tracking(f"sqlite:///{db}")
+    db.unlink()
+    MlflowClient(tracking_uri=f"sqlite:///{db}").create_experiment("demo")
+    check_tracking(f"sqlite:///{db}")  # a sound store passes
+    monkeypatch.setattr("sweeps.store.storage.SQLITE_WAIT_S", 0.2)
+    holder = sqlite3.connect(db)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(UsageError, match=r"the MLflow store cannot be read \(database is locked\)"):
+            check_tracking(f"sqlite:///{db}")
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_vanished_artifact_folder_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "demo")
+    run = tracker.start_run("trial-0")
+    (tmp_path / "best.keras").write_bytes(b"weights")
+    tracker.log_artifact(run, tmp_path / "best.keras", "checkpoint")
+    artifacts = Path(tracker.client.get_run(run).info.artifact_uri.removeprefix("file://"))
+    shutil.rmtree(artifacts)
+    with pytest.raises(MissingCheckpoint, match=rf"MLflow run {run}: its checkpoint cannot be read .*moved or deleted"):
+        load_checkpoint(tracker, run, tmp_path / "cache")
