@@ -1,14 +1,19 @@
-"""Real services for the scale-out tests: a PostgreSQL server and an MLflow tracking server on 127.0.0.1."""
+"""Real services for the scale-out tests, on 127.0.0.1: a PostgreSQL server with password authentication, an
+MLflow tracking server on it, and an MLflow server that requires credentials (its basic-auth app)."""
 
 from __future__ import annotations
 
+import base64
 import glob
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -33,9 +38,10 @@ class Postgres:
     bindir: Path
     datadir: Path
     port: int
+    password: str  # of the postgres user: the server authenticates every connection (scram-sha-256, no trust)
 
     def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def ctl(self, *args: str) -> None:
         command = [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.datadir / "server.log"),
@@ -44,7 +50,8 @@ class Postgres:
 
     def createdb(self, name: str) -> None:
         subprocess.run(_as_postgres([str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                                     "-U", "postgres", name]), check=True, capture_output=True, timeout=60)
+                                     "-U", "postgres", name]), check=True, capture_output=True, timeout=60,
+                       env={**os.environ, "PGPASSWORD": self.password})
 
 
 @pytest.fixture(scope="session")
@@ -55,12 +62,16 @@ def postgres():
         pytest.fail("PostgreSQL server not installed (Debian package postgresql; .ci/run installs it)")
     base = Path(tempfile.mkdtemp(prefix="sweeps-pg-"))
     base.chmod(0o755)
-    server = Postgres(Path(bins[-1]).parent, base / "data", free_port())
+    server = Postgres(Path(bins[-1]).parent, base / "data", free_port(), secrets.token_urlsafe(16))
     server.datadir.mkdir()
+    pwfile = base / "pwfile"
+    pwfile.write_text(server.password + "\n")
     if os.geteuid() == 0:
         shutil.chown(server.datadir, "postgres", "postgres")
-    subprocess.run(_as_postgres([str(server.bindir / "initdb"), "-D", str(server.datadir), "-A", "trust",
-                                 "-U", "postgres"]), check=True, capture_output=True, timeout=120)
+        shutil.chown(pwfile, "postgres", "postgres")
+    subprocess.run(_as_postgres([str(server.bindir / "initdb"), "-D", str(server.datadir), "-A", "scram-sha-256",
+                                 f"--pwfile={pwfile}", "-U", "postgres"]), check=True, capture_output=True, timeout=120)
+    pwfile.unlink()
     server.ctl("start")
     try:
         yield server
@@ -69,31 +80,88 @@ def postgres():
         shutil.rmtree(base, ignore_errors=True)
 
 
+class MlflowServer:
+    """``mlflow server`` on a fixed free loopback port with its own artifact root; can be stopped and started again."""
+
+    def __init__(self, backend: str, *extra: str, env: dict[str, str] | None = None):
+        self.artifacts = Path(tempfile.mkdtemp(prefix="sweeps-artifacts-"))
+        self.uri = f"http://127.0.0.1:{free_port()}"
+        self.command = [sys.executable, "-m", "mlflow", "server", *extra, "--backend-store-uri", backend,
+                        "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1",
+                        "--port", self.uri.rpartition(":")[2], "--workers", "1"]
+        self.env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+                    **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    self.proc.kill()
+                    pytest.fail(f"mlflow server did not start: {self.proc.stderr.read()[-2000:] if self.proc.stderr else ''}")
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def serve(self):
+        """Start; yield the URL; stop and remove the artifacts (a fixture's body)."""
+        self.start()
+        try:
+            yield self.uri
+        finally:
+            self.stop()
+            shutil.rmtree(self.artifacts, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(postgres: Postgres):
-    """``mlflow server`` with a PostgreSQL backend and its own artifact root, on a free loopback port."""
+    """``mlflow server`` with a PostgreSQL backend, open to any client on the loopback interface."""
     postgres.createdb("mlflow")
-    artifacts = Path(tempfile.mkdtemp(prefix="sweeps-artifacts-"))
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres.url("mlflow"),
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"mlflow server did not start: {proc.stderr.read()[-2000:]}")
-            time.sleep(0.5)
-    try:
-        yield uri
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(artifacts, ignore_errors=True)
+    yield from MlflowServer(postgres.url("mlflow")).serve()
+
+
+@dataclass
+class AuthServer:
+    uri: str
+    admin_password: str
+    user: str
+    password: str  # of ``user``, who may create experiments and log runs
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth_server(postgres: Postgres, tmp_path_factory):
+    """``mlflow server --app-name basic-auth`` (MLflow's own authentication) on PostgreSQL: anonymous requests are
+    refused; an admin with a generated password creates the user the sweeps log as."""
+    postgres.createdb("mlflow_auth")
+    home = tmp_path_factory.mktemp("mlflow-auth")
+    admin_password = secrets.token_urlsafe(16)
+    (home / "auth.ini").write_text(textwrap.dedent(f"""\
+        [mlflow]
+        default_permission = READ
+        database_uri = sqlite:///{home / "users.db"}
+        admin_username = admin
+        admin_password = {admin_password}
+        authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+        """))
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(home / "auth.ini"), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+    for uri in MlflowServer(postgres.url("mlflow_auth"), "--app-name", "basic-auth", env=env).serve():
+        user = AuthServer(uri, admin_password, "sweeper", secrets.token_urlsafe(16))
+        request = urllib.request.Request(f"{uri}/api/2.0/mlflow/users/create", method="POST",
+                                         data=json.dumps({"username": user.user, "password": user.password}).encode(),
+                                         headers={"Authorization": _basic("admin", admin_password),
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+        yield user

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,15 +134,25 @@ def _record_space(study: optuna.Study, space: Space, quick: bool, engine: str, c
         study.set_user_attr(key, value)
 
 
+def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, worker_index: int) -> int:
+    """Each process draws its own random stream: offset by the trials already there (a resumed sweep must not
+    repeat its first suggestions) and by its worker index (the workers of one ``--workers`` command must not copy
+    each other). On a database storage, processes on several machines (or restarted at the same moment) may open
+    the study at the same trial count: their host and pid are mixed in too, so they never suggest the same params
+    (reproducible suggestions are kept for the one-machine journal)."""
+    offset = len(study.get_trials(deepcopy=False)) + 10007 * worker_index
+    if isinstance(storage, optuna.storages.RDBStorage):
+        offset += zlib.crc32(worker_id().encode()) % 1_000_003
+    return offset
+
+
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
                worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
     """Create or load the space's study and record the space file it runs with."""
     study = optuna.create_study(study_name=records.study_name(space.name, quick, engine), storage=storage, sampler=make_sampler(space),
                                 pruner=make_pruner(space), directions=space.spec.objective.directions,
                                 load_if_exists=True)
-    # Each process draws its own random stream, offset by the trials already there (a resumed sweep must
-    # not repeat its first suggestions) and by its worker index (simultaneous workers must not copy each other).
-    study.sampler = make_sampler(space, seed_offset=len(study.get_trials(deepcopy=False)) + 10007 * worker_index)
+    study.sampler = make_sampler(space, seed_offset=_seed_offset(study, storage, worker_index))
     _record_space(study, space, quick, engine, console)
     if engine == "optuna":
         _enqueue_baselines(study, space)

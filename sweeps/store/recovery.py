@@ -76,12 +76,19 @@ def fail_crashed_trials(study: optuna.Study, worker: str, reason: str) -> list[i
 
 
 def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
-    """Mark KILLED the MLflow runs still RUNNING whose trial has ended or whose sweep process is gone."""
+    """Mark KILLED the MLflow runs still RUNNING whose trial has ended or whose sweep process is gone, and the
+    FINISHED trial runs of trials that were failed (a worker killed after closing the run, before telling Optuna)."""
     runs = tracker.runs()
     if runs.empty:
         return 0
     states = {str(t.number): t.state for t in study.get_trials(deepcopy=False)}
     closed = 0
+    told_late = runs[(runs["status"] == "FINISHED") & (runs.get(f"tags.{KIND}") == TRIAL_RUN)]
+    for _, run in told_late.iterrows():
+        if states.get(run.get(f"tags.{TRIAL}")) == TrialState.FAIL:
+            tracker.set_tags(run["run_id"], {STATE: "FAIL"})
+            tracker.end_run(run["run_id"], INTERRUPTED)
+            closed += 1
     for _, run in runs[runs["status"] == "RUNNING"].iterrows():
         kind = run.get(f"tags.{KIND}")
         if kind in (TRIAL_RUN, REPEAT_RUN):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
@@ -141,9 +144,21 @@ def check_tracking(uri: str) -> None:
         return
     try:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10) as response:
-            if response.status == 200:
-                return
-            reason = f"HTTP {response.status}"
+            reason = "" if response.status == 200 else f"HTTP {response.status}"
     except (urllib.error.URLError, OSError) as exc:
         reason = str(getattr(exc, "reason", exc))
-    raise UsageError(f"MLFLOW_TRACKING_URI={masked(uri)}: MLflow server not reachable ({reason})")
+    if reason:
+        raise UsageError(f"MLFLOW_TRACKING_URI={masked(uri)}: MLflow server not reachable ({reason})")
+    _check_credentials(uri)
+
+
+def _check_credentials(uri: str) -> None:
+    """A server that requires credentials (MLflow's basic-auth app) refuses a client without the right ones."""
+    try:
+        MlflowClient(tracking_uri=uri).get_experiment_by_name("Default")  # a read every user may do
+    except MlflowException as exc:
+        if re.search(r"\b(401|403)\b", str(exc)) or exc.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            given = "with" if os.environ.get("MLFLOW_TRACKING_USERNAME") else "without"
+            raise UsageError(f"MLFLOW_TRACKING_URI={masked(uri)}: the MLflow server refused this client ({given} "
+                             "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD): check them") from None
+        raise
