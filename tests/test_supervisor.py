@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 SLOW_MLP = """\
 dataset: fashion_mnist
 model: mlp
-train: {epochs: 4, batch_size: 64}
+train: {epochs: 10, batch_size: 64}  # long enough to be killed mid-trial
 params:
   units: {type: categorical, choices: [32, 64]}
   dropout: {type: float, low: 0.0, high: 0.3}
@@ -40,7 +40,7 @@ def _running_worker(root: Path, timeout: float = 120) -> tuple[int, int]:
             study = optuna.load_study(study_name="slow", storage=open_storage(default_storage(root)))
             for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                 if WORKER in trial.user_attrs and trial.number >= 1:
-                    time.sleep(3)  # inside fit
+                    time.sleep(1.5)  # inside fit
                     return trial.number, int(trial.user_attrs[WORKER].rpartition(":")[2])
         except (KeyError, ValueError):
             pass  # the study is not created yet
