@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)
-        return 130
+        return stopping.exit_status()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ def _on_signal(signum: int, frame) -> None:
 
 
 def _raise_now(signum: int, frame) -> None:
+    _requested.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -28,6 +29,11 @@ def install(polite: bool) -> None:
     handler = _on_signal if polite else _raise_now
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def exit_status() -> int:
+    """The shell's status for a process ended by the signal that stopped it: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + (_requested[0] if _requested else signal.SIGINT)
 
 
 def check() -> None:
