@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,21 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> 
     # (tests/test_supervisor.py) ask for them with --trials-per-process.
     monkeypatch.setenv("SWEEPS_TRIALS_PER_PROCESS", "0")
     return tmp_path
+
+
+TINY = """\
+dataset: fashion_mnist
+model: mlp
+train: {epochs: 2, batch_size: 256}
+params:
+  units: {type: int, low: 16, high: 128, log: true}
+  dropout: {type: float, low: 0.0, high: 0.3}
+sweep: {sampler: {name: tpe}, pruner: {name: none}}
+"""
+
+
+@pytest.fixture
+def tiny(project: Path) -> Path:
+    """The project with a tiny MLP space (quick trials of a few seconds): for tests of workers, stores and faults."""
+    (project / "search_spaces" / "tiny.yaml").write_text(textwrap.dedent(TINY))
+    return project

@@ -3,7 +3,6 @@ never trusts), an MLflow server that requires them; nobody in without them, and 
 
 from __future__ import annotations
 
-import textwrap
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,20 +15,11 @@ from sweeps.cli import main
 
 pytestmark = pytest.mark.slow
 
-TINY = """\
-dataset: fashion_mnist
-model: mlp
-train: {epochs: 2, batch_size: 256}
-params:
-  units: {type: int, low: 16, high: 128, log: true}
-sweep: {sampler: {name: random}, pruner: {name: none}}
-"""
 
 
 def test_anonymous_clients_are_refused_and_a_sweep_with_credentials_shows_no_secret(
-        project: Path, postgres, mlflow_auth_server, monkeypatch, capsys):
+        tiny: Path, postgres, mlflow_auth_server, monkeypatch, capsys):
     server = mlflow_auth_server
-    (project / "search_spaces" / "tiny.yaml").write_text(textwrap.dedent(TINY))
     with pytest.raises(urllib.error.HTTPError) as refused:  # no credentials: no data
         urllib.request.urlopen(f"{server.uri}/api/2.0/mlflow/experiments/search?max_results=1", timeout=30)
     assert refused.value.code == 401
@@ -59,7 +49,7 @@ def test_anonymous_clients_are_refused_and_a_sweep_with_credentials_shows_no_sec
     runs = client.search_runs([experiment.experiment_id])
     assert sum(r.data.tags.get("sweeps.kind") == "trial" and r.info.status == "FINISHED" for r in runs) == 2
     logged = " ".join(f"{k}={v}" for r in runs for k, v in {**r.data.params, **r.data.tags}.items())
-    pages = " ".join(p.read_text(errors="replace") for p in (project / "reports").rglob("*") if p.is_file())
+    pages = " ".join(p.read_text(errors="replace") for p in (tiny / "reports").rglob("*") if p.is_file())
     for secret in (postgres.password, server.password, server.admin_password):
         for where, text in (("MLflow params and tags", logged), ("the report", pages), ("stdout", said.out),
                             ("stderr", said.err)):

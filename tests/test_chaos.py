@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -28,20 +27,10 @@ from .services import MlflowServer
 
 pytestmark = pytest.mark.slow
 
-TINY = """\
-dataset: fashion_mnist
-model: mlp
-train: {epochs: 2, batch_size: 256}
-params:
-  units: {type: int, low: 16, high: 256, log: true}
-  dropout: {type: float, low: 0.0, high: 0.4}
-sweep: {sampler: {name: random}, pruner: {name: none}}
-"""
 TRIALS, WORKERS, KILL_EVERY_S, LIMIT_S = 12, 3, 6.0, 480
 
 
-def test_kills_and_restarts_lose_no_trial(project: Path, postgres, monkeypatch):
-    (project / "search_spaces" / "tiny.yaml").write_text(textwrap.dedent(TINY))
+def test_kills_and_restarts_lose_no_trial(tiny: Path, postgres, monkeypatch):
     postgres.createdb("mlflow_chaos")
     postgres.createdb("optuna_chaos")
     server = MlflowServer(postgres.url("mlflow_chaos"))
@@ -58,11 +47,11 @@ def test_kills_and_restarts_lose_no_trial(project: Path, postgres, monkeypatch):
                 return 0
             return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
-        logs = project / "workers.log"
+        logs = tiny / "workers.log"
 
         def start_worker() -> subprocess.Popen:  # output to a file: an unread pipe would block a worker
             with open(logs, "a") as log:
-                return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *argv], cwd=project, stdout=log,
+                return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *argv], cwd=tiny, stdout=log,
                                         stderr=subprocess.STDOUT, env={**os.environ, **pulse})
 
         rng = random.Random(7)

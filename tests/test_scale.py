@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -25,23 +24,6 @@ from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 
 pytestmark = pytest.mark.slow
-
-TINY = """\
-dataset: fashion_mnist
-model: mlp
-train: {epochs: 2, batch_size: 256}
-params:
-  units: {type: int, low: 16, high: 128, log: true}
-  dropout: {type: float, low: 0.0, high: 0.3}
-sweep: {sampler: {name: tpe}, pruner: {name: none}}
-"""
-
-
-@pytest.fixture
-def tiny(project: Path) -> Path:
-    (project / "search_spaces" / "tiny.yaml").write_text(textwrap.dedent(TINY))
-    return project
-
 
 def sweep_process(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *args], cwd=root, env={**os.environ, **(env or {})},
