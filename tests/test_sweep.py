@@ -214,6 +214,19 @@ def test_hyperband_promotions_continue_from_the_earlier_weights(project: Path):
         start = int(run["params.initial_epoch"])
         assert start >= 1 and run["metrics.epochs"] <= 3 - start
         assert tracker.metric_history(run["run_id"], ("val_accuracy",))["epoch"].iloc[0] == start + 1
+    # The weights came from the earlier trials' MLflow checkpoints: each promoted Keras Tuner trial's run was read.
+    by_kt_id = {t.user_attrs["kerastuner_trial"]: t for t in study(project, "tiny-kerastuner").get_trials()}
+    read = {p.name for p in (project / ".sweeps" / "cache").iterdir()}
+    hyperband = {kt_trial.trial_id: kt_trial for kt_trial in _kerastuner_trials(project / ".sweeps" / "kerastuner" / "tiny-kerastuner")}
+    earlier = {hyperband[k].hyperparameters.values["tuner/trial_id"] for k in by_kt_id
+               if "tuner/trial_id" in hyperband[k].hyperparameters.values}
+    assert earlier and {by_kt_id[k].user_attrs["mlflow_run_id"] for k in earlier} <= read
+
+
+def _kerastuner_trials(project_dir: Path) -> list:
+    import keras_tuner as kt
+
+    return [kt.engine.trial.Trial.load(str(path)) for path in project_dir.glob("trial_*/trial.json")]
 
 
 def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsys):

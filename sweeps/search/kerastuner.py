@@ -1,10 +1,11 @@
-"""The second engine: Keras Tuner searches the same space with the same builder, callbacks, split and tracking.
+"""The second engine: Keras Tuner decides what to try; the Optuna engine's objective trains it.
 
-Keras Tuner decides which params to try (Hyperband, Bayesian optimisation or random search); each choice is
-then trained by the Optuna engine's own objective on a trial of the study ``<space>-kerastuner``, so the MLflow
-runs, the checks of ``sweep status`` and the report are the same for both engines. When Hyperband promotes a
-trial to a longer round, the new trial continues from the best weights of the earlier one (Keras Tuner loads
-them into the model it hands to ``fit``) at the epoch where that round stopped, as in Keras Tuner itself.
+As in Keras Tuner itself, the oracle (Hyperband, Bayesian optimisation or random search) chooses each trial's
+params and the tuner's ``run_trial`` trains them. Here ``run_trial`` is overridden: each choice becomes a trial of
+the Optuna study ``<space>-kerastuner``, trained by :func:`sweeps.search.trial.run_trial`, so the MLflow runs,
+the checks of ``sweep status`` and the report are the same for both engines, and no model is built that is not
+trained. When Hyperband promotes a trial to a longer round, the new trial continues from the best checkpoint
+of the earlier one (read from its MLflow run) at the epoch where that round stopped.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ from typing import Any
 import keras_tuner as kt
 import optuna
 
-from experiments.models import build_model
 from experiments.train import WarmStart
 from sweeps.errors import SweepStopped
 from sweeps.search.progress import AfterTrial
 from sweeps.search.space import Space
 from sweeps.search.trial import TrialContext, run_trial
-from sweeps.store.records import EPOCH_BUDGET, INITIAL_EPOCH
+from sweeps.store.records import EPOCH_BUDGET, INITIAL_EPOCH, KERASTUNER_TRIAL, MLFLOW_RUN_ID
+from sweeps.store.registry import first_seed_run, load_checkpoint
 
 TIME_UP = "the time budget is spent"
-TUNERS = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization, "random": kt.RandomSearch}
 
 
 class HPSuggester:
@@ -47,32 +47,34 @@ class HPSuggester:
         return self.hp.Choice(name, choices)
 
 
-class SpaceHyperModel(kt.HyperModel):
-    """Builds the space's model for Keras Tuner and trains its choices as trials of an Optuna study."""
+@dataclasses.dataclass
+class OptunaTrials:
+    """Trains the params a Keras Tuner oracle chose as trials of an Optuna study."""
 
-    def __init__(self, ctx: TrialContext, study: optuna.Study, after_trial: Sequence[AfterTrial], deadline: float | None):
-        super().__init__()
-        self.ctx, self.study, self.after_trial, self.deadline = ctx, study, after_trial, deadline
+    ctx: TrialContext
+    study: optuna.Study
+    after_trial: Sequence[AfterTrial]
+    deadline: float | None
+    epochs: int  # the epoch budget of a trial when the oracle sets none (Hyperband sets one per round)
+    cache_dir: Path
 
-    def build(self, hp: kt.HyperParameters):
-        model_params, _ = self.ctx.space.resolve(self.ctx.space.suggest(HPSuggester(hp)))
-        return build_model(self.ctx.space.spec.model, model_params)
-
-    def fit(self, hp: kt.HyperParameters, model, *args, callbacks=(), epochs: int | None = None,
-            initial_epoch: int = 0, **kwargs) -> dict:
+    def train(self, kt_trial: kt.engine.trial.Trial) -> dict[str, float]:
+        """Train ``kt_trial``'s params as the next Optuna trial; the objective's value for the oracle."""
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise kt.errors.FatalError(TIME_UP)  # the one way to end a Keras Tuner search early
+        hp = kt_trial.hyperparameters
+        warm_start = None
+        if "tuner/trial_id" in hp.values and hp.values.get("tuner/initial_epoch", 0) > 0:
+            warm_start = self._weights_of(hp.values["tuner/trial_id"], hp.values["tuner/initial_epoch"])
+        epochs = hp.values.get("tuner/epochs", self.epochs)
+        budget = min(epochs, self.ctx.max_epochs or epochs)
         self.study.enqueue_trial(self.ctx.space.suggest(HPSuggester(hp)))
         trial = self.study.ask()
-        budget = min(epochs, self.ctx.max_epochs or epochs) if epochs else self.ctx.max_epochs
-        # Keras Tuner's own checkpoint callback rides along: Hyperband reads it when it promotes a trial.
-        promoted = "tuner/trial_id" in hp.values and initial_epoch > 0
-        warm_start = WarmStart(model.get_weights(), initial_epoch) if promoted else None
-        if budget:  # what `sweep reproduce` needs to train this trial again
-            trial.set_user_attr(EPOCH_BUDGET, budget)
-        if promoted:
-            trial.set_user_attr(INITIAL_EPOCH, initial_epoch)
-        ctx = dataclasses.replace(self.ctx, max_epochs=budget, callbacks=tuple(callbacks), warm_start=warm_start)
+        trial.set_user_attr(KERASTUNER_TRIAL, kt_trial.trial_id)
+        trial.set_user_attr(EPOCH_BUDGET, budget)  # what `sweep reproduce` needs to train this trial again
+        if warm_start is not None:
+            trial.set_user_attr(INITIAL_EPOCH, warm_start.initial_epoch)
+        ctx = dataclasses.replace(self.ctx, max_epochs=budget, warm_start=warm_start)
         try:
             value = run_trial(ctx, trial)
             self.study.tell(trial, value)
@@ -83,24 +85,67 @@ class SpaceHyperModel(kt.HyperModel):
             finished = self.study.get_trials(deepcopy=False)[trial.number]
             for callback in self.after_trial:  # what study.optimize calls after each trial of the Optuna engine
                 callback(self.study, finished)
-        return {self.ctx.space.spec.objective.metric: value}
+        return {self.ctx.space.spec.objective.metric: float(value)}  # type: ignore[arg-type]
+
+    def _weights_of(self, kt_trial_id: str, initial_epoch: int) -> WarmStart:
+        """The best weights of the Optuna trial that trained Keras Tuner's ``kt_trial_id`` (its first seed)."""
+        earlier = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(KERASTUNER_TRIAL) == kt_trial_id
+                   and t.state == optuna.trial.TrialState.COMPLETE]
+        if not earlier:
+            raise RuntimeError(f"Keras Tuner promoted its trial {kt_trial_id}, which no finished Optuna trial trained "
+                               "(a Keras Tuner project begun before its trials were recorded): trained from scratch")
+        run_id = first_seed_run(self.ctx.tracker, earlier[-1].number) or earlier[-1].user_attrs[MLFLOW_RUN_ID]
+        model = load_checkpoint(self.ctx.tracker, run_id, self.cache_dir)
+        return WarmStart(model.get_weights(), initial_epoch)
+
+
+class SpaceTuner:
+    """Mixed into a Keras Tuner tuner: the space is declared to its oracle, and its trials are trained by
+    :class:`OptunaTrials` (no hypermodel is built or fitted by Keras Tuner)."""
+
+    def __init__(self, trials: OptunaTrials, **options: Any):
+        self.trials = trials
+        super().__init__(hypermodel=None, **options)  # type: ignore[call-arg]
+
+    def _populate_initial_space(self) -> None:  # Keras Tuner's hook for tuners without a hypermodel
+        hp = self.oracle.get_space()  # type: ignore[attr-defined]
+        self.trials.ctx.space.suggest(HPSuggester(hp))
+        self.oracle.update_space(hp)  # type: ignore[attr-defined]
+
+    def run_trial(self, trial: kt.engine.trial.Trial, *args: Any, **kwargs: Any) -> dict[str, float]:
+        return self.trials.train(trial)
+
+
+class HyperbandSearch(SpaceTuner, kt.Hyperband):
+    """Hyperband's brackets over the space."""
+
+
+class BayesianSearch(SpaceTuner, kt.BayesianOptimization):
+    """Keras Tuner's Gaussian-process Bayesian optimisation over the space."""
+
+
+class RandomSearch(SpaceTuner, kt.RandomSearch):
+    """Keras Tuner's random search over the space."""
+
+
+TUNERS: dict[str, type[SpaceTuner]] = {"hyperband": HyperbandSearch, "bayesian": BayesianSearch, "random": RandomSearch}
 
 
 def search(space: Space, ctx: TrialContext, study: optuna.Study, tuner: str, trials: int, workdir: Path,
-           after_trial: Sequence[AfterTrial], timeout: float | None = None) -> None:
+           after_trial: Sequence[AfterTrial], cache_dir: Path, timeout: float | None = None) -> None:
     """Run Keras Tuner's ``tuner`` until its project has ``trials`` trials (Hyperband: one full set of brackets)
     or ``timeout`` seconds have passed (a running trial finishes)."""
     deadline = time.monotonic() + timeout if timeout else None
     spec = space.spec
     objective = kt.Objective(spec.objective.metric, "max" if spec.objective.resolved_direction == "maximize" else "min")
     _, settings = space.resolve({})
-    options: dict[str, Any] = {"max_epochs": ctx.max_epochs or settings.epochs} if tuner == "hyperband" else {"max_trials": trials}
-    engine = TUNERS[tuner](hypermodel=SpaceHyperModel(ctx, study, after_trial, deadline), objective=objective, seed=spec.sweep.seed,
-                           directory=str(workdir), project_name=study.study_name, overwrite=False,
-                           max_consecutive_failed_trials=3, **options)
+    epochs = ctx.max_epochs or settings.epochs
+    options: dict[str, Any] = {"max_epochs": epochs} if tuner == "hyperband" else {"max_trials": trials}
+    engine = TUNERS[tuner](OptunaTrials(ctx, study, after_trial, deadline, epochs, cache_dir), objective=objective,
+                           seed=spec.sweep.seed, directory=str(workdir), project_name=study.study_name,
+                           overwrite=False, max_consecutive_failed_trials=3, **options)
     try:
-        engine.search(ctx.data.x_train, ctx.data.y_train, validation_data=(ctx.data.x_val, ctx.data.y_val),
-                      epochs=ctx.max_epochs or settings.epochs, verbose=0)
+        engine.search(verbose=0)  # type: ignore[attr-defined]
     except kt.errors.FatalError as exc:
         if str(exc) != TIME_UP:
             raise

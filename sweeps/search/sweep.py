@@ -81,7 +81,8 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
         if options.engine == "kerastuner":
             from sweeps.search import kerastuner
 
-            kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", after_trial, timeout)
+            kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", after_trial,
+                              root / ".sweeps" / "cache", timeout)
         else:
             # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
             study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),

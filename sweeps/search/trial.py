@@ -70,7 +70,6 @@ class TrialContext:
     tags: dict[str, Any]
     max_epochs: int | None = None
     prune: bool = True
-    callbacks: tuple = ()  # more Keras callbacks for every repeat (the Keras Tuner engine's checkpoint)
     warm_start: WarmStart | None = None  # every repeat continues from these weights (Hyperband's promotions)
     deadline: float | None = None  # time.monotonic() at which training stops and scores its best weights
 
@@ -124,7 +123,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, trial_run: str, index: i
         run_id = ctx.tracker.start_run(f"trial-{trial.number}-seed-{seed}", trial_run, tags, _logged_settings(model_params, settings, ctx.warm_start))
     # Optuna takes one report per step, so the pruner watches the first repeat only.
     pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
-    callbacks = (*pruning, *ctx.callbacks, StopRequested())
+    callbacks = (*pruning, StopRequested())
     error: BaseException | None = None
     try:
         result = train_repeat(

@@ -41,6 +41,7 @@ EPOCH_TIME = "epoch_time_s"  # mean seconds per epoch (what a next trial's epoch
 EPOCH_BUDGET = "epoch_budget"  # a cheaper epoch budget than the space's: a baseline's, a Hyperband round's
 BASELINE_FIXED = "baseline_fixed"  # a baseline's model settings in place of the space's fixed ones
 INITIAL_EPOCH = "initial_epoch"  # a Hyperband promotion: continued an earlier trial's weights from this epoch
+KERASTUNER_TRIAL = "kerastuner_trial"  # the Keras Tuner trial id an Optuna trial trained (found again on promotion)
 
 # MLflow run tags.
 KIND = "sweeps.kind"  # one of the run kinds below

@@ -41,15 +41,28 @@ def best_run(study: optuna.Study, tracker: Tracker) -> BestRun | None:
     best = best_trial(study)
     if best is None:
         return None
-    runs = tracker.runs()
+    first = _first_seed(tracker, best.number)
+    if first is None:
+        return None
+    return BestRun(trial=best.number, run_id=first[0], seed=first[1], value=best.values[0])
+
+
+def first_seed_run(tracker: Tracker, trial: int) -> str | None:
+    """The id of the run holding ``trial``'s checkpoint of its first seed (None when it has none)."""
+    first = _first_seed(tracker, trial)
+    return first[0] if first else None
+
+
+def _first_seed(tracker: Tracker, trial: int) -> tuple[str, int] | None:
+    runs = tracker.runs(trial=trial)
     if runs.empty:
         return None
-    mine = runs[(runs[f"tags.{TRIAL}"] == str(best.number)) & runs[f"tags.{SEED}"].notna()
+    mine = runs[(runs[f"tags.{TRIAL}"] == str(trial)) & runs[f"tags.{SEED}"].notna()
                 & runs[f"tags.{KIND}"].isin([TRIAL_RUN, REPEAT_RUN])]
     if mine.empty:
         return None
     first = mine.assign(seed=mine[f"tags.{SEED}"].astype(int)).sort_values("seed").iloc[0]
-    return BestRun(trial=best.number, run_id=first["run_id"], seed=int(first["seed"]), value=best.values[0])
+    return first["run_id"], int(first["seed"])
 
 
 def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Model:

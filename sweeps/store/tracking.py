@@ -12,7 +12,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from sweeps.store.records import KIND, PARENT
+from sweeps.store.records import KIND, PARENT, TRIAL
 
 
 def tracking_uri(root: Path) -> str:
@@ -68,9 +68,11 @@ class Tracker:
         """Close a run as FINISHED, FAILED or KILLED."""
         self.client.set_terminated(run_id, status)
 
-    def runs(self, kind: str | None = None) -> pd.DataFrame:
-        """All runs of the experiment as a frame (``params.*``, ``metrics.*``, ``tags.*`` columns)."""
-        query = f"tags.`{KIND}` = '{kind}'" if kind else ""
+    def runs(self, kind: str | None = None, trial: int | None = None) -> pd.DataFrame:
+        """The experiment's runs (of one kind, of one trial) as a frame (``params.*``, ``metrics.*``, ``tags.*``
+        columns)."""
+        query = " and ".join([*([f"tags.`{KIND}` = '{kind}'"] if kind else []),
+                              *([f"tags.`{TRIAL}` = '{trial}'"] if trial is not None else [])])
         rows, token = [], None
         while True:
             page = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1000, page_token=token)
