@@ -1,8 +1,10 @@
-"""Small statistics for the report: confidence intervals over seeds, overfitting onset in a learning curve."""
+"""Small statistics for the report: confidence intervals over seeds, whether the best config beats another,
+overfitting onset in a learning curve."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +39,43 @@ def spread(values: Sequence[float | None]) -> Spread:
     std = float(sample.std(ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
     return Spread(float(sample.mean()), half, std, float(sample.min()), float(sample.max()), n)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The best config's mean score minus another's over their seeds, with Welch's 95 % confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n_best: int
+    n_other: int
+    better: bool  # the interval excludes 0 on the best's side
+
+    @property
+    def verdict(self) -> str:
+        if self.better:
+            return "better"
+        seeds = f"n = {self.n_best}" if self.n_best == self.n_other else f"n = {self.n_best} and {self.n_other}"
+        return f"not distinguishable with {seeds} seeds"
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.4f} [{self.low:+.4f}, {self.high:+.4f}]"
+
+
+def compare(best: Sequence[float | None], other: Sequence[float | None], maximise: bool) -> Difference | None:
+    """Is ``best`` (one config's scores over seeds) better than ``other``? Welch's t-test, which does not assume
+    equal spreads; None when either has fewer than 2 seeds (no spread to judge by)."""
+    a, b = (np.asarray([v for v in s if v is not None and math.isfinite(v)], dtype=float) for s in (best, other))
+    if len(a) < 2 or len(b) < 2:
+        return None
+    with warnings.catch_warnings():  # identical seeds: scipy warns, and the interval is the difference itself
+        warnings.simplefilter("ignore", RuntimeWarning)
+        interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    diff = float(a.mean() - b.mean())
+    low, high = (float(interval.low), float(interval.high)) if math.isfinite(interval.low) else (diff, diff)
+    better = low > 0 if maximise else high < 0
+    return Difference(diff, low, high, len(a), len(b), better)
 
 
 def overfitting_onset(loss: Sequence[float], val_loss: Sequence[float]) -> int | None:

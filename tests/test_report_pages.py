@@ -10,6 +10,7 @@ import pytest
 
 from sweeps.report.build import overview
 from sweeps.report.results import REPEAT_COLUMNS, StudyResults, trials_table
+from sweeps.report.significance import seeds_section, seeds_table
 from sweeps.report.space_page import space_page
 from sweeps.search.space import load_space, parse_space
 from sweeps.store.records import ENGINE, QUICK_STUDY, SPACE
@@ -101,3 +102,39 @@ def test_overview_row_per_study_with_the_bar_verdict_and_time_to_it():
     assert row["complete"] == 2 and row["pruned"] == 1 and row["epochs"] == 22
     assert row["target"] == "PASS"  # 0.898 ≥ 0.89 and 0.295 ≤ 0.33 on the mean over seeds
     assert row["first trial meeting the bar (min)"] == pytest.approx(round(152 / 60, 1))
+
+
+def blog_snapshot(scores: dict[float, list[float]]) -> StudyResults:
+    """fashion_blog: one trial per dropout, its val_accuracy per seed."""
+    space = load_space("fashion_blog", SPACES)
+    raw = pd.DataFrame({
+        "number": range(len(scores)), "state": "COMPLETE", "value": [sum(v) / len(v) for v in scores.values()],
+        "params_dropout": list(scores), "duration": pd.to_timedelta([300] * len(scores), unit="s"),
+        "datetime_start": [T0 + pd.Timedelta(minutes=5 * i) for i in range(len(scores))],
+        "datetime_complete": [T0 + pd.Timedelta(minutes=5 * i + 5) for i in range(len(scores))],
+    })
+    repeats = _repeats([(t, 42 + i, v, v - 0.004, 0.25, "early_stopped")
+                        for t, values in enumerate(scores.values()) for i, v in enumerate(values)])
+    return StudyResults(name="fashion_blog", space=space, attrs={SPACE: "fashion_blog"}, maximise=True,
+                        trials=trials_table(raw, repeats, "val_accuracy", maximise=True), repeats=repeats)
+
+
+BLOG = {0.2: [0.915, 0.917, 0.913, 0.916, 0.914], 0.25: [0.918, 0.915, 0.920, 0.916, 0.919],
+        0.3: [0.919, 0.921, 0.917, 0.922, 0.918], 0.5: [0.905, 0.907, 0.903, 0.906, 0.904]}
+
+
+def test_blog_dropout_table_says_which_configs_the_seeds_cannot_tell_apart():
+    rows = seeds_table(blog_snapshot(BLOG)).set_index("dropout")
+    assert rows.index.tolist() == ["0.3", "0.25", "0.2", "0.5"]  # best first, by the mean over 5 seeds
+    assert rows.loc["0.3", "verdict"] == "best" and rows.loc["0.3", "val_accuracy mean ± 95% CI (n)"].endswith("(n=5)")
+    assert rows.loc["0.25", "verdict"] == "not distinguishable with n = 5 seeds"  # 0.9194 vs 0.9176: within noise
+    assert rows.loc["0.5", "verdict"] == rows.loc["0.2", "verdict"] == "better"
+    summary = seeds_section(blog_snapshot(BLOG))
+    assert "runner-up (trial 1): <b>not distinguishable with n = 5 seeds</b>" in summary
+    leaderboard = space_page(blog_snapshot(BLOG))
+    assert "best − this [95% CI]" in leaderboard and "+0.0018 [" in leaderboard
+
+
+def test_one_seed_configs_get_no_verdict():
+    single = blog_snapshot({d: v[:1] for d, v in BLOG.items()})
+    assert seeds_section(single) == "" and "best − this" not in space_page(single)

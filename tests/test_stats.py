@@ -13,7 +13,7 @@ from experiments.evaluate import PERTURBATIONS, TestScores, rotate, shift
 from sweeps.report.results import meets_target
 from sweeps.reuse import prepare_image
 from sweeps.search.schema import Bound
-from sweeps.stats import overfitting_onset, spread
+from sweeps.stats import compare, overfitting_onset, spread
 
 
 def test_spread_of_five_seeds_uses_student_t():
@@ -22,6 +22,26 @@ def test_spread_of_five_seeds_uses_student_t():
     assert s.std == pytest.approx(0.0158114, rel=1e-5)
     assert s.ci95 == pytest.approx(2.776445 * 0.0158114 / math.sqrt(5), rel=1e-5)  # t(0.975, 4) = 2.776
     assert str(s) == "0.9200 ± 0.0196 (n=5)"
+
+
+def test_welch_interval_of_two_five_seed_configs_by_hand():
+    best = [0.90, 0.91, 0.92, 0.93, 0.94]
+    close = compare(best, [v - 0.01 for v in best], maximise=True)
+    # equal variances 0.00025: se = sqrt(2 * 0.00025 / 5) = 0.01, Welch df = 8, t(0.975, 8) = 2.306
+    assert close is not None and close.mean == pytest.approx(0.01)
+    assert (close.low, close.high) == (pytest.approx(0.01 - 0.02306, rel=1e-3), pytest.approx(0.01 + 0.02306, rel=1e-3))
+    assert close.verdict == "not distinguishable with n = 5 seeds" and str(close) == "+0.0100 [-0.0131, +0.0331]"
+    far = compare(best, [v - 0.05 for v in best], maximise=True)
+    assert far is not None and far.better and far.verdict == "better"
+
+
+def test_compare_for_a_loss_needs_the_interval_below_zero_and_two_seeds_each():
+    lower = compare([0.20, 0.21, 0.22], [0.30, 0.31, 0.33], maximise=False)
+    assert lower is not None and lower.better and lower.high < 0
+    assert compare([0.20, 0.21, 0.22], [0.30, 0.31, 0.33], maximise=True).verdict == "not distinguishable with n = 3 seeds"
+    assert compare([0.9, 0.91], [0.8], maximise=True) is None  # one seed: no spread to judge by
+    uneven = compare([0.9, 0.91, 0.92], [0.9, None, 0.91], maximise=True)
+    assert uneven is not None and uneven.verdict == "not distinguishable with n = 3 and 2 seeds"
 
 
 def test_spread_ignores_missing_values_and_has_no_interval_for_one_seed():

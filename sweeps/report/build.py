@@ -15,6 +15,7 @@ from sweeps.report.html import esc, image, page, table
 from sweeps.report.output import write_file
 from sweeps.report.read import collect
 from sweeps.report.results import StudyResults, meets_target
+from sweeps.report.significance import seeds_section
 from sweeps.report.space_page import ci, space_page
 
 
@@ -52,6 +53,11 @@ def robustness_comparison(scored: dict[str, BestModelScores]) -> str:
             f"{table(wide.reset_index(), sortable=False)}{image(model_figures.robustness(frame), 'robustness')}")
 
 
+def _seeds(results: list[StudyResults]) -> str:
+    sections = "".join(seeds_section(r) for r in results)
+    return f"<h2>Seeds: is the best better, or within the noise?</h2>{sections}" if sections else ""
+
+
 def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, cache_dir: Path) -> Path:
     """Rebuild every page and CSV from the stores; return the path of summary.html."""
     results = collect(storage, tracking, cache_dir)
@@ -64,6 +70,7 @@ def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, c
 trial's seeded repeats ± the 95 % confidence interval (Student t; n = number of seeds; no ± with one seed).
 Models are selected on validation data held out of training and scored once on the test set.</p>
 {table(overview(results), escape=False) if results else '<p>No sweeps yet: run <code>make sweep SPACE=…</code>.</p>'}
+{_seeds(results)}
 {robustness_comparison(scored)}
 {bench_section(reports_dir / "bench.json")}"""
     out = reports_dir / "summary.html"

@@ -10,6 +10,7 @@ from experiments.settings import base_name
 from sweeps.report import figures, model_figures
 from sweeps.report.html import esc, image, short, table, verdict, warning
 from sweeps.report.results import TOP_K, StudyResults, meets_target
+from sweeps.report.significance import label, versus_best
 from sweeps.stats import overfitting_onset
 from sweeps.store.records import MLFLOW_RUN_ID, SPACE
 
@@ -51,7 +52,8 @@ def honesty(result: StudyResults) -> str:
 
 
 def leaderboard(result: StudyResults) -> pd.DataFrame:
-    """One row per trial, best first, with each score's 95 % CI, min and max over seeds."""
+    """One row per trial, best first, with each score's 95 % CI, min and max over seeds, and (with several seeds)
+    whether the best is better than it."""
     t = result.trials
     frame = pd.DataFrame({"trial": t["number"], "state": t["state"],
                           f"{result.metric} mean ± 95% CI (n)": [ci(r, "value") for _, r in t.iterrows()],
@@ -60,6 +62,9 @@ def leaderboard(result: StudyResults) -> pd.DataFrame:
                           "test acc min": t["test_accuracy_min"], "test acc max": t["test_accuracy_max"],
                           "test loss": [ci(r, "test_loss") for _, r in t.iterrows()],
                           "epochs": t["epochs"].astype("Int64"), "stopped": t["stop_reason"]})
+    differences = versus_best(result)
+    if differences:  # configs the seeds cannot tell from the best are marked
+        frame.insert(5, "best − this [95% CI]", [label(differences.get(int(n))) for n in t["number"]])
     if "secondary" in t:
         frame.insert(3, result.space.spec.objective.secondary, t["secondary"])
     for col in result.params:  # values from the space file: escaped, as the table is not
