@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--quick", action="store_true", help="a trial of the quick smoke-run study")
     reproduce.add_argument("--engine", choices=ENGINES, default="optuna", help="a trial of this engine's study")
     sub.add_parser("list", help="list the space files and whether they are valid")
-    check = sub.add_parser("check", help="validate a space file")
+    check = sub.add_parser("check", help="validate a space file; with a finished study of it, hints to change it")
     check.add_argument("space")
     return parser
 
@@ -211,6 +211,31 @@ def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...
     return chosen
 
 
+def _check(args: argparse.Namespace, root: Path, console) -> None:
+    from sweeps.search.space import load_space
+
+    space = load_space(args.space, args.spaces_dir)
+    console.print(f"{space.path}: ok")
+    if args.storage is None and not (root / ".sweeps" / "optuna.journal").is_file():
+        return  # no study anywhere yet: nothing to read hints from (and no journal created by asking)
+    import optuna
+
+    from sweeps.report.read import collect_study
+    from sweeps.search.hints import hints
+    from sweeps.store.records import study_name
+
+    _, storage, tracking = _stores(args, root)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    for name in (study_name(space.name, engine=engine) for engine in ENGINES):
+        result = collect_study(storage, name, tracking) if name in names else None
+        if result is not None:
+            found = hints(result.space, result.trials, result.importances, result.maximise)
+            console.print(f"study {name}: {len(found) or 'no'} hint{'' if len(found) == 1 else 's'}"
+                          f" from {result.count('COMPLETE')} completed trials")
+            for hint in found:
+                console.print(f"  {hint}")
+
+
 def _status(args: argparse.Namespace, root: Path, console) -> int:
     from sweeps.reuse import open_study
     from sweeps.store.status import print_status
@@ -262,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from experiments.idx import DataError
-    from sweeps.search.space import load_space
 
     args = _parser().parse_args(argv)
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
@@ -271,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path.cwd()
     commands = {"run": _run, "report": _report, "bench": _bench, "status": _status, "predict": _predict, "reproduce": _reproduce,
                 "list": lambda a, r, c: _list(a, c),
-                "check": lambda a, r, c: c.print(f"{load_space(a.space, a.spaces_dir).path}: ok")}
+                "check": _check}
     try:
         return commands[args.command](args, root, console) or 0
     except SweepsError as exc:

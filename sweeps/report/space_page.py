@@ -11,6 +11,7 @@ from sweeps.report import figures, model_figures
 from sweeps.report.html import esc, image, short, table, verdict, warning
 from sweeps.report.results import TOP_K, StudyResults, meets_target
 from sweeps.report.significance import label, versus_best
+from sweeps.search.hints import hints
 from sweeps.stats import overfitting_onset
 from sweeps.store.records import MLFLOW_RUN_ID, SPACE
 
@@ -121,6 +122,15 @@ def importance(result: StudyResults) -> str:
     return f"<h3>Param importance</h3>{image(figures.importance(result.importances, 'Optuna PED-ANOVA'), 'param importance')}"
 
 
+def space_hints(result: StudyResults) -> str:
+    """Changes to the space file that the trials suggest (also printed by ``make check SPACE=…``)."""
+    found = hints(result.space, result.trials, result.importances, result.maximise)
+    if not found:
+        return ""
+    items = "".join(f"<li><code>params.{esc(h.param)}</code>: {esc(h.text)}</li>" for h in found)
+    return f"<h3>Hints for the space file</h3><ul>{items}</ul>"
+
+
 def learning_curves(result: StudyResults) -> str:
     parts = []
     done = result.trials[result.trials["state"] == "COMPLETE"].head(TOP_K)
@@ -183,6 +193,6 @@ def space_page(result: StudyResults) -> str:
 <p>Trials: {counts}; {int(result.trials['epochs'].sum())} epochs; {result.trials['duration_s'].sum() / 60:.1f} min of training.</p>
 <section><h2>Best configuration</h2>{best_config(result)}</section>
 <section><h2>Leaderboard</h2>{table(leaderboard(result), escape=False)}</section>
-<section><h2>Parameter effects</h2>{search_figures(result)}</section>
+<section><h2>Parameter effects</h2>{search_figures(result)}{space_hints(result)}</section>
 <section><h2>Training</h2>{learning_curves(result)}{stopping(result)}</section>
 <section><h2>Best model</h2>{best_model(result.best_model)}</section>"""

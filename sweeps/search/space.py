@@ -106,6 +106,15 @@ def _check_value(name: str, value: Any, family: str) -> None:
         raise ValueError(f"{value!r} is not allowed: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
 
 
+def is_allowed(name: str, value: Any, family: str) -> bool:
+    """Whether a space file may give setting ``name`` the value ``value`` (its declared bounds)."""
+    try:
+        _check_value(name, value, family)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
     """Checks that need the model family or several sections at once; raise ValueError('<field>: <why>')."""
     family = spec.model
