@@ -19,10 +19,10 @@ endif
 endif
 
 truthy = $(filter 1 yes true on,$(1))
-SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick)
+SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
-.PHONY: sweep bench status report predict reproduce list check lint test test-fast ui dashboard clean
+.PHONY: sweep bench status report predict reproduce refit list check lint test test-fast ui dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE=
+sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1
 	$(BIN)/sweep $(GLOBAL_ARGS) run $(SPACE) $(SWEEP_ARGS)
 
 bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
@@ -47,6 +47,9 @@ predict: $(BIN)/.installed  ## classify IMAGE=path.png (or FROM_TEST=N) with the
 
 reproduce: $(BIN)/.installed  ## train TRIAL=N of SPACE again with its seeds and compare (QUICK=1 ENGINE=)
 	$(BIN)/sweep $(GLOBAL_ARGS) reproduce $(SPACE) --trial $(TRIAL) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
+
+refit: $(BIN)/.installed  ## train the best config of SPACE on training + validation images and register it (QUICK=1 ENGINE=)
+	$(BIN)/sweep $(GLOBAL_ARGS) refit $(SPACE) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 list: $(BIN)/.installed  ## the search spaces and whether they are valid
 	$(BIN)/sweep list

@@ -235,3 +235,43 @@ def train_repeat(
         result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
     result.wall_time_s = time.perf_counter() - start
     return result
+
+
+def refit_repeat(
+    family: str,
+    model_params: dict[str, Any],
+    settings: TrainSettings,
+    data: Dataset,
+    seed: int,
+    epochs: int,
+    workdir: Path,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
+) -> RepeatResult:
+    """Fit one seeded model on the training and validation images together for exactly ``epochs`` epochs (a
+    selected run's best epoch: no held-out data is left to stop on), save it, and score it once on the test set.
+
+    The learning-rate schedule spans ``settings.epochs`` as in the selected run; a plateau schedule, which needs
+    validation loss, is left out.
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    x, y = np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val])
+    result = RepeatResult(seed=seed, checkpoint=workdir / "refit.keras", stop_reason="max_epochs")
+    start = time.perf_counter()
+    model = build_model(family, model_params, num_classes=len(data.class_names))
+    compile_model(model, settings, len(y))
+    result.param_count = model.count_params()
+    model.fit(x, y, epochs=epochs, batch_size=settings.batch_size, verbose=settings.verbose,
+              callbacks=[EpochRecorder(result.history), keras.callbacks.TerminateOnNaN(), *callbacks])
+    losses = result.history.get("loss", [])
+    if len(losses) < epochs or not all(math.isfinite(v) for v in losses):
+        result.stop_reason = "nan_loss"
+    else:
+        result.best_epoch = epochs
+        model.save(result.checkpoint)
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+        result.test_loss = float(scores["loss"])
+        result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
+    result.wall_time_s = time.perf_counter() - start
+    return result

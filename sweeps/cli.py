@@ -1,4 +1,4 @@
-"""Command line: ``sweep run|status|report|bench|predict|reproduce|list|check`` (``sweep -h``; the Makefile wraps each).
+"""Command line: ``sweep run|status|report|bench|predict|reproduce|refit|list|check`` (``sweep -h``; the Makefile wraps each).
 
 User mistakes end with one ``error:`` line and exit status 2 (see :mod:`sweeps.errors`); Ctrl-C leaves a study
 that the same command continues.
@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", help="wall-clock budget of this invocation: seconds, or 30m, 2h")
     run.add_argument("--quick", action="store_true", help="smoke run: small subset, ≤2 epochs, 2 trials, own study")
     run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
+    run.add_argument("--refit", action="store_true", help="at the end, refit the best config on training + "
+                                                          "validation images (as `sweep refit`)")
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers
     run.add_argument("--subset", type=positive_int, help=argparse.SUPPRESS)  # the benchmark's training sample
@@ -94,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--trial", type=int, required=True)
     reproduce.add_argument("--quick", action="store_true", help="a trial of the quick smoke-run study")
     reproduce.add_argument("--engine", choices=ENGINES, default="optuna", help="a trial of this engine's study")
+    refit = sub.add_parser("refit", help="train the best config again on training + validation images, score it on "
+                                         "the test set, register it as a refit")
+    refit.add_argument("space")
+    refit.add_argument("--quick", action="store_true", help="the quick smoke-run study")
+    refit.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
     sub.add_parser("list", help="list the space files and whether they are valid")
     check = sub.add_parser("check", help="validate a space file; with a finished study of it, hints to change it")
     check.add_argument("space")
@@ -173,6 +180,8 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
             from sweeps.search.sweep import run_sweep
 
             run_sweep(space, root, dataclasses.replace(options, trials_per_process=None), console)
+    if args.refit and code == 0:
+        _refit(args, root, console)
     if not args.no_report:
         _report(args, root, console)
     return code
@@ -253,6 +262,16 @@ def _predict(args: argparse.Namespace, root: Path, console) -> None:
             image=args.image, test_index=args.from_test)
 
 
+def _refit(args: argparse.Namespace, root: Path, console) -> None:
+    import tempfile
+
+    from sweeps.refit import refit
+
+    url, storage, tracking = _stores(args, root)
+    with tempfile.TemporaryDirectory(prefix="refit-") as workdir:
+        refit(_study_name(args), storage, url, tracking, Path(workdir), console)
+
+
 def _reproduce(args: argparse.Namespace, root: Path, console) -> None:
     import tempfile
 
@@ -294,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True)
     root = Path.cwd()
     commands = {"run": _run, "report": _report, "bench": _bench, "status": _status, "predict": _predict, "reproduce": _reproduce,
+                "refit": _refit,
                 "list": lambda a, r, c: _list(a, c),
                 "check": _check}
     try:

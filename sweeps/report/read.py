@@ -11,9 +11,9 @@ import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
 
-from sweeps.report.results import REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
+from sweeps.report.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.space import Space, SpaceError, parse_space
-from sweeps.store.records import SEED, SPACE, SPACE_YAML
+from sweeps.store.records import KIND, REFIT_RUN, SEED, SPACE, SPACE_YAML
 from sweeps.store.tracking import Tracker
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
@@ -30,8 +30,7 @@ def _space_of(study: optuna.Study) -> Space | None:
         return None
 
 
-def _repeats(tracker: Tracker | None) -> pd.DataFrame:
-    runs = tracker.runs() if tracker else pd.DataFrame()
+def _repeats(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty or f"tags.{SEED}" not in runs:
         return pd.DataFrame(columns=list(REPEAT_COLUMNS.values()))
     runs = runs[runs[f"tags.{SEED}"].notna()]
@@ -40,6 +39,16 @@ def _repeats(tracker: Tracker | None) -> pd.DataFrame:
     frame["seed"] = frame["seed"].astype(int)
     frame["max_epochs"] = pd.to_numeric(frame["max_epochs"])
     return frame.sort_values(["trial", "seed"]).reset_index(drop=True)
+
+
+def _refits(runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished refit runs (``sweep refit``), the newest per trial and seed."""
+    if runs.empty or f"tags.{KIND}" not in runs:
+        return pd.DataFrame(columns=list(REFIT_COLUMNS.values()))
+    refits = runs[(runs[f"tags.{KIND}"] == REFIT_RUN) & (runs["status"] == "FINISHED")]
+    frame = refits.reindex(columns=list(REFIT_COLUMNS)).rename(columns=REFIT_COLUMNS)
+    frame = frame.astype({"trial": int, "seed": int}).sort_values("start_time")
+    return frame.drop_duplicates(["trial", "seed"], keep="last").sort_values(["trial", "seed"]).reset_index(drop=True)
 
 
 def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
@@ -77,7 +86,8 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
     except LookupError:
         tracker = None
     maximise = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    repeats = _repeats(tracker)
+    runs = tracker.runs() if tracker else pd.DataFrame()
+    repeats = _repeats(runs)
     raw = study.trials_dataframe(attrs=TRIAL_ATTRS)
     if raw.empty:
         raw = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
@@ -86,6 +96,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
     result = StudyResults(name=name, space=space, attrs=dict(study.user_attrs), maximise=maximise, trials=trials,
                           repeats=repeats, experiment_id=tracker.experiment_id if tracker else None,
                           curves=_curves(tracker, trials, repeats), importances=importances, importance_note=note,
+                          refits=_refits(runs),
                           pareto_front=[t.number for t in study.best_trials] if space.spec.objective.secondary else [])
     if cache_dir is not None and tracker is not None:
         from sweeps.report.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored

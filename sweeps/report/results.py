@@ -29,6 +29,10 @@ REPEAT_COLUMNS = {
     "metrics.wall_time_s": "wall_time_s", "params.epochs": "max_epochs",
 }
 
+REFIT_COLUMNS = {f"tags.{TRIAL}": "trial", "params.seed": "seed", "run_id": "run_id", "start_time": "start_time",
+                 "metrics.epochs": "epochs", "metrics.test_accuracy": "test_accuracy", "metrics.test_loss": "test_loss",
+                 "params.train_size": "train_size"}
+
 
 @dataclass
 class StudyResults:
@@ -47,6 +51,7 @@ class StudyResults:
     importance_note: str = ""  # why there are no importances yet
     pareto_front: list[int] = field(default_factory=list)  # trials no other beats on both objectives
     best_model: BestModelScores | None = None  # the best checkpoint scored on the whole test set
+    refits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REFIT_COLUMNS.values())))
 
     @property
     def metric(self) -> str:

@@ -12,7 +12,7 @@ from sweeps.report.html import esc, image, short, table, verdict, warning
 from sweeps.report.results import TOP_K, StudyResults, meets_target
 from sweeps.report.significance import label, versus_best
 from sweeps.search.hints import hints
-from sweeps.stats import overfitting_onset
+from sweeps.stats import overfitting_onset, spread
 from sweeps.store.records import MLFLOW_RUN_ID, SPACE
 
 if TYPE_CHECKING:
@@ -90,7 +90,32 @@ test accuracy {ci(best, 'test_accuracy')} (min {short(best['test_accuracy_min'])
 test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
 MLflow run {run_link(result, best[MLFLOW_RUN_ID])}.</p>
 <p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{options}</code>
-(trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}"""
+(trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}{refit_comparison(result, best)}"""
+
+
+def refit_comparison(result: StudyResults, best: pd.Series) -> str:
+    """The best trial as selected beside its refit on training + validation images (``make refit``)."""
+    refits = result.refits[result.refits["trial"] == best["number"]]
+    if refits.empty:
+        space = esc(result.attrs.get(SPACE, result.name))
+        return (f"<p>Not refit yet: <code>make refit SPACE={space}</code> trains this config on the training and "
+                "validation images together and scores it once on the test set.</p>")
+    selected = result.repeats[result.repeats["trial"] == best["number"]]
+    rows = pd.DataFrame({
+        "model": ["selected (trained on the training split, stopped on validation)",
+                  "refit (training + validation images, fixed epochs)"],
+        "epochs": [", ".join(str(int(e)) for e in selected["best_epoch"].dropna()),
+                   ", ".join(str(int(e)) for e in refits["epochs"])],
+        "test accuracy": [str(spread(selected["test_accuracy"].tolist())), str(spread(refits["test_accuracy"].tolist()))],
+        "test loss": [str(spread(selected["test_loss"].tolist())), str(spread(refits["test_loss"].tolist()))],
+    })
+    size = pd.to_numeric(refits["train_size"], errors="coerce").dropna()
+    images = f" ({int(size.iloc[0]):,} images)" if len(size) else ""
+    return (f"<h3>Selected vs refit</h3><p>The refit trains the same config with the same seeds on the training and "
+            f"validation images together{images}, for each seed's best epoch as selected (no data is left to stop "
+            f"on). It has no validation "
+            f"score of its own; its test score is measured once and is not used to choose between the two.</p>"
+            f"{table(rows, sortable=False)}")
 
 
 def search_figures(result: StudyResults) -> str:

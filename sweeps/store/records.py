@@ -60,9 +60,10 @@ PARENT = "mlflow.parentRunId"
 
 # Tags of a registered model version (the model is named after its study).
 MODEL_TRIAL, MODEL_SEED, MODEL_SOURCE_RUN, MODEL_VALUE = "trial", "seed", "source_run", "value"
+MODEL_REFIT = "refit"  # "true" on a version trained again on training + validation images (sweep refit)
 
 # Run kinds.
-SWEEP_RUN, TRIAL_RUN, REPEAT_RUN, REPRODUCTION_RUN = "sweep", "trial", "repeat", "reproduction"
+SWEEP_RUN, TRIAL_RUN, REPEAT_RUN, REPRODUCTION_RUN, REFIT_RUN = "sweep", "trial", "repeat", "reproduction", "refit"
 
 # How a trial ended → the status of its MLflow runs; a run whose process was interrupted or died is KILLED.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}

@@ -16,7 +16,18 @@ import tensorflow as tf
 
 from sweeps.errors import SweepsError
 from sweeps.search.study import best_trial
-from sweeps.store.records import KIND, MODEL_SEED, MODEL_SOURCE_RUN, MODEL_TRIAL, MODEL_VALUE, REPEAT_RUN, SEED, TRIAL, TRIAL_RUN
+from sweeps.store.records import (
+    KIND,
+    MODEL_REFIT,
+    MODEL_SEED,
+    MODEL_SOURCE_RUN,
+    MODEL_TRIAL,
+    MODEL_VALUE,
+    REPEAT_RUN,
+    SEED,
+    TRIAL,
+    TRIAL_RUN,
+)
 from sweeps.store.tracking import Tracker
 
 CHECKPOINT = "checkpoint/best.keras"
@@ -91,33 +102,44 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
     if best is None:
         return None
     name = study.study_name
-    versions = tracker.client.search_model_versions(f"name='{name}'")
-    if any(v.tags.get(MODEL_TRIAL) == str(best.trial) for v in versions):
+    if any(v.tags.get(MODEL_TRIAL) == str(best.trial) for v in _selected_versions(tracker.client, name)):
         return None
     model = load_checkpoint(tracker, best.run_id, cache_dir)
+    tags = {MODEL_TRIAL: best.trial, MODEL_SEED: best.seed, MODEL_SOURCE_RUN: best.run_id, MODEL_VALUE: best.value}
+    version = register_model(tracker, name, model, sweep_run, "best_model", tags)
+    kept = keep_first_version(tracker.client, name, best.trial, version)
+    return f"models:/{name}/{kept}"
+
+
+def register_model(tracker: Tracker, name: str, model: keras.Model, run_id: str, folder: str,
+                   tags: dict[str, object]) -> int:
+    """Log ``model`` (MLflow Keras flavour, with its signature and pinned requirements) under ``folder`` of run
+    ``run_id`` and register it as a new version of model ``name``; return the version number."""
     requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
     example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)
     signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
     with tempfile.TemporaryDirectory() as tmp:  # the client API: no process-wide active run or tracking URI
-        mlflow.keras.save_model(model, str(Path(tmp) / "best_model"), signature=signature, pip_requirements=requirements)
-        tracker.client.log_artifacts(sweep_run, str(Path(tmp) / "best_model"), "best_model")
+        mlflow.keras.save_model(model, str(Path(tmp) / folder), signature=signature, pip_requirements=requirements)
+        tracker.client.log_artifacts(run_id, str(Path(tmp) / folder), folder)
     try:
         tracker.client.create_registered_model(name)
     except mlflow.exceptions.MlflowException as exc:  # it exists (maybe just made by another worker)
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    tags = {MODEL_TRIAL: best.trial, MODEL_SEED: best.seed, MODEL_SOURCE_RUN: best.run_id, MODEL_VALUE: best.value}
-    version = tracker.client.create_model_version(name, f"runs:/{sweep_run}/best_model", run_id=sweep_run,
+    version = tracker.client.create_model_version(name, f"runs:/{run_id}/{folder}", run_id=run_id,
                                                   tags={k: str(v) for k, v in tags.items()})
-    kept = keep_first_version(tracker.client, name, best.trial, int(version.version))
-    return f"models:/{name}/{kept}"
+    return int(version.version)
+
+
+def _selected_versions(client: mlflow.MlflowClient, name: str) -> list:
+    """The versions of model ``name`` registered by sweeps (refits left out)."""
+    return [v for v in client.search_model_versions(f"name='{name}'") if v.tags.get(MODEL_REFIT) != "true"]
 
 
 def keep_first_version(client: mlflow.MlflowClient, name: str, trial: int, mine: int) -> int:
     """After registering version ``mine`` of ``trial``: when another process registered the same trial too (both
     saw none before), the lowest version stays and this process deletes its own; returns the version kept."""
-    same = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'")
-                  if v.tags.get(MODEL_TRIAL) == str(trial))
+    same = sorted(int(v.version) for v in _selected_versions(client, name) if v.tags.get(MODEL_TRIAL) == str(trial))
     if same and same[0] != mine:
         client.delete_model_version(name, str(mine))
         return same[0]
