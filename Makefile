@@ -61,9 +61,9 @@ lint: $(BIN)/.installed  ## ruff and mypy, as configured in pyproject.toml
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint  ## lint, then the whole test suite, slow end-to-end tests included (installs Chromium/PostgreSQL if missing)
+test: lint  ## lint, then the whole test suite, slow end-to-end tests included (installs Chromium/PostgreSQL if missing); TEST_WORKERS=2
 	scripts/test-services
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2)
 
 test-fast: $(BIN)/.installed  ## the tests that train nothing end to end
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -100,6 +100,14 @@ class Dataset:
     source: str
     md5: str
 
+    @functools.cached_property
+    def x_val_moved(self) -> np.ndarray:
+        """The validation images rotated and shifted (the same seeded copy for every trial): see
+        :func:`experiments.evaluate.moved_copy`."""
+        from experiments.evaluate import moved_copy  # scipy: only for spaces that measure robustness
+
+        return moved_copy(self.x_val, seed=0)
+
 
 def _verify(info: DatasetInfo, blobs: dict[str, bytes], source: str) -> RawData:
     arrays = {}

@@ -34,6 +34,22 @@ PERTURBATIONS: dict[str, Transform] = {
 }
 
 
+MOVE_DEGREES, MOVE_PIXELS = 20, 3  # the seed note's case, as the bounds of the moved validation copy
+
+
+def moved_copy(x: np.ndarray, seed: int) -> np.ndarray:
+    """Each image rotated by a seeded angle within ±20° and shifted by up to 3 px along each axis: the copy of
+    the validation images that ``val_robust_accuracy`` is measured on (never the test set)."""
+    rng = np.random.default_rng(seed)
+    angles = rng.uniform(-MOVE_DEGREES, MOVE_DEGREES, len(x))
+    shifts = rng.integers(-MOVE_PIXELS, MOVE_PIXELS + 1, (len(x), 2))
+    moved = np.empty_like(x)
+    for i, (image, angle, (dy, dx)) in enumerate(zip(x, angles, shifts, strict=True)):
+        turned = ndimage.rotate(image, angle, axes=(0, 1), reshape=False, order=1, mode="constant", cval=0.0)
+        moved[i] = ndimage.shift(turned, (dy, dx, 0), order=0, mode="constant", cval=0.0)
+    return moved
+
+
 @dataclass
 class TestScores:
     """Predictions of a model on a labelled image set, and what follows from them."""

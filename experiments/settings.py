@@ -118,4 +118,5 @@ class TrainSettings:
     metrics: tuple[str, ...] = ("accuracy",)
     patience: int = 3
     monitor: str = "val_accuracy"  # ModelCheckpoint's (and the objective's) metric
+    robust: bool = False  # also score each epoch on the moved validation copy (val_robust_accuracy)
     verbose: int = 2

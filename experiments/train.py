@@ -99,6 +99,20 @@ class EpochRecorder(keras.callbacks.Callback):
             self.hook(epoch + 1, row)
 
 
+class RobustAccuracy(keras.callbacks.Callback):
+    """Adds ``val_robust_accuracy`` to each epoch's logs: accuracy on the moved validation copy. It runs before
+    the checkpoint, early stopping and pruning callbacks, so each of them can watch it."""
+
+    def __init__(self, x_moved: np.ndarray, y: np.ndarray):
+        super().__init__()
+        self.x_moved, self.y = x_moved, y
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            predicted = self.model.predict(self.x_moved, batch_size=1024, verbose=0).argmax(axis=1)
+            logs["val_robust_accuracy"] = float((predicted == self.y).mean())
+
+
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """``ModelCheckpoint`` that saves to a temporary file and renames it over the best one, so a failed write
     (a full disk) never leaves a corrupt "best" checkpoint behind."""
@@ -150,7 +164,9 @@ def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optim
     rate: float | keras.optimizers.schedules.LearningRateSchedule = settings.learning_rate
     if settings.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps_per_epoch)
-    return OPTIMIZERS[settings.optimizer](learning_rate=rate, weight_decay=settings.weight_decay or None)
+    # AdamW needs a float (0.0 turns its decay off); the others take None for none.
+    decay = float(settings.weight_decay) if settings.optimizer == "adamw" else settings.weight_decay or None
+    return OPTIMIZERS[settings.optimizer](learning_rate=rate, weight_decay=decay)
 
 
 def compile_model(model: keras.Model, settings: TrainSettings, train_size: int) -> None:
@@ -202,8 +218,10 @@ def train_repeat(
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
     time_up = Deadline(deadline if deadline is not None else math.inf)
     fit_callbacks = [
+        *([RobustAccuracy(data.x_val_moved, data.y_val)] if settings.robust else []),
         EpochRecorder(result.history, on_epoch),
-        AtomicModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True),
+        AtomicModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True,
+                              mode="min" if settings.monitor.endswith("loss") else "max"),
         early,
         keras.callbacks.TerminateOnNaN(),
         time_up,

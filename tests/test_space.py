@@ -55,6 +55,17 @@ def test_defaults_are_the_exam_bar_and_val_accuracy():
     assert space.spec.validation == "holdout"
 
 
+def test_robustness_as_the_objective_or_the_second_objective_turns_the_moved_copy_on():
+    robust = parse(BASE + "objective: {metric: val_robust_accuracy}\n")
+    assert robust.spec.objective.directions == ["maximize"] and robust.resolve({})[1].robust
+    assert robust.resolve({})[1].monitor == "val_robust_accuracy"
+    pareto = parse(BASE + "objective: {secondary: val_robust_accuracy}\nsweep: {pruner: {name: none}}\n")
+    assert pareto.spec.objective.directions == ["maximize", "maximize"] and pareto.resolve({})[1].robust
+    costly = parse(BASE + "objective: {secondary: param_count}\nsweep: {pruner: {name: none}}\n")
+    assert costly.spec.objective.directions == ["maximize", "minimize"] and not costly.resolve({})[1].robust
+    assert not parse(BASE).resolve({})[1].robust
+
+
 def test_per_layer_params_exist_only_up_to_the_sampled_depth():
     space = load_space("fashion_cnn", SPACES)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -114,7 +125,7 @@ def test_a_training_setting_can_be_a_param():
     (BASE + "target: {test_f1: {min: 0.5}}\n", "target.test_f1.[key]: Input should be 'test_accuracy' or 'test_loss'"),
     (BASE + "name: other\n", "name: 'other' must match the file name 'demo'"),
     (BASE + "objective: {secondary: param_count}\n", "sweep.pruner.name: a study with a secondary objective cannot prune"),
-    (BASE + "objective: {secondary: flops}\n", "objective.secondary: Input should be 'param_count' or 'epoch_time_s'"),
+    (BASE + "objective: {secondary: flops}\n", "objective.secondary: Input should be 'param_count', 'epoch_time_s' or 'val_robust_accuracy'"),
     (BASE + "fixed: {batch_norm: maybe}\n", "fixed.batch_norm: 'maybe' is not allowed: Input should be a valid boolean"),
     (BASE + "fixed: {head: attention}\n", "fixed.head: 'attention' is not allowed: Input should be 'flatten' or 'global_avg'"),
     (BASE + "  augment_rotate: {type: float, low: 0, high: 270}\n", "params.augment_rotate: 270.0 is not allowed: Input should be less than or equal to 180"),

@@ -100,3 +100,17 @@ def test_a_photo_of_a_dark_object_on_white_becomes_a_light_object_on_black(tmp_p
     image = prepare_image(tmp_path / "shirt.jpg")
     assert image.shape == (28, 28, 1) and image.dtype == np.float32
     assert image[14, 14, 0] > 0.9 and image[1, 14, 0] < 0.1  # object bright, background dark
+
+
+def test_moved_validation_copy_is_seeded_and_moves_every_image_within_bounds():
+    from experiments.evaluate import moved_copy
+
+    x = np.zeros((50, 28, 28, 1), dtype=np.float32)
+    x[:, 10:18, 12:16, 0] = 1.0  # a bar in the middle, well inside the frame
+    moved = moved_copy(x, seed=0)
+    assert np.array_equal(moved, moved_copy(x, seed=0)) and not np.array_equal(moved, moved_copy(x, seed=1))
+    assert moved.shape == x.shape and moved.dtype == x.dtype
+    changed = np.abs(moved - x).reshape(len(x), -1).sum(axis=1)
+    assert (changed > 0).mean() > 0.9  # (almost) every image moved: a 0° 0 px draw is rare
+    # rotation ≤ 20° and shift ≤ 3 px keep the bar inside the frame: its ink is kept (bilinear blur aside)
+    assert np.allclose(moved.reshape(len(x), -1).sum(axis=1), x.reshape(len(x), -1).sum(axis=1), rtol=0.15)

@@ -109,6 +109,7 @@ def test_cosine_schedule_decays_to_zero_over_the_epochs_and_weight_decay_is_set(
     assert float(schedule(0)) == pytest.approx(0.01) and float(schedule(40)) == pytest.approx(0.0, abs=1e-9)
     assert optimizer.weight_decay == pytest.approx(1e-4)
     assert make_optimizer(TrainSettings(), steps_per_epoch=10).weight_decay is None
+    assert make_optimizer(TrainSettings(optimizer="adamw", weight_decay=0.0), steps_per_epoch=10).weight_decay == 0.0
 
 
 def test_plateau_schedule_halves_the_rate_when_validation_stalls(small, tmp_path):

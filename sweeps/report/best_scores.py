@@ -11,7 +11,7 @@ import optuna
 import pandas as pd
 
 from experiments.data import DATASETS, load_raw, to_model_input
-from experiments.evaluate import TestScores, robustness, score
+from experiments.evaluate import PERTURBATIONS, TestScores, robustness, score
 from sweeps.store.registry import BestRun, best_run, load_checkpoint
 from sweeps.store.tracking import Tracker
 
@@ -24,6 +24,16 @@ class BestModelScores:
     scores: TestScores
     robustness: pd.DataFrame
     x_test: np.ndarray
+    case: np.ndarray  # class probabilities of the seed's case: test image CASE rotated 20° and shifted 3 px
+
+
+CASE = 0  # the test image of the seed's case (Fashion-MNIST: an ankle boot; MNIST: a 7)
+CASE_MOVE = "rotated 20° + shifted 3 px"
+
+
+def case_image(x_test: np.ndarray) -> np.ndarray:
+    """Test image CASE rotated 20° and shifted 3 px, as the seed note moved its digit."""
+    return PERTURBATIONS[CASE_MOVE](x_test[CASE:CASE + 1])[0]
 
 
 def evaluate_best(study: optuna.Study, tracker: Tracker, dataset: str, cache_dir: Path) -> BestModelScores | None:
@@ -35,14 +45,16 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, dataset: str, cache_dir
     x = to_model_input(raw.arrays["x_test"])
     y = raw.arrays["y_test"].astype(np.int64)
     saved = cache_dir / run.run_id / "test_scores.npz"  # a checkpoint never changes: score it once
-    if saved.is_file():
-        with np.load(saved) as f:
-            probabilities = f["probabilities"]
+    cached = np.load(saved) if saved.is_file() else None
+    if cached is not None and "case" in cached:
+        with cached as f:
+            probabilities, case = f["probabilities"], f["case"]
             rob = pd.DataFrame({"perturbation": f["perturbation"], "accuracy": f["accuracy"]})
-    else:
+    else:  # not scored yet (or scored before the seed's case was kept)
         model = load_checkpoint(tracker, run.run_id, cache_dir)
         probabilities, rob = score(model, x, y, ()).probabilities, robustness(model, x, y)
+        case = model.predict(case_image(x)[np.newaxis], verbose=0)[0]
         np.savez(saved, probabilities=probabilities, perturbation=rob["perturbation"].to_numpy(str),
-                 accuracy=rob["accuracy"].to_numpy())
+                 accuracy=rob["accuracy"].to_numpy(), case=case)
     scores = TestScores(y_true=y, probabilities=probabilities, class_names=DATASETS[dataset].class_names)
-    return BestModelScores(run=run, scores=scores, robustness=rob, x_test=x)
+    return BestModelScores(run=run, scores=scores, robustness=rob, x_test=x, case=case)

@@ -49,3 +49,14 @@ def robustness(frame: pd.DataFrame) -> plt.Figure:
     ax.set_xlim(0, 1)
     fig.tight_layout()
     return fig
+
+
+def case(original: np.ndarray, moved: np.ndarray, move: str) -> plt.Figure:
+    """The seed's case: a test image as it is and as moved."""
+    fig, axes = plt.subplots(1, 2, figsize=(3.6, 2.0))
+    for ax, image, title in zip(axes, (original, moved), ("as it is", move), strict=True):
+        ax.imshow(image.squeeze(), cmap="gray_r")
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -24,6 +24,7 @@ TOP_K = 3  # the top trials whose learning curves the report shows
 REPEAT_COLUMNS = {
     f"tags.{TRIAL}": "trial", f"tags.{SEED}": "seed", f"tags.{STOP_REASON}": "stop_reason", "run_id": "run_id",
     "metrics.best_val_accuracy": "val_accuracy", "metrics.best_val_loss": "val_loss",
+    "metrics.best_val_robust_accuracy": "val_robust_accuracy",
     "metrics.test_accuracy": "test_accuracy", "metrics.test_loss": "test_loss",
     "metrics.epochs": "epochs", "metrics.best_epoch": "best_epoch", "metrics.param_count": "param_count",
     "metrics.wall_time_s": "wall_time_s", "params.epochs": "max_epochs",

@@ -10,7 +10,7 @@ from experiments.data import DATASETS, VALIDATIONS
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
 
 Scalar = bool | int | float | str
-METRICS = ("val_accuracy", "val_loss")
+METRICS = ("val_accuracy", "val_loss", "val_robust_accuracy")  # robust: on a rotated and shifted validation copy
 TARGET_METRICS = ("test_accuracy", "test_loss")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
 PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
@@ -152,18 +152,26 @@ Param = Annotated[IntParam | FloatParam | CategoricalParam, Field(discriminator=
 
 # --- the rest of the file -----------------------------------------------------------------------------
 
-SECONDARY = ("param_count", "epoch_time_s")
+SECONDARY = ("param_count", "epoch_time_s", "val_robust_accuracy")
 
 
 class Objective(Section):
     metric: Literal[METRICS] = "val_accuracy"  # type: ignore[valid-type]
     direction: Literal["maximize", "minimize"] | None = None
-    secondary: Literal[SECONDARY] | None = None  # type: ignore[valid-type]  # minimised too: a Pareto front
+    secondary: Literal[SECONDARY] | None = None  # type: ignore[valid-type]  # a second objective: a Pareto front
 
     @property
     def directions(self) -> list[Literal["minimize", "maximize"]]:
-        """One direction per objective: the metric's, then minimise the secondary one if any."""
-        return [self.resolved_direction] + (["minimize"] if self.secondary else [])
+        """One direction per objective: the metric's, then the secondary one's (a cost is minimised, an accuracy
+        maximised)."""
+        if not self.secondary:
+            return [self.resolved_direction]
+        return [self.resolved_direction, "maximize" if self.secondary.endswith("accuracy") else "minimize"]
+
+    @property
+    def robust(self) -> bool:
+        """Whether a trial must be scored on the moved validation copy each epoch."""
+        return "val_robust_accuracy" in (self.metric, self.secondary)
 
     @property
     def resolved_direction(self) -> Literal["minimize", "maximize"]:

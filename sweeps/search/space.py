@@ -68,7 +68,7 @@ class Space:
         if "metrics" in train:
             train["metrics"] = tuple(train["metrics"])
         model = {**self.spec.fixed, **{k: v for k, v in sampled.items() if k not in TRAIN_KEYS}}
-        return model, TrainSettings(**train, monitor=self.spec.objective.metric)
+        return model, TrainSettings(**train, monitor=self.spec.objective.metric, robust=self.spec.objective.robust)
 
     def grid(self) -> dict[str, list[Any]]:
         """The full grid of a space whose params all have finite values (for the grid sampler)."""

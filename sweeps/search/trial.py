@@ -108,6 +108,21 @@ def _summary(results: list[RepeatResult], metric: str) -> dict[str, float | None
     return summary
 
 
+def _objectives(secondary: str | None, value: float, results: list[RepeatResult],
+                epoch_time: float) -> float | tuple[float, float]:
+    """What Optuna is told: the objective, and the secondary objective when the space has one."""
+    if secondary == "param_count":
+        return value, float(results[0].param_count or 0)
+    if secondary == "epoch_time_s":
+        return value, epoch_time
+    if secondary == "val_robust_accuracy":  # at each repeat's checkpoint, chosen by the first objective
+        robust = spread([r.best(secondary) for r in results])
+        if not robust.n:
+            raise TrialFailed(f"no {secondary}")
+        return value, robust.mean
+    return value
+
+
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, float]:
     """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
     secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
@@ -133,13 +148,9 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         value = summary[f"{metric}_mean"]
         if value is None:  # every repeat ended before its first validation
             raise TrialFailed(f"no {metric}")
+        outcome = _objectives(ctx.space.spec.objective.secondary, value, results, epoch_time.mean)
         state = "COMPLETE"
-        secondary = ctx.space.spec.objective.secondary
-        if secondary == "param_count":
-            return value, float(results[0].param_count or 0)
-        if secondary == "epoch_time_s":
-            return value, epoch_time.mean
-        return value
+        return outcome
     except optuna.TrialPruned:
         trial.set_user_attr(STOP_REASONS, ["pruned"])
         state = "PRUNED"

@@ -55,6 +55,7 @@ class TrialRuns:
             "best_epoch": result.best_epoch,
             "best_val_accuracy": result.best("val_accuracy"),
             "best_val_loss": result.best("val_loss"),
+            "best_val_robust_accuracy": result.best("val_robust_accuracy"),
             "test_accuracy": result.test_accuracy,
             "test_loss": result.test_loss,
             "param_count": result.param_count,
