@@ -18,11 +18,19 @@ export SWEEPS_DATA_DIR := $(abspath ../shared/data)
 endif
 endif
 
+# The report links each run to the MLflow UI that `make ui` serves (a tracking server's own address wins).
+export MLFLOW_UI_URL ?= http://$(HOST):$(PORT)
+
 truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
-.PHONY: sweep bench status report predict reproduce refit list check lint test test-fast ui dashboard clean
+.PHONY: help sweep bench status report predict reproduce refit list check lint test test-fast ui dashboard clean
+
+.DEFAULT_GOAL := help
+
+help:  ## this list (each target's `##` comment)
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,8 +76,9 @@ test: lint  ## lint, then the whole test suite, slow end-to-end tests included (
 test-fast: $(BIN)/.installed  ## the tests that train nothing end to end
 	$(BIN)/python -m pytest -q -m "not slow"
 
-ui: $(BIN)/.installed  ## MLflow UI on http://$(HOST):$(PORT) (HOST=0.0.0.0 to expose it deliberately)
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(PORT) --workers 1
+ui: $(BIN)/.installed  ## MLflow UI on http://$(HOST):$(PORT) over $$MLFLOW_TRACKING_URI or mlflow.db (HOST=0.0.0.0 to expose it deliberately)
+	@case "$$MLFLOW_TRACKING_URI" in http://*|https://*) echo "MLFLOW_TRACKING_URI is a tracking server: open $$MLFLOW_TRACKING_URI"; exit 0;; esac; \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(PORT) --workers 1
 
 dashboard: $(BIN)/.installed  ## optuna-dashboard over the local study store on http://$(HOST):8080
 	$(BIN)/optuna-dashboard --host $(HOST) --port 8080 $(or $(STORAGE),.sweeps/optuna.journal)

@@ -49,9 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweep", description="Hyperparameter sweeps of Keras models with Optuna and MLflow.")
     parser.add_argument("--spaces-dir", type=Path, default=Path(os.environ.get("SWEEPS_SPACES_DIR", "search_spaces")),
                         help="folder of space files (default: search_spaces/)")
-    parser.add_argument("--storage", default=os.environ.get("SWEEPS_STORAGE") or None,
-                        help="Optuna storage: a journal file path or a database URL (default: .sweeps/optuna.journal)")
+    storage_help = ("Optuna storage: a journal file path or a database URL (default: $SWEEPS_STORAGE, $OPTUNA_STORAGE, "
+                    "else .sweeps/optuna.journal)")
+    parser.add_argument("--storage", default=os.environ.get("SWEEPS_STORAGE") or os.environ.get("OPTUNA_STORAGE") or None,
+                        help=storage_help)
+    anywhere = argparse.ArgumentParser(add_help=False)  # --storage also after the sub-command, as Optuna's CLI takes it
+    anywhere.add_argument("--storage", default=argparse.SUPPRESS, help=storage_help)
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda name, **kw: add_parser(name, parents=[anywhere], **kw)  # type: ignore[method-assign]
     run = sub.add_parser("run", help="run (or continue) the sweep of a space")
     run.add_argument("space", help="name of a file in search_spaces/, without .yaml")
     run.add_argument("--trials", type=positive_int, help="total finished trials the study should have")

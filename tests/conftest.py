@@ -38,6 +38,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("SWEEPS_STORAGE", raising=False)
     monkeypatch.delenv("SWEEPS_SPACES_DIR", raising=False)
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
     # Trials run in the test's own process, so a test can patch training; tests of the worker processes
     # (tests/test_supervisor.py) ask for them with --trials-per-process.
     monkeypatch.setenv("SWEEPS_TRIALS_PER_PROCESS", "0")

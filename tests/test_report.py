@@ -43,6 +43,7 @@ def swept(tmp_path_factory) -> Path:
         mp.setenv("SWEEPS_DATA_DIR", str(real_data_dir()))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("SWEEPS_STORAGE", raising=False)
+        mp.setenv("MLFLOW_UI_URL", "http://127.0.0.1:5077")  # as `make ui PORT=5077` would serve it
         assert main(["run", "tiny", "--quick", "--trials", "3", "--no-report"]) == 0
         assert main(["run", "fashion_cnn", "--quick"]) == 0  # also rebuilds the report
         yield root
@@ -60,8 +61,8 @@ def test_pages_hold_every_section_and_every_trial(swept: Path):
         assert section in page, section
     assert len(re.findall(r"\(n=2\)", page)) >= 3 and " ± " in page
     assert "Ankle boot" in page  # class names in the confusion matrix
-    assert len(re.findall(r'href="http://127.0.0.1:5000/#/experiments/\d+/runs/[0-9a-f]{32}"', page)) >= 3
-    assert "<script src" not in page and "<link" not in page and "http://" not in page.replace("http://127.0.0.1:5000", "")
+    assert len(re.findall(r'href="http://127.0.0.1:5077/#/experiments/\d+/runs/[0-9a-f]{32}"', page)) >= 3
+    assert "<script src" not in page and "<link" not in page and "http://" not in page.replace("http://127.0.0.1:5077", "")
 
 
 def test_pages_render_in_headless_chromium(swept: Path, tmp_path: Path):

@@ -47,7 +47,7 @@ def snapshot(attrs: dict | None = None, **fields) -> StudyResults:
                           "val_accuracy": [0.84, 0.87, 0.9, 0.9, 0.89]})
     defaults = {"name": "fashion_mlp", "space": space, "attrs": {SPACE: "fashion_mlp", **(attrs or {})}, "maximise": True,
                 "trials": trials_table(raw, repeats, "val_accuracy", maximise=True), "repeats": repeats,
-                "experiment_id": "7", "curves": {2: curve, 0: curve},
+                "experiment_id": "7", "mlflow_ui": "http://127.0.0.1:5000", "curves": {2: curve, 0: curve},
                 "importances": {"learning_rate": 0.6, "dropout": 0.3, "hidden_layers": 0.1}}
     return StudyResults(**{**defaults, **fields})
 
@@ -70,6 +70,18 @@ def test_space_page_holds_every_section_from_the_snapshot():
     assert "Trial <b>#2</b>: val_accuracy 0.9050 ± " in page and "(n=2)" in page
     assert len(re.findall(r'href="http://127.0.0.1:5000/#/experiments/7/runs/[0-9a-f]{32}"', page)) >= 3
     assert "Quick smoke run" not in page and "Best model on the test set" not in page  # none scored in this snapshot
+
+
+def test_run_links_go_to_the_ui_in_use_or_name_the_run_when_none_is_known(monkeypatch):
+    from sweeps.store.tracking import ui_url
+
+    page = space_page(snapshot(mlflow_ui=None))
+    assert "/#/experiments/" not in page and re.search(r"<code>[0-9a-f]{32}</code>", page)
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+    assert ui_url("https://alice:s3cret@mlflow.example.org:8443/") == "https://mlflow.example.org:8443"
+    assert ui_url("sqlite:////work/mlflow.db") is None
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://127.0.0.1:5077/")
+    assert ui_url("sqlite:////work/mlflow.db") == "http://127.0.0.1:5077"
 
 
 def test_reproduce_command_names_the_engine_and_the_quick_study():

@@ -194,3 +194,27 @@ def test_a_baseline_trains_with_its_own_epochs_and_fixed_values(tmp_path):
     assert model["batch_norm"] is False and settings.epochs == 2
     model, settings = trial_config(space, {**space.spec.sweep.baselines[1].params}, second.user_attrs)
     assert model["batch_norm"] is True and settings.epochs == space.spec.train.epochs == 18
+
+
+def test_habits_from_neighbouring_tools_get_a_pointer_to_our_keys(tmp_path, monkeypatch):
+    message = error_of("method: bayes\n" + BASE)
+    assert "unknown key 'method'; did you mean sweep: {sampler: {name: …}}" in message and "bayes → tpe" in message
+    assert "did you mean params:" in error_of("parameters: {lr: {min: 0.1, max: 1}}\n" + BASE)
+    # a path to the file, as tab completion gives it, is the same space; from elsewhere there is no project
+    spaces = tmp_path / "search_spaces"
+    spaces.mkdir()
+    (spaces / "demo.yaml").write_text(BASE)
+    monkeypatch.chdir(tmp_path)
+    assert load_space("search_spaces/demo.yaml", Path("search_spaces")).name == "demo"
+    with pytest.raises(SpaceError, match=r"no elsewhere/ folder in .*: run from the project folder"):
+        load_space("demo", Path("elsewhere"))
+
+
+def test_storage_is_taken_after_the_sub_command_and_from_optunas_variable(monkeypatch):
+    from sweeps.cli import _parser
+
+    monkeypatch.delenv("SWEEPS_STORAGE", raising=False)
+    monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://db/optuna")
+    assert _parser().parse_args(["status", "demo"]).storage == "postgresql://db/optuna"
+    assert _parser().parse_args(["status", "demo", "--storage", "a.journal"]).storage == "a.journal"
+    assert _parser().parse_args(["--storage", "b.journal", "report"]).storage == "b.journal"

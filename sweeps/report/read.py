@@ -14,7 +14,7 @@ from optuna.storages import BaseStorage
 from sweeps.report.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.space import Space, SpaceError, parse_space
 from sweeps.store.records import KIND, REFIT_RUN, SEED, SPACE, SPACE_YAML
-from sweeps.store.tracking import Tracker
+from sweeps.store.tracking import Tracker, ui_url
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -95,6 +95,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
     importances, note = _importances(study)
     result = StudyResults(name=name, space=space, attrs=dict(study.user_attrs), maximise=maximise, trials=trials,
                           repeats=repeats, experiment_id=tracker.experiment_id if tracker else None,
+                          mlflow_ui=ui_url(tracking),
                           curves=_curves(tracker, trials, repeats), importances=importances, importance_note=note,
                           refits=_refits(runs),
                           pareto_front=[t.number for t in study.best_trials] if space.spec.objective.secondary else [])

@@ -47,6 +47,7 @@ class StudyResults:
     trials: pd.DataFrame
     repeats: pd.DataFrame
     experiment_id: str | None = None  # the MLflow experiment, for links to its runs
+    mlflow_ui: str | None = None  # where its MLflow UI is served (None: runs are named by id, without a link)
     curves: dict[int, pd.DataFrame] = field(default_factory=dict)  # trial number → per-epoch history of its first run
     importances: dict[str, float] = field(default_factory=dict)  # param → importance (empty: see importance_note)
     importance_note: str = ""  # why there are no importances yet

@@ -18,13 +18,13 @@ from sweeps.store.records import MLFLOW_RUN_ID, SPACE
 if TYPE_CHECKING:
     from sweeps.report.best_scores import BestModelScores
 
-UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
-
-
 def run_link(result: StudyResults, run_id: object) -> str:
-    if not isinstance(run_id, str) or result.experiment_id is None:
+    """A link to the run in the MLflow UI, or its id when no UI address is known."""
+    if not isinstance(run_id, str):
         return ""
-    return f'<a href="{UI}/#/experiments/{result.experiment_id}/runs/{run_id}">{run_id[:8]}</a>'
+    if result.mlflow_ui is None or result.experiment_id is None:
+        return f"<code>{esc(run_id)}</code>"
+    return f'<a href="{esc(result.mlflow_ui)}/#/experiments/{result.experiment_id}/runs/{run_id}">{run_id[:8]}</a>'
 
 
 def ci(row: pd.Series, name: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -24,6 +24,8 @@ class Section(BaseModel):
     """A mapping whose unknown keys are an error that lists the allowed ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Keys of neighbouring tools' files → what to write here instead.
+    habits: ClassVar[dict[str, str]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -31,7 +33,8 @@ class Section(BaseModel):
         if isinstance(data, dict):
             unknown = [k for k in data if k not in cls.model_fields]
             if unknown:
-                raise ValueError(f"unknown key {unknown[0]!r} (allowed: {_names(cls.model_fields)})")
+                hint = f"; did you mean {cls.habits[unknown[0]]}" if unknown[0] in cls.habits else ""
+                raise ValueError(f"unknown key {unknown[0]!r}{hint} (allowed: {_names(cls.model_fields)})")
         return data
 
 
@@ -222,6 +225,17 @@ EXAM_BAR = {"test_accuracy": Bound(min=0.89), "test_loss": Bound(max=0.33)}
 
 class SpaceFile(Section):
     """A whole search-space file."""
+
+    habits: ClassVar[dict[str, str]] = {  # a W&B sweep file's keys
+        "method": "sweep: {sampler: {name: …}} (W&B's method: grid → grid, random → random, bayes → tpe)",
+        "metric": "objective: {metric: val_accuracy} (W&B's metric name; the direction follows from it)",
+        "parameters": "params: (W&B's values: [...] → {type: categorical, choices: [...]}, min/max → {type: float, "
+                      "low: …, high: …})",
+        "early_terminate": "sweep: {pruner: {name: hyperband}} (W&B's early_terminate)",
+        "program": "model: mlp or cnn (the space names its model family; there is no training script)",
+        "command": "model: mlp or cnn (the space names its model family; there is no training script)",
+        "run_cap": "sweep: {n_trials: …} (W&B's run_cap)",
+    }
 
     name: str | None = None
     description: str = ""

@@ -229,13 +229,20 @@ def parse_space(text: str, path: Path) -> Space:
 
 
 def available(spaces_dir: Path) -> list[str]:
-    """Names of the space files in ``spaces_dir``."""
+    """Names of the space files in ``spaces_dir`` (a SpaceError when there is no such folder)."""
+    if not spaces_dir.is_dir():
+        raise SpaceError(f"no {spaces_dir}/ folder in {Path.cwd()}: run from the project folder (where the Makefile "
+                         "is) or pass --spaces-dir (SWEEPS_SPACES_DIR)")
     return sorted(p.stem for p in spaces_dir.glob("*.yaml"))
 
 
 def load_space(name: str, spaces_dir: Path) -> Space:
-    """Load space ``name`` (a file stem in ``spaces_dir``; paths and symlinks out of it are refused)."""
+    """Load space ``name``: a file stem in ``spaces_dir``, or a path to a file in it (tab completion); paths and
+    symlinks out of it are refused."""
     listing = f"available: {', '.join(available(spaces_dir)) or 'none'} in {spaces_dir}"
+    given = Path(name)
+    if given.suffix == ".yaml" and given.is_file() and given.resolve().parent == spaces_dir.resolve():
+        name = given.stem
     if not NAME_PATTERN.match(name):
         raise SpaceError(f"SPACE={name!r}: give the name of a file in {spaces_dir} without a path ({listing})")
     path = spaces_dir / f"{name.removesuffix('.yaml')}.yaml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,18 @@ from sweeps.store.records import KIND, PARENT, TRIAL
 def tracking_uri(root: Path) -> str:
     """``$MLFLOW_TRACKING_URI``, else the SQLite store that plain ``mlflow ui`` in ``root`` shows."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve() / 'mlflow.db'}"
+
+
+def ui_url(uri: str) -> str | None:
+    """Where the MLflow UI of tracking store ``uri`` is served: the server itself for an http(s) store (without
+    credentials), else ``$MLFLOW_UI_URL`` (the Makefile sets it to where ``make ui`` serves); None when unknown."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        netloc += f":{parts.port}" if parts.port else ""
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return os.environ.get("MLFLOW_UI_URL", "").rstrip("/") or None
 
 
 def _now_ms() -> int:
