@@ -11,7 +11,7 @@ import pytest
 from sweeps.report.build import overview
 from sweeps.report.results import REPEAT_COLUMNS, StudyResults, trials_table
 from sweeps.report.significance import seeds_section, seeds_table
-from sweeps.report.space_page import space_page
+from sweeps.report.space_page import leaderboard, space_page
 from sweeps.search.space import load_space, parse_space
 from sweeps.store.records import ENGINE, QUICK_STUDY, SPACE
 
@@ -48,7 +48,8 @@ def snapshot(attrs: dict | None = None, **fields) -> StudyResults:
     defaults = {"name": "fashion_mlp", "space": space, "attrs": {SPACE: "fashion_mlp", **(attrs or {})}, "maximise": True,
                 "trials": trials_table(raw, repeats, "val_accuracy", maximise=True), "repeats": repeats,
                 "experiment_id": "7", "mlflow_ui": "http://127.0.0.1:5000", "curves": {2: curve, 0: curve},
-                "importances": {"learning_rate": 0.6, "dropout": 0.3, "hidden_layers": 0.1}}
+                "importances": {"learning_rate": 0.6, "dropout": 0.3, "hidden_layers": 0.1},
+                "intermediate": {0: {1: 0.85, 2: 0.87}, 1: {1: 0.78, 2: 0.80}, 2: {1: 0.88, 2: 0.90}}}
     return StudyResults(**{**defaults, **fields})
 
 
@@ -65,7 +66,8 @@ def test_space_page_holds_every_section_from_the_snapshot():
     page = space_page(snapshot())
     for section in ("Best configuration", "Leaderboard", "Optimisation history", "Param importance",
                     "Parallel coordinates", "Learning curves of the top", "#1: trial 2, seed 42", "overfitting from epoch 4",
-                    "Pruning and early stopping", "make reproduce SPACE=fashion_mlp TRIAL=2</code>"):
+                    "Pruning and early stopping", "make reproduce SPACE=fashion_mlp TRIAL=2</code>",
+                    "What the pruner saw", "1 trials were pruned where their line ends"):
         assert section in page, section
     assert "Trial <b>#2</b>: val_accuracy 0.9050 ± " in page and "(n=2)" in page
     assert len(re.findall(r'href="http://127.0.0.1:5000/#/experiments/7/runs/[0-9a-f]{32}"', page)) >= 3
@@ -92,9 +94,23 @@ def test_reproduce_command_names_the_engine_and_the_quick_study():
     assert "TRIAL=2 ENGINE=kerastuner</code>" in older
 
 
-def test_importance_not_yet_computable_says_why():
+def test_few_trials_get_no_trend_line_or_importance_and_say_why():
     page = space_page(snapshot(importances={}, importance_note="too few completed trials"))
-    assert "Not computable yet: too few completed trials." in page
+    assert "No trend lines: 2 completed trials, fewer than 10" in page
+    assert "Not shown: 2 completed trials, fewer than 10; importance from so few is mostly noise." in page
+
+
+def test_leaderboard_reads_params_first_with_the_verdict_and_one_number_format():
+    board = leaderboard(snapshot())
+    columns = board.columns.tolist()
+    assert columns[:6] == ["trial", "state", "target", "hidden_layers", "dropout", "learning_rate"]
+    assert columns.index("min") == columns.index("val_accuracy mean ± 95% CI (n)") + 1  # two seeds: min and max
+    assert board.loc[0, "target"].endswith(">PASS</span>") and board.loc[2, "target"] == ""  # #1 was pruned
+    assert board.loc[0, "learning_rate"] == "0.002" and board.loc[0, "dropout"] == "0.2"
+    page = space_page(snapshot())
+    assert '<a href="fashion_mlp/trials.csv">trials.csv</a>' in page and "<pre>" not in page  # no YAML recorded
+    html_page = space_page(snapshot(attrs={"space_yaml": "model: mlp\n"}, failures={3: "ValueError: bad"}))
+    assert "<pre>model: mlp\n</pre>" in html_page and "ValueError: bad" in html_page
 
 
 def test_two_objective_study_shows_its_pareto_front():
@@ -112,7 +128,8 @@ def test_two_objective_study_shows_its_pareto_front():
 def test_overview_row_per_study_with_the_bar_verdict_and_time_to_it():
     row = overview([snapshot()]).iloc[0]
     assert row["complete"] == 2 and row["pruned"] == 1 and row["epochs"] == 22
-    assert row["target"] == "PASS"  # 0.898 ≥ 0.89 and 0.295 ≤ 0.33 on the mean over seeds
+    assert row["target"].endswith(">PASS</span>")  # 0.898 ≥ 0.89 and 0.295 ≤ 0.33 on the mean over seeds
+    assert row["objective"] == "maximize val_accuracy" and row["target bar"] == "test_accuracy ≥ 0.89, test_loss ≤ 0.33"
     assert row["first trial meeting the bar (min)"] == pytest.approx(round(152 / 60, 1))
 
 
@@ -147,6 +164,7 @@ def test_blog_dropout_table_says_which_configs_the_seeds_cannot_tell_apart():
     assert "best − this [95% CI]" in leaderboard and "+0.0018 [" in leaderboard
 
 
-def test_one_seed_configs_get_no_verdict():
+def test_one_seed_configs_get_no_verdict_and_no_min_max():
     single = blog_snapshot({d: v[:1] for d, v in BLOG.items()})
     assert seeds_section(single) == "" and "best − this" not in space_page(single)
+    assert "min" not in leaderboard(single).columns and "test acc max" not in leaderboard(single).columns

@@ -12,7 +12,7 @@ from optuna.storages import BaseStorage
 from sweeps.report import model_figures
 from sweeps.report.bench_page import bench_section
 from sweeps.report.best_scores import CASE, CASE_MOVE, BestModelScores, case_image
-from sweeps.report.html import esc, image, page, table
+from sweeps.report.html import esc, image, page, table, verdict
 from sweeps.report.output import write_file
 from sweeps.report.read import collect
 from sweeps.report.results import StudyResults, meets_target
@@ -26,14 +26,20 @@ def overview(results: list[StudyResults]) -> pd.DataFrame:
     for r in results:
         best = r.best()
         reach = r.time_to_target()
+        spec = r.space.spec
+        bar = ", ".join(f"{m} {'≥ ' + str(b.min) if b.min is not None else ''}{'≤ ' + str(b.max) if b.max is not None else ''}"
+                        for m, b in spec.target.items())
         rows.append({
             "space": f'<a href="{esc(r.name)}.html">{esc(r.name)}</a>',
-            "model": r.space.spec.model,
-            "selected on": "TEST SET (optimistic)" if r.space.spec.validation == "test" else f"{r.space.spec.validation} validation",
+            "model": spec.model,
+            "objective": esc(f"{spec.objective.resolved_direction} {r.metric}"
+                             + (f", {spec.objective.directions[1]} {spec.objective.secondary}" if spec.objective.secondary else "")),
+            "selected on": "TEST SET (optimistic)" if spec.validation == "test" else f"{spec.validation} validation",
+            "target bar": esc(bar),
             "best validation": "" if best is None else ci(best, "value"),
             "its test accuracy": "" if best is None else ci(best, "test_accuracy"),
             "its test loss": "" if best is None else ci(best, "test_loss"),
-            "target": "" if best is None else ("PASS" if meets_target(best, r.space.spec.target) else "FAIL"),
+            "target": "" if best is None else verdict(meets_target(best, spec.target)),
             "complete": r.count("COMPLETE"), "pruned": r.count("PRUNED"), "failed": r.count("FAIL"),
             "epochs": int(r.trials["epochs"].sum()),
             "training wall time (min)": round(r.trials["duration_s"].sum() / 60, 1),
@@ -52,6 +58,18 @@ def robustness_comparison(scored: dict[str, BestModelScores]) -> str:
     return (f"<h2>Robustness of each space's best model</h2><p>Test accuracy on all test images, as they are and "
             f"rotated or shifted (an MLP reads pixels where they are; a CNN's filters slide).</p>"
             f"{table(wide.reset_index(), sortable=False)}{image(model_figures.robustness(frame), 'robustness')}")
+
+
+def _overview(results: list[StudyResults]) -> str:
+    """Real studies first; quick smoke runs in their own table (their numbers are not results)."""
+    if not results:
+        return "<p>No sweeps yet: run <code>make sweep SPACE=…</code>.</p>"
+    real, quick = [r for r in results if not r.quick], [r for r in results if r.quick]
+    parts = [table(overview(real), escape=False)] if real else ["<p>No real sweeps yet (only quick smoke runs).</p>"]
+    if quick:
+        parts.append("<h2>Quick smoke runs</h2><p>Small data subsets and at most 2 epochs: they check that a space "
+                     f"runs, not how good it is.</p>{table(overview(quick), escape=False)}")
+    return "".join(parts)
 
 
 def _seeds(results: list[StudyResults]) -> str:
@@ -97,7 +115,7 @@ def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, c
 <p>Built {time.strftime('%Y-%m-%d %H:%M')} from the Optuna studies and the MLflow runs. Each score is the mean over a
 trial's seeded repeats ± the 95 % confidence interval (Student t; n = number of seeds; no ± with one seed).
 Models are selected on validation data held out of training and scored once on the test set.</p>
-{table(overview(results), escape=False) if results else '<p>No sweeps yet: run <code>make sweep SPACE=…</code>.</p>'}
+{_overview(results)}
 {_seeds(results)}
 {robustness_comparison(scored)}
 {seed_case(results)}

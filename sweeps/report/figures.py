@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
 
 sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
 SPLIT_COLOURS = {"train": sns.color_palette("colorblind")[0], "validation": sns.color_palette("colorblind")[1]}
@@ -75,27 +75,65 @@ def pareto_front(trials: pd.DataFrame, front: list[int], metric: str, secondary:
     return fig
 
 
-def param_effects(trials: pd.DataFrame, params: list[str], metric: str, log_scale: set[str]) -> plt.Figure:
-    """The objective value against each param: scatter with a linear trend (in log x for log-scaled params) for
-    real-valued params, strip plot for the rest."""
+MIN_TRIALS_FOR_TRENDS = 10  # a trend line or an importance from fewer completed trials is mostly noise
+
+
+def param_effects(trials: pd.DataFrame, params: list[str], metric: str, log_scale: set[str],
+                  categorical: set[str]) -> plt.Figure:
+    """The objective value against each param: a scatter (log x for log-scaled params; a dashed linear trend
+    from MIN_TRIALS_FOR_TRENDS completed trials on) for numeric params, a strip plot for ``categorical`` ones
+    and any param with few values."""
     cols = min(3, max(1, len(params)))
     rows = -(-len(params) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     done = trials.dropna(subset=["value"])
     for ax, param in zip(axes.flat, params, strict=False):  # more axes than params: the rest stay empty
         data = done.dropna(subset=[param])
-        if pd.api.types.is_float_dtype(data[param]):
+        numeric = pd.api.types.is_numeric_dtype(data[param]) and param not in categorical
+        if numeric and data[param].nunique() > 5:
             log = param in log_scale
-            sns.regplot(data=data, x=param, y="value", ax=ax, ci=None, logx=log and len(data) > 2,
-                        fit_reg=len(data) > 2, line_kws={"color": "grey", "linestyle": "--"})  # the trend
+            trend = len(data) >= MIN_TRIALS_FOR_TRENDS
+            sns.regplot(data=data, x=param, y="value", ax=ax, ci=None, logx=log and trend, fit_reg=trend,
+                        line_kws={"color": "grey", "linestyle": "--"})
             if log:
                 ax.set_xscale("log")
+                ax.xaxis.set_major_formatter(LogFormatterSciNotation())
+            ax.tick_params(axis="x", labelrotation=30)
         else:
-            order = sorted(data[param].unique(), key=lambda v: (isinstance(v, str), v))
-            sns.stripplot(data=data, x=param, y="value", order=order, ax=ax, size=6)
+            values = data[param].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+            order = sorted(values.unique(), key=lambda v: (not _is_number(v), float(v) if _is_number(v) else 0, v))
+            sns.stripplot(x=values, y=data["value"], order=order, ax=ax, size=6)
+            ax.set_xlabel(param)
         ax.set_ylabel(metric)
     for ax in list(axes.flat)[len(params):]:
         ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def intermediate_values(values: dict[int, dict[int, float]], states: dict[int, str], metric: str) -> plt.Figure:
+    """What the pruner saw: each trial's per-epoch objective (its first repeat), pruned trials drawn apart."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    colours = {"PRUNED": "#b00020", "COMPLETE": sns.color_palette("colorblind")[0]}
+    seen = set()
+    for number, steps in sorted(values.items()):
+        state = states.get(number, "")
+        label = state.lower() if state not in seen else None
+        seen.add(state)
+        ax.plot(list(steps), list(steps.values()), marker="o", ms=3, lw=1, alpha=0.7,
+                color=colours.get(state, "grey"), label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -148,14 +186,20 @@ def stop_epochs(repeats: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def to_png(fig: plt.Figure) -> bytes:
-    """Render ``fig`` as PNG bytes and close it."""
+SCREEN_DPI = 90  # a figure inch on the page
+
+
+def to_data_uri(fig: plt.Figure) -> tuple[str, int]:
+    """``fig`` as an embeddable data URI and its width on the page in CSS pixels; closes it. Plots are SVG (sharp
+    at any zoom, text stays text); figures holding images (digits, clothes) are PNG at twice the page's pixels."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    width = round(fig.get_size_inches()[0] * SCREEN_DPI)
+    if any(ax.images for ax in fig.axes):
+        fig.savefig(buffer, format="png", dpi=2 * SCREEN_DPI)
+        kind = "png"
+    else:
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "sweeps"}):  # same plot, same bytes
+            fig.savefig(buffer, format="svg")
+        kind = "svg+xml"
     plt.close(fig)
-    return buffer.getvalue()
-
-
-def to_data_uri(fig: plt.Figure) -> str:
-    """``fig`` as an embeddable ``data:image/png;base64,…`` URI."""
-    return "data:image/png;base64," + base64.b64encode(to_png(fig)).decode()
+    return f"data:image/{kind};base64," + base64.b64encode(buffer.getvalue()).decode(), width

@@ -14,10 +14,11 @@ body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#2
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1.5rem}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}th.sortable{cursor:pointer}th.sortable:after{content:" \\2195";color:#999}
-td:first-child,th:first-child{text-align:left}.scroll{overflow-x:auto}
+td:first-child,th:first-child{text-align:left}.scroll{overflow:auto;max-height:85vh}
+thead th{position:sticky;top:0;z-index:1}td.text{text-align:left}
 .warn{background:#fff3cd;border:1px solid #e0b000;padding:.6rem;border-radius:4px}
 .pass{color:#17702a;font-weight:bold}.fail{color:#b00020;font-weight:bold}
-img{max-width:100%}section{border-top:2px solid #ccc;margin-top:2rem}code{background:#f3f3f3;padding:0 .2rem}
+img{max-width:100%;height:auto}section{border-top:2px solid #ccc;margin-top:2rem}code{background:#f3f3f3;padding:0 .2rem}
 nav a{margin-right:1rem}
 """
 
@@ -45,22 +46,38 @@ def esc(value: object) -> str:
 
 
 def short(value: object) -> str:
-    """Floats to 4 significant digits, everything else as it is; missing values empty."""
+    """One number format everywhere: 4 decimals from 0.001 to 10,000 (0.8260), else 3 significant digits in
+    scientific notation (3.29e-04); whole numbers as they are; missing values empty."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
+    if isinstance(value, float):
+        return str(int(value))
+    return str(value)
+
+
+def value_text(value: object) -> str:
+    """A param value as a space file would write it: floats to 3 significant digits (0.25, 0.000329)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:.3g}"
+    return str(value)
 
 
 def table(frame: pd.DataFrame, sortable: bool = True, escape: bool = True) -> str:
-    """A pandas frame as an HTML table (sortable by clicking its headers)."""
-    classes = "sortable" if sortable else ""
-    out = frame.to_html(index=False, na_rep="", float_format=short, classes=classes, border=0, escape=escape)
+    """A pandas frame as an HTML table through pandas' Styler: one number format, sticky headers, sortable by
+    clicking a header; cells are HTML-escaped unless ``escape`` is False (the caller escaped what it quotes)."""
+    styler = frame.style.format(short, na_rep="", escape="html" if escape else None).hide(axis="index")
+    out = styler.set_table_attributes(f'class="{"sortable" if sortable else "plain"}"').to_html()
     return f'<div class="scroll">{out}</div>'
 
 
 def image(fig, alt: str) -> str:
-    """A matplotlib figure embedded as a PNG data URI."""
-    return f'<img alt="{esc(alt)}" src="{figures.to_data_uri(fig)}">'
+    """A matplotlib figure embedded in the page (SVG, or a HiDPI PNG for pictures)."""
+    uri, width = figures.to_data_uri(fig)
+    return f'<img alt="{esc(alt)}" width="{width}" src="{uri}">'
 
 
 def warning(text: str) -> str:
@@ -75,5 +92,6 @@ def verdict(ok: bool | None) -> str:
 
 def page(title: str, body: str) -> str:
     """A complete, self-contained page: no external script, style, font or image."""
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>
 <style>{CSS}</style></head><body>{body}<script>{SORT_JS}</script></body></html>"""

@@ -13,7 +13,7 @@ from optuna.storages import BaseStorage
 
 from sweeps.report.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.space import Space, SpaceError, parse_space
-from sweeps.store.records import KIND, REFIT_RUN, SEED, SPACE, SPACE_YAML
+from sweeps.store.records import FAIL_REASON, KIND, REFIT_RUN, SEED, SPACE, SPACE_YAML
 from sweeps.store.tracking import Tracker, ui_url
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
@@ -93,11 +93,15 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
         raw = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
     trials = trials_table(raw, repeats, space.spec.objective.metric, maximise)
     importances, note = _importances(study)
+    finished = study.get_trials(deepcopy=False)
+    intermediate = {t.number: dict(t.intermediate_values) for t in finished if t.intermediate_values}
+    failures = {t.number: str(t.user_attrs.get(FAIL_REASON, "no reason recorded")) for t in finished
+                if t.state == optuna.trial.TrialState.FAIL}
     result = StudyResults(name=name, space=space, attrs=dict(study.user_attrs), maximise=maximise, trials=trials,
                           repeats=repeats, experiment_id=tracker.experiment_id if tracker else None,
                           mlflow_ui=ui_url(tracking),
                           curves=_curves(tracker, trials, repeats), importances=importances, importance_note=note,
-                          refits=_refits(runs),
+                          refits=_refits(runs), intermediate=intermediate, failures=failures,
                           pareto_front=[t.number for t in study.best_trials] if space.spec.objective.secondary else [])
     if cache_dir is not None and tracker is not None:
         from sweeps.report.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored

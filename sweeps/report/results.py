@@ -53,6 +53,8 @@ class StudyResults:
     importance_note: str = ""  # why there are no importances yet
     pareto_front: list[int] = field(default_factory=list)  # trials no other beats on both objectives
     best_model: BestModelScores | None = None  # the best checkpoint scored on the whole test set
+    intermediate: dict[int, dict[int, float]] = field(default_factory=dict)  # trial → epoch → what the pruner saw
+    failures: dict[int, str] = field(default_factory=dict)  # failed trial → its reason
     refits: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REFIT_COLUMNS.values())))
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sweeps.report.html import esc, short, table
+from sweeps.report.html import esc, table, value_text
 from sweeps.report.results import StudyResults
 from sweeps.stats import Difference, compare
 
@@ -38,7 +38,7 @@ def seeds_table(result: StudyResults) -> pd.DataFrame:
     rows = []
     for rank, (_, trial) in enumerate(done.iterrows()):
         number = int(trial["number"])
-        params = {p.removeprefix("params_"): esc(short(trial[p])) for p in result.params if pd.notna(trial[p])}
+        params = {p.removeprefix("params_"): esc(value_text(trial[p])) for p in result.params if pd.notna(trial[p])}
         mean, half, n = trial["value_mean"], trial["value_ci95"], trial["n_repeats"]
         spread_text = "" if pd.isna(mean) else f"{mean:.4f}" + (f" ± {half:.4f}" if n > 1 else "") + f" (n={int(n)})"
         rows.append({"trial": number, **params, f"{result.metric} mean ± 95% CI (n)": spread_text,

@@ -8,12 +8,13 @@ import pandas as pd
 
 from experiments.settings import base_name
 from sweeps.report import figures, model_figures
-from sweeps.report.html import esc, image, short, table, verdict, warning
+from sweeps.report.html import esc, image, short, table, value_text, verdict, warning
 from sweeps.report.results import TOP_K, StudyResults, meets_target
 from sweeps.report.significance import label, versus_best
 from sweeps.search.hints import hints
+from sweeps.search.schema import CategoricalParam
 from sweeps.stats import overfitting_onset, spread
-from sweeps.store.records import MLFLOW_RUN_ID, SPACE
+from sweeps.store.records import MLFLOW_RUN_ID, SPACE, SPACE_YAML
 
 if TYPE_CHECKING:
     from sweeps.report.best_scores import BestModelScores
@@ -53,23 +54,29 @@ def honesty(result: StudyResults) -> str:
 
 
 def leaderboard(result: StudyResults) -> pd.DataFrame:
-    """One row per trial, best first, with each score's 95 % CI, min and max over seeds, and (with several seeds)
-    whether the best is better than it."""
+    """One row per trial, best first: its params, the target verdict, each score's mean ± 95 % CI (min and max
+    when some trial has several seeds) and, with several seeds, whether the best is better than it."""
     t = result.trials
     frame = pd.DataFrame({"trial": t["number"], "state": t["state"],
-                          f"{result.metric} mean ± 95% CI (n)": [ci(r, "value") for _, r in t.iterrows()],
-                          "min": t["value_min"], "max": t["value_max"],
-                          "test accuracy": [ci(r, "test_accuracy") for _, r in t.iterrows()],
-                          "test acc min": t["test_accuracy_min"], "test acc max": t["test_accuracy_max"],
-                          "test loss": [ci(r, "test_loss") for _, r in t.iterrows()],
-                          "epochs": t["epochs"].astype("Int64"), "stopped": t["stop_reason"]})
+                          "target": [verdict(meets_target(r, result.space.spec.target)) if r["state"] == "COMPLETE"
+                                     else "" for _, r in t.iterrows()]})
+    for col in result.params:  # values from the space file: escaped, as the table is not
+        frame[col.removeprefix("params_")] = t[col].map(lambda v: esc(value_text(v)))
+    seeds = bool((t["n_repeats"] > 1).any())
+    frame[f"{result.metric} mean ± 95% CI (n)"] = [ci(r, "value") for _, r in t.iterrows()]
+    if seeds:
+        frame["min"], frame["max"] = t["value_min"], t["value_max"]
     differences = versus_best(result)
     if differences:  # configs the seeds cannot tell from the best are marked
-        frame.insert(5, "best − this [95% CI]", [label(differences.get(int(n))) for n in t["number"]])
+        frame["best − this [95% CI]"] = [label(differences.get(int(n))) for n in t["number"]]
     if "secondary" in t:
-        frame.insert(3, result.space.spec.objective.secondary, t["secondary"])
-    for col in result.params:  # values from the space file: escaped, as the table is not
-        frame[col.removeprefix("params_")] = t[col].map(lambda v: esc(v) if isinstance(v, str) else v)
+        frame[result.space.spec.objective.secondary] = t["secondary"]
+    frame["test accuracy"] = [ci(r, "test_accuracy") for _, r in t.iterrows()]
+    if seeds:
+        frame["test acc min"], frame["test acc max"] = t["test_accuracy_min"], t["test_accuracy_max"]
+    frame["test loss"] = [ci(r, "test_loss") for _, r in t.iterrows()]
+    frame["epochs"] = t["epochs"].astype("Int64")
+    frame["stopped"] = t["stop_reason"]
     frame["time (s)"] = t["duration_s"].round(0)
     frame["MLflow run"] = [run_link(result, r) for r in t[MLFLOW_RUN_ID]]
     return frame
@@ -132,16 +139,30 @@ def search_figures(result: StudyResults) -> str:
         front = figures.pareto_front(result.trials, result.pareto_front, result.metric, secondary)
         parts.append(f"<h3>Pareto front: {result.metric} against {secondary}</h3><p>{len(result.pareto_front)} trials "
                      f"are not beaten on both at once.</p>{image(front, 'Pareto front')}")
+    if result.intermediate and result.count("PRUNED"):
+        states = dict(zip(result.trials["number"], result.trials["state"], strict=True))
+        parts.append(f"<h3>What the pruner saw</h3><p>{result.metric} after each epoch of every trial's first "
+                     f"repeat; {result.count('PRUNED')} trials were pruned where their line ends.</p>"
+                     f"{image(figures.intermediate_values(result.intermediate, states, result.metric), 'intermediate values')}")
     if names:
-        parts.append(f"<h3>{result.metric} against each param</h3>{image(figures.param_effects(frame, names, result.metric, logs), 'param effects')}")
-        parts.append(importance(result))
+        categorical = {n for n in names if isinstance(result.space.spec.params.get(base_name(n, result.space.spec.model)),
+                                                      CategoricalParam)}
+        effects = figures.param_effects(frame, names, result.metric, logs, categorical)
+        few = len(done) < figures.MIN_TRIALS_FOR_TRENDS
+        note = (f"<p>No trend lines: {len(done)} completed trials, fewer than {figures.MIN_TRIALS_FOR_TRENDS} "
+                "(a line through a handful of points says little).</p>" if few else "")
+        parts.append(f"<h3>{result.metric} against each param</h3>{note}{image(effects, 'param effects')}")
+        parts.append(importance(result, len(done)))
         top = frame.loc[done.sort_values("value", ascending=not result.maximise).index[:15]]
         parts.append(f"<h3>Parallel coordinates of the top {len(top)} trials</h3>"
                      f"{image(figures.parallel_coordinates(top, names, result.metric), 'parallel coordinates')}")
     return "".join(parts)
 
 
-def importance(result: StudyResults) -> str:
+def importance(result: StudyResults, completed: int) -> str:
+    if completed < figures.MIN_TRIALS_FOR_TRENDS:
+        return (f"<h3>Param importance</h3><p>Not shown: {completed} completed trials, fewer than "
+                f"{figures.MIN_TRIALS_FOR_TRENDS}; importance from so few is mostly noise.</p>")
     if not result.importances:
         return f"<h3>Param importance</h3><p>Not computable yet: {esc(result.importance_note)}.</p>"
     return f"<h3>Param importance</h3>{image(figures.importance(result.importances, 'Optuna PED-ANOVA'), 'param importance')}"
@@ -217,7 +238,25 @@ def space_page(result: StudyResults) -> str:
 {honesty(result)}
 <p>Trials: {counts}; {int(result.trials['epochs'].sum())} epochs; {result.trials['duration_s'].sum() / 60:.1f} min of training.</p>
 <section><h2>Best configuration</h2>{best_config(result)}</section>
-<section><h2>Leaderboard</h2>{table(leaderboard(result), escape=False)}</section>
+<section><h2>Leaderboard</h2><p>Every trial as CSV: <a href="{esc(result.name)}/trials.csv">trials.csv</a>.</p>
+{table(leaderboard(result), escape=False)}{failures(result)}</section>
 <section><h2>Parameter effects</h2>{search_figures(result)}{space_hints(result)}</section>
 <section><h2>Training</h2>{learning_curves(result)}{stopping(result)}</section>
-<section><h2>Best model</h2>{best_model(result.best_model)}</section>"""
+<section><h2>Best model</h2>{best_model(result.best_model)}</section>
+{space_file(result)}"""
+
+
+def failures(result: StudyResults) -> str:
+    """Why each failed trial failed (the traceback is in its MLflow run)."""
+    if not result.failures:
+        return ""
+    rows = pd.DataFrame({"trial": list(result.failures), "reason": list(result.failures.values())})
+    return f"<h3>Failed trials</h3>{table(rows, sortable=False)}"
+
+
+def space_file(result: StudyResults) -> str:
+    """The space file the study ran with, as recorded in the study."""
+    text = result.attrs.get(SPACE_YAML)
+    if not text:
+        return ""
+    return f"<section><h2>Space file</h2><details><summary>the YAML this study ran with</summary><pre>{esc(text)}</pre></details></section>"
