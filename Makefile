@@ -22,7 +22,7 @@ endif
 export MLFLOW_UI_URL ?= http://$(HOST):$(PORT)
 
 truthy = $(filter 1 yes true on,$(1))
-SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit)
+SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
 .PHONY: help sweep bench status report predict reproduce refit list check lint test test-fast ui dashboard clean
@@ -38,7 +38,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1
+sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1 KERAS_LOG=1
 	$(BIN)/sweep $(GLOBAL_ARGS) run $(SPACE) $(SWEEP_ARGS)
 
 bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)

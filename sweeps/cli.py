@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", help="wall-clock budget of this invocation: seconds, or 30m, 2h")
     run.add_argument("--quick", action="store_true", help="smoke run: small subset, ≤2 epochs, 2 trials, own study")
     run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
+    run.add_argument("--keras-log", action="store_true", help="Keras's own epoch lines on a terminal too (the live "
+                                                              "progress line replaces them there)")
     run.add_argument("--refit", action="store_true", help="at the end, refit the best config on training + "
                                                           "validation images (as `sweep refit`)")
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
@@ -173,7 +175,7 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
         options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
                                worker_index=args.worker_index, engine=args.engine, tuner=args.tuner, subset=args.subset,
                                trials_per_process=args.trials_per_process or None, sweep_run=args.sweep_run,
-                               deadline_at=args.deadline_at)
+                               deadline_at=args.deadline_at, keras_log=args.keras_log)
         if args.sweep_run:  # a worker of the supervisor below
             from sweeps.search.sweep import run_sweep
 
@@ -198,7 +200,7 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     return ["--spaces-dir", str(args.spaces_dir), *(["--storage", args.storage] if args.storage else []), "run",
             args.space, "--no-report", "--worker-index", str(args.worker_index),
             *(["--trials", str(args.trials)] if args.trials else []), *(["--quick"] if args.quick else []),
-            *(["--subset", str(args.subset)] if args.subset else [])]
+            *(["--subset", str(args.subset)] if args.subset else []), *(["--keras-log"] if args.keras_log else [])]
 
 
 def _bench(args: argparse.Namespace, root: Path, console) -> None:

@@ -74,6 +74,7 @@ class SweepOptions:
     trials_per_process: int | None = None  # a worker process's share of trials before a fresh one takes over
     sweep_run: str | None = None  # the supervising process's MLflow sweep run (this process is its worker)
     deadline_at: float | None = None  # wall-clock time.time() when the budget ends (set by the supervisor)
+    keras_log: bool = False  # Keras's own epoch lines even on a terminal (where the live line replaces them)
 
     @property
     def train_subset(self) -> int | None:

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from experiments.data import load_dataset
 from sweeps.errors import SweepStopped
+from sweeps.search.live import LiveLine, SweepProgress
 from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, AfterTrial, SweepStops, TrialLine
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space
@@ -70,23 +71,28 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     tracker.log_params(sweep_run, {"train_size": len(data.y_train), "val_size": len(data.y_val),
                                    "test_size": len(data.y_test)})
     tags = {STUDY: name, RUN_SPACE_SHA: space.sha, GIT_COMMIT: git_commit(root), **data_tags, RUN_ENGINE: options.engine}
+    progress = SweepProgress(spec.objective.metric, target, deadline, options.timeout or spec.sweep.timeout,
+                             finished=done)
+    live = LiveLine(console, progress)
     ctx = TrialContext(space=space, data=data, tracker=tracker, sweep_run=sweep_run,
                        workdir=root / ".sweeps" / "work" / name, tags=tags,
                        max_epochs=options.epoch_cap, deadline=deadline,
-                       prune=spec.sweep.pruner.name != "none" and options.engine == "optuna")
+                       prune=spec.sweep.pruner.name != "none" and options.engine == "optuna", progress=progress,
+                       keras_verbose=0 if live.live is not None and not options.keras_log else None)
     stops = SweepStops(console, target, stops=options.engine == "optuna", deadline=deadline, share=options.trials_per_process)
-    after_trial: list[AfterTrial] = [TrialLine(console, spec.objective.metric, target), recover_dead_workers, stops]
+    after_trial: list[AfterTrial] = [live, TrialLine(console, spec.objective.metric, target), recover_dead_workers, stops]
     status = "FAILED"
     try:
-        if options.engine == "kerastuner":
-            from sweeps.search import kerastuner
+        with live:
+            if options.engine == "kerastuner":
+                from sweeps.search import kerastuner
 
-            kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner", after_trial,
-                              root / ".sweeps" / "cache", timeout)
-        else:
-            # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
-            study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
-                           callbacks=after_trial)
+                kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner",
+                                  after_trial, root / ".sweeps" / "cache", timeout)
+            else:
+                # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
+                study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
+                               callbacks=after_trial)
         status = "FAILED" if stops.stopped_for else "FINISHED"
         register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from optuna_integration import KerasPruningCallback
 from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
 from sweeps.search import stopping
+from sweeps.search.live import SweepProgress
 from sweeps.search.space import Space
 from sweeps.search.study import trial_config
 from sweeps.stats import spread
@@ -55,6 +56,8 @@ class TrialContext:
     prune: bool = True
     warm_start: WarmStart | None = None  # every repeat continues from these weights (Hyperband's promotions)
     deadline: float | None = None  # time.monotonic() at which training stops and scores its best weights
+    progress: SweepProgress | None = None  # the live progress line, told of every epoch
+    keras_verbose: int | None = None  # Keras's epoch lines: 0 while the live line is drawn; None: the settings'
 
 
 def peak_rss_mb() -> float:
@@ -74,7 +77,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, index: 
         result = train_repeat(
             ctx.space.spec.model, model_params, settings, ctx.data, seed,
             ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}", (*pruning, StopRequested()),
-            on_epoch=lambda step, metrics: runs.epoch(run_id, step, metrics),
+            on_epoch=lambda step, metrics: _epoch_done(ctx, runs, run_id, trial.number, seed, settings.epochs, step, metrics),
             warm_start=ctx.warm_start, deadline=ctx.deadline,
         )
     except TrainingInterrupted as stop:
@@ -95,6 +98,13 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, index: 
     if result.stop_reason == "nan_loss":
         raise TrialFailed("nan_loss")
     return result
+
+
+def _epoch_done(ctx: TrialContext, runs: TrialRuns, run_id: str, trial: int, seed: int, epochs: int, step: int,
+                metrics: dict[str, float]) -> None:
+    runs.epoch(run_id, step, metrics)
+    if ctx.progress is not None:
+        ctx.progress.epoch(trial, seed, step, epochs, metrics)
 
 
 def _summary(results: list[RepeatResult], metric: str) -> dict[str, float | None]:
@@ -131,6 +141,8 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     model_params, settings = trial_config(ctx.space, ctx.space.suggest(trial), trial.user_attrs)
     if ctx.max_epochs is not None:
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
+    if ctx.keras_verbose is not None:
+        settings = dataclasses.replace(settings, verbose=ctx.keras_verbose)
     runs = TrialRuns(ctx.tracker, ctx.sweep_run, ctx.tags, trial.number,
                      logged_settings(model_params, settings, ctx.warm_start), ctx.space.spec.sweep.repeats)
     trial.set_user_attr(MLFLOW_RUN_ID, runs.run_id)
