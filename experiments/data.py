@@ -202,10 +202,16 @@ def _split_validation(raw: RawData, validation: str, val_size: int, seed: int):
 
 
 def _sample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
-    """A seeded random sample of ``n`` examples (all of them when n is None or too big)."""
+    """A seeded sample of ``n`` examples with the classes in their proportions (all of them when n is None or
+    too big; a plain random sample when n is smaller than the number of classes)."""
     if n is None or n >= len(y):
         return x, y
-    keep = np.sort(np.random.default_rng(seed).permutation(len(y))[:n])
+    from sklearn.model_selection import train_test_split  # scikit-learn's import: only when sampling
+
+    classes = len(np.unique(y))
+    keep, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed,
+                               stratify=y if n >= classes else None)
+    keep = np.sort(keep)
     return x[keep], y[keep]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 import optuna
+import tensorflow as tf
 from optuna.storages import BaseStorage
 from PIL import Image, ImageOps
 from rich.console import Console
@@ -80,6 +81,7 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
         console.print(f"trial {trial_number} continued an earlier trial's weights from epoch {trial.user_attrs[INITIAL_EPOCH]} "
                       f"(a Hyperband promotion); trained again from scratch over all its {settings.epochs} epochs")
     data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, QUICK["subset"] if quick else None)
+    tf.config.experimental.enable_op_determinism()  # two reproductions of a trial give the same numbers
     rows: list[dict[str, Any]] = []
     for seed in range(spec.sweep.seed, spec.sweep.seed + spec.sweep.repeats):
         run_id = tracker.start_run(f"reproduce-trial-{trial_number}-seed-{seed}", tags={

@@ -127,6 +127,13 @@ def test_test_validation_scores_on_the_selection_set_as_the_blog_did(data_dir):
     assert np.array_equal(ds.y_val, ds.y_test) and len(ds.y_train) == 3000
 
 
+def test_a_subset_keeps_every_class_in_proportion(data_dir):
+    ds = load_dataset("fashion_mnist", "holdout", subset=1000)
+    counts = np.bincount(ds.y_train, minlength=10)
+    full = np.bincount(load_dataset("fashion_mnist", "holdout").y_train, minlength=10)
+    assert np.abs(counts - full / full.sum() * 1000).max() <= 1  # stratified: each class within one image
+
+
 def test_subset_keeps_the_same_share_of_each_split(data_dir):
     ds = load_dataset("fashion_mnist", "holdout", subset=5000)
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (5000, 1000, 1000)

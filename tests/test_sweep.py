@@ -69,7 +69,7 @@ def test_quick_cnn_sweep_tracks_every_trial_and_resumes(project: Path):
         assert "checkpoint/best.keras" in [a.path for a in client.list_artifacts(run["run_id"], "checkpoint")]
         assert {"history.csv", "model_summary.txt"} <= {a.path for a in client.list_artifacts(run["run_id"])}
         assert run["tags.sweeps.stop_reason"] in ("max_epochs", "early_stopped", "pruned")
-        assert run["tags.sweeps.data_md5"] and run["tags.sweeps.git_commit"]
+        assert run["tags.sweeps.data_md5"] and run["tags.mlflow.source.git.commit"]
         assert 200 < run["metrics.peak_rss_mb"] < 8000  # TensorFlow and the data are in there
     done = children[children["tags.sweeps.state"] == "COMPLETE"]
     # Restored best checkpoint, above chance (0.1). Not far above: in a quick run batch norm's moving statistics
