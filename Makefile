@@ -25,18 +25,24 @@ truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
-.PHONY: help sweep bench status report predict reproduce refit list check lint test test-fast ui dashboard clean
+.PHONY: help lock sweep bench status report predict reproduce refit list check lint test test-fast ui dashboard clean
 
 .DEFAULT_GOAL := help
 
 help:  ## this list (each target's `##` comment)
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/.installed: pyproject.toml
+# The versions in requirements.lock (made by `make lock`) are the ones tested; pyproject.toml keeps the ranges.
+$(BIN)/.installed: pyproject.toml requirements.lock
+	@echo "installing into $(VENV)/ the versions in requirements.lock (first time: about 2.4 GB, several minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install -e '.[test]' -c requirements.lock
+	$(BIN)/pip check
 	touch $@
+
+lock:  ## re-resolve requirements.lock from pyproject.toml's ranges (every platform, Python 3.10-3.12; needs uv)
+	uv pip compile pyproject.toml --extra test --universal --python-version 3.10 -o requirements.lock
 
 sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1 KERAS_LOG=1
 	$(BIN)/sweep $(GLOBAL_ARGS) run $(SPACE) $(SWEEP_ARGS)
