@@ -130,7 +130,17 @@ def test_overview_row_per_study_with_the_bar_verdict_and_time_to_it():
     assert row["complete"] == 2 and row["pruned"] == 1 and row["epochs"] == 22
     assert row["target"].endswith(">PASS</span>")  # 0.898 ≥ 0.89 and 0.295 ≤ 0.33 on the mean over seeds
     assert row["objective"] == "maximize val_accuracy" and row["target bar"] == "test_accuracy ≥ 0.89, test_loss ≤ 0.33"
-    assert row["first trial meeting the bar (min)"] == pytest.approx(round(152 / 60, 1))
+    assert row["first trial meeting the bar (min)"] == pytest.approx(round(150 / 60, 1))  # 2 s idle between trials
+
+
+def test_time_to_the_bar_leaves_out_idle_gaps_between_sweeps_and_counts_parallel_trials_once():
+    result = snapshot()
+    trials = result.trials.set_index("number")
+    trials.loc[2, "datetime_start"] = T0 + pd.Timedelta(hours=5)  # the next day's sweep found it
+    trials.loc[2, "datetime_complete"] = T0 + pd.Timedelta(hours=5, seconds=70)
+    trials.loc[1, "datetime_start"], trials.loc[1, "datetime_complete"] = T0 + pd.Timedelta(seconds=30), T0 + pd.Timedelta(seconds=81)
+    result.trials = trials.reset_index()
+    assert result.time_to_target() == pytest.approx(81 + 70)  # trial 0 and 1 overlap: 0-81 s, then 70 s
 
 
 def blog_snapshot(scores: dict[float, list[float]]) -> StudyResults:

@@ -77,19 +77,34 @@ class StudyResults:
         return int((self.trials["state"] == state).sum())
 
     def time_to_target(self) -> float | None:
-        """Seconds from the study's first trial start to the first completed trial meeting the target bar."""
+        """Seconds of searching (time when some trial was training; idle gaps between sweeps left out) from the
+        study's first trial to the first completed trial meeting the target bar."""
         if self.trials.empty:
             return None
-        start = self.trials["datetime_start"].min()
         for _, row in self.trials.sort_values("datetime_complete").iterrows():
             if row["state"] == "COMPLETE" and meets_target(row, self.space.spec.target):
-                return (row["datetime_complete"] - start).total_seconds()
+                return _busy_seconds(self.trials, row["datetime_complete"])
         return None
 
     def best(self) -> pd.Series | None:
         """The leaderboard's top completed trial (by mean objective over its repeats)."""
         done = self.trials[self.trials["state"] == "COMPLETE"].dropna(subset=["value"])
         return None if done.empty else done.iloc[0]
+
+
+def _busy_seconds(trials: pd.DataFrame, until: pd.Timestamp) -> float:
+    """Length of the union of the trials' [start, end] intervals before ``until`` (parallel trials count once)."""
+    spans = trials.dropna(subset=["datetime_start"]).sort_values("datetime_start")
+    total, reach = 0.0, None
+    for start, end in zip(spans["datetime_start"], spans["datetime_complete"].fillna(until), strict=True):
+        start, end = min(start, until), min(end, until)
+        if reach is None or start > reach:
+            total += (end - start).total_seconds()
+            reach = end
+        elif end > reach:
+            total += (end - reach).total_seconds()
+            reach = end
+    return total
 
 
 SPREAD_OF = {"value": None, "test_accuracy": "test_accuracy", "test_loss": "test_loss"}  # None: the objective
