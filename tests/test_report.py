@@ -7,12 +7,13 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import keras
 import mlflow
 import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.data import load_raw
+from experiments.data import DATASETS, load_raw
 from sweeps.cli import main
 from sweeps.store.tracking import tracking_uri
 
@@ -119,6 +120,11 @@ def test_best_model_is_registered_and_predicts(swept: Path, monkeypatch, capsys)
     Image.fromarray(pixels).resize((280, 280), Image.Resampling.NEAREST).save(swept / "boot.png")
     assert main(["predict", "tiny", "--quick", "--image", str(swept / "boot.png")]) == 0
     assert re.search(r"1\. (.+?)\s+\d", capsys.readouterr().out).group(1) == first
+
+    # the registered model takes the raw 0-255 pixels (a Rescaling layer in front): the same top class
+    raw = load_raw("fashion_mnist").arrays["x_test"][:1].astype("float32")[..., None]
+    names = DATASETS["fashion_mnist"].class_names
+    assert isinstance(model.layers[0], keras.layers.Rescaling) and names[int(model.predict(raw).argmax())] == first
 
 
 def test_predict_and_reproduce_errors_are_one_line(swept: Path, monkeypatch, capsys):

@@ -114,9 +114,15 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
 def register_model(tracker: Tracker, name: str, model: keras.Model, run_id: str, folder: str,
                    tags: dict[str, object]) -> int:
     """Log ``model`` (MLflow Keras flavour, with its signature and pinned requirements) under ``folder`` of run
-    ``run_id`` and register it as a new version of model ``name``; return the version number."""
+    ``run_id`` and register it as a new version of model ``name``; return the version number.
+
+    The registered model takes raw 0-255 pixels: a ``Rescaling`` layer in front of the trained one does what
+    the training data loader did, so a user feeds images as they are.
+    """
     requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
-    example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)
+    model = keras.Sequential([keras.Input(model.input_shape[1:]), keras.layers.Rescaling(1 / 255), model],
+                             name=f"{model.name}_raw_pixels")
+    example = np.full((1, *model.input_shape[1:]), 255, dtype=np.float32)
     signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
     with tempfile.TemporaryDirectory() as tmp:  # the client API: no process-wide active run or tracking URI
         mlflow.keras.save_model(model, str(Path(tmp) / folder), signature=signature, pip_requirements=requirements)
