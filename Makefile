@@ -87,8 +87,8 @@ ui: $(BIN)/.installed  ## MLflow UI on http://$(HOST):$(PORT) over $$MLFLOW_TRAC
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(PORT) --workers 1
 
 dashboard: $(BIN)/.installed  ## optuna-dashboard over the local study store on http://$(HOST):8080
-	$(BIN)/optuna-dashboard --host $(HOST) --port 8080 $(or $(STORAGE),.sweeps/optuna.journal)
+	$(BIN)/optuna-dashboard --host $(HOST) --port 8080 $(or $(STORAGE),$(if $(and $(wildcard .sweeps/optuna.journal),$(if $(wildcard optuna.journal),,1)),.sweeps/optuna.journal,optuna.journal))
 
-clean:  ## remove caches and half-finished trial folders (keeps results: mlflow.db, mlruns/, .sweeps/optuna.journal)
+clean:  ## remove caches and half-finished trial folders (keeps results: optuna.journal, mlflow.db, mlruns/)
 	rm -rf .pytest_cache .sweeps/work
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

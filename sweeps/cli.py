@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--spaces-dir", type=Path, default=Path(os.environ.get("SWEEPS_SPACES_DIR", "search_spaces")),
                         help="folder of space files (default: search_spaces/)")
     storage_help = ("Optuna storage: a journal file path or a database URL (default: $SWEEPS_STORAGE, $OPTUNA_STORAGE, "
-                    "else .sweeps/optuna.journal)")
+                    "else optuna.journal in the project folder)")
     parser.add_argument("--storage", default=os.environ.get("SWEEPS_STORAGE") or os.environ.get("OPTUNA_STORAGE") or None,
                         help=storage_help)
     anywhere = argparse.ArgumentParser(add_help=False)  # --storage also after the sub-command, as Optuna's CLI takes it
@@ -233,7 +233,9 @@ def _check(args: argparse.Namespace, root: Path, console) -> None:
 
     space = load_space(args.space, args.spaces_dir)
     console.print(f"{space.path}: ok")
-    if args.storage is None and not (root / ".sweeps" / "optuna.journal").is_file():
+    from sweeps.store.storage import default_storage
+
+    if args.storage is None and not Path(default_storage(root)).is_file():
         return  # no study anywhere yet: nothing to read hints from (and no journal created by asking)
     import optuna
 

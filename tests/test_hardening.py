@@ -84,6 +84,7 @@ def _sweep(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 def _nothing_written(root: Path) -> None:
     assert not (root / ".sweeps").exists() and not (root / "mlflow.db").exists() and not (root / "mlruns").exists()
+    assert not (root / "optuna.journal").exists()
 
 
 def test_cli_bad_space_file_exit_2_one_line_nothing_written(tmp_path):

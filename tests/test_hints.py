@@ -74,7 +74,7 @@ def test_sweep_check_prints_the_hints_of_a_finished_study(tiny, capsys):
     from sweeps.store.storage import default_storage, open_storage
 
     assert main(["check", "tiny"]) == 0 and "no hint" not in capsys.readouterr().out  # no study yet: no store made
-    assert not (tiny / ".sweeps").exists()
+    assert not (tiny / "optuna.journal").exists()
     study = open_study(load_space("tiny", tiny / "search_spaces"), open_storage(default_storage(tiny)), False,
                        Console(quiet=True))
     distributions = {"units": IntDistribution(16, 128, log=True), "dropout": FloatDistribution(0.0, 0.3)}

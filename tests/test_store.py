@@ -89,3 +89,14 @@ def test_a_vanished_artifact_folder_is_one_clear_error(tmp_path, monkeypatch):
     shutil.rmtree(artifacts)
     with pytest.raises(MissingCheckpoint, match=rf"MLflow run {run}: its checkpoint cannot be read .*moved or deleted"):
         load_checkpoint(tracker, run, tmp_path / "cache")
+
+
+def test_studies_live_beside_mlflow_db_and_an_older_project_keeps_its_journal(tmp_path):
+    from sweeps.store.storage import default_storage
+
+    assert default_storage(tmp_path) == str(tmp_path.resolve() / "optuna.journal")
+    (tmp_path / ".sweeps").mkdir()
+    (tmp_path / ".sweeps" / "optuna.journal").write_text("")  # a project from before: its studies stay found
+    assert default_storage(tmp_path) == str(tmp_path.resolve() / ".sweeps" / "optuna.journal")
+    (tmp_path / "optuna.journal").write_text("")  # once the user moved (or made) the new one, it wins
+    assert default_storage(tmp_path) == str(tmp_path.resolve() / "optuna.journal")

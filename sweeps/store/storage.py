@@ -1,6 +1,6 @@
 """Where studies and runs live: open the Optuna storage, check the MLflow store, before any training starts.
 
-One machine (default): an Optuna journal file, ``.sweeps/optuna.journal`` — Optuna's storage for several
+One machine (default): an Optuna journal file, ``optuna.journal`` beside ``mlflow.db`` — Optuna's storage for several
 processes on one machine (SQLite is not safe with concurrent writers). Many machines: an RDB URL
 (PostgreSQL) with heartbeats, so a dead worker's trial is failed and retried by the others.
 """
@@ -33,9 +33,17 @@ SQLITE_WAIT_S = 10.0  # how long a locked MLflow SQLite store is waited for befo
 GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
 
 
+JOURNAL = "optuna.journal"  # in the project folder, beside mlflow.db: results, apart from the caches in .sweeps/
+OLD_JOURNAL = Path(".sweeps") / JOURNAL  # where studies were kept before; used while no new journal exists
+
+
 def default_storage(root: Path) -> str:
-    """The local journal file."""
-    return str((root / ".sweeps" / "optuna.journal").resolve())
+    """The local journal file: ``optuna.journal`` in ``root`` (``.sweeps/optuna.journal`` for a project that
+    keeps its studies there from before; moving it up to the project folder is the user's call)."""
+    old = root / OLD_JOURNAL
+    if old.is_file() and not (root / JOURNAL).exists():
+        return str(old.resolve())
+    return str((root / JOURNAL).resolve())
 
 
 def masked(url: str) -> str:
