@@ -12,7 +12,7 @@ from optuna.storages import BaseStorage
 from sweeps.report import model_figures
 from sweeps.report.bench_page import bench_section
 from sweeps.report.best_scores import CASE, CASE_MOVE, BestModelScores, case_image
-from sweeps.report.html import esc, image, page, table, verdict
+from sweeps.report.html import esc, fragment, image, page, render, table, verdict
 from sweeps.report.output import write_file
 from sweeps.report.read import collect
 from sweeps.report.results import StudyResults, meets_target
@@ -111,15 +111,9 @@ def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, c
         write_file(reports_dir / r.name / "trials.csv", r.trials.to_csv(index=False))
         write_file(reports_dir / f"{r.name}.html", page(r.name, space_page(r)))
     scored = {r.name: r.best_model for r in results if r.best_model is not None}
-    body = f"""<h1>Sweep report</h1>
-<p>Built {time.strftime('%Y-%m-%d %H:%M')} from the Optuna studies and the MLflow runs. Each score is the mean over a
-trial's seeded repeats ± the 95 % confidence interval (Student t; n = number of seeds; no ± with one seed).
-Models are selected on validation data held out of training and scored once on the test set.</p>
-{_overview(results)}
-{_seeds(results)}
-{robustness_comparison(scored)}
-{seed_case(results)}
-{bench_section(reports_dir / "bench.json")}"""
+    body = render("summary.html", built=time.strftime("%Y-%m-%d %H:%M"), overview=fragment(_overview(results)),
+                  seeds=fragment(_seeds(results)), robustness=fragment(robustness_comparison(scored)),
+                  seed_case=fragment(seed_case(results)), bench=fragment(bench_section(reports_dir / "bench.json")))
     out = reports_dir / "summary.html"
     write_file(out, page("Sweep report", body))
     return out

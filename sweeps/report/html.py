@@ -1,11 +1,14 @@
-"""HTML building blocks for the report pages: one template, tables that sort on click, embedded images."""
+"""HTML building blocks for the report pages: Jinja2 templates (autoescaped), tables through pandas' Styler that
+sort on click, embedded figures."""
 
 from __future__ import annotations
 
 import html
 import math
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from sweeps.report import figures
 
@@ -90,8 +93,21 @@ def verdict(ok: bool | None) -> str:
     return '<span class="pass">PASS</span>' if ok else '<span class="fail">FAIL</span>'
 
 
+# Jinja2 escapes every value put into a template; the fragments built here (tables, figures) come in as Markup.
+TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("sweeps.report", "templates"), autoescape=True,
+                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def render(template: str, **values: object) -> str:
+    """Fill ``templates/<template>``; strings are escaped, :class:`markupsafe.Markup` fragments kept."""
+    return TEMPLATES.get_template(template).render(**values)
+
+
+def fragment(html_text: str) -> Markup:
+    """An HTML fragment built here (its quoted values already escaped), to pass into a template as it is."""
+    return Markup(html_text)
+
+
 def page(title: str, body: str) -> str:
     """A complete, self-contained page: no external script, style, font or image."""
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>
-<style>{CSS}</style></head><body>{body}<script>{SORT_JS}</script></body></html>"""
+    return render("page.html", title=title, body=fragment(body), css=fragment(CSS), script=fragment(SORT_JS))

@@ -8,7 +8,7 @@ import pandas as pd
 
 from experiments.settings import base_name
 from sweeps.report import figures, model_figures
-from sweeps.report.html import esc, image, short, table, value_text, verdict, warning
+from sweeps.report.html import esc, fragment, image, render, short, table, value_text, verdict, warning
 from sweeps.report.results import TOP_K, StudyResults, meets_target
 from sweeps.report.significance import label, versus_best
 from sweeps.search.hints import hints
@@ -230,33 +230,15 @@ def best_model(scores: BestModelScores | None) -> str:
 
 
 def space_page(result: StudyResults) -> str:
-    """The body of one study's page."""
-    spec = result.space.spec
+    """The body of one study's page (templates/space.html)."""
     counts = ", ".join(f"{n} {s.lower()}" for s, n in result.trials["state"].value_counts().items())
-    return f"""<nav><a href="summary.html">← all spaces</a></nav>
-<h1>{esc(result.name)}</h1><p>{esc(spec.description)} · dataset {spec.dataset} · {spec.model}</p>
-{honesty(result)}
-<p>Trials: {counts}; {int(result.trials['epochs'].sum())} epochs; {result.trials['duration_s'].sum() / 60:.1f} min of training.</p>
-<section><h2>Best configuration</h2>{best_config(result)}</section>
-<section><h2>Leaderboard</h2><p>Every trial as CSV: <a href="{esc(result.name)}/trials.csv">trials.csv</a>.</p>
-{table(leaderboard(result), escape=False)}{failures(result)}</section>
-<section><h2>Parameter effects</h2>{search_figures(result)}{space_hints(result)}</section>
-<section><h2>Training</h2>{learning_curves(result)}{stopping(result)}</section>
-<section><h2>Best model</h2>{best_model(result.best_model)}</section>
-{space_file(result)}"""
-
-
-def failures(result: StudyResults) -> str:
-    """Why each failed trial failed (the traceback is in its MLflow run)."""
-    if not result.failures:
-        return ""
-    rows = pd.DataFrame({"trial": list(result.failures), "reason": list(result.failures.values())})
-    return f"<h3>Failed trials</h3>{table(rows, sortable=False)}"
-
-
-def space_file(result: StudyResults) -> str:
-    """The space file the study ran with, as recorded in the study."""
-    text = result.attrs.get(SPACE_YAML)
-    if not text:
-        return ""
-    return f"<section><h2>Space file</h2><details><summary>the YAML this study ran with</summary><pre>{esc(text)}</pre></details></section>"
+    failed = pd.DataFrame({"trial": list(result.failures), "reason": list(result.failures.values())})
+    return render(
+        "space.html", r=result, spec=result.space.spec, counts=counts, epochs=int(result.trials["epochs"].sum()),
+        minutes=result.trials["duration_s"].sum() / 60, space_yaml=result.attrs.get(SPACE_YAML, ""),
+        honesty=fragment(honesty(result)), best_config=fragment(best_config(result)),
+        leaderboard=fragment(table(leaderboard(result), escape=False)),
+        failures=fragment(table(failed, sortable=False)) if result.failures else "",
+        search_figures=fragment(search_figures(result)), hints=fragment(space_hints(result)),
+        learning_curves=fragment(learning_curves(result)), stopping=fragment(stopping(result)),
+        best_model=fragment(best_model(result.best_model)))
