@@ -100,3 +100,26 @@ def test_studies_live_beside_mlflow_db_and_an_older_project_keeps_its_journal(tm
     assert default_storage(tmp_path) == str(tmp_path.resolve() / ".sweeps" / "optuna.journal")
     (tmp_path / "optuna.journal").write_text("")  # once the user moved (or made) the new one, it wins
     assert default_storage(tmp_path) == str(tmp_path.resolve() / "optuna.journal")
+
+
+def test_a_trial_finishing_while_another_process_looks_for_orphans_keeps_its_run(tmp_path):
+    from sweeps.store.recovery import close_orphan_runs
+    from sweeps.store.tracking import Tracker
+
+    study = optuna.create_study()
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "race")
+    trial = study.ask()
+    run_id = tracker.start_run("trial-0", tags={"sweeps.kind": "trial", "sweeps.trial": trial.number})
+    read_runs = tracker.runs
+
+    def runs_then_the_owner_finishes(*args, **kwargs):
+        snapshot = read_runs(*args, **kwargs)  # the run is RUNNING in what this process read ...
+        tracker.set_tags(run_id, {"sweeps.state": "PRUNED"})  # ... and then its owner finishes the trial
+        tracker.end_run(run_id, "FINISHED")
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return snapshot
+
+    tracker.runs = runs_then_the_owner_finishes
+    assert close_orphan_runs(study, tracker) == 0
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["sweeps.state"] == "PRUNED"

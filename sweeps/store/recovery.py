@@ -78,10 +78,13 @@ def fail_crashed_trials(study: optuna.Study, worker: str, reason: str) -> list[i
 def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
     """Mark KILLED the MLflow runs still RUNNING whose trial has ended or whose sweep process is gone, and the
     FINISHED trial runs of trials that were failed (a worker killed after closing the run, before telling Optuna)."""
+    # The trials' states first, then the runs: a run seen RUNNING whose trial had ended at the earlier read was
+    # truly left behind. Read the other way round, a trial ending between the two reads (another worker's,
+    # finishing) would look orphaned, and its just-finished run would be overwritten KILLED.
+    states = {str(t.number): t.state for t in study.get_trials(deepcopy=False)}
     runs = tracker.runs()
     if runs.empty:
         return 0
-    states = {str(t.number): t.state for t in study.get_trials(deepcopy=False)}
     closed = 0
     told_late = runs[(runs["status"] == "FINISHED") & (runs.get(f"tags.{KIND}") == TRIAL_RUN)]
     for _, run in told_late.iterrows():
@@ -91,8 +94,8 @@ def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
             closed += 1
     for _, run in runs[runs["status"] == "RUNNING"].iterrows():
         kind = run.get(f"tags.{KIND}")
-        if kind in (TRIAL_RUN, REPEAT_RUN):
-            orphan = states.get(run.get(f"tags.{TRIAL}")) != TrialState.RUNNING
+        if kind in (TRIAL_RUN, REPEAT_RUN):  # a trial begun after the states were read is not an orphan
+            orphan = states.get(run.get(f"tags.{TRIAL}"), TrialState.RUNNING) != TrialState.RUNNING
         else:
             orphan = is_alive(str(run.get(f"tags.{RUN_WORKER}") or "")) is False
         if orphan:
