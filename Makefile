@@ -25,7 +25,7 @@ truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
 GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
-.PHONY: help lock sweep bench status report predict reproduce refit list check lint test test-fast ui dashboard clean
+.PHONY: help lock sweep bench bench-scale status report predict reproduce refit list check lint test test-fast ui dashboard clean
 
 .DEFAULT_GOAL := help
 
@@ -49,6 +49,9 @@ sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QU
 
 bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
 	$(BIN)/sweep bench $(or $(BENCH_SPACE),fashion_mlp) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(PARTS),--parts $(PARTS)) $(if $(SEARCHES),--searches $(SEARCHES))
+
+bench-scale: $(BIN)/.installed  ## framework costs at 100/300/1000 trials (FULL=1: and 3000) with SCALE_WORKERS=1,4 processes; nothing trained
+	$(BIN)/sweep $(GLOBAL_ARGS) bench-scale $(if $(call truthy,$(FULL)),--full) $(if $(SCALE_WORKERS),--workers $(SCALE_WORKERS))
 
 status: $(BIN)/.installed  ## trials by state, MLflow runs by status, any mismatch: SPACE= QUICK=1 ENGINE=
 	$(BIN)/sweep $(GLOBAL_ARGS) status $(SPACE) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))

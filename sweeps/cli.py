@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers
     run.add_argument("--subset", type=positive_int, help=argparse.SUPPRESS)  # the benchmark's training sample
+    run.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)  # bench-scale: nothing trained
     run.add_argument("--trials-per-process", type=whole_number, default=os.environ.get("SWEEPS_TRIALS_PER_PROCESS", "10"),
                      help="trials a worker process runs before a fresh one takes over (memory stays flat, a crash "
                           "fails one trial); 0 runs every trial in this process (default: 10)")
@@ -92,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--parts", default="overhead,pruning,search,memory", help="which measurements, comma-separated")
     bench.add_argument("--searches", default="optuna,random_search,kerastuner_hyperband",
                        help="the searches of the search part: optuna (the space as shipped), random_search, kerastuner_hyperband")
+    scale = sub.add_parser("bench-scale", help="how the framework's own costs grow with trials and workers, nothing "
+                                               "trained (writes reports/bench_scale.json)")
+    scale.add_argument("--sizes", default="100,300,1000", help="study sizes to grow through, comma-separated")
+    scale.add_argument("--workers", default="1,4", help="worker process counts, comma-separated")
+    scale.add_argument("--full", action="store_true", help="also grow to 3000 trials")
     predict = sub.add_parser("predict", help="classify an image with the best model of a space")
     predict.add_argument("space")
     source = predict.add_mutually_exclusive_group(required=True)
@@ -169,13 +175,14 @@ def _run(args: argparse.Namespace, root: Path, console) -> int:
         Tracker(tracking, study.study_name)                      # the study, the MLflow store and its experiment
         argv = ["--spaces-dir", str(args.spaces_dir), *(["--storage", url] if args.storage else []), "run", args.space,
                 "--no-report", *(["--trials", str(args.trials)] if args.trials else []),
-                *(["--timeout", args.timeout] if args.timeout else []), *(["--quick"] if args.quick else [])]
+                *(["--timeout", args.timeout] if args.timeout else []), *(["--quick"] if args.quick else []),
+                *(["--simulate"] if args.simulate else [])]
         code = run_workers(argv, args.workers, console)
     else:
         options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
                                worker_index=args.worker_index, engine=args.engine, tuner=args.tuner, subset=args.subset,
                                trials_per_process=args.trials_per_process or None, sweep_run=args.sweep_run,
-                               deadline_at=args.deadline_at, keras_log=args.keras_log)
+                               deadline_at=args.deadline_at, keras_log=args.keras_log, simulate=args.simulate)
         if args.sweep_run:  # a worker of the supervisor below
             from sweeps.search.sweep import run_sweep
 
@@ -200,7 +207,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     return ["--spaces-dir", str(args.spaces_dir), *(["--storage", args.storage] if args.storage else []), "run",
             args.space, "--no-report", "--worker-index", str(args.worker_index),
             *(["--trials", str(args.trials)] if args.trials else []), *(["--quick"] if args.quick else []),
-            *(["--subset", str(args.subset)] if args.subset else []), *(["--keras-log"] if args.keras_log else [])]
+            *(["--subset", str(args.subset)] if args.subset else []), *(["--keras-log"] if args.keras_log else []),
+            *(["--simulate"] if args.simulate else [])]
 
 
 def _bench(args: argparse.Namespace, root: Path, console) -> None:
@@ -272,6 +280,26 @@ def _predict(args: argparse.Namespace, root: Path, console) -> None:
             image=args.image, test_index=args.from_test)
 
 
+def _bench_scale(args: argparse.Namespace, root: Path, console) -> None:
+    from sweeps.bench_scale import print_scale, run_bench_scale, save_scale
+
+    def numbers(text: str, flag: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise UsageError(f"{flag} {text!r}: expected whole numbers separated by commas, e.g. 100,300,1000") from None
+        if not values or min(values) < 1 or list(values) != sorted(set(values)):
+            raise UsageError(f"{flag} {text!r}: expected increasing whole numbers ≥ 1")
+        return values
+
+    sizes = numbers(args.sizes, "--sizes") + ((3000,) if args.full else ())
+    results = run_bench_scale(root, tuple(sorted(set(sizes))), numbers(args.workers, "--workers"), console,
+                              args.storage)
+    print_scale(results, console)
+    console.print(f"results: {save_scale(results, root / 'reports')}")
+    _report(args, root, console)
+
+
 def _refit(args: argparse.Namespace, root: Path, console) -> None:
     import tempfile
 
@@ -323,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True)
     root = Path.cwd()
     commands = {"run": _run, "report": _report, "bench": _bench, "status": _status, "predict": _predict, "reproduce": _reproduce,
-                "refit": _refit,
+                "refit": _refit, "bench-scale": _bench_scale,
                 "list": lambda a, r, c: _list(a, c),
                 "check": _check}
     try:

@@ -75,6 +75,7 @@ class SweepOptions:
     sweep_run: str | None = None  # the supervising process's MLflow sweep run (this process is its worker)
     deadline_at: float | None = None  # wall-clock time.time() when the budget ends (set by the supervisor)
     keras_log: bool = False  # Keras's own epoch lines even on a terminal (where the live line replaces them)
+    simulate: bool = False  # train nothing: a synthetic objective, for measuring the framework's own costs
 
     @property
     def train_subset(self) -> int | None:

@@ -49,6 +49,14 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     study = open_study(space, storage, options.quick, console, options.worker_index, options.engine)
     name = study.study_name
     tracker = Tracker(tracking, name)
+    simulated: list[AfterTrial] = []
+    if options.simulate:  # make bench-scale: the framework's own costs, with nothing trained
+        from sweeps import scale
+
+        sampler = scale.TimedSampler(study.sampler)
+        study.sampler, tracker = sampler, scale.TimedTracker(tracking, name)
+        path = scale.timings_path()
+        simulated = [scale.TimingsLog(sampler, path)] if path else []
     retried = fail_dead_trials(study)
     closed = close_orphan_runs(study, tracker)
     if retried or closed:
@@ -79,8 +87,11 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
                        max_epochs=options.epoch_cap, deadline=deadline,
                        prune=spec.sweep.pruner.name != "none" and options.engine == "optuna", progress=progress,
                        keras_verbose=0 if live.live is not None and not options.keras_log else None)
+    if options.simulate:
+        ctx.train = scale.simulated_training(space)
     stops = SweepStops(console, target, stops=options.engine == "optuna", deadline=deadline, share=options.trials_per_process)
-    after_trial: list[AfterTrial] = [live, TrialLine(console, spec.objective.metric, target), recover_dead_workers, stops]
+    after_trial: list[AfterTrial] = [live, TrialLine(console, spec.objective.metric, target), recover_dead_workers,
+                                     *simulated, stops]
     status = "FAILED"
     try:
         with live:
@@ -94,7 +105,8 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
                 study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
                                callbacks=after_trial)
         status = "FAILED" if stops.stopped_for else "FINISHED"
-        register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
+        if not options.simulate:  # a simulated trial has no model to register
+            register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
     except KeyboardInterrupt:
         status = INTERRUPTED
         raise

@@ -7,6 +7,7 @@ import dataclasses
 import resource
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class TrialContext:
     deadline: float | None = None  # time.monotonic() at which training stops and scores its best weights
     progress: SweepProgress | None = None  # the live progress line, told of every epoch
     keras_verbose: int | None = None  # Keras's epoch lines: 0 while the live line is drawn; None: the settings'
+    train: Callable[..., RepeatResult] = train_repeat  # what trains a repeat (bench-scale simulates it)
 
 
 def peak_rss_mb() -> float:
@@ -74,7 +76,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, index: 
     pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
     error: BaseException | None = None
     try:
-        result = train_repeat(
+        result = ctx.train(
             ctx.space.spec.model, model_params, settings, ctx.data, seed,
             ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}", (*pruning, StopRequested()),
             on_epoch=lambda step, metrics: _epoch_done(ctx, runs, run_id, trial.number, seed, settings.epochs, step, metrics),

@@ -89,7 +89,11 @@ def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Mod
                 raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be read ({reason}); was the "
                                         "artifact folder (mlruns/) moved or deleted?") from None
             os.replace(downloaded, local)
-    return keras.models.load_model(local)
+    try:
+        return keras.models.load_model(local)
+    except (OSError, ValueError) as exc:  # not a Keras file (damaged, or a simulated trial's stand-in)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be loaded ({reason})") from None
 
 
 def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_dir: Path) -> str | None:

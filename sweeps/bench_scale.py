@@ -1,0 +1,149 @@
+"""``make bench-scale``: how the framework's own costs grow with a study's size and its workers. Not a test.
+
+A study of the fashion_cnn space grows to each size in turn (``sweep run --simulate --trials N``: the real
+sampler, pruner, storages and MLflow logging, nothing trained), and after each size ``sweep status`` and
+``sweep report`` run as users run them. Per size: sampler and MLflow seconds per trial (from the timings each
+trial writes), trials per minute per worker, status and report seconds, report size, peak RSS; per cost, its
+growth exponent (the slope of log cost over log trials). Raw numbers go to ``reports/bench_scale.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+SIZES = (100, 300, 1000)
+FULL_SIZES = (*SIZES, 3000)
+SPACE = "fashion_cnn"
+SHARE = 250  # trials per worker process before a fresh one: recycling stays a small, constant cost
+
+
+def _sweep(project: Path, *args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "sweeps.cli", *args], cwd=project, env=env, capture_output=True,
+                          text=True)
+    return time.monotonic() - start, done
+
+
+def _size_of(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
+
+
+def _band(timings: pd.DataFrame, low: int, high: int) -> pd.DataFrame:
+    """The timings of trials numbered low ≤ n < high."""
+    return timings[(timings["trial"] >= low) & (timings["trial"] < high)]
+
+
+def _peak_rss(project: Path, env: dict[str, str]) -> float | None:
+    from sweeps.store.records import TRIAL_RUN
+    from sweeps.store.tracking import Tracker, tracking_uri
+
+    uri = env.get("MLFLOW_TRACKING_URI") or tracking_uri(project)
+    runs = Tracker(uri, SPACE, create=False).runs(kind=TRIAL_RUN)
+    column = runs.get("metrics.peak_rss_mb")
+    return None if column is None or column.dropna().empty else round(float(column.max()), 1)
+
+
+def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, storage: str | None = None) -> list[dict]:
+    """Grow one simulated study through ``sizes`` with ``workers`` processes; a row of costs per size."""
+    project = root / ".sweeps" / "bench-scale" / f"workers-{workers}"
+    shutil.rmtree(project, ignore_errors=True)
+    (project / "search_spaces").mkdir(parents=True)
+    shutil.copy(root / "search_spaces" / f"{SPACE}.yaml", project / "search_spaces")
+    timings_file = project / "timings.jsonl"
+    env = {**os.environ, "SWEEPS_SCALE_TIMINGS": str(timings_file), "SWEEPS_TRIALS_PER_PROCESS": str(SHARE)}
+    store = ["--storage", storage] if storage else []
+    rows, previous = [], 0
+    for size in sizes:
+        wall, done = _sweep(project, *store, "run", SPACE, "--simulate", "--trials", str(size), "--timeout", "48h",
+                            "--no-report", *(["--workers", str(workers)] if workers > 1 else []), env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"simulated sweep to {size} trials failed: {done.stderr.strip().splitlines()[-1:]}")
+        status_s, status = _sweep(project, *store, "status", SPACE, env=env)
+        report_s, report = _sweep(project, *store, "report", env=env)
+        timings = pd.read_json(timings_file, lines=True)
+        band = _band(timings, previous, size)
+        finished = timings[timings["state"].isin(["COMPLETE", "PRUNED"])]
+        row = {
+            "trials": size, "workers": workers, "finished": int(finished["trial"].nunique()),
+            "duplicate_timings": int(finished["trial"].duplicated().sum()),
+            "status_consistent": status.returncode == 0 and "consistent" in status.stdout,
+            "sampler_s_per_trial": round(float(band["sampler_s"].mean()), 4),
+            "mlflow_s_per_trial": round(float(band["mlflow_s"].mean()), 4),
+            "trial_s": round(float(band["trial_s"].mean()), 4),
+            "trials_per_min_per_worker": round((size - previous) / (wall / 60) / workers, 1),
+            "status_s": round(status_s, 1), "report_s": round(report_s, 1),
+            "report_ok": report.returncode == 0,
+            "report_mb": round(_size_of(project / "reports"), 2),
+            "summary_and_page_mb": round(sum(p.stat().st_size for p in (project / "reports").glob("*.html")) / 2**20, 2),
+            "peak_rss_mb": _peak_rss(project, env),
+        }
+        rows.append(row)
+        console.print(f"  {workers} worker(s), {size} trials: {row}", highlight=False)
+        previous = size
+    return rows
+
+
+def growth(rows: list[dict], cost: str) -> float | None:
+    """The exponent k of cost ∝ trials^k, fitted on a log-log scale (None with fewer than two sizes)."""
+    points = [(r["trials"], r[cost]) for r in rows if r.get(cost)]
+    if len(points) < 2:
+        return None
+    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+    return round(float(np.polyfit(x, y, 1)[0]), 2)
+
+
+def run_bench_scale(root: Path, sizes: tuple[int, ...], workers: tuple[int, ...], console: Console,
+                    storage: str | None = None) -> dict:
+    """Every worker count through every size; the rows, growth exponents and what ran where."""
+    results: dict = {"about": {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(),
+                               "storage": "given" if storage else "journal file",
+                               "tracking": "server" if os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http")
+                               else "SQLite file", "sizes": list(sizes)}}
+    for count in workers:
+        console.print(f"bench-scale: {count} worker(s), sizes {list(sizes)}")
+        rows = grow(root, sizes, count, console, storage)
+        costs = ("sampler_s_per_trial", "mlflow_s_per_trial", "trial_s", "status_s", "report_s", "report_mb")
+        results[f"workers_{count}"] = {"rows": rows, "growth": {c: growth(rows, c) for c in costs}}
+    return results
+
+
+def _machine() -> str:
+    return f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}"
+
+
+def print_scale(results: dict, console: Console) -> None:
+    """The rows as a table per worker count, with the growth exponents."""
+    for key, part in results.items():
+        if key == "about":
+            continue
+        table = Table(title=f"bench-scale: {key.replace('_', ' ')}")
+        columns = ("trials", "finished", "sampler_s_per_trial", "mlflow_s_per_trial", "trials_per_min_per_worker",
+                   "status_s", "report_s", "report_mb", "peak_rss_mb")
+        for column in columns:
+            table.add_column(column.replace("_", " "))
+        for row in part["rows"]:
+            table.add_row(*(str(row[c]) for c in columns))
+        console.print(table)
+        console.print(f"growth exponents: {part['growth']}")
+
+
+def save_scale(results: dict, reports_dir: Path) -> Path:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / "bench_scale.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
+    os.replace(tmp, path)
+    return path
