@@ -16,6 +16,7 @@ from sweeps.report.html import esc, fragment, image, page, render, table, verdic
 from sweeps.report.output import write_file
 from sweeps.report.read import collect
 from sweeps.report.results import StudyResults, meets_target
+from sweeps.report.scale_page import scale_section
 from sweeps.report.significance import seeds_section
 from sweeps.report.space_page import ci, space_page
 
@@ -113,7 +114,8 @@ def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, c
     scored = {r.name: r.best_model for r in results if r.best_model is not None}
     body = render("summary.html", built=time.strftime("%Y-%m-%d %H:%M"), overview=fragment(_overview(results)),
                   seeds=fragment(_seeds(results)), robustness=fragment(robustness_comparison(scored)),
-                  seed_case=fragment(seed_case(results)), bench=fragment(bench_section(reports_dir / "bench.json")))
+                  seed_case=fragment(seed_case(results)), bench=fragment(bench_section(reports_dir / "bench.json")),
+                  scale=fragment(scale_section(reports_dir / "bench_scale.json")))
     out = reports_dir / "summary.html"
     write_file(out, page("Sweep report", body))
     return out
