@@ -7,10 +7,7 @@ that the same command continues.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import logging
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -18,19 +15,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from sweeps.errors import SweepsError, UsageError
+from sweeps import commands
+from sweeps.errors import SweepsError
 from sweeps.search import stopping
 from sweeps.store.records import ENGINES
 
 USAGE_ERROR = 2
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``30m`` or ``2h``."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"TIMEOUT={text!r}: expected a positive number of seconds, or e.g. 90s, 30m, 2h")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def whole_number(text: str) -> int:
@@ -121,222 +111,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stores(args: argparse.Namespace, root: Path):
-    """The storage URL, the opened Optuna storage and the MLflow tracking URI."""
-    from sweeps.store.storage import check_tracking, default_storage, open_storage
-    from sweeps.store.tracking import tracking_uri
-
-    url = args.storage or default_storage(root)
-    tracking = tracking_uri(root)
-    check_tracking(tracking)
-    return url, open_storage(url), tracking
-
-
-def _study_name(args: argparse.Namespace) -> str:
-    from sweeps.store.records import study_name
-
-    return study_name(args.space, args.quick, args.engine)
-
-
-def _report(args: argparse.Namespace, root: Path, console) -> None:
-    from sweeps.report.build import build_report
-
-    _, storage, tracking = _stores(args, root)
-    path = build_report(storage, tracking, root / "reports", root / ".sweeps" / "cache")
-    console.print(f"report: {path}")
-
-
-def _run(args: argparse.Namespace, root: Path, console) -> int:
-    import optuna
-
-    from sweeps.search.space import load_space
-    from sweeps.search.study import SweepOptions, open_study
-    from sweeps.search.supervisor import RECYCLE
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    space = load_space(args.space, args.spaces_dir)
-    timeout = parse_duration(args.timeout) if args.timeout else None
-    if not args.no_report:
-        from sweeps.report.output import check_writable
-
-        check_writable(root / "reports")
-    code = 0
-    if args.workers > 1 and args.engine == "kerastuner":
-        raise UsageError("--workers: the kerastuner engine runs in one process; use --engine optuna for workers")
-    if args.workers > 1:
-        from sweeps.search.workers import run_workers
-        from sweeps.store.storage import check_tracking
-        from sweeps.store.tracking import Tracker
-
-        url, storage, tracking = _stores(args, root)
-        check_tracking(tracking)
-        study = open_study(space, storage, args.quick, console)  # created once, before the workers race to them:
-        Tracker(tracking, study.study_name)                      # the study, the MLflow store and its experiment
-        argv = ["--spaces-dir", str(args.spaces_dir), *(["--storage", url] if args.storage else []), "run", args.space,
-                "--no-report", *(["--trials", str(args.trials)] if args.trials else []),
-                *(["--timeout", args.timeout] if args.timeout else []), *(["--quick"] if args.quick else []),
-                *(["--simulate"] if args.simulate else [])]
-        code = run_workers(argv, args.workers, console)
-    else:
-        options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
-                               worker_index=args.worker_index, engine=args.engine, tuner=args.tuner, subset=args.subset,
-                               trials_per_process=args.trials_per_process or None, sweep_run=args.sweep_run,
-                               deadline_at=args.deadline_at, keras_log=args.keras_log, simulate=args.simulate)
-        if args.sweep_run:  # a worker of the supervisor below
-            from sweeps.search.sweep import run_sweep
-
-            return RECYCLE if run_sweep(space, root, options, console) else 0
-        if _supervises(args):
-            from sweeps.search.supervisor import supervise
-
-            code = supervise(space, root, options, _worker_argv(args), console)
-        else:  # Keras Tuner keeps its search state in this process
-            from sweeps.search.sweep import run_sweep
-
-            run_sweep(space, root, dataclasses.replace(options, trials_per_process=None), console)
-    if args.refit and code == 0:
-        _refit(args, root, console)
-    if not args.no_report:
-        _report(args, root, console)
-    return code
-
-
-def _worker_argv(args: argparse.Namespace) -> list[str]:
-    """The ``sweep`` arguments of a worker process: the same run, no report (the supervisor builds it)."""
-    return ["--spaces-dir", str(args.spaces_dir), *(["--storage", args.storage] if args.storage else []), "run",
-            args.space, "--no-report", "--worker-index", str(args.worker_index),
-            *(["--trials", str(args.trials)] if args.trials else []), *(["--quick"] if args.quick else []),
-            *(["--subset", str(args.subset)] if args.subset else []), *(["--keras-log"] if args.keras_log else []),
-            *(["--simulate"] if args.simulate else [])]
-
-
-def _bench(args: argparse.Namespace, root: Path, console) -> None:
-    import optuna
-
-    from sweeps.bench import PARTS, SEARCHES, print_bench, run_bench, save_bench
-    from sweeps.search.space import load_space
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
-    parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
-    results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console,
-                        parts, searches)
-    print_bench(results, console)
-    console.print(f"raw numbers: {save_bench(results, root / 'reports')}")
-    _report(args, root, console)  # its benchmark section
-
-
-def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
-    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
-    wrong = [c for c in chosen if c not in allowed]
-    if wrong or not chosen:
-        raise UsageError(f"{option}={text!r}: expected a comma-separated list of {', '.join(allowed)}")
-    return chosen
-
-
-def _check(args: argparse.Namespace, root: Path, console) -> None:
-    from sweeps.search.space import load_space
-
-    space = load_space(args.space, args.spaces_dir)
-    console.print(f"{space.path}: ok")
-    from sweeps.store.storage import default_storage
-
-    if args.storage is None and not Path(default_storage(root)).is_file():
-        return  # no study anywhere yet: nothing to read hints from (and no journal created by asking)
-    import optuna
-
-    from sweeps.report.read import collect_study
-    from sweeps.search.hints import hints
-    from sweeps.store.records import study_name
-
-    _, storage, tracking = _stores(args, root)
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    for name in (study_name(space.name, engine=engine) for engine in ENGINES):
-        result = collect_study(storage, name, tracking) if name in names else None
-        if result is not None:
-            found = hints(result.space, result.trials, result.importances, result.maximise)
-            console.print(f"study {name}: {len(found) or 'no'} hint{'' if len(found) == 1 else 's'}"
-                          f" from {result.count('COMPLETE')} completed trials")
-            for hint in found:
-                console.print(f"  {hint}")
-
-
-def _status(args: argparse.Namespace, root: Path, console) -> int:
-    from sweeps.reuse import open_study
-    from sweeps.store.status import print_status
-
-    url, storage, tracking = _stores(args, root)
-    study, _, tracker = open_study(_study_name(args), storage, url, tracking)
-    return 1 if print_status(study, tracker, console) else 0
-
-
-def _predict(args: argparse.Namespace, root: Path, console) -> None:
-    from sweeps.reuse import predict
-
-    url, storage, tracking = _stores(args, root)
-    predict(_study_name(args), storage, url, tracking, root / ".sweeps" / "cache", console,
-            image=args.image, test_index=args.from_test)
-
-
-def _bench_scale(args: argparse.Namespace, root: Path, console) -> None:
-    from sweeps.bench_scale import print_scale, run_bench_scale, save_scale
-
-    def numbers(text: str, flag: str) -> tuple[int, ...]:
-        try:
-            values = tuple(int(v) for v in text.split(","))
-        except ValueError:
-            raise UsageError(f"{flag} {text!r}: expected whole numbers separated by commas, e.g. 100,300,1000") from None
-        if not values or min(values) < 1 or list(values) != sorted(set(values)):
-            raise UsageError(f"{flag} {text!r}: expected increasing whole numbers ≥ 1")
-        return values
-
-    sizes = numbers(args.sizes, "--sizes") + ((3000,) if args.full else ())
-    results = run_bench_scale(root, tuple(sorted(set(sizes))), numbers(args.workers, "--workers"), console,
-                              args.storage)
-    print_scale(results, console)
-    console.print(f"results: {save_scale(results, root / 'reports')}")
-    _report(args, root, console)
-
-
-def _refit(args: argparse.Namespace, root: Path, console) -> None:
-    import tempfile
-
-    from sweeps.refit import refit
-
-    url, storage, tracking = _stores(args, root)
-    with tempfile.TemporaryDirectory(prefix="refit-") as workdir:
-        refit(_study_name(args), storage, url, tracking, Path(workdir), console)
-
-
-def _reproduce(args: argparse.Namespace, root: Path, console) -> None:
-    import tempfile
-
-    from sweeps.reuse import reproduce
-
-    url, storage, tracking = _stores(args, root)
-    with tempfile.TemporaryDirectory(prefix="reproduce-") as workdir:
-        reproduce(_study_name(args), args.trial, storage, url, tracking, Path(workdir), console)
-
-
-def _list(args: argparse.Namespace, console) -> None:
-    from sweeps.search.space import SpaceError, available, load_space
-
-    for name in available(args.spaces_dir):
-        try:
-            space = load_space(name, args.spaces_dir)
-            console.print(f"{name:<16} {space.spec.description}", highlight=False)
-        except SpaceError as exc:
-            console.print(f"{name:<16} [red]invalid[/]: {exc}", highlight=False)
-
-
-def _supervises(args: argparse.Namespace) -> bool:
-    """Whether ``sweep run`` leaves the training to worker processes (and only waits for them)."""
-    return (args.command == "run" and not args.sweep_run and args.engine == "optuna"
-            and (args.workers > 1 or args.trials_per_process > 0))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweep`` command."""
     import optuna
@@ -347,15 +121,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
-    stopping.install(polite=args.command == "run" and not _supervises(args))
+    stopping.install(polite=args.command == "run" and not commands.supervises(args))
     console = Console(highlight=False, soft_wrap=True)
     root = Path.cwd()
-    commands = {"run": _run, "report": _report, "bench": _bench, "status": _status, "predict": _predict, "reproduce": _reproduce,
-                "refit": _refit, "bench-scale": _bench_scale,
-                "list": lambda a, r, c: _list(a, c),
-                "check": _check}
+    run = {"run": commands.run, "report": commands.report, "bench": commands.bench, "status": commands.status,
+           "predict": commands.predict, "reproduce": commands.reproduce, "refit": commands.refit,
+           "bench-scale": commands.bench_scale, "list": commands.list_spaces, "check": commands.check}
     try:
-        return commands[args.command](args, root, console) or 0
+        return run[args.command](args, root, console) or 0
     except SweepsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
