@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial
 from experiments.data import Dataset
 from experiments.settings import TrainSettings
 from experiments.train import RepeatResult, TrainingInterrupted, WarmStart
+from sweeps.search.progress import AfterTrial
 from sweeps.search.schema import CategoricalParam, FloatParam, IntParam
 from sweeps.search.space import Space
 from sweeps.store.tracking import Tracker
@@ -158,3 +159,12 @@ def timings_path() -> Path | None:
     """Where a simulated sweep writes its timings (None: not measuring)."""
     value = os.environ.get(TIMINGS)
     return Path(value) if value else None
+
+
+def instrument(study: optuna.Study, tracking: str) -> tuple[TimedTracker, list[AfterTrial]]:
+    """Time ``study``'s sampler and the MLflow writes; the tracker to use and, when ``$SWEEPS_SCALE_TIMINGS``
+    names a file, the callback that writes each trial's seconds there."""
+    sampler = TimedSampler(study.sampler)
+    study.sampler = sampler
+    path = timings_path()
+    return TimedTracker(tracking, study.study_name), [TimingsLog(sampler, path)] if path else []

@@ -49,14 +49,11 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
     study = open_study(space, storage, options.quick, console, options.worker_index, options.engine)
     name = study.study_name
     tracker = Tracker(tracking, name)
-    simulated: list[AfterTrial] = []
-    if options.simulate:  # make bench-scale: the framework's own costs, with nothing trained
+    measured: list[AfterTrial] = []
+    if options.simulate:  # make bench-scale: nothing trained, the framework's own costs measured
         from sweeps import scale
 
-        sampler = scale.TimedSampler(study.sampler)
-        study.sampler, tracker = sampler, scale.TimedTracker(tracking, name)
-        path = scale.timings_path()
-        simulated = [scale.TimingsLog(sampler, path)] if path else []
+        tracker, measured = scale.instrument(study, tracking)
     retried = fail_dead_trials(study)
     closed = close_orphan_runs(study, tracker)
     if retried or closed:
@@ -88,10 +85,10 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
                        prune=spec.sweep.pruner.name != "none" and options.engine == "optuna", progress=progress,
                        keras_verbose=0 if live.live is not None and not options.keras_log else None)
     if options.simulate:
-        ctx.train = scale.simulated_training(space)
+        ctx.train = scale.simulated_training(space)  # the one place that trains is replaced
     stops = SweepStops(console, target, stops=options.engine == "optuna", deadline=deadline, share=options.trials_per_process)
     after_trial: list[AfterTrial] = [live, TrialLine(console, spec.objective.metric, target), recover_dead_workers,
-                                     *simulated, stops]
+                                     *measured, stops]
     status = "FAILED"
     try:
         with live:
