@@ -46,12 +46,12 @@ def _band(timings: pd.DataFrame, low: int, high: int) -> pd.DataFrame:
     return timings[(timings["trial"] >= low) & (timings["trial"] < high)]
 
 
-def _peak_rss(project: Path, env: dict[str, str]) -> float | None:
+def _peak_rss(project: Path, env: dict[str, str], name: str) -> float | None:
     from sweeps.store.records import TRIAL_RUN
     from sweeps.store.tracking import Tracker, tracking_uri
 
     uri = env.get("MLFLOW_TRACKING_URI") or tracking_uri(project)
-    runs = Tracker(uri, SPACE, create=False).runs(kind=TRIAL_RUN)
+    runs = Tracker(uri, name, create=False).runs(kind=TRIAL_RUN)
     column = runs.get("metrics.peak_rss_mb")
     return None if column is None or column.dropna().empty else round(float(column.max()), 1)
 
@@ -61,17 +61,19 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
     project = root / ".sweeps" / "bench-scale" / f"workers-{workers}"
     shutil.rmtree(project, ignore_errors=True)
     (project / "search_spaces").mkdir(parents=True)
-    shutil.copy(root / "search_spaces" / f"{SPACE}.yaml", project / "search_spaces")
+    # Its own space name, so a shared database or tracking server holds one fresh study (and experiment) per run.
+    name = f"scale_{time.strftime('%Y%m%d_%H%M%S')}_w{workers}"
+    shutil.copy(root / "search_spaces" / f"{SPACE}.yaml", project / "search_spaces" / f"{name}.yaml")
     timings_file = project / "timings.jsonl"
     env = {**os.environ, "SWEEPS_SCALE_TIMINGS": str(timings_file), "SWEEPS_TRIALS_PER_PROCESS": str(SHARE)}
     store = ["--storage", storage] if storage else []
     rows, previous = [], 0
     for size in sizes:
-        wall, done = _sweep(project, *store, "run", SPACE, "--simulate", "--trials", str(size), "--timeout", "48h",
+        wall, done = _sweep(project, *store, "run", name, "--simulate", "--trials", str(size), "--timeout", "48h",
                             "--no-report", *(["--workers", str(workers)] if workers > 1 else []), env=env)
         if done.returncode != 0:
             raise RuntimeError(f"simulated sweep to {size} trials failed: {done.stderr.strip().splitlines()[-1:]}")
-        status_s, status = _sweep(project, *store, "status", SPACE, env=env)
+        status_s, status = _sweep(project, *store, "status", name, env=env)
         report_s, report = _sweep(project, *store, "report", env=env)
         timings = pd.read_json(timings_file, lines=True)
         band = _band(timings, previous, size)
@@ -88,7 +90,7 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
             "report_ok": report.returncode == 0,
             "report_mb": round(_size_of(project / "reports"), 2),
             "summary_and_page_mb": round(sum(p.stat().st_size for p in (project / "reports").glob("*.html")) / 2**20, 2),
-            "peak_rss_mb": _peak_rss(project, env),
+            "peak_rss_mb": _peak_rss(project, env, name),
         }
         rows.append(row)
         console.print(f"  {workers} worker(s), {size} trials: {row}", highlight=False)
