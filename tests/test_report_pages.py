@@ -178,3 +178,19 @@ def test_one_seed_configs_get_no_verdict_and_no_min_max():
     single = blog_snapshot({d: v[:1] for d, v in BLOG.items()})
     assert seeds_section(single) == "" and "best − this" not in space_page(single)
     assert "min" not in leaderboard(single).columns and "test acc max" not in leaderboard(single).columns
+
+
+def test_a_big_study_lists_its_best_trials_and_draws_many_points_as_png():
+    import matplotlib.pyplot as plt
+
+    from sweeps.report import figures
+
+    page = space_page(snapshot())
+    assert "Every\ntrial as CSV" in page or "Every trial as CSV" in page
+    assert len(leaderboard(snapshot(), rows=2)) == 2
+    fig, ax = plt.subplots()
+    ax.scatter(range(figures.MAX_SVG_MARKS + 1), range(figures.MAX_SVG_MARKS + 1))
+    assert figures.to_data_uri(fig)[0].startswith("data:image/png;base64,")
+    fig, ax = plt.subplots()
+    ax.plot(range(10), range(10))
+    assert figures.to_data_uri(fig)[0].startswith("data:image/svg+xml;base64,")

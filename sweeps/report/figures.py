@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator
@@ -187,14 +188,22 @@ def stop_epochs(repeats: pd.DataFrame) -> plt.Figure:
 
 
 SCREEN_DPI = 90  # a figure inch on the page
+MAX_SVG_MARKS = 3000  # more points than this (thousands of trials) draw as a PNG: an SVG grows with every point
+
+
+def _marks(fig: plt.Figure) -> int:
+    """Points drawn in ``fig``: scatter markers and line vertices."""
+    scatter = sum(np.asarray(c.get_offsets()).shape[0] for ax in fig.axes for c in ax.collections)
+    return int(scatter) + sum(np.asarray(line.get_xdata()).size for ax in fig.axes for line in ax.lines)
 
 
 def to_data_uri(fig: plt.Figure) -> tuple[str, int]:
     """``fig`` as an embeddable data URI and its width on the page in CSS pixels; closes it. Plots are SVG (sharp
-    at any zoom, text stays text); figures holding images (digits, clothes) are PNG at twice the page's pixels."""
+    at any zoom, text stays text); figures holding images (digits, clothes) or thousands of points are PNG at
+    twice the page's pixels."""
     buffer = io.BytesIO()
     width = round(fig.get_size_inches()[0] * SCREEN_DPI)
-    if any(ax.images for ax in fig.axes):
+    if any(ax.images for ax in fig.axes) or _marks(fig) > MAX_SVG_MARKS:
         fig.savefig(buffer, format="png", dpi=2 * SCREEN_DPI)
         kind = "png"
     else:

@@ -53,10 +53,14 @@ def honesty(result: StudyResults) -> str:
     return "".join(parts)
 
 
-def leaderboard(result: StudyResults) -> pd.DataFrame:
-    """One row per trial, best first: its params, the target verdict, each score's mean ± 95 % CI (min and max
-    when some trial has several seeds) and, with several seeds, whether the best is better than it."""
-    t = result.trials
+LEADERBOARD_ROWS = 200  # a page lists the best trials; every trial is in trials.csv (a page stays small at any size)
+
+
+def leaderboard(result: StudyResults, rows: int | None = None) -> pd.DataFrame:
+    """One row per trial (the best ``rows`` when given), best first: its params, the target verdict, each score's
+    mean ± 95 % CI (min and max when some trial has several seeds) and, with several seeds, whether the best is
+    better than it."""
+    t = result.trials.head(rows) if rows else result.trials
     frame = pd.DataFrame({"trial": t["number"], "state": t["state"],
                           "target": [verdict(meets_target(r, result.space.spec.target)) if r["state"] == "COMPLETE"
                                      else "" for _, r in t.iterrows()]})
@@ -237,7 +241,8 @@ def space_page(result: StudyResults) -> str:
         "space.html", r=result, spec=result.space.spec, counts=counts, epochs=int(result.trials["epochs"].sum()),
         minutes=result.trials["duration_s"].sum() / 60, space_yaml=result.attrs.get(SPACE_YAML, ""),
         honesty=fragment(honesty(result)), best_config=fragment(best_config(result)),
-        leaderboard=fragment(table(leaderboard(result), escape=False)),
+        leaderboard=fragment(table(leaderboard(result, LEADERBOARD_ROWS), escape=False)),
+        listed=min(len(result.trials), LEADERBOARD_ROWS), total=len(result.trials),
         failures=fragment(table(failed, sortable=False)) if result.failures else "",
         search_figures=fragment(search_figures(result)), hints=fragment(space_hints(result)),
         learning_curves=fragment(learning_curves(result)), stopping=fragment(stopping(result)),
