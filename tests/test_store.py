@@ -123,3 +123,14 @@ def test_a_trial_finishing_while_another_process_looks_for_orphans_keeps_its_run
     assert close_orphan_runs(study, tracker) == 0
     run = tracker.client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["sweeps.state"] == "PRUNED"
+
+
+def test_workers_starting_trials_at_once_agree_which_is_surplus():
+    from sweeps.search.study import is_surplus
+
+    study = optuna.create_study()
+    done = study.ask()
+    study.tell(done, 0.5)
+    first, second, third = study.ask(), study.ask(), study.ask()  # three workers asked at the same moment
+    assert not is_surplus(study, first.number, target=3) and not is_surplus(study, second.number, target=3)
+    assert is_surplus(study, third.number, target=3)  # 1 finished + 2 running before it make 3

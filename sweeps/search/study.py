@@ -58,6 +58,16 @@ def count_running(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
+def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
+    """Whether trial ``number`` would take the study past ``target`` finished trials: the finished ones and the
+    running ones begun before it already make the target. Workers that started trials at the same moment agree
+    on which are surplus, as the trial numbers order them."""
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(t.state in FINISHED for t in trials)
+    earlier = sum(t.state == TrialState.RUNNING and t.number < number for t in trials)
+    return finished + earlier >= target
+
+
 @dataclass(frozen=True)
 class SweepOptions:
     """What the command line may override; None means "as the space file says"."""

@@ -83,7 +83,8 @@ def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console)
                        workdir=root / ".sweeps" / "work" / name, tags=tags,
                        max_epochs=options.epoch_cap, deadline=deadline,
                        prune=spec.sweep.pruner.name != "none" and options.engine == "optuna", progress=progress,
-                       keras_verbose=0 if live.live is not None and not options.keras_log else None)
+                       keras_verbose=0 if live.live is not None and not options.keras_log else None,
+                       target=target if options.engine == "optuna" else None)
     if options.simulate:
         ctx.train = scale.simulated_training(space)  # the one place that trains is replaced
     stops = SweepStops(console, target, stops=options.engine == "optuna", deadline=deadline, share=options.trials_per_process)

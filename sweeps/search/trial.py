@@ -21,7 +21,7 @@ from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, 
 from sweeps.search import stopping
 from sweeps.search.live import SweepProgress
 from sweeps.search.space import Space
-from sweeps.search.study import trial_config
+from sweeps.search.study import is_surplus, trial_config
 from sweeps.stats import spread
 from sweeps.store.records import EPOCH_TIME, FAIL_REASON, MLFLOW_RUN_ID, STOP_REASONS, TEST_ACCURACY_MEAN, VALUE_STD, WORKER
 from sweeps.store.recovery import worker_id
@@ -60,6 +60,7 @@ class TrialContext:
     progress: SweepProgress | None = None  # the live progress line, told of every epoch
     keras_verbose: int | None = None  # Keras's epoch lines: 0 while the live line is drawn; None: the settings'
     train: Callable[..., RepeatResult] = train_repeat  # what trains a repeat (bench-scale simulates it)
+    target: int | None = None  # finished trials the study should reach; a trial beyond it is not trained
 
 
 def peak_rss_mb() -> float:
@@ -139,6 +140,12 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
     secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
     trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
+    if ctx.target is not None and is_surplus(trial.study, trial.number, ctx.target):
+        # Another worker's trial, begun at the same moment, completes the study: this one stops untrained (failed,
+        # so it is not counted) and the sweep's stop callback ends the study.
+        reason = f"surplus: the study already has its {ctx.target} trials finished or running"
+        trial.set_user_attr(FAIL_REASON, reason)
+        raise TrialFailed(reason)
     metric = ctx.space.spec.objective.metric
     model_params, settings = trial_config(ctx.space, ctx.space.suggest(trial), trial.user_attrs)
     if ctx.max_epochs is not None:
