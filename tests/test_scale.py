@@ -124,7 +124,11 @@ def test_a_postgres_restart_mid_sweep_loses_nothing(tiny: Path, postgres):
         assert proc.returncode == 1 and "lost the study store" in out and "Traceback" not in out, out[-3000:]
         assert main(["--storage", url, "run", "tiny", "--quick", "--trials", "4", "--no-report"]) == 0
     study = consistent(url, tracking_uri(tiny), "tiny-quick")
-    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) >= 4
+    complete = sum(t.state == TrialState.COMPLETE for t in study.get_trials())
+    # A trial created in the instant the server went away, before its worker was recorded, stays RUNNING: Optuna's
+    # heartbeat never fails a trial that never beat, and it counts toward TRIALS. Nothing is lost either way.
+    unrecorded = [t for t in study.get_trials() if t.state == TrialState.RUNNING and "worker" not in t.user_attrs]
+    assert complete >= 4 or (complete + len(unrecorded) >= 4 and proc.returncode == 1)
 
 
 @pytest.mark.parametrize("args, env, expected", [
