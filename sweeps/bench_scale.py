@@ -24,8 +24,6 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-SIZES = (100, 300, 1000)
-FULL_SIZES = (*SIZES, 3000)
 SPACE = "fashion_cnn"
 SHARE = 250  # trials per worker process before a fresh one: recycling stays a small, constant cost
 
