@@ -134,3 +134,15 @@ def test_workers_starting_trials_at_once_agree_which_is_surplus():
     first, second, third = study.ask(), study.ask(), study.ask()  # three workers asked at the same moment
     assert not is_surplus(study, first.number, target=3) and not is_surplus(study, second.number, target=3)
     assert is_surplus(study, third.number, target=3)  # 1 finished + 2 running before it make 3
+
+
+def test_a_trial_whose_worker_was_never_recorded_is_failed_after_the_grace(monkeypatch):
+    from sweeps.store.recovery import fail_dead_trials
+
+    study = optuna.create_study()
+    lost = study.ask()  # created, then its process lost the store before it recorded itself
+    assert fail_dead_trials(study) == []  # within the grace period: maybe still starting
+    monkeypatch.setattr("sweeps.store.recovery.GRACE_S", 0)
+    assert fail_dead_trials(study) == [lost.number]
+    states = [t.state for t in study.get_trials()]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]  # failed, and queued again

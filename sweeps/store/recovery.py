@@ -8,6 +8,7 @@ callback (same params, a new trial number).
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import warnings
@@ -22,6 +23,7 @@ from sweeps.store.tracking import Tracker
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
+GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
 
 
 def worker_id(pid: int | None = None) -> str:
@@ -53,11 +55,21 @@ def _fail(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> 
         return False
 
 
+def _unrecorded(trial: optuna.trial.FrozenTrial) -> bool:
+    """A trial RUNNING for longer than GRACE_S whose worker was never recorded: its process lost the store (or
+    died) in the instant after creating it — no heartbeat will ever fail it, as it never beat."""
+    started = trial.datetime_start
+    return WORKER not in trial.user_attrs and started is not None and \
+        (datetime.datetime.now() - started).total_seconds() > GRACE_S
+
+
 def fail_dead_trials(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials of dead workers on this machine and queue one retry of each; their numbers."""
+    """Fail the RUNNING trials of dead workers on this machine (and those whose worker was never recorded) and
+    queue one retry of each; their numbers."""
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_alive(trial.user_attrs.get(WORKER, "")) is False and _fail(study, trial, "worker died"):
+        dead = is_alive(trial.user_attrs.get(WORKER, "")) is False or _unrecorded(trial)
+        if dead and _fail(study, trial, "worker died"):
             RETRY(study, study._storage.get_trial(trial._trial_id))
             failed.append(trial.number)
     return failed

@@ -26,11 +26,11 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from sweeps.errors import UsageError
+from sweeps.store import recovery
 from sweeps.store.recovery import RETRY
 
 HEARTBEAT_S = int(os.environ.get("SWEEPS_HEARTBEAT_S", "20"))  # RDB storages: a running trial's pulse
 SQLITE_WAIT_S = 10.0  # how long a locked MLflow SQLite store is waited for before giving up
-GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
 
 
 JOURNAL = "optuna.journal"  # in the project folder, beside mlflow.db: results, apart from the caches in .sweeps/
@@ -129,7 +129,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                 url,
                 engine_kwargs={"pool_pre_ping": True},  # a restarted database costs a reconnect, not the sweep
                 heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
+                grace_period=recovery.GRACE_S,
                 heartbeat_stale_trial_callback=RETRY,
             )
     except sqlalchemy.exc.ArgumentError:
