@@ -34,12 +34,10 @@ from sweeps.store.records import (
     TRIAL_RUN,
 )
 from sweeps.store.registry import register_model
-from sweeps.store.tracking import Tracker
 
 
-def selected_epochs(tracker: Tracker, trial: int) -> dict[int, int]:
-    """Seed → best epoch of each of ``trial``'s selected (validated) runs."""
-    runs = tracker.runs(trial=trial)
+def selected_epochs(runs: pd.DataFrame) -> dict[int, int]:
+    """Seed → best epoch of each selected (validated) run among a trial's ``runs``."""
     if runs.empty or f"tags.{SEED}" not in runs or "metrics.best_epoch" not in runs:
         return {}
     mine = runs[runs[f"tags.{KIND}"].isin([TRIAL_RUN, REPEAT_RUN]) & runs[f"tags.{SEED}"].notna()
@@ -58,7 +56,8 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
     best = best_trial(study)
     if best is None:
         raise UsageError(f"study {name!r} has no completed trial yet")
-    epochs = selected_epochs(tracker, best.number)
+    selected = tracker.runs(trial=best.number)
+    epochs = selected_epochs(selected)
     if not epochs:
         raise UsageError(f"study {name!r}: trial {best.number} has no logged best epoch to refit for")
     model_params, settings = trial_config(space, best.params, best.user_attrs)
@@ -68,7 +67,6 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
     data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, QUICK["subset"] if quick else None)
     console.print(f"refit of {name} trial {best.number}: {len(data.y_train) + len(data.y_val):,} training + validation "
                   f"images, seeds {sorted(epochs)}, each for its selected run's best epoch count")
-    selected = tracker.runs(trial=best.number)
     rows = []
     for seed, count in sorted(epochs.items()):
         run_id = tracker.start_run(f"refit-trial-{best.number}-seed-{seed}", tags={

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sweeps.report.html import esc, table, value_text
+from sweeps.report.html import ci, esc, table, value_text
 from sweeps.report.results import StudyResults
 from sweeps.stats import Difference, compare
 
@@ -39,9 +39,7 @@ def seeds_table(result: StudyResults) -> pd.DataFrame:
     for rank, (_, trial) in enumerate(done.iterrows()):
         number = int(trial["number"])
         params = {p.removeprefix("params_"): esc(value_text(trial[p])) for p in result.params if pd.notna(trial[p])}
-        mean, half, n = trial["value_mean"], trial["value_ci95"], trial["n_repeats"]
-        spread_text = "" if pd.isna(mean) else f"{mean:.4f}" + (f" ± {half:.4f}" if n > 1 else "") + f" (n={int(n)})"
-        rows.append({"trial": number, **params, f"{result.metric} mean ± 95% CI (n)": spread_text,
+        rows.append({"trial": number, **params, f"{result.metric} mean ± 95% CI (n)": ci(trial, "value"),
                      "best − this [95% CI]": "" if rank == 0 else str(differences.get(number, "")),
                      "verdict": "best" if rank == 0 else (differences[number].verdict if number in differences
                                                           else "one seed: not testable")})
@@ -52,8 +50,9 @@ def seeds_section(result: StudyResults) -> str:
     """The summary's answer for one study whose configs ran with several seeds (empty when none did)."""
     if not versus_best(result):
         return ""
-    runner_up = seeds_table(result).iloc[1]
+    rows = seeds_table(result)
+    runner_up = rows.iloc[1]
     return (f"<h3>{esc(result.name)}: is the best config better than the next?</h3>"
             f"<p>Best minus each config, {result.metric} over seeds, with Welch's 95 % interval. The runner-up "
             f"(trial {runner_up['trial']}): <b>{esc(runner_up['verdict'])}</b>.</p>"
-            f"{table(seeds_table(result), sortable=False, escape=False)}")
+            f"{table(rows, sortable=False, escape=False)}")

@@ -8,7 +8,7 @@ import pandas as pd
 
 from experiments.settings import base_name
 from sweeps.report import figures, model_figures
-from sweeps.report.html import esc, fragment, image, render, short, table, value_text, verdict, warning
+from sweeps.report.html import ci, esc, fragment, image, render, short, table, value_text, verdict, warning
 from sweeps.report.results import TOP_K, StudyResults, meets_target
 from sweeps.report.significance import label, versus_best
 from sweeps.search.hints import hints
@@ -26,15 +26,6 @@ def run_link(result: StudyResults, run_id: object) -> str:
     if result.mlflow_ui is None or result.experiment_id is None:
         return f"<code>{esc(run_id)}</code>"
     return f'<a href="{esc(result.mlflow_ui)}/#/experiments/{result.experiment_id}/runs/{run_id}">{run_id[:8]}</a>'
-
-
-def ci(row: pd.Series, name: str) -> str:
-    """``mean ± 95 % CI (n)`` of score ``name`` in a trials row; the ± is omitted for a single seed."""
-    mean, half, n = row.get(f"{name}_mean"), row.get(f"{name}_ci95"), row.get("n_repeats")
-    if mean is None or pd.isna(mean):
-        return ""
-    plus = f" ± {half:.4f}" if n and n > 1 and pd.notna(half) else ""
-    return f"{mean:.4f}{plus} (n={int(n)})"
 
 
 def honesty(result: StudyResults) -> str:
