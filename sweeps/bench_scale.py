@@ -4,7 +4,10 @@ A study of the fashion_cnn space grows to each size in turn (``sweep run --simul
 sampler, pruner, storages and MLflow logging, nothing trained), and after each size ``sweep status`` and
 ``sweep report`` run as users run them. Per size: sampler and MLflow seconds per trial (from the timings each
 trial writes), trials per minute per worker, status and report seconds, report size, peak RSS; per cost, its
-growth exponent (the slope of log cost over log trials). Raw numbers go to ``reports/bench_scale.json``.
+growth exponent (the slope of log cost over log trials). With ``servers`` the study lives in a PostgreSQL server
+and the runs in an MLflow tracking server, both started on 127.0.0.1 for the run and stopped after. Raw numbers go
+to ``reports/bench_scale.json``, one entry per set-up (worker count and stores), so set-ups measured by separate
+runs sit side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +59,10 @@ def _peak_rss(project: Path, env: dict[str, str], name: str) -> float | None:
     return None if column is None or column.dropna().empty else round(float(column.max()), 1)
 
 
-def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, storage: str | None = None) -> list[dict]:
-    """Grow one simulated study through ``sizes`` with ``workers`` processes; a row of costs per size."""
+def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, storage: str | None = None,
+         tracking: str | None = None) -> list[dict]:
+    """Grow one simulated study through ``sizes`` with ``workers`` processes; a row of costs per size. ``storage``
+    and ``tracking`` (a URI) replace the project's journal file and SQLite MLflow store."""
     project = root / ".sweeps" / "bench-scale" / f"workers-{workers}"
     shutil.rmtree(project, ignore_errors=True)
     (project / "search_spaces").mkdir(parents=True)
@@ -63,7 +70,8 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
     name = f"scale_{time.strftime('%Y%m%d_%H%M%S')}_w{workers}"
     shutil.copy(root / "search_spaces" / f"{SPACE}.yaml", project / "search_spaces" / f"{name}.yaml")
     timings_file = project / "timings.jsonl"
-    env = {**os.environ, "SWEEPS_SCALE_TIMINGS": str(timings_file), "SWEEPS_TRIALS_PER_PROCESS": str(SHARE)}
+    env = {**os.environ, "SWEEPS_SCALE_TIMINGS": str(timings_file), "SWEEPS_TRIALS_PER_PROCESS": str(SHARE),
+           **({"MLFLOW_TRACKING_URI": tracking} if tracking else {})}
     store = ["--storage", storage] if storage else []
     rows, previous = [], 0
     for size in sizes:
@@ -105,18 +113,38 @@ def growth(rows: list[dict], cost: str) -> float | None:
     return round(float(np.polyfit(x, y, 1)[0]), 2)
 
 
+@contextmanager
+def _stores(storage: str | None, servers: bool) -> Iterator[tuple[str | None, str | None, str]]:
+    """The Optuna storage URL, the MLflow tracking URI (None: the project's files) and their label."""
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or None
+    if not servers:
+        optuna = "journal file" if not storage else "PostgreSQL" if storage.startswith("postgresql") else storage.split(":")[0]
+        mlflow = "SQLite MLflow" if not tracking else "MLflow server" if tracking.startswith("http") else "given MLflow store"
+        yield storage, tracking, f"{optuna} + {mlflow}"
+        return
+    from sweeps.store.local_servers import MlflowServer, local_postgres
+
+    with local_postgres() as postgres:
+        postgres.createdb("optuna")
+        postgres.createdb("mlflow")
+        with MlflowServer(postgres.url("mlflow")).serving() as uri:
+            yield postgres.url("optuna"), uri, "PostgreSQL + MLflow server"
+
+
 def run_bench_scale(root: Path, sizes: tuple[int, ...], workers: tuple[int, ...], console: Console,
-                    storage: str | None = None) -> dict:
-    """Every worker count through every size; the rows, growth exponents and what ran where."""
-    results: dict = {"about": {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(),
-                               "storage": "given" if storage else "journal file",
-                               "tracking": "server" if os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http")
-                               else "SQLite file", "sizes": list(sizes)}}
-    for count in workers:
-        console.print(f"bench-scale: {count} worker(s), sizes {list(sizes)}")
-        rows = grow(root, sizes, count, console, storage)
-        costs = ("sampler_s_per_trial", "mlflow_s_per_trial", "trial_s", "status_s", "report_s", "report_mb")
-        results[f"workers_{count}"] = {"rows": rows, "growth": {c: growth(rows, c) for c in costs}}
+                    storage: str | None = None, servers: bool = False) -> dict:
+    """Every worker count through every size (with ``servers``: on a PostgreSQL and an MLflow server started for
+    the run); per set-up its rows, growth exponents and what ran where."""
+    results: dict = {}
+    with _stores(storage, servers) as (optuna_url, tracking, label):
+        for count in workers:
+            console.print(f"bench-scale: {count} worker(s), {label}, sizes {list(sizes)}")
+            rows = grow(root, sizes, count, console, optuna_url, tracking)
+            costs = ("sampler_s_per_trial", "mlflow_s_per_trial", "trial_s", "status_s", "report_s", "report_mb")
+            results[f"{count} worker{'s' if count > 1 else ''}, {label}"] = {
+                "about": {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(), "workers": count,
+                          "stores": label, "sizes": list(sizes)},
+                "rows": rows, "growth": {c: growth(rows, c) for c in costs}}
     return results
 
 
@@ -125,11 +153,9 @@ def _machine() -> str:
 
 
 def print_scale(results: dict, console: Console) -> None:
-    """The rows as a table per worker count, with the growth exponents."""
+    """The rows as a table per set-up, with the growth exponents."""
     for key, part in results.items():
-        if key == "about":
-            continue
-        table = Table(title=f"bench-scale: {key.replace('_', ' ')}")
+        table = Table(title=f"bench-scale: {key}")
         columns = ("trials", "finished", "sampler_s_per_trial", "mlflow_s_per_trial", "trials_per_min_per_worker",
                    "status_s", "report_s", "report_mb", "peak_rss_mb")
         for column in columns:
@@ -141,9 +167,15 @@ def print_scale(results: dict, console: Console) -> None:
 
 
 def save_scale(results: dict, reports_dir: Path) -> Path:
+    """Write ``results`` into reports/bench_scale.json, replacing the set-ups they measured and keeping the others."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / "bench_scale.json"
+    try:
+        earlier = json.loads(path.read_text()).get("setups", {})
+    except (OSError, ValueError, AttributeError):  # none yet, or written by an older version
+        earlier = {}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
+    tmp.write_text(json.dumps({"setups": {**earlier, **results}}, indent=1,
+                              default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
     os.replace(tmp, path)
     return path

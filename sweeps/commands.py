@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -199,8 +200,11 @@ def bench_scale(args: argparse.Namespace, root: Path, console) -> None:
         return values
 
     sizes = numbers(args.sizes, "--sizes") + ((3000,) if args.full else ())
+    if args.servers and (args.storage or os.environ.get("MLFLOW_TRACKING_URI")):
+        raise UsageError("--servers starts its own PostgreSQL and MLflow server: leave out --storage and "
+                         "MLFLOW_TRACKING_URI (or leave out --servers to use yours)")
     results = run_bench_scale(root, tuple(sorted(set(sizes))), numbers(args.workers, "--workers"), console,
-                              args.storage)
+                              args.storage, args.servers)
     print_scale(results, console)
     console.print(f"results: {save_scale(results, root / 'reports')}")
     report(args, root, console)

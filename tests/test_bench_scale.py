@@ -39,9 +39,30 @@ def test_targets_on_hand_made_rows():
 @pytest.mark.slow
 def test_a_simulated_study_grows_through_its_sizes_with_real_stores(project: Path, tmp_path):
     results = run_bench_scale(project, (3, 6), (1,), Console(quiet=True))
-    rows = results["workers_1"]["rows"]
+    assert list(results) == ["1 worker, journal file + SQLite MLflow"]
+    rows = results["1 worker, journal file + SQLite MLflow"]["rows"]
     assert [r["trials"] for r in rows] == [3, 6] and [r["finished"] for r in rows] == [3, 6]
     assert all(r["status_consistent"] and r["report_ok"] and r["mlflow_s_per_trial"] > 0 for r in rows)
     path = save_scale(results, tmp_path)
-    assert json.loads(path.read_text())["workers_1"]["growth"]["status_s"] is not None
-    assert "<h2>Scale</h2>" in scale_section(path) and "workers 1" in scale_section(path)
+    assert json.loads(path.read_text())["setups"]["1 worker, journal file + SQLite MLflow"]["growth"]["status_s"] is not None
+    assert "<h2>Scale</h2>" in scale_section(path) and "1 worker, journal file + SQLite MLflow" in scale_section(path)
+
+
+@pytest.mark.slow
+def test_with_servers_two_workers_share_a_postgresql_study_and_an_mlflow_server(project: Path, tmp_path):
+    results = run_bench_scale(project, (4,), (2,), Console(quiet=True), servers=True)
+    part = results["2 workers, PostgreSQL + MLflow server"]
+    assert part["about"]["workers"] == 2 and part["rows"][0]["finished"] == 4
+    assert part["rows"][0]["status_consistent"] and not part["rows"][0]["duplicate_timings"]
+
+
+def test_a_second_run_keeps_the_set_ups_it_did_not_measure(tmp_path):
+    about = {"date": "2026-11-26 11:00", "machine": "2 cores", "workers": 1, "stores": "x", "sizes": [100]}
+    one = {"about": about, "rows": [row(100, 0.01, 0.1, 3, 10)], "growth": {}}
+    save_scale({"1 worker, journal file + SQLite MLflow": one}, tmp_path)
+    path = save_scale({"4 workers, PostgreSQL + MLflow server": {**one, "about": {**about, "workers": 4}}}, tmp_path)
+    setups = json.loads(path.read_text())["setups"]
+    assert list(setups) == ["1 worker, journal file + SQLite MLflow", "4 workers, PostgreSQL + MLflow server"]
+    (tmp_path / "bench_scale.json").write_text('{"about": {}, "workers_1": {}}')  # an older version's file
+    assert scale_section(tmp_path / "bench_scale.json") == ""
+    assert list(json.loads(save_scale({"a": one}, tmp_path).read_text())["setups"]) == ["a"]

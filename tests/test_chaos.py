@@ -19,11 +19,10 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeps.cli import main
+from sweeps.store.local_servers import MlflowServer
 from sweeps.store.status import problems
 from sweeps.store.storage import open_storage
 from sweeps.store.tracking import Tracker
-
-from .services import MlflowServer
 
 pytestmark = pytest.mark.slow
 

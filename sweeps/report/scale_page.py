@@ -41,24 +41,21 @@ def verdicts(rows: list[dict]) -> dict[str, bool | None]:
 
 def scale_section(path: Path) -> str:
     """The Scale section, or nothing before ``make bench-scale`` has run."""
-    if not path.is_file():
+    try:
+        setups = json.loads(path.read_text())["setups"]
+    except (OSError, ValueError, KeyError):  # not measured yet, or written by an older version
         return ""
-    results = json.loads(path.read_text())
-    about = results.get("about", {})
-    parts = [f"<section><h2>Scale</h2><p>Measured by <code>make bench-scale</code> on {esc(about.get('date', '?'))}, "
-             f"{esc(about.get('machine', '?'))}: one study of the fashion_cnn space grown through "
-             f"{esc(', '.join(str(s) for s in about.get('sizes', [])))} trials, nothing trained (a simulated repeat; "
-             f"the sampler, pruner, storages, MLflow logging, status and report are the real ones), Optuna storage: "
-             f"{esc(about.get('storage', '?'))}, MLflow: {esc(about.get('tracking', '?'))}. Per-trial costs are "
-             "means over the trials added since the previous size; the growth exponent k fits cost ∝ trials^k.</p>"]
-    for key, part in results.items():
-        if key == "about":
-            continue
-        rows = part["rows"]
+    parts = ["<section><h2>Scale</h2><p>Measured by <code>make bench-scale</code>: one study of the fashion_cnn "
+             "space grown through its sizes, nothing trained (a simulated repeat; the sampler, pruner, storages, "
+             "MLflow logging, status and report are the real ones). Per-trial costs are means over the trials added "
+             "since the previous size; the growth exponent k fits cost ∝ trials^k.</p>"]
+    for key, part in setups.items():
+        about, rows = part["about"], part["rows"]
         frame = pd.DataFrame(rows).reindex(columns=list(COLUMNS)).rename(columns=COLUMNS)
         growth = ", ".join(f"{esc(cost)} {k:+.2f}" for cost, k in part["growth"].items() if k is not None)
         checks = "".join(f"<li>{esc(name)}: {verdict(ok) if ok is not None else 'not measured'}</li>"
                          for name, ok in verdicts(rows).items())
-        parts.append(f"<h3>{esc(key.replace('_', ' '))}</h3>{table(frame, sortable=False)}"
-                     f"<p>Growth exponents: {growth or 'one size only'}.</p><ul>{checks}</ul>")
+        parts.append(f"<h3>{esc(key)}</h3><p>{esc(about['date'])}, {esc(about['machine'])}.</p>"
+                     f"{table(frame, sortable=False)}<p>Growth exponents: {growth or 'one size only'}.</p>"
+                     f"<ul>{checks}</ul>")
     return "".join(parts) + "</section>"
