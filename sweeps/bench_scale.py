@@ -29,6 +29,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from sweeps.store.storage import child_env
+
 SPACE = "fashion_cnn"
 SHARE = 250  # trials per worker process before a fresh one: recycling stays a small, constant cost
 
@@ -70,17 +72,16 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
     name = f"scale_{time.strftime('%Y%m%d_%H%M%S')}_w{workers}"
     shutil.copy(root / "search_spaces" / f"{SPACE}.yaml", project / "search_spaces" / f"{name}.yaml")
     timings_file = project / "timings.jsonl"
-    env = {**os.environ, "SWEEPS_SCALE_TIMINGS": str(timings_file), "SWEEPS_TRIALS_PER_PROCESS": str(SHARE),
+    env = {**child_env(storage), "SWEEPS_SCALE_TIMINGS": str(timings_file), "SWEEPS_TRIALS_PER_PROCESS": str(SHARE),
            **({"MLFLOW_TRACKING_URI": tracking} if tracking else {})}
-    store = ["--storage", storage] if storage else []
     rows, previous = [], 0
     for size in sizes:
-        wall, done = _sweep(project, *store, "run", name, "--simulate", "--trials", str(size), "--timeout", "48h",
+        wall, done = _sweep(project, "run", name, "--simulate", "--trials", str(size), "--timeout", "48h",
                             "--no-report", *(["--workers", str(workers)] if workers > 1 else []), env=env)
         if done.returncode != 0:
-            raise RuntimeError(f"simulated sweep to {size} trials failed: {done.stderr.strip().splitlines()[-1:]}")
-        status_s, status = _sweep(project, *store, "status", name, env=env)
-        report_s, report = _sweep(project, *store, "report", env=env)
+            raise RuntimeError(f"simulated sweep to {size} trials failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+        status_s, status = _sweep(project, "status", name, env=env)
+        report_s, report = _sweep(project, "report", env=env)
         timings = pd.read_json(timings_file, lines=True)
         band = _band(timings, previous, size)
         finished = timings[timings["state"].isin(["COMPLETE", "PRUNED"])]

@@ -71,15 +71,15 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
         from sweeps.store.storage import check_tracking
         from sweeps.store.tracking import Tracker
 
-        url, storage, tracking = _stores(args, root)
+        _, storage, tracking = _stores(args, root)
         check_tracking(tracking)
         study = open_study(space, storage, args.quick, console)  # created once, before the workers race to them:
         Tracker(tracking, study.study_name)                      # the study, the MLflow store and its experiment
-        argv = ["--spaces-dir", str(args.spaces_dir), *(["--storage", url] if args.storage else []), "run", args.space,
+        argv = ["--spaces-dir", str(args.spaces_dir), "run", args.space,
                 "--no-report", *(["--trials", str(args.trials)] if args.trials else []),
                 *(["--timeout", args.timeout] if args.timeout else []), *(["--quick"] if args.quick else []),
                 *(["--simulate"] if args.simulate else [])]
-        code = run_workers(argv, args.workers, console)
+        code = run_workers(argv, args.workers, console, args.storage)
     else:
         options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
                                worker_index=args.worker_index, engine=args.engine, tuner=args.tuner, subset=args.subset,
@@ -105,10 +105,10 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
-    """The ``sweep`` arguments of a worker process: the same run, no report (the supervisor builds it)."""
-    return ["--spaces-dir", str(args.spaces_dir), *(["--storage", args.storage] if args.storage else []), "run",
-            args.space, "--no-report", "--worker-index", str(args.worker_index),
-            *(["--trials", str(args.trials)] if args.trials else []), *(["--quick"] if args.quick else []),
+    """The ``sweep`` arguments of a worker process: the same run, no report (the supervisor builds it); the
+    storage goes in its environment."""
+    return ["--spaces-dir", str(args.spaces_dir), "run", args.space, "--no-report",
+            "--worker-index", str(args.worker_index), *(["--trials", str(args.trials)] if args.trials else []), *(["--quick"] if args.quick else []),
             *(["--subset", str(args.subset)] if args.subset else []), *(["--keras-log"] if args.keras_log else []),
             *(["--simulate"] if args.simulate else [])]
 

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,9 +53,23 @@ def test_two_workers_share_one_study_on_postgres_and_an_mlflow_server(tiny: Path
     url = postgres.url("optuna_two")  # with the password the server checks
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     proc = sweep_process(tiny, "--storage", url, "run", "tiny", "--quick", "--trials", "4", "--workers", "2")
-    out, _ = proc.communicate(timeout=600)
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.append(proc.communicate(timeout=600)[0]))
+    reader.start()
+    workers = set()
+    while reader.is_alive():  # the workers' command lines, as any user of the machine sees them
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+            except OSError:  # ended meanwhile
+                continue
+            if "sweeps.cli" in argv and "--worker-index" in argv:
+                workers.add(" ".join(argv))
+        time.sleep(0.2)
+    out = said[0]
     assert proc.returncode == 0, out[-3000:]
     assert "[w0]" in out and "[w1]" in out
+    assert len(workers) >= 2 and not any(postgres.password in argv for argv in workers)  # given in their env
     study = consistent(url, mlflow_server, "tiny-quick")
     finished = [t for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 4 <= len(finished) <= 5  # TRIALS=4: at most the one trial already running when the 4th finished

@@ -32,7 +32,7 @@ from sweeps.search.study import (
     target_trials,
 )
 from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, worker_id
-from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
+from sweeps.store.storage import check_tracking, child_env, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 
 RECYCLE = 75  # a worker's exit status: it ran its share of trials and the study wants more (EX_TEMPFAIL)
@@ -85,7 +85,8 @@ def supervise(space: Space, root: Path, options: SweepOptions, worker_argv: list
     try:
         while deadline_at is None or time.time() < deadline_at:
             # Its own session: Ctrl-C reaches this process only, which passes one SIGTERM on (see _stop).
-            worker = subprocess.Popen([sys.executable, "-m", "sweeps.cli", *argv], start_new_session=True)
+            worker = subprocess.Popen([sys.executable, "-m", "sweeps.cli", *argv], start_new_session=True,
+                                      env=child_env(options.storage))
             code = worker.wait()
             death = _died(code)
             if death is None and code != RECYCLE:
