@@ -21,9 +21,14 @@ endif
 # The report links each run to the MLflow UI that `make ui` serves (a tracking server's own address wins).
 export MLFLOW_UI_URL ?= http://$(HOST):$(PORT)
 
+# STORAGE= reaches the commands in their environment: on a command line any user of the machine could read a
+# database password in the process list.
+ifneq ($(STORAGE),)
+export SWEEPS_STORAGE := $(STORAGE)
+endif
+
 truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
-GLOBAL_ARGS = $(if $(STORAGE),--storage '$(STORAGE)')
 
 .PHONY: help lock sweep bench bench-scale status report predict reproduce refit list check lint test test-fast ui dashboard clean
 
@@ -45,28 +50,28 @@ lock:  ## re-resolve requirements.lock from pyproject.toml's ranges (every platf
 	uv pip compile pyproject.toml --extra test --universal --python-version 3.10 -o requirements.lock
 
 sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1 KERAS_LOG=1
-	$(BIN)/sweep $(GLOBAL_ARGS) run $(SPACE) $(SWEEP_ARGS)
+	$(BIN)/sweep run $(SPACE) $(SWEEP_ARGS)
 
 bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
 	$(BIN)/sweep bench $(or $(BENCH_SPACE),fashion_mlp) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(PARTS),--parts $(PARTS)) $(if $(SEARCHES),--searches $(SEARCHES))
 
 bench-scale: $(BIN)/.installed  ## framework costs at 100/300/1000 trials (FULL=1: and 3000) with SCALE_WORKERS=1,4 processes, SERVERS=1 on PostgreSQL + an MLflow server; nothing trained
-	$(BIN)/sweep $(GLOBAL_ARGS) bench-scale $(if $(call truthy,$(FULL)),--full) $(if $(call truthy,$(SERVERS)),--servers) $(if $(SCALE_WORKERS),--workers $(SCALE_WORKERS))
+	$(BIN)/sweep bench-scale $(if $(call truthy,$(FULL)),--full) $(if $(call truthy,$(SERVERS)),--servers) $(if $(SCALE_WORKERS),--workers $(SCALE_WORKERS))
 
 status: $(BIN)/.installed  ## trials by state, MLflow runs by status, any mismatch: SPACE= QUICK=1 ENGINE=
-	$(BIN)/sweep $(GLOBAL_ARGS) status $(SPACE) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
+	$(BIN)/sweep status $(SPACE) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 report: $(BIN)/.installed  ## rebuild reports/summary.html from the stores, without training
-	$(BIN)/sweep $(GLOBAL_ARGS) report
+	$(BIN)/sweep report
 
 predict: $(BIN)/.installed  ## classify IMAGE=path.png (or FROM_TEST=N) with the best model of SPACE (QUICK=1 ENGINE=)
-	$(BIN)/sweep $(GLOBAL_ARGS) predict $(SPACE) $(if $(IMAGE),--image '$(IMAGE)',--from-test $(or $(FROM_TEST),0)) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
+	$(BIN)/sweep predict $(SPACE) $(if $(IMAGE),--image '$(IMAGE)',--from-test $(or $(FROM_TEST),0)) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 reproduce: $(BIN)/.installed  ## train TRIAL=N of SPACE again with its seeds and compare (QUICK=1 ENGINE=)
-	$(BIN)/sweep $(GLOBAL_ARGS) reproduce $(SPACE) --trial $(TRIAL) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
+	$(BIN)/sweep reproduce $(SPACE) --trial $(TRIAL) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 refit: $(BIN)/.installed  ## train the best config of SPACE on training + validation images and register it (QUICK=1 ENGINE=)
-	$(BIN)/sweep $(GLOBAL_ARGS) refit $(SPACE) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
+	$(BIN)/sweep refit $(SPACE) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 list: $(BIN)/.installed  ## the search spaces and whether they are valid
 	$(BIN)/sweep list

@@ -7,6 +7,7 @@ that the same command continues.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.idx import DataError
 
     args = _parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # e.g. its INFO on creating a fresh store's tables
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
     stopping.install(polite=args.command == "run" and not commands.supervises(args))
     console = Console(highlight=False, soft_wrap=True)

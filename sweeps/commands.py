@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import re
 from pathlib import Path
@@ -49,14 +48,11 @@ def report(args: argparse.Namespace, root: Path, console) -> None:
 
 def run(args: argparse.Namespace, root: Path, console) -> int:
     """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
-    import optuna
 
     from sweeps.search.space import load_space
     from sweeps.search.study import SweepOptions, open_study
     from sweeps.search.supervisor import RECYCLE
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     space = load_space(args.space, args.spaces_dir)
     timeout = parse_duration(args.timeout) if args.timeout else None
     if not args.no_report:
@@ -115,13 +111,10 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
 
 def bench(args: argparse.Namespace, root: Path, console) -> None:
     """Measure overhead, pruning, search quality and memory; write reports/bench.json."""
-    import optuna
 
     from sweeps.bench import PARTS, SEARCHES, print_bench, run_bench, save_bench
     from sweeps.search.space import load_space
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
     parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
     results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console,
@@ -169,11 +162,11 @@ def check(args: argparse.Namespace, root: Path, console) -> None:
 
 def status(args: argparse.Namespace, root: Path, console) -> int:
     """Trials by state, runs by status, and every mismatch between the stores (exit status 1 on one)."""
-    from sweeps.reuse import open_study
+    from sweeps.search.study import existing_study
     from sweeps.store.status import print_status
 
     url, storage, tracking = _stores(args, root)
-    study, _, tracker = open_study(_study_name(args), storage, url, tracking)
+    study, _, tracker = existing_study(_study_name(args), storage, url, tracking)
     return 1 if print_status(study, tracker, console) else 0
 
 

@@ -14,8 +14,7 @@ from rich.console import Console
 from experiments.data import load_dataset
 from experiments.train import refit_repeat
 from sweeps.errors import UsageError
-from sweeps.reuse import open_study
-from sweeps.search.study import best_trial, trial_config
+from sweeps.search.study import best_trial, existing_study, trial_config
 from sweeps.search.trial import StopRequested
 from sweeps.stats import spread
 from sweeps.store.records import (
@@ -48,7 +47,7 @@ def selected_epochs(runs: pd.DataFrame) -> dict[int, int]:
 def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Path, console: Console) -> pd.DataFrame:
     """Refit study ``name``'s best trial once per seed; log each as a refit run, register the first seed's model
     as a version tagged ``refit``; return a row per seed (selected vs refit test scores)."""
-    study, space, tracker = open_study(name, storage, url, tracking)
+    study, space, tracker = existing_study(name, storage, url, tracking)
     spec = space.spec
     if spec.validation == "test":
         raise UsageError(f"{name}: this space selects on the test set (validation: test), so a refit would train on "

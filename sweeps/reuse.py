@@ -8,7 +8,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import optuna
 import tensorflow as tf
 from optuna.storages import BaseStorage
 from PIL import Image, ImageOps
@@ -17,29 +16,15 @@ from rich.console import Console
 from experiments.data import DATASETS, load_dataset, load_raw, to_model_input
 from experiments.train import train_repeat
 from sweeps.errors import UsageError
-from sweeps.search.space import Space, parse_space
-from sweeps.search.study import trial_config
-from sweeps.store.records import INITIAL_EPOCH, KIND, QUICK, QUICK_STUDY, REPRODUCTION_RUN, SPACE, SPACE_YAML, STUDY, TRIAL
+from sweeps.search.study import existing_study, trial_config
+from sweeps.store.records import INITIAL_EPOCH, KIND, QUICK, QUICK_STUDY, REPRODUCTION_RUN, STUDY, TRIAL
 from sweeps.store.registry import best_run, load_checkpoint
-from sweeps.store.storage import masked
-from sweeps.store.tracking import Tracker
-
-
-def open_study(name: str, storage: BaseStorage, url: str, tracking: str) -> tuple[optuna.Study, Space, Tracker]:
-    """The study ``name`` (stored at ``url``), the space file it ran with, and its MLflow experiment."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-        tracker = Tracker(tracking, name, create=False)
-    except (KeyError, LookupError):
-        raise UsageError(f"no sweep of {name!r} yet in {masked(url)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
-    space = parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
-    return study, space, tracker
 
 
 def predict(name: str, storage: BaseStorage, url: str, tracking: str, cache_dir: Path, console: Console,
             image: Path | None = None, test_index: int | None = None) -> list[tuple[str, float]]:
     """Print the top-3 classes of an image file, or of test image ``test_index``, by the study's best model."""
-    study, space, tracker = open_study(name, storage, url, tracking)
+    study, space, tracker = existing_study(name, storage, url, tracking)
     run = best_run(study, tracker)
     if run is None:
         raise UsageError(f"study {name!r} has no completed trial yet")
@@ -67,7 +52,7 @@ def predict(name: str, storage: BaseStorage, url: str, tracking: str, cache_dir:
 
 def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, tracking: str, workdir: Path, console: Console) -> list[dict]:
     """Train trial ``trial_number``'s params again with its seeds; log and print new vs logged scores."""
-    study, space, tracker = open_study(name, storage, url, tracking)
+    study, space, tracker = existing_study(name, storage, url, tracking)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if trial_number not in trials:
         raise UsageError(f"--trial {trial_number}: study {name!r} has trials 0…{max(trials, default=-1)}")

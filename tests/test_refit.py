@@ -55,6 +55,7 @@ def test_refit_refuses_a_space_that_selects_on_the_test_set(tiny: Path, capsys):
     Tracker(tracking_uri(tiny), study.study_name)
     study.add_trial(optuna.trial.create_trial(params={"units": 64}, value=0.8,
                                               distributions={"units": CategoricalDistribution([64])}))
+    capsys.readouterr()  # what setting the stores up printed
     assert main(["refit", "tiny"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: tiny: this space selects on the test set (validation: test), so a refit would train on the "

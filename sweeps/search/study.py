@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from rich.console import Console
 
 from experiments.settings import TrainSettings
+from sweeps.errors import UsageError
 from sweeps.search.samplers import make_pruner, make_sampler
-from sweeps.search.space import Space
+from sweeps.search.space import Space, parse_space
 from sweeps.store import records
 from sweeps.store.records import (
     BASELINE_FIXED,
@@ -30,6 +32,8 @@ from sweeps.store.records import (
     RUN_ENGINE,
     RUN_SPACE_SHA,
     RUN_WORKER,
+    SPACE,
+    SPACE_YAML,
     STUDY,
     SWEEP_RUN,
 )
@@ -187,3 +191,15 @@ def trial_config(space: Space, params: dict[str, Any], user_attrs: dict[str, Any
     if user_attrs.get(EPOCH_BUDGET):
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, user_attrs[EPOCH_BUDGET]))
     return model_params, settings
+
+
+def existing_study(name: str, storage: BaseStorage, url: str, tracking: str) -> tuple[optuna.Study, Space, Tracker]:
+    """The study ``name`` (stored at ``url``), the space file it ran with, and its MLflow experiment; one line
+    saying what to run first when there is none."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        tracker = Tracker(tracking, name, create=False)
+    except (KeyError, LookupError):
+        raise UsageError(f"no sweep of {name!r} yet in {masked(url)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
+    space = parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
+    return study, space, tracker
