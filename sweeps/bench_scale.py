@@ -134,18 +134,19 @@ def _stores(storage: str | None, servers: bool) -> Iterator[tuple[str | None, st
 
 def run_bench_scale(root: Path, sizes: tuple[int, ...], workers: tuple[int, ...], console: Console,
                     storage: str | None = None, servers: bool = False) -> dict:
-    """Every worker count through every size (with ``servers``: on a PostgreSQL and an MLflow server started for
-    the run); per set-up its rows, growth exponents and what ran where."""
+    """Every worker count through every size (with ``servers``: on a PostgreSQL and an MLflow server started
+    afresh for each count, so its report holds its own study alone); per set-up its rows, growth exponents and
+    what ran where."""
     results: dict = {}
-    with _stores(storage, servers) as (optuna_url, tracking, label):
-        for count in workers:
+    for count in workers:
+        with _stores(storage, servers) as (optuna_url, tracking, label):
             console.print(f"bench-scale: {count} worker(s), {label}, sizes {list(sizes)}")
             rows = grow(root, sizes, count, console, optuna_url, tracking)
-            costs = ("sampler_s_per_trial", "mlflow_s_per_trial", "trial_s", "status_s", "report_s", "report_mb")
-            results[f"{count} worker{'s' if count > 1 else ''}, {label}"] = {
-                "about": {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(), "workers": count,
-                          "stores": label, "sizes": list(sizes)},
-                "rows": rows, "growth": {c: growth(rows, c) for c in costs}}
+        costs = ("sampler_s_per_trial", "mlflow_s_per_trial", "trial_s", "status_s", "report_s", "report_mb")
+        results[f"{count} worker{'s' if count > 1 else ''}, {label}"] = {
+            "about": {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(), "workers": count,
+                      "stores": label, "sizes": list(sizes)},
+            "rows": rows, "growth": {c: growth(rows, c) for c in costs}}
     return results
 
 

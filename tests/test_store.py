@@ -146,3 +146,28 @@ def test_a_trial_whose_worker_was_never_recorded_is_failed_after_the_grace(monke
     assert fail_dead_trials(study) == [lost.number]
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]  # failed, and queued again
+
+
+def test_status_names_each_complete_trial_missing_its_repeats_test_metrics_or_checkpoint(tmp_path):
+    from sweeps.store.status import problems
+
+    study = optuna.create_study()
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "status")
+    checkpoint = tmp_path / "best.keras"
+    checkpoint.write_bytes(b"weights")
+    for number, (metrics, saved) in enumerate([(True, True), (False, True), (True, False), (True, True)]):
+        trial = study.ask()
+        run_id = tracker.start_run(f"trial-{number}", tags={"sweeps.kind": "trial", "sweeps.trial": number})
+        if number != 3:  # trial 3's run holds no repeat
+            tracker.set_tags(run_id, {"sweeps.seed": 0})
+        if metrics:
+            tracker.log_metrics(run_id, {"test_accuracy": 0.9})
+        if saved:
+            tracker.log_artifact(run_id, checkpoint, "checkpoint")
+        tracker.end_run(run_id, "FINISHED")
+        study.tell(trial, 0.9)
+    found = problems(study, tracker)
+    runs = tracker.runs().set_index("tags.sweeps.trial")["run_id"]
+    assert sorted(found) == sorted([f"trial 1 run {runs['1']} has no test metrics",
+                                    f"trial 2 run {runs['2']} has no checkpoint",
+                                    "trial 3 is COMPLETE but no MLflow run holds its repeats"])

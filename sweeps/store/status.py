@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
@@ -13,13 +15,15 @@ from sweeps.store.records import KIND, SEED, TRIAL, TRIAL_RUN
 from sweeps.store.tracking import Tracker
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+LISTINGS_AT_ONCE = 8
 
 
-def problems(study: optuna.Study, tracker: Tracker) -> list[str]:
+def problems(study: optuna.Study, tracker: Tracker, runs: pd.DataFrame | None = None) -> list[str]:
     """Every way the two stores disagree; an empty list when each finished trial has exactly one finished run,
-    with its metrics and checkpoint, and nothing else is left dangling."""
+    with its metrics and checkpoint, and nothing else is left dangling. ``runs``: the experiment's runs, when
+    already read."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    runs = tracker.runs()
+    runs = tracker.runs() if runs is None else runs
     found: list[str] = []
     trial_runs = runs[runs[f"tags.{KIND}"] == TRIAL_RUN] if not runs.empty else runs
     numbers = Counter(int(n) for n in trial_runs.get(f"tags.{TRIAL}", []))
@@ -35,16 +39,19 @@ def problems(study: optuna.Study, tracker: Tracker) -> list[str]:
         if run["status"] == "RUNNING" and (of_run is None or of_run.state != TrialState.RUNNING):
             found.append(f"MLflow run {run['run_id']} of trial {run[f'tags.{TRIAL}']} is RUNNING but its trial is not")
     if not runs.empty and f"tags.{SEED}" in runs:
-        repeats = runs[runs[f"tags.{SEED}"].notna()]
-        for number in sorted(n for n, t in trials.items() if t.state == TrialState.COMPLETE):
-            mine = repeats[repeats[f"tags.{TRIAL}"] == str(number)]
-            for _, run in mine.iterrows():
-                if "metrics.test_accuracy" not in run or run["metrics.test_accuracy"] != run["metrics.test_accuracy"]:
-                    found.append(f"trial {number} run {run['run_id']} has no test metrics")
-                if not tracker.client.list_artifacts(run["run_id"], "checkpoint"):
-                    found.append(f"trial {number} run {run['run_id']} has no checkpoint")
-            if mine.empty:
-                found.append(f"trial {number} is COMPLETE but no MLflow run holds its repeats")
+        complete = {str(n) for n, t in trials.items() if t.state == TrialState.COMPLETE}
+        repeats = runs[runs[f"tags.{SEED}"].notna() & runs[f"tags.{TRIAL}"].isin(complete)]
+        found += [f"trial {n} is COMPLETE but no MLflow run holds its repeats"
+                  for n in sorted(complete - set(repeats[f"tags.{TRIAL}"]), key=int)]
+        tested = repeats.get("metrics.test_accuracy", pd.Series(index=repeats.index, dtype=float)).notna()
+        found += [f"trial {r[f'tags.{TRIAL}']} run {r['run_id']} has no test metrics"
+                  for _, r in repeats[~tested].iterrows()]
+        # One artifact listing per repeat: a request each on a tracking server, so several at a time.
+        with ThreadPoolExecutor(LISTINGS_AT_ONCE) as pool:
+            checkpoints = pool.map(lambda run_id: bool(tracker.client.list_artifacts(run_id, "checkpoint")),
+                                   repeats["run_id"])
+            found += [f"trial {r[f'tags.{TRIAL}']} run {r['run_id']} has no checkpoint"
+                      for (_, r), present in zip(repeats.iterrows(), checkpoints, strict=True) if not present]
     return found
 
 
@@ -66,7 +73,7 @@ def print_status(study: optuna.Study, tracker: Tracker, console: Console) -> lis
         for (kind, status), count in counts.items():
             table.add_row(str(kind), status, str(count))
         console.print(table)
-    found = problems(study, tracker)
+    found = problems(study, tracker, runs)
     for line in found:
         console.print(f"[red]mismatch[/]: {line}")
     if not found:
