@@ -119,9 +119,9 @@ def _stores(storage: str | None, servers: bool) -> Iterator[tuple[str | None, st
     """The Optuna storage URL, the MLflow tracking URI (None: the project's files) and their label."""
     tracking = os.environ.get("MLFLOW_TRACKING_URI") or None
     if not servers:
-        optuna = "journal file" if not storage else "PostgreSQL" if storage.startswith("postgresql") else storage.split(":")[0]
-        mlflow = "SQLite MLflow" if not tracking else "MLflow server" if tracking.startswith("http") else "given MLflow store"
-        yield storage, tracking, f"{optuna} + {mlflow}"
+        studies = "journal file" if not storage else "PostgreSQL" if storage.startswith("postgresql") else storage.split(":")[0]
+        runs = "SQLite MLflow" if not tracking else "MLflow server" if tracking.startswith("http") else "given MLflow store"
+        yield storage, tracking, f"{studies} + {runs}"
         return
     from sweeps.store.local_servers import MlflowServer, local_postgres
 

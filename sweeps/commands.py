@@ -48,7 +48,6 @@ def report(args: argparse.Namespace, root: Path, console) -> None:
 
 def run(args: argparse.Namespace, root: Path, console) -> int:
     """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
-
     from sweeps.search.space import load_space
     from sweeps.search.study import SweepOptions, open_study
     from sweeps.search.supervisor import RECYCLE
@@ -104,14 +103,14 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     """The ``sweep`` arguments of a worker process: the same run, no report (the supervisor builds it); the
     storage goes in its environment."""
     return ["--spaces-dir", str(args.spaces_dir), "run", args.space, "--no-report",
-            "--worker-index", str(args.worker_index), *(["--trials", str(args.trials)] if args.trials else []), *(["--quick"] if args.quick else []),
+            "--worker-index", str(args.worker_index), *(["--trials", str(args.trials)] if args.trials else []),
+            *(["--quick"] if args.quick else []),
             *(["--subset", str(args.subset)] if args.subset else []), *(["--keras-log"] if args.keras_log else []),
             *(["--simulate"] if args.simulate else [])]
 
 
 def bench(args: argparse.Namespace, root: Path, console) -> None:
     """Measure overhead, pruning, search quality and memory; write reports/bench.json."""
-
     from sweeps.bench import PARTS, SEARCHES, print_bench, run_bench, save_bench
     from sweeps.search.space import load_space
 
