@@ -29,10 +29,24 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from sweeps.errors import SweepsError
 from sweeps.store.storage import child_env
 
 SPACE = "fashion_cnn"
 SHARE = 250  # trials per worker process before a fresh one: recycling stays a small, constant cost
+
+
+class BenchFailed(SweepsError):
+    """A simulated sweep the bench ran failed (exit status 1)."""
+
+    exit_status = 1
+
+
+def _why(done: subprocess.CompletedProcess) -> str:
+    """The failed command's own error line (a worker's, prefixed [wN]), else its last line of output."""
+    lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    return (errors or lines or ["no output"])[-1].strip()
 
 
 def _sweep(project: Path, *args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
@@ -79,7 +93,7 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
         wall, done = _sweep(project, "run", name, "--simulate", "--trials", str(size), "--timeout", "48h",
                             "--no-report", *(["--workers", str(workers)] if workers > 1 else []), env=env)
         if done.returncode != 0:
-            raise RuntimeError(f"simulated sweep to {size} trials failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+            raise BenchFailed(f"the simulated sweep to {size} trials failed: {_why(done)}")
         status_s, status = _sweep(project, "status", name, env=env)
         report_s, report = _sweep(project, "report", env=env)
         timings = pd.read_json(timings_file, lines=True)

@@ -66,3 +66,13 @@ def test_a_second_run_keeps_the_set_ups_it_did_not_measure(tmp_path):
     (tmp_path / "bench_scale.json").write_text('{"about": {}, "workers_1": {}}')  # an older version's file
     assert scale_section(tmp_path / "bench_scale.json") == ""
     assert list(json.loads(save_scale({"a": one}, tmp_path).read_text())["setups"]) == ["a"]
+
+
+def test_a_failing_simulated_sweep_is_one_error_line_naming_its_cause(project: Path, monkeypatch, capsys):
+    from sweeps.cli import main
+
+    monkeypatch.setenv("SWEEPS_DATA_DIR", str(project / "no-data-here"))
+    assert main(["bench-scale", "--sizes", "3", "--workers", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the simulated sweep to 3 trials failed: error: dataset fashion_mnist")
+    assert not (project / "reports" / "bench_scale.json").exists()  # nothing half-written
