@@ -79,9 +79,10 @@ list: $(BIN)/.installed  ## the search spaces and whether they are valid
 check: $(BIN)/.installed  ## validate one space file: SPACE=
 	$(BIN)/sweep check $(SPACE)
 
-lint: $(BIN)/.installed  ## ruff and mypy, as configured in pyproject.toml
+lint: $(BIN)/.installed  ## ruff, mypy and the import contracts (layers, TensorFlow-free modules), as configured in pyproject.toml
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint  ## lint, then the whole test suite, slow end-to-end tests included (installs Chromium/PostgreSQL if missing); TEST_WORKERS=2
 	scripts/test-services

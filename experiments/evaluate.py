@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 from sklearn.metrics import confusion_matrix
+
+if TYPE_CHECKING:  # a trained model comes in; scoring it needs no TensorFlow import here
+    import keras
 
 Transform = Callable[[np.ndarray], np.ndarray]
 

@@ -1,7 +1,7 @@
 """Command line: ``sweep run|status|report|bench|predict|reproduce|refit|list|check`` (``sweep -h``; the Makefile wraps each).
 
-User mistakes end with one ``error:`` line and exit status 2 (see :mod:`sweeps.errors`); Ctrl-C leaves a study
-that the same command continues.
+Errors end with one ``error:`` line: exit status 2 for the user's input, 1 for the environment or a stopped sweep
+(the rule is in :mod:`sweeps.errors`); Ctrl-C leaves a study that the same command continues.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from sweeps import commands
-from sweeps.errors import SweepsError
+from sweeps.errors import as_sweeps_error
 from sweeps.search import stopping
-from sweeps.store.records import ENGINES
-
-USAGE_ERROR = 2
+from sweeps.store.keys import ENGINES
 
 
 def whole_number(text: str) -> int:
@@ -60,14 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--refit", action="store_true", help="at the end, refit the best config on training + "
                                                           "validation images (as `sweep refit`)")
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
-    run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set by --workers
-    run.add_argument("--subset", type=positive_int, help=argparse.SUPPRESS)  # the benchmark's training sample
-    run.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)  # bench-scale: nothing trained
+    run.add_argument("--subset", type=positive_int, help="train on a seeded, stratified sample of this many images")
+    run.add_argument("--extensions", metavar="MODULE:FUNCTION",
+                     help="plug in a training function and after-trial callbacks: a function of the space returning "
+                          "sweeps.search.sweep.Extensions (the benchmarks' simulated trials use it)")
     run.add_argument("--trials-per-process", type=whole_number, default=os.environ.get("SWEEPS_TRIALS_PER_PROCESS", "10"),
                      help="trials a worker process runs before a fresh one takes over (memory stays flat, a crash "
                           "fails one trial); 0 runs every trial in this process (default: 10)")
-    run.add_argument("--sweep-run", help=argparse.SUPPRESS)  # set by the supervising process
-    run.add_argument("--deadline-at", type=float, help=argparse.SUPPRESS)  # set by the supervising process
     run.add_argument("--engine", choices=ENGINES, default="optuna", help="who picks the params")
     run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                      help="the Keras Tuner search (with --engine kerastuner)")
@@ -75,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("space")
     status.add_argument("--quick", action="store_true", help="the quick smoke-run study")
     status.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
+    sub.add_parser("worker", help=argparse.SUPPRESS)  # a worker process of `sweep run`: its spec in $SWEEPS_WORKER
     sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
     bench = sub.add_parser("bench", help="measure overhead, pruning and search quality (writes reports/bench.json)")
     bench.add_argument("space", nargs="?", default="fashion_mlp")
@@ -117,38 +115,29 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweep`` command."""
     import optuna
-    import sqlalchemy
     from rich.console import Console
-
-    from experiments.idx import DataError
 
     args = _parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # e.g. its INFO on creating a fresh store's tables
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
-    stopping.install(polite=args.command == "run" and not commands.supervises(args))
+    stopping.install(polite=commands.trains_here(args))
     console = Console(highlight=False, soft_wrap=True)
-    root = Path.cwd()
-    run = {"run": commands.run, "report": commands.report, "bench": commands.bench, "status": commands.status,
-           "predict": commands.predict, "reproduce": commands.reproduce, "refit": commands.refit,
-           "bench-scale": commands.bench_scale, "list": commands.list_spaces, "check": commands.check}
+    run = {"run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
+           "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,
+           "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces,
+           "check": commands.check}
     try:
-        return run[args.command](args, root, console) or 0
-    except SweepsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_status
-    except DataError as exc:  # experiments/ knows nothing of the sweep commands
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError) as exc:  # the store went away
-        cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc.__cause__
-        reason = str(cause or exc).strip().splitlines()[0]
-        print(f"error: lost the study store ({reason}); finished trials are saved: run the same command to continue",
-              file=sys.stderr)
-        return 1
+        return run[args.command](args, Path.cwd(), console) or 0
     except KeyboardInterrupt:
         print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)
         return stopping.exit_status()
+    except Exception as exc:  # ours, or a foreign error with a meaning for the user: one line; a bug: its traceback
+        error = as_sweeps_error(exc)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
 
 
 if __name__ == "__main__":

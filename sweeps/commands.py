@@ -1,15 +1,31 @@
-"""The ``sweep`` sub-commands, one function each: ``(args, root, console)`` in, an exit status (or None) out."""
+"""The ``sweep`` sub-commands, one function each: ``(args, root, console)`` in, an exit status (or None) out.
+
+The modules imported at the top are TensorFlow-free (an import contract keeps them so); each command that trains
+or loads a model imports its module when it runs, so ``status``, ``check`` and ``list`` answer in a second.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
+import tempfile
 from pathlib import Path
 
-from sweeps.errors import UsageError
-from sweeps.store.records import ENGINES
+import optuna
+
+from sweeps.errors import SpaceError, UsageError
+from sweeps.report.hints import hints
+from sweeps.report.output import check_writable
+from sweeps.report.read import collect_study
+from sweeps.search.launch import start_sweep
+from sweeps.search.space import available, load_space
+from sweeps.search.study import existing_study
+from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
+from sweeps.store.keys import ENGINES, study_name
+from sweeps.store.status import print_status
+from sweeps.store.storage import check_tracking, default_storage, open_storage
+from sweeps.store.tracking import tracking_uri
 
 
 def parse_duration(text: str) -> float:
@@ -22,9 +38,6 @@ def parse_duration(text: str) -> float:
 
 def _stores(args: argparse.Namespace, root: Path):
     """The storage URL, the opened Optuna storage and the MLflow tracking URI."""
-    from sweeps.store.storage import check_tracking, default_storage, open_storage
-    from sweeps.store.tracking import tracking_uri
-
     url = args.storage or default_storage(root)
     tracking = tracking_uri(root)
     check_tracking(tracking)
@@ -32,8 +45,6 @@ def _stores(args: argparse.Namespace, root: Path):
 
 
 def _study_name(args: argparse.Namespace) -> str:
-    from sweeps.store.records import study_name
-
     return study_name(args.space, args.quick, args.engine)
 
 
@@ -46,52 +57,31 @@ def report(args: argparse.Namespace, root: Path, console) -> None:
     console.print(f"report: {path}")
 
 
+def sweep_options(args: argparse.Namespace) -> SweepOptions:
+    """What the user chose on the command line for ``sweep run``."""
+    return SweepOptions(trials=args.trials, timeout=parse_duration(args.timeout) if args.timeout else None,
+                        quick=args.quick, storage=args.storage, engine=args.engine, tuner=args.tuner,
+                        workers=args.workers, trials_per_process=args.trials_per_process or None, subset=args.subset,
+                        keras_log=args.keras_log, extensions=args.extensions)
+
+
+def trains_here(args: argparse.Namespace) -> bool:
+    """Whether this process trains (a worker, or ``sweep run`` without worker processes), so that a stop waits
+    for a batch boundary; a supervisor only waits for its workers."""
+    if args.command != "run":
+        return args.command == "worker"
+    return not SweepOptions(engine=args.engine, workers=args.workers, trials_per_process=args.trials_per_process).supervised
+
+
 def run(args: argparse.Namespace, root: Path, console) -> int:
     """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
-    from sweeps.search.space import load_space
-    from sweeps.search.study import SweepOptions, open_study
-    from sweeps.search.supervisor import RECYCLE
-
     space = load_space(args.space, args.spaces_dir)
-    timeout = parse_duration(args.timeout) if args.timeout else None
+    options = sweep_options(args)
     if not args.no_report:
-        from sweeps.report.output import check_writable
-
         check_writable(root / "reports")
-    code = 0
     if args.workers > 1 and args.engine == "kerastuner":
         raise UsageError("--workers: the kerastuner engine runs in one process; use --engine optuna for workers")
-    if args.workers > 1:
-        from sweeps.search.workers import run_workers
-        from sweeps.store.storage import check_tracking
-        from sweeps.store.tracking import Tracker
-
-        _, storage, tracking = _stores(args, root)
-        check_tracking(tracking)
-        study = open_study(space, storage, args.quick, console)  # created once, before the workers race to them:
-        Tracker(tracking, study.study_name)                      # the study, the MLflow store and its experiment
-        argv = ["--spaces-dir", str(args.spaces_dir), "run", args.space,
-                "--no-report", *(["--trials", str(args.trials)] if args.trials else []),
-                *(["--timeout", args.timeout] if args.timeout else []), *(["--quick"] if args.quick else []),
-                *(["--simulate"] if args.simulate else [])]
-        code = run_workers(argv, args.workers, console, args.storage)
-    else:
-        options = SweepOptions(trials=args.trials, timeout=timeout, quick=args.quick, storage=args.storage,
-                               worker_index=args.worker_index, engine=args.engine, tuner=args.tuner, subset=args.subset,
-                               trials_per_process=args.trials_per_process or None, sweep_run=args.sweep_run,
-                               deadline_at=args.deadline_at, keras_log=args.keras_log, simulate=args.simulate)
-        if args.sweep_run:  # a worker of the supervisor below
-            from sweeps.search.sweep import run_sweep
-
-            return RECYCLE if run_sweep(space, root, options, console) else 0
-        if supervises(args):
-            from sweeps.search.supervisor import supervise
-
-            code = supervise(space, root, options, _worker_argv(args), console)
-        else:  # Keras Tuner keeps its search state in this process
-            from sweeps.search.sweep import run_sweep
-
-            run_sweep(space, root, dataclasses.replace(options, trials_per_process=None), console)
+    code = start_sweep(space, root, options, console)
     if args.refit and code == 0:
         refit(args, root, console)
     if not args.no_report:
@@ -99,20 +89,16 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
     return code
 
 
-def _worker_argv(args: argparse.Namespace) -> list[str]:
-    """The ``sweep`` arguments of a worker process: the same run, no report (the supervisor builds it); the
-    storage goes in its environment."""
-    return ["--spaces-dir", str(args.spaces_dir), "run", args.space, "--no-report",
-            "--worker-index", str(args.worker_index), *(["--trials", str(args.trials)] if args.trials else []),
-            *(["--quick"] if args.quick else []),
-            *(["--subset", str(args.subset)] if args.subset else []), *(["--keras-log"] if args.keras_log else []),
-            *(["--simulate"] if args.simulate else [])]
+def worker(args: argparse.Namespace, root: Path, console) -> int:
+    """A worker process of ``sweep run``: the sweep its spec (in ``$SWEEPS_WORKER``) describes."""
+    from sweeps.search.sweep import run_worker
+
+    return RECYCLE if run_worker(WorkerSpec.from_env(), console) else 0
 
 
 def bench(args: argparse.Namespace, root: Path, console) -> None:
     """Measure overhead, pruning, search quality and memory; write reports/bench.json."""
-    from sweeps.bench import PARTS, SEARCHES, print_bench, run_bench, save_bench
-    from sweeps.search.space import load_space
+    from sweeps.bench.quality import PARTS, SEARCHES, print_bench, run_bench, save_bench
 
     space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
     parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
@@ -133,20 +119,10 @@ def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...
 
 def check(args: argparse.Namespace, root: Path, console) -> None:
     """Validate a space file; with a study of it in the store, print hints to change it."""
-    from sweeps.search.space import load_space
-
     space = load_space(args.space, args.spaces_dir)
     console.print(f"{space.path}: ok")
-    from sweeps.store.storage import default_storage
-
     if args.storage is None and not Path(default_storage(root)).is_file():
         return  # no study anywhere yet: nothing to read hints from (and no journal created by asking)
-    import optuna
-
-    from sweeps.report.read import collect_study
-    from sweeps.search.hints import hints
-    from sweeps.store.records import study_name
-
     _, storage, tracking = _stores(args, root)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     for name in (study_name(space.name, engine=engine) for engine in ENGINES):
@@ -161,9 +137,6 @@ def check(args: argparse.Namespace, root: Path, console) -> None:
 
 def status(args: argparse.Namespace, root: Path, console) -> int:
     """Trials by state, runs by status, and every mismatch between the stores (exit status 1 on one)."""
-    from sweeps.search.study import existing_study
-    from sweeps.store.status import print_status
-
     url, storage, tracking = _stores(args, root)
     study, _, tracker = existing_study(_study_name(args), storage, url, tracking)
     return 1 if print_status(study, tracker, console) else 0
@@ -171,7 +144,7 @@ def status(args: argparse.Namespace, root: Path, console) -> int:
 
 def predict(args: argparse.Namespace, root: Path, console) -> None:
     """Classify an image with a study's best model."""
-    from sweeps.reuse import predict
+    from sweeps.predict import predict
 
     url, storage, tracking = _stores(args, root)
     predict(_study_name(args), storage, url, tracking, root / ".sweeps" / "cache", console,
@@ -180,7 +153,7 @@ def predict(args: argparse.Namespace, root: Path, console) -> None:
 
 def bench_scale(args: argparse.Namespace, root: Path, console) -> None:
     """Grow simulated studies through the sizes and worker counts; write reports/bench_scale.json."""
-    from sweeps.bench_scale import print_scale, run_bench_scale, save_scale
+    from sweeps.bench.scale import print_scale, run_bench_scale, save_scale
 
     def numbers(text: str, flag: str) -> tuple[int, ...]:
         try:
@@ -204,8 +177,6 @@ def bench_scale(args: argparse.Namespace, root: Path, console) -> None:
 
 def refit(args: argparse.Namespace, root: Path, console) -> None:
     """Train a study's best config again on training + validation images and register it."""
-    import tempfile
-
     from sweeps.refit import refit
 
     url, storage, tracking = _stores(args, root)
@@ -215,9 +186,7 @@ def refit(args: argparse.Namespace, root: Path, console) -> None:
 
 def reproduce(args: argparse.Namespace, root: Path, console) -> None:
     """Train a trial's params again with its seeds and compare with what was logged."""
-    import tempfile
-
-    from sweeps.reuse import reproduce
+    from sweeps.reproduce import reproduce
 
     url, storage, tracking = _stores(args, root)
     with tempfile.TemporaryDirectory(prefix="reproduce-") as workdir:
@@ -226,17 +195,9 @@ def reproduce(args: argparse.Namespace, root: Path, console) -> None:
 
 def list_spaces(args: argparse.Namespace, root: Path, console) -> None:
     """The space files and whether each is valid."""
-    from sweeps.search.space import SpaceError, available, load_space
-
     for name in available(args.spaces_dir):
         try:
             space = load_space(name, args.spaces_dir)
             console.print(f"{name:<16} {space.spec.description}", highlight=False)
         except SpaceError as exc:
             console.print(f"{name:<16} [red]invalid[/]: {exc}", highlight=False)
-
-
-def supervises(args: argparse.Namespace) -> bool:
-    """Whether ``sweep run`` leaves the training to worker processes (and only waits for them)."""
-    return (args.command == "run" and not args.sweep_run and args.engine == "optuna"
-            and (args.workers > 1 or args.trials_per_process > 0))

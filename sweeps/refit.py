@@ -3,7 +3,6 @@ selected runs found best, with the same seeds; score each once on the test set; 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import keras
@@ -13,18 +12,17 @@ from rich.console import Console
 
 from experiments.data import load_dataset
 from experiments.train import refit_repeat
-from sweeps.errors import UsageError
-from sweeps.search.study import best_trial, existing_study, trial_config
+from sweeps.errors import TrainingFailed, UsageError
+from sweeps.search.study import existing_study, quick_settings, trial_config
 from sweeps.search.trial import StopRequested
 from sweeps.stats import spread
-from sweeps.store.records import (
+from sweeps.store.keys import (
+    FINISHED,
     KIND,
     MODEL_REFIT,
     MODEL_SEED,
     MODEL_SOURCE_RUN,
     MODEL_TRIAL,
-    QUICK,
-    QUICK_STUDY,
     REFIT_RUN,
     REPEAT_RUN,
     SEED,
@@ -33,6 +31,8 @@ from sweeps.store.records import (
     TRIAL_RUN,
 )
 from sweeps.store.registry import register_model
+from sweeps.store.tracking import closing_run
+from sweeps.store.trials import best_trial
 
 
 def selected_epochs(runs: pd.DataFrame) -> dict[int, int]:
@@ -60,10 +60,8 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
     if not epochs:
         raise UsageError(f"study {name!r}: trial {best.number} has no logged best epoch to refit for")
     model_params, settings = trial_config(space, best.params, best.user_attrs)
-    quick = bool(study.user_attrs.get(QUICK_STUDY))
-    if quick:
-        settings = dataclasses.replace(settings, epochs=min(settings.epochs, QUICK["epochs"]))
-    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, QUICK["subset"] if quick else None)
+    settings, subset = quick_settings(study, settings)
+    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, subset)
     console.print(f"refit of {name} trial {best.number}: {len(data.y_train) + len(data.y_val):,} training + validation "
                   f"images, seeds {sorted(epochs)}, each for its selected run's best epoch count")
     rows = []
@@ -71,22 +69,17 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
         run_id = tracker.start_run(f"refit-trial-{best.number}-seed-{seed}", tags={
             KIND: REFIT_RUN, STUDY: name, TRIAL: best.number}, params={
             **model_params, "seed": seed, "epochs": count, "train_size": len(data.y_train) + len(data.y_val)})
-        status = "FAILED"
-        try:
+        with closing_run(tracker, run_id) as end:
             result = refit_repeat(spec.model, model_params, settings, data, seed, count,
                                   workdir / f"seed-{seed}", (StopRequested(),))
             tracker.log_metrics(run_id, {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
                                          "epochs": result.epochs, "wall_time_s": result.wall_time_s})
             if result.checkpoint is not None and result.checkpoint.is_file():
                 tracker.log_artifact(run_id, result.checkpoint, "checkpoint")
-                status = "FINISHED"
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        finally:
-            tracker.end_run(run_id, status)
-        if status != "FINISHED":
-            raise UsageError(f"refit of seed {seed} diverged (NaN loss); nothing registered")
+            else:
+                end.fail()
+        if end.status != FINISHED:
+            raise TrainingFailed(f"refit of seed {seed} diverged (NaN loss); nothing registered")
         was = selected[selected[f"tags.{SEED}"] == str(seed)]
         rows.append({"seed": seed, "epochs": count, "run_id": run_id, "checkpoint": result.checkpoint,
                      "selected test accuracy": was["metrics.test_accuracy"].iloc[0] if len(was) else None,

@@ -1,4 +1,4 @@
-"""Real services for the scale-out tests, on 127.0.0.1 (started by :mod:`sweeps.store.local_servers`): a
+"""Real services for the scale-out tests, on 127.0.0.1 (started by :mod:`sweeps.bench.local_servers`): a
 PostgreSQL server with password authentication, an MLflow tracking server on it, and an MLflow server that
 requires credentials (its basic-auth app)."""
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from sweeps.bench.local_servers import MlflowServer, Postgres, local_postgres
 from sweeps.errors import SweepsError
-from sweeps.store.local_servers import MlflowServer, Postgres, local_postgres
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sweeps.bench_scale import growth, run_bench_scale, save_scale
+from sweeps.bench.scale import growth, run_bench_scale, save_scale
 from sweeps.report.scale_page import scale_section, verdicts
 
 

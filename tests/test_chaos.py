@@ -18,8 +18,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sweeps.bench.local_servers import MlflowServer
 from sweeps.cli import main
-from sweeps.store.local_servers import MlflowServer
 from sweeps.store.status import problems
 from sweeps.store.storage import open_storage
 from sweeps.store.tracking import Tracker

@@ -21,7 +21,8 @@ from experiments.data import load_dataset
 from experiments.settings import TrainSettings
 from experiments.train import TrainingInterrupted, train_repeat
 from sweeps.cli import main
-from sweeps.search.space import SpaceError, parse_space
+from sweeps.errors import SpaceError
+from sweeps.search.space import parse_space
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import tracking_uri
 

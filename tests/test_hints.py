@@ -6,7 +6,7 @@ import textwrap
 
 import pandas as pd
 
-from sweeps.search.hints import hints
+from sweeps.report.hints import hints
 from sweeps.search.space import load_space, parse_space
 
 from .conftest import SPACES

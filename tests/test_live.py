@@ -38,13 +38,13 @@ def test_no_live_line_off_a_terminal():
 
 @pytest.mark.slow
 def test_a_terminal_gets_the_live_line_instead_of_kerass_epoch_lines(tiny: Path):
+    from sweeps.search.launch import start_sweep
     from sweeps.search.space import load_space
-    from sweeps.search.study import SweepOptions
-    from sweeps.search.sweep import run_sweep
+    from sweeps.search.worker import SweepOptions
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=200)
-    run_sweep(load_space("tiny", tiny / "search_spaces"), tiny, SweepOptions(trials=2, quick=True), console)
+    start_sweep(load_space("tiny", tiny / "search_spaces"), tiny, SweepOptions(trials=2, quick=True), console)
     text = Text.from_ansi(out.getvalue()).plain
     assert "of 30:00 · best 0." in text  # drawn while training (the quick run keeps the space's 30-minute budget)
     assert "trial   1 COMPLETE" in text  # the per-trial lines scroll above it

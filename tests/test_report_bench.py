@@ -71,7 +71,7 @@ def test_targets_missed(tmp_path: Path):
 
 
 def test_a_bench_of_some_parts_keeps_the_other_parts(tmp_path: Path):
-    from sweeps.bench import save_bench
+    from sweeps.bench.quality import save_bench
 
     first = bench(sweep_row(10, 6, 60, 0.8870), sweep_row(10, 0, 150, 0.8880), [9.5, 4.1, 4.1, 4.0, 4.3])
     save_bench(first, tmp_path)

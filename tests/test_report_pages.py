@@ -13,7 +13,7 @@ from sweeps.report.results import REPEAT_COLUMNS, StudyResults, trials_table
 from sweeps.report.significance import seeds_section, seeds_table
 from sweeps.report.space_page import leaderboard, space_page
 from sweeps.search.space import load_space, parse_space
-from sweeps.store.records import ENGINE, QUICK_STUDY, SPACE
+from sweeps.store.keys import ENGINE, QUICK_STUDY, SPACE
 
 from .conftest import SPACES
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import optuna
 import pytest
 
+from sweeps.errors import SpaceError
 from sweeps.search.samplers import PRUNERS, make_pruner, make_sampler
 from sweeps.search.schema import SAMPLERS
-from sweeps.search.space import SpaceError, parse_space
+from sweeps.search.space import parse_space
 
 from .conftest import SPACES
 

@@ -63,7 +63,7 @@ def test_two_workers_share_one_study_on_postgres_and_an_mlflow_server(tiny: Path
                 argv = cmdline.read_bytes().decode(errors="replace").split("\0")
             except OSError:  # ended meanwhile
                 continue
-            if "sweeps.cli" in argv and "--worker-index" in argv:
+            if "sweeps.cli" in argv and "worker" in argv:
                 workers.add(" ".join(argv))
         time.sleep(0.2)
     out = said[0]
@@ -146,17 +146,18 @@ def test_a_postgres_restart_mid_sweep_loses_nothing(tiny: Path, postgres):
     assert complete >= 4 or (complete + len(unrecorded) >= 4 and proc.returncode == 1)
 
 
-@pytest.mark.parametrize("args, env, expected", [
-    (["--storage", "postgresql://u:secret@127.0.0.1:1/optuna"], {}, "STORAGE=postgresql://u:***@127.0.0.1:1/optuna: cannot connect"),
-    (["--storage", "postgres//oops"], {}, "STORAGE=postgres//oops: not a database URL"),
-    (["--storage", "nosuchdb://x"], {}, "STORAGE=nosuchdb://x: not a database URL"),
-    (["--storage", "mysql://u@127.0.0.1:1/x"], {}, "no driver for it"),
-    ([], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"}, "MLFLOW_TRACKING_URI=http://127.0.0.1:1: MLflow server not reachable"),
+@pytest.mark.parametrize("args, env, expected, status", [  # 2: the user's input; 1: the environment
+    (["--storage", "postgresql://u:secret@127.0.0.1:1/optuna"], {}, "STORAGE=postgresql://u:***@127.0.0.1:1/optuna: cannot connect", 1),
+    (["--storage", "postgres//oops"], {}, "STORAGE=postgres//oops: not a database URL", 2),
+    (["--storage", "nosuchdb://x"], {}, "STORAGE=nosuchdb://x: not a database URL", 2),
+    (["--storage", "mysql://u@127.0.0.1:1/x"], {}, "no driver for it", 2),
+    ([], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"}, "MLFLOW_TRACKING_URI=http://127.0.0.1:1: MLflow server not reachable", 1),
 ])
-def test_unreachable_or_malformed_stores_stop_before_any_training(tiny: Path, monkeypatch, capsys, args, env, expected):
+def test_unreachable_or_malformed_stores_stop_before_any_training(tiny: Path, monkeypatch, capsys, args, env, expected,
+                                                                  status):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert main([*args, "run", "tiny", "--quick"]) == 2
+    assert main([*args, "run", "tiny", "--quick"]) == status
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1 and "secret" not in err
     assert not (tiny / ".sweeps" / "work").exists()

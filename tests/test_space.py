@@ -8,7 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeps.search.space import SpaceError, available, load_space, parse_space
+from sweeps.errors import SpaceError
+from sweeps.search.space import available, load_space, parse_space
 
 from .conftest import SPACES
 

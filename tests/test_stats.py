@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from experiments.evaluate import PERTURBATIONS, TestScores, rotate, shift
+from sweeps.predict import prepare_image
 from sweeps.report.results import meets_target
-from sweeps.reuse import prepare_image
 from sweeps.search.schema import Bound
 from sweeps.stats import compare, overfitting_onset, spread
 

@@ -10,8 +10,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.errors import UsageError
-from sweeps.store.registry import MissingCheckpoint, keep_first_version, load_checkpoint
+from sweeps.errors import MissingCheckpoint, StoreError
+from sweeps.store.registry import keep_first_version, load_checkpoint
 from sweeps.store.storage import check_tracking, open_storage
 from sweeps.store.tracking import Tracker
 
@@ -55,7 +55,7 @@ def test_a_journal_damaged_in_the_middle_is_one_clear_error(tmp_path):
     _journal_with_trials(path)
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join([*lines[:2], b"\x00\x00 not json\n", *lines[2:]]))
-    with pytest.raises(UsageError, match=r"the journal file is damaged .*remove the damaged lines by hand"):
+    with pytest.raises(StoreError, match=r"the journal file is damaged .*remove the damaged lines by hand"):
         open_storage(str(path))
 
 
@@ -63,7 +63,7 @@ def test_a_damaged_or_locked_mlflow_store_is_one_clear_error(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"this is not an SQLite database, it was overwritten " * 100)
-    with pytest.raises(UsageError, match=r"mlflow.db: the MLflow store is damaged \(file is not a database\)"):
+    with pytest.raises(StoreError, match=r"mlflow.db: the MLflow store is damaged \(file is not a database\)"):
         check_tracking(f"sqlite:///{db}")
     db.unlink()
     MlflowClient(tracking_uri=f"sqlite:///{db}").create_experiment("demo")
@@ -72,7 +72,7 @@ def test_a_damaged_or_locked_mlflow_store_is_one_clear_error(tmp_path, monkeypat
     holder = sqlite3.connect(db)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(UsageError, match=r"the MLflow store cannot be read \(database is locked\)"):
+        with pytest.raises(StoreError, match=r"the MLflow store cannot be read \(database is locked\)"):
             check_tracking(f"sqlite:///{db}")
     finally:
         holder.rollback()
@@ -139,11 +139,12 @@ def test_workers_starting_trials_at_once_agree_which_is_surplus():
 def test_a_trial_whose_worker_was_never_recorded_is_failed_after_the_grace(monkeypatch):
     from sweeps.store.recovery import fail_dead_trials
 
-    study = optuna.create_study()
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
     lost = study.ask()  # created, then its process lost the store before it recorded itself
-    assert fail_dead_trials(study) == []  # within the grace period: maybe still starting
+    assert fail_dead_trials(storage, study) == []  # within the grace period: maybe still starting
     monkeypatch.setattr("sweeps.store.recovery.GRACE_S", 0)
-    assert fail_dead_trials(study) == [lost.number]
+    assert fail_dead_trials(storage, study) == [lost.number]
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]  # failed, and queued again
 

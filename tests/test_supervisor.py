@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeps.store.records import WORKER
+from sweeps.store.keys import WORKER
 from sweeps.store.status import problems
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri

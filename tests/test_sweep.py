@@ -198,13 +198,13 @@ def test_keras_tuner_engine_runs_the_same_space_into_the_same_stores(project: Pa
 def test_hyperband_promotions_continue_from_the_earlier_weights(project: Path):
     from rich.console import Console
 
+    from sweeps.search.launch import start_sweep
     from sweeps.search.space import load_space
-    from sweeps.search.study import SweepOptions
-    from sweeps.search.sweep import run_sweep
+    from sweeps.search.worker import SweepOptions
 
     write_space(project, "tiny")
     options = SweepOptions(trials=100, subset=1500, max_epochs=3, engine="kerastuner", tuner="hyperband")
-    run_sweep(load_space("tiny", project / "search_spaces"), project, options, Console(quiet=True))
+    start_sweep(load_space("tiny", project / "search_spaces"), project, options, Console(quiet=True))
     trials = runs(project, "tiny-kerastuner")
     trials = trials[trials["tags.sweeps.kind"] == "trial"]
     promoted = trials[trials["params.initial_epoch"].notna()]

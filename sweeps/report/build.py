@@ -15,7 +15,7 @@ from sweeps.report.best_scores import CASE, CASE_MOVE, BestModelScores, case_ima
 from sweeps.report.html import ci, esc, fragment, image, page, render, table, verdict
 from sweeps.report.output import write_file
 from sweeps.report.read import collect
-from sweeps.report.results import StudyResults, meets_target
+from sweeps.report.results import StudyResults, meets_target, target_text
 from sweeps.report.scale_page import scale_section
 from sweeps.report.significance import seeds_section
 from sweeps.report.space_page import space_page
@@ -28,8 +28,7 @@ def overview(results: list[StudyResults]) -> pd.DataFrame:
         best = r.best()
         reach = r.time_to_target()
         spec = r.space.spec
-        bar = ", ".join(f"{m} {'≥ ' + str(b.min) if b.min is not None else ''}{'≤ ' + str(b.max) if b.max is not None else ''}"
-                        for m, b in spec.target.items())
+        bar = target_text(spec.target, ", ")
         rows.append({
             "space": f'<a href="{esc(r.name)}.html">{esc(r.name)}</a>',
             "model": spec.model,

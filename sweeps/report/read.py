@@ -11,9 +11,11 @@ import optuna
 import pandas as pd
 from optuna.storages import BaseStorage
 
+from sweeps.errors import MissingCheckpoint, SpaceError
 from sweeps.report.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
-from sweeps.search.space import Space, SpaceError, parse_space
-from sweeps.store.records import FAIL_REASON, KIND, REFIT_RUN, SEED, SPACE, SPACE_YAML
+from sweeps.search.space import Space
+from sweeps.search.study import space_of
+from sweeps.store.keys import FAIL_REASON, KIND, REFIT_RUN, SEED
 from sweeps.store.tracking import Tracker, ui_url
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
@@ -22,10 +24,8 @@ CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 def _space_of(study: optuna.Study) -> Space | None:
     """The space file a study ran with; None when it has none or one this version cannot read."""
-    if SPACE_YAML not in study.user_attrs:
-        return None
     try:
-        return parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
+        return space_of(study)
     except SpaceError:
         return None
 
@@ -105,7 +105,6 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
                           pareto_front=[t.number for t in study.best_trials] if space.spec.objective.secondary else [])
     if cache_dir is not None and tracker is not None:
         from sweeps.report.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
-        from sweeps.store.registry import MissingCheckpoint
 
         try:
             result.best_model = evaluate_best(study, tracker, space.spec.dataset, cache_dir)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from sweeps.search.space import Space
 from sweeps.stats import spread
-from sweeps.store.records import MLFLOW_RUN_ID, QUICK_STUDY, SEED, STOP_REASON, TRIAL, engine_of
+from sweeps.store.keys import MLFLOW_RUN_ID, QUICK_STUDY, SEED, STOP_REASON, TRIAL, engine_of
 
 if TYPE_CHECKING:
     from sweeps.report.best_scores import BestModelScores
@@ -42,7 +42,7 @@ class StudyResults:
 
     name: str
     space: Space
-    attrs: dict[str, Any]  # the study's attributes (sweeps.store.records: quick, engine, the space file)
+    attrs: dict[str, Any]  # the study's attributes (sweeps.store.keys: quick, engine, the space file)
     maximise: bool
     trials: pd.DataFrame
     repeats: pd.DataFrame
@@ -136,6 +136,12 @@ def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
     columns = ["number", "n_repeats", "epochs", "param_count", MLFLOW_RUN_ID, "stop_reason"]
     columns += [f"{name}_{stat}" for name in SPREAD_OF for stat in ("mean", "std", "ci95", "min", "max")]
     return pd.DataFrame(rows, columns=columns)
+
+
+def target_text(target: dict, joiner: str = " and ") -> str:
+    """The target bar as words: ``test_accuracy ≥ 0.89 and test_loss ≤ 0.33``."""
+    return joiner.join(f"{m} {'≥ ' + str(b.min) if b.min is not None else ''}{'≤ ' + str(b.max) if b.max is not None else ''}"
+                       for m, b in target.items())
 
 
 def meets_target(row: pd.Series, target: dict) -> bool | None:

@@ -8,13 +8,13 @@ import pandas as pd
 
 from experiments.settings import base_name
 from sweeps.report import figures, model_figures
+from sweeps.report.hints import hints
 from sweeps.report.html import ci, esc, fragment, image, render, short, table, value_text, verdict, warning
-from sweeps.report.results import TOP_K, StudyResults, meets_target
+from sweeps.report.results import TOP_K, StudyResults, meets_target, target_text
 from sweeps.report.significance import label, versus_best
-from sweeps.search.hints import hints
 from sweeps.search.schema import CategoricalParam
 from sweeps.stats import overfitting_onset, spread
-from sweeps.store.records import MLFLOW_RUN_ID, SPACE, SPACE_YAML
+from sweeps.store.keys import MLFLOW_RUN_ID, SPACE, SPACE_YAML
 
 if TYPE_CHECKING:
     from sweeps.report.best_scores import BestModelScores
@@ -83,8 +83,7 @@ def best_config(result: StudyResults) -> str:
         return "<p>No completed trial yet.</p>"
     params = pd.DataFrame({"param": [p.removeprefix("params_") for p in result.params if pd.notna(best[p])],
                            "value": [short(best[p]) for p in result.params if pd.notna(best[p])]})
-    bar = " and ".join(f"{m} {'≥ ' + str(b.min) if b.min is not None else ''}{'≤ ' + str(b.max) if b.max is not None else ''}"
-                       for m, b in result.space.spec.target.items())
+    bar = target_text(result.space.spec.target)
     space = result.attrs.get(SPACE, result.name)
     options = (" ENGINE=kerastuner" if result.engine == "kerastuner" else "") + (" QUICK=1" if result.quick else "")
     return f"""<p>Trial <b>#{int(best['number'])}</b>: {result.metric} {ci(best, 'value')};

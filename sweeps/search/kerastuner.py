@@ -24,7 +24,7 @@ from sweeps.errors import SweepStopped
 from sweeps.search.progress import AfterTrial
 from sweeps.search.space import Space
 from sweeps.search.trial import TrialContext, run_trial
-from sweeps.store.records import EPOCH_BUDGET, INITIAL_EPOCH, KERASTUNER_TRIAL, MLFLOW_RUN_ID
+from sweeps.store.keys import EPOCH_BUDGET, INITIAL_EPOCH, KERASTUNER_TRIAL, MLFLOW_RUN_ID
 from sweeps.store.registry import first_seed_run, load_checkpoint
 
 TIME_UP = "the time budget is spent"

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from sweeps.search.study import best_trial, count_finished
+from sweeps.store.trials import best_trial, count_finished
 
 
 def clock(seconds: float) -> str:

@@ -13,8 +13,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps.search import stopping
-from sweeps.search.study import FINISHED, best_trial, count_finished, count_running
-from sweeps.store.records import EPOCH_TIME, FAIL_REASON, VALUE_STD
+from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, VALUE_STD
+from sweeps.store.trials import FINISHED, best_trial, count_finished, count_running
 
 MAX_FAILURES_IN_A_ROW = 3
 AfterTrial = Callable[[optuna.Study, FrozenTrial], None]  # what Optuna calls after each trial

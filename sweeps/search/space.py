@@ -13,20 +13,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, layer_name
-from sweeps.errors import SweepsError
+from sweeps.errors import SpaceError, one_line
 from sweeps.search.schema import FAMILY_KEYS, CategoricalParam, FloatParam, ModelValues, Param, SpaceFile, TrainValues
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TRAIN_KEYS = tuple(TrainValues.model_fields)
 MAX_GRID = 10_000
-
-
-class SpaceError(SweepsError):
-    """A search-space file (or name) is invalid; the message is one line naming the file and field (exit status 2)."""
-
-    def __init__(self, message: str):
-        # Keys and values quoted from the file may hold line breaks or other control characters: escape them.
-        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 class Suggester(Protocol):
@@ -39,11 +31,13 @@ class Suggester(Protocol):
 
 @dataclass(frozen=True)
 class Space:
-    """A validated search space: the parsed file, where it came from and a hash of its text."""
+    """A validated search space: the parsed file, where it came from, its text and a hash of it (the text travels
+    with the space, so a worker or a report never reads the file again)."""
 
     spec: SpaceFile
     path: Path
     sha: str
+    text: str
 
     @property
     def name(self) -> str:
@@ -212,7 +206,7 @@ def parse_space(text: str, path: Path) -> Space:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or one_line(exc)
         raise SpaceError(f"{path}: {where}YAML syntax error: {problem}") from None
     if data is None:
         raise SpaceError(f"{path}: empty file (expected a mapping with dataset, model, params…)")
@@ -225,7 +219,7 @@ def parse_space(text: str, path: Path) -> Space:
         raise SpaceError(f"{path}: {_error_line(exc)}") from None
     except ValueError as exc:
         raise SpaceError(f"{path}: {exc}") from None
-    return Space(spec=spec, path=path, sha=hashlib.sha256(text.encode()).hexdigest()[:12])
+    return Space(spec=spec, path=path, sha=hashlib.sha256(text.encode()).hexdigest()[:12], text=text)
 
 
 def available(spaces_dir: Path) -> list[str]:

@@ -1,6 +1,7 @@
-"""A space's Optuna study and the MLflow run of a sweep over it: opening, naming, baselines, budget.
+"""A space's Optuna study and the MLflow run of a sweep over it: opening them (:func:`open_sweep`, shared by every
+command, the supervisor and its workers), baselines, a trial's config, an existing study and its space file.
 
-TensorFlow-free, so the supervising process (``sweeps.search.supervisor``) can use it without importing it.
+TensorFlow-free (an import contract keeps it so): the supervising process uses it without importing TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from rich.console import Console
 
+from experiments.data import load_raw
 from experiments.settings import TrainSettings
-from sweeps.errors import UsageError
+from sweeps.errors import SpaceError, UsageError
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space, parse_space
-from sweeps.store import records
-from sweeps.store.records import (
+from sweeps.search.worker import SweepOptions
+from sweeps.store import keys
+from sweeps.store.keys import (
     BASELINE_FIXED,
     EPOCH_BUDGET,
     GIT_COMMIT,
@@ -38,28 +41,9 @@ from sweeps.store.records import (
     SWEEP_RUN,
 )
 from sweeps.store.recovery import close_orphan_runs, worker_id
-from sweeps.store.storage import masked
-from sweeps.store.tracking import Tracker
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best completed trial by the first objective (on a Pareto front: its best member by that objective)."""
-    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        return None
-    if len(study.directions) == 1:
-        return study.best_trial
-    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(study.best_trials, key=lambda t: t.values[0])
-
-
-def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
-def count_running(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
+from sweeps.store.tracking import Tracker, tracking_uri
+from sweeps.store.trials import FINISHED, count_finished, count_running
 
 
 def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
@@ -72,32 +56,53 @@ def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
     return finished + earlier >= target
 
 
-@dataclass(frozen=True)
-class SweepOptions:
-    """What the command line may override; None means "as the space file says"."""
+@dataclass
+class Sweep:
+    """A sweep opened in this process: the space and options, the stores (address, storage, study, experiment)."""
 
-    trials: int | None = None
-    timeout: float | None = None
-    quick: bool = False
-    storage: str | None = None
-    worker_index: int = 0
-    engine: str = "optuna"  # or "kerastuner"
-    tuner: str = "hyperband"  # the Keras Tuner engine's search
-    subset: int | None = None  # train on a seeded sample of this many images (quick runs, the benchmark)
-    max_epochs: int | None = None  # cap every trial's epochs
-    trials_per_process: int | None = None  # a worker process's share of trials before a fresh one takes over
-    sweep_run: str | None = None  # the supervising process's MLflow sweep run (this process is its worker)
-    deadline_at: float | None = None  # wall-clock time.time() when the budget ends (set by the supervisor)
-    keras_log: bool = False  # Keras's own epoch lines even on a terminal (where the live line replaces them)
-    simulate: bool = False  # train nothing: a synthetic objective, for measuring the framework's own costs
+    space: Space
+    root: Path
+    options: SweepOptions
+    url: str
+    storage: BaseStorage
+    study: optuna.Study
+    tracker: Tracker
 
     @property
-    def train_subset(self) -> int | None:
-        return QUICK["subset"] if self.quick else self.subset
+    def name(self) -> str:
+        return self.study.study_name
 
     @property
-    def epoch_cap(self) -> int | None:
-        return QUICK["epochs"] if self.quick else self.max_epochs
+    def target(self) -> int:
+        """Finished trials the study should reach."""
+        return self.options.trials or (QUICK["trials"] if self.options.quick else self.space.spec.sweep.n_trials)
+
+    def has_work(self, console: Console, announce: str | None = "") -> bool:
+        """Whether the study wants more trials; prints where it stands (``announce``: appended; None: silent)."""
+        done, running = count_finished(self.study), count_running(self.study)
+        if announce is not None:
+            console.print(f"study {self.name} in {masked(self.url)}: {done} finished trials, {running} running, "
+                          f"target {self.target}{announce}")
+        if done + running >= self.target:
+            console.print(f"nothing to do: {done} finished + {running} running ≥ {self.target} (raise TRIALS to go on)")
+            return False
+        return True
+
+
+def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console, worker_index: int = 0) -> Sweep:
+    """Check the input, then open the stores and the space's study and MLflow experiment (created when new).
+
+    Everything that can be wrong with the input (sampler and pruner options, the data files) is found before
+    anything is written anywhere. TensorFlow-free: the supervisor of worker processes opens its sweep here too.
+    """
+    make_sampler(space), make_pruner(space)
+    load_raw(space.spec.dataset)
+    url = options.storage or default_storage(root)
+    storage = open_storage(url)
+    tracking = tracking_uri(root)
+    check_tracking(tracking)
+    study = open_study(space, storage, options.quick, console, worker_index, options.engine)
+    return Sweep(space, root, options, url, storage, study, Tracker(tracking, study.study_name))
 
 
 def git_commit(root: Path) -> str:
@@ -108,45 +113,33 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() or "unknown"
 
 
-def target_trials(space: Space, options: SweepOptions) -> int:
-    return options.trials or (QUICK["trials"] if options.quick else space.spec.sweep.n_trials)
-
-
-def budget_s(space: Space, options: SweepOptions) -> float | None:
-    """Seconds left of this sweep's budget (from the supervisor's deadline, the command line or the space)."""
-    if options.deadline_at is not None:
-        return options.deadline_at - time.time()
-    return options.timeout or space.spec.sweep.timeout
-
-
-def start_sweep_run(tracker: Tracker, study: str, space: Space, root: Path, options: SweepOptions, url: str) -> str:
+def start_sweep_run(sweep: Sweep, budget_s: float | None) -> str:
     """The MLflow run of one sweep invocation; its trials' runs nest under it."""
-    spec = space.spec
-    run_id = tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
-        STUDY: study, RUN_SPACE_SHA: space.sha, GIT_COMMIT: git_commit(root),
+    spec, options = sweep.space.spec, sweep.options
+    run_id = sweep.tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
+        STUDY: sweep.name, RUN_SPACE_SHA: sweep.space.sha, GIT_COMMIT: git_commit(sweep.root),
         RUN_ENGINE: options.engine, KIND: SWEEP_RUN, RUN_WORKER: worker_id()}, params={
-        "target_trials": target_trials(space, options), "timeout_s": budget_s(space, options),
+        "target_trials": sweep.target, "timeout_s": budget_s,
         "sampler": spec.sweep.sampler.name, "pruner": spec.sweep.pruner.name, "repeats": spec.sweep.repeats,
-        "quick": options.quick, "storage": masked(url), "trials_per_process": options.trials_per_process,
+        "quick": options.quick, "storage": masked(sweep.url), "trials_per_process": options.trials_per_process,
     })
-    tracker.log_text(run_id, space.path.read_text(), "space.yaml")
+    sweep.tracker.log_text(run_id, sweep.space.text, "space.yaml")
     return run_id
 
 
-def end_sweep_run(tracker: Tracker, study: optuna.Study, run_id: str, status: str) -> None:
-    """Close the sweep's MLflow run with the count of trials in each state."""
-    close_orphan_runs(study, tracker)  # runs of trials the heartbeat failed while we ran
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    tracker.log_metrics(run_id, {f"trials_{s.name.lower()}": states.count(s) for s in TrialState})
-    tracker.end_run(run_id, status)
+def log_trial_counts(sweep: Sweep, run_id: str) -> None:
+    """Before a sweep run closes: close what dead workers left open, and log the count of trials in each state."""
+    close_orphan_runs(sweep.study, sweep.tracker)  # runs of trials the heartbeat failed while we ran
+    states = [t.state for t in sweep.study.get_trials(deepcopy=False)]
+    sweep.tracker.log_metrics(run_id, {f"trials_{s.name.lower()}": states.count(s) for s in TrialState})
 
 
 def _record_space(study: optuna.Study, space: Space, quick: bool, engine: str, console: Console) -> None:
-    previous = study.user_attrs.get(records.SPACE_SHA)
+    previous = study.user_attrs.get(keys.SPACE_SHA)
     if previous and previous != space.sha:
         console.print(f"[yellow]note: {space.path} changed since this study began; new trials use the new file[/]")
-    for key, value in {records.SPACE: space.name, records.SPACE_SHA: space.sha, records.SPACE_YAML: space.path.read_text(),
-                       records.QUICK_STUDY: quick, records.ENGINE: engine}.items():
+    for key, value in {keys.SPACE: space.name, keys.SPACE_SHA: space.sha, keys.SPACE_YAML: space.text,
+                       keys.QUICK_STUDY: quick, keys.ENGINE: engine}.items():
         study.set_user_attr(key, value)
 
 
@@ -165,7 +158,7 @@ def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, work
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
                worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
     """Create or load the space's study and record the space file it runs with."""
-    study = optuna.create_study(study_name=records.study_name(space.name, quick, engine), storage=storage, sampler=make_sampler(space),
+    study = optuna.create_study(study_name=keys.study_name(space.name, quick, engine), storage=storage, sampler=make_sampler(space),
                                 pruner=make_pruner(space), directions=space.spec.objective.directions,
                                 load_if_exists=True)
     study.sampler = make_sampler(space, seed_offset=_seed_offset(study, storage, worker_index))
@@ -193,6 +186,13 @@ def trial_config(space: Space, params: dict[str, Any], user_attrs: dict[str, Any
     return model_params, settings
 
 
+def space_of(study: optuna.Study) -> Space:
+    """The space file a study ran with (recorded when it was opened; a SpaceError when this version cannot read it)."""
+    if SPACE_YAML not in study.user_attrs:
+        raise SpaceError(f"study {study.study_name!r} has no space file recorded")
+    return parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
+
+
 def existing_study(name: str, storage: BaseStorage, url: str, tracking: str) -> tuple[optuna.Study, Space, Tracker]:
     """The study ``name`` (stored at ``url``), the space file it ran with, and its MLflow experiment; one line
     saying what to run first when there is none."""
@@ -201,5 +201,11 @@ def existing_study(name: str, storage: BaseStorage, url: str, tracking: str) -> 
         tracker = Tracker(tracking, name, create=False)
     except (KeyError, LookupError):
         raise UsageError(f"no sweep of {name!r} yet in {masked(url)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
-    space = parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
-    return study, space, tracker
+    return study, space_of(study), tracker
+
+
+def quick_settings(study: optuna.Study, settings: TrainSettings) -> tuple[TrainSettings, int | None]:
+    """A trial's settings as a quick study trained them (capped epochs), and the training subset it used."""
+    if not study.user_attrs.get(keys.QUICK_STUDY):
+        return settings, None
+    return dataclasses.replace(settings, epochs=min(settings.epochs, QUICK["epochs"])), QUICK["subset"]

@@ -1,41 +1,33 @@
-"""Run a sweep's trials in worker processes: a fresh one every ``trials_per_process`` trials, so memory that
-TensorFlow keeps from trial to trial is handed back, and a trial that crashes its process (out of memory, a
-segfault) fails alone while the sweep goes on.
+"""Run a sweep's trials in worker processes on this machine: ``workers`` at once, each replaced by a fresh one every
+``trials_per_process`` trials, so memory that TensorFlow keeps from trial to trial is handed back, and a trial that
+crashes its process (out of memory, a segfault) fails alone while the sweep goes on.
 
-This process keeps the study, the MLflow sweep run, the budget and the count of crashes; it never imports
-TensorFlow. Each worker is a plain ``sweep run`` that trains its share and exits with :data:`RECYCLE`.
+This process keeps the study, the one MLflow sweep run, the budget and the count of crashes; it never imports
+TensorFlow (an import contract keeps it so). Each worker is a :class:`~sweeps.search.worker.WorkerSpec` started as
+a process; Ctrl-C or SIGTERM here is passed on to every worker, which each stop as a single sweep would.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
-import sys
+import threading
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
 
-from experiments.data import load_raw
 from sweeps.errors import SweepStopped
 from sweeps.search.progress import MAX_FAILURES_IN_A_ROW
-from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space
-from sweeps.search.study import (
-    SweepOptions,
-    budget_s,
-    count_finished,
-    count_running,
-    end_sweep_run,
-    open_study,
-    start_sweep_run,
-    target_trials,
-)
+from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
+from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
 from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, worker_id
-from sweeps.store.storage import check_tracking, child_env, default_storage, masked, open_storage
-from sweeps.store.tracking import Tracker, tracking_uri
+from sweeps.store.tracking import closing_run
+from sweeps.store.trials import count_finished, count_running
 
-RECYCLE = 75  # a worker's exit status: it ran its share of trials and the study wants more (EX_TEMPFAIL)
 STOP_GRACE_S = 60  # how long a worker may take to close its runs after Ctrl-C / SIGTERM
 
 
@@ -46,72 +38,134 @@ def _died(code: int) -> str | None:
     return None
 
 
-def _stop(worker: subprocess.Popen | None) -> None:
-    """Ask a running worker to stop (it fails and re-queues its trial, closes its runs); kill it when it takes
-    longer than STOP_GRACE_S or when interrupted again."""
-    if worker is None or worker.poll() is not None:
-        return
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(STOP_GRACE_S)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        worker.kill()
-        worker.wait()
+@dataclass
+class Workers:
+    """The worker processes of one sweep and what they have done: the running ones, crashes in a row, the first
+    error that ends the sweep."""
+
+    sweep: Sweep
+    console: Console
+    deadline_at: float | None
+    running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    crashes: int = 0
+    error: BaseException | None = None
+    stopping: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, spec: WorkerSpec, slot: int, prefix: str | None) -> subprocess.Popen:
+        """Start ``spec`` as a process of its own session (Ctrl-C reaches this process only, which passes one
+        SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal."""
+        piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True} if prefix else {}
+        proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, **piped)  # type: ignore[call-overload]
+        if prefix:
+            threading.Thread(target=self._pump, args=(proc, prefix), daemon=True).start()
+        with self.lock:
+            self.running[slot] = proc
+        return proc
+
+    def _pump(self, proc: subprocess.Popen, prefix: str) -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            self.console.print(f"{prefix} {line.rstrip()}", highlight=False, markup=False)
+
+    def crashed(self, proc: subprocess.Popen, death: str) -> None:
+        """A worker died: fail its trial (not retried: it is the likely cause), close its runs, count it."""
+        study, tracker = self.sweep.study, self.sweep.tracker
+        with self.lock:
+            failed = fail_crashed_trials(self.sweep.storage, study, worker_id(proc.pid), f"worker process {death}")
+            close_orphan_runs(study, tracker)
+            self.crashes += 1
+            self.console.print(f"worker process {proc.pid} {death} during trial(s) {failed}: failed, the sweep goes on")
+            if self.crashes >= MAX_FAILURES_IN_A_ROW:
+                raise SweepStopped(f"{MAX_FAILURES_IN_A_ROW} worker processes in a row died (the last {death})")
+
+    def target_reached(self) -> bool:
+        study = self.sweep.study
+        return count_finished(study) + count_running(study) >= self.sweep.target
+
+    def stop_all(self) -> None:
+        """Ask every running worker to stop (it fails and re-queues its trial, closes its runs); kill those that
+        take longer than STOP_GRACE_S, or all at once when interrupted again."""
+        self.stopping = True
+        with self.lock:
+            procs = [p for p in self.running.values() if p.poll() is None]
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(STOP_GRACE_S)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                proc.kill()
+                proc.wait()
 
 
-def supervise(space: Space, root: Path, options: SweepOptions, worker_argv: list[str], console: Console) -> int:
-    """Run ``sweep <worker_argv>`` worker processes one after the other until the study has its trials or the
-    budget is spent; returns the exit status of the sweep (that of the last worker)."""
-    # What can be wrong with the input is found before anything is written (the data check needs no TensorFlow).
-    make_sampler(space), make_pruner(space)
-    load_raw(space.spec.dataset)
-    url = options.storage or default_storage(root)
-    tracking = tracking_uri(root)
-    check_tracking(tracking)
-    study = open_study(space, open_storage(url), options.quick, console, options.worker_index, options.engine)
-    tracker = Tracker(tracking, study.study_name)
-    target, timeout = target_trials(space, options), budget_s(space, options)
-    done, running = count_finished(study), count_running(study)
-    console.print(f"study {study.study_name} in {masked(url)}: {done} finished trials, {running} running, target "
-                  f"{target}; a fresh worker process every {options.trials_per_process} trials")
-    if done + running >= target:
-        console.print(f"nothing to do: {done} finished + {running} running ≥ {target} (raise TRIALS to go on)")
-        return 0
-    deadline_at = time.time() + timeout if timeout else None
-    sweep_run = start_sweep_run(tracker, study.study_name, space, root, options, url)
-    argv = [*worker_argv, "--sweep-run", sweep_run, "--trials-per-process", str(options.trials_per_process),
-            *(["--deadline-at", repr(deadline_at)] if deadline_at else [])]
-    status, code, crashes, worker = "FAILED", 0, 0, None
-    try:
-        while deadline_at is None or time.time() < deadline_at:
-            # Its own session: Ctrl-C reaches this process only, which passes one SIGTERM on (see _stop).
-            worker = subprocess.Popen([sys.executable, "-m", "sweeps.cli", *argv], start_new_session=True,
-                                      env=child_env(options.storage))
-            code = worker.wait()
-            death = _died(code)
-            if death is None and code != RECYCLE:
-                break
-            if death is not None:
-                crashes += 1
-                failed = fail_crashed_trials(study, worker_id(worker.pid), f"worker process {death}")
-                close_orphan_runs(study, tracker)
-                console.print(f"worker process {worker.pid} {death} during trial(s) {failed}: failed, the sweep goes on")
-                if crashes >= MAX_FAILURES_IN_A_ROW:
-                    raise SweepStopped(f"{MAX_FAILURES_IN_A_ROW} worker processes in a row died (the last {death})")
-            else:
-                crashes = 0
-            if count_finished(study) + count_running(study) >= target:
-                code = 0
-                break
+def _slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None) -> int:
+    """One worker place: start a worker, and a fresh one each time the last ran its share or crashed, until the
+    study has its trials or the budget is spent; the exit status of its last worker."""
+    code = 0
+    while not workers.stopping and (workers.deadline_at is None or time.time() < workers.deadline_at):
+        proc = workers.start(spec, slot, prefix)
+        code = proc.wait()
+        death = _died(code)
+        if workers.stopping or (death is None and code != RECYCLE):
+            return code
+        if death is not None:
+            workers.crashed(proc, death)
         else:
-            code = 0
-        status = "FINISHED" if code == 0 else "FAILED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        _stop(worker)
+            workers.crashes = 0
+        if workers.target_reached():
+            return 0
+    return 0 if code == RECYCLE else code
+
+
+def _run_slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None, codes: list[int]) -> None:
+    try:
+        codes[slot] = _slot(workers, spec, slot, prefix)
+    except BaseException as exc:  # handed to the main thread, which stops the other workers
+        workers.error = exc
+
+
+def _wait(workers: Workers, specs: list[WorkerSpec]) -> int:
+    """Run every worker place in a thread; the worst exit status. Ctrl-C (in this, the main thread) or a place's
+    error stops the others."""
+    codes = [0] * len(specs)
+    prefix = (lambda i: f"[w{i}]") if len(specs) > 1 else (lambda i: None)
+    threads = [threading.Thread(target=_run_slot, args=(workers, spec, i, prefix(i), codes), daemon=True)
+               for i, spec in enumerate(specs)]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            if workers.error is not None:
+                raise workers.error
+            alive = [t for t in threads if t.is_alive()]
+            if not alive:
+                break
+            alive[0].join(0.2)  # a short wait: Ctrl-C reaches this thread between two
+    except BaseException:
+        workers.stop_all()
         raise
-    finally:
-        end_sweep_run(tracker, study, sweep_run, status)
+    return max(codes)
+
+
+def supervise(space: Space, root: Path, options: SweepOptions, console: Console) -> int:
+    """Run worker processes until the study has its trials or the budget is spent; the exit status of the sweep."""
+    sweep = open_sweep(space, root, options, console)
+    share = options.trials_per_process or None
+    recycling = f"; a fresh worker process every {share} trials" if share else ""
+    count = f"; {options.workers} worker processes" if options.workers > 1 else ""
+    if not sweep.has_work(console, announce=count + recycling):
+        return 0
+    timeout = options.timeout or space.spec.sweep.timeout
+    deadline_at = time.time() + timeout if timeout else None
+    run_id = start_sweep_run(sweep, timeout)
+    threads = max(1, (os.cpu_count() or 1) // options.workers) if options.workers > 1 else None
+    first = WorkerSpec.of(space, root, options, sweep_run=run_id, deadline_at=deadline_at, share=share, threads=threads)
+    specs = [replace(first, worker_index=i) for i in range(options.workers)]
+    workers = Workers(sweep, console, deadline_at)
+    with closing_run(sweep.tracker, run_id, before_close=lambda status: log_trial_counts(sweep, run_id)) as end:
+        code = _wait(workers, specs)
+        if code != 0:
+            end.fail()
     if code == 0:
-        console.print(f"study {study.study_name}: {count_finished(study)} finished trials")
+        console.print(f"study {sweep.name}: {count_finished(sweep.study)} finished trials")
     return code

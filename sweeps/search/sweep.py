@@ -1,120 +1,154 @@
-"""One sweep in this process: continue the space's Optuna study until it holds TRIALS finished trials, the budget is
-spent or the process has run its share."""
+"""One worker's sweep in this process: continue the space's study until it holds TRIALS finished trials, the budget
+is spent or the process has run its share. ``run_worker`` → ``run_sweep`` → ``_optimize`` (one engine's loop) →
+:func:`sweeps.search.trial.run_trial`, as Optuna's ``optimize`` → ``_optimize`` → ``_run_trial``."""
 
 from __future__ import annotations
 
+import importlib
 import time
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from rich.console import Console
 
-from experiments.data import load_dataset
-from sweeps.errors import SweepStopped
+from experiments.data import Dataset, load_dataset
+from experiments.train import train_repeat
+from sweeps.errors import SweepStopped, UsageError
 from sweeps.search.live import LiveLine, SweepProgress
 from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, AfterTrial, SweepStops, TrialLine
-from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space
-from sweeps.search.study import (
-    SweepOptions,
-    budget_s,
-    count_finished,
-    count_running,
-    end_sweep_run,
-    git_commit,
-    open_study,
-    start_sweep_run,
-    target_trials,
-)
-from sweeps.search.trial import TrialContext, TrialFailed, run_trial
-from sweeps.store.records import DATA_MD5, GIT_COMMIT, INTERRUPTED, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
-from sweeps.store.recovery import close_orphan_runs, fail_dead_trials, recover_dead_workers
+from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
+from sweeps.search.trial import TrainRepeat, TrialContext, TrialFailed, run_trial
+from sweeps.search.worker import WorkerSpec
+from sweeps.store.keys import DATA_MD5, GIT_COMMIT, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
+from sweeps.store.recovery import DeadWorkerRecovery, close_orphan_runs, fail_dead_trials
 from sweeps.store.registry import register_best
-from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
-from sweeps.store.tracking import Tracker, tracking_uri
+from sweeps.store.tracking import closing_run
+from sweeps.store.trials import count_finished
 
 
-def run_sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> bool:
-    """Continue the space's study in this process until it has ``trials`` finished trials, the budget is spent,
-    or this process has run its share (``options.trials_per_process``). True when only the share stopped it:
-    the study wants more trials from a fresh process."""
-    # Everything that can be wrong with the input is checked before anything is written anywhere.
-    make_sampler(space), make_pruner(space)
-    spec = space.spec
-    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed,
-                        options.train_subset)
-    url = options.storage or default_storage(root)
-    storage = open_storage(url)
-    tracking = tracking_uri(root)
-    check_tracking(tracking)
-    study = open_study(space, storage, options.quick, console, options.worker_index, options.engine)
-    name = study.study_name
-    tracker = Tracker(tracking, name)
-    measured: list[AfterTrial] = []
-    if options.simulate:  # make bench-scale: nothing trained, the framework's own costs measured
-        from sweeps import scale
+@dataclass(frozen=True)
+class Extensions:
+    """What a caller plugs into a sweep (the benchmarks do; ``--extensions module:function`` names a function
+    that returns one for a space): the function that trains a repeat, a hook that may instrument the opened
+    sweep and returns callbacks to call after each trial, and whether the best model is registered (a training
+    function that writes no Keras checkpoint has none)."""
 
-        tracker, measured = scale.instrument(study, tracking)
-    retried = fail_dead_trials(study)
-    closed = close_orphan_runs(study, tracker)
-    if retried or closed:
-        console.print(f"recovered from dead workers: trials {retried} failed and queued again, {closed} MLflow runs closed")
-    target, timeout = target_trials(space, options), budget_s(space, options)
-    done, running = count_finished(study), count_running(study)
-    if options.sweep_run is None:  # a worker of a supervisor: the supervisor said this already
-        console.print(f"study {name} in {masked(url)}: {done} finished trials, {running} running, target {target}")
-    if done + running >= target:
-        console.print(f"nothing to do: {done} finished + {running} running ≥ {target} (raise TRIALS to go on)")
-        return False
-    if timeout is not None and timeout <= 0:
+    train: TrainRepeat = train_repeat
+    instrument: Callable[[Sweep], list[AfterTrial]] = field(default=lambda sweep: [])
+    register_best: bool = True
+
+
+def load_extensions(name: str | None, space: Space) -> Extensions:
+    """The extensions that ``module:function`` returns for ``space`` (none given: the defaults)."""
+    if not name:
+        return Extensions()
+    module, _, function = name.partition(":")
+    try:
+        return getattr(importlib.import_module(module), function)(space)
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise UsageError(f"--extensions {name}: expected module:function returning Extensions ({exc})") from None
+
+
+def run_worker(spec: WorkerSpec, console: Console) -> bool:
+    """The worker loop: run the sweep that ``spec`` describes with the extensions its options name. True when only
+    its share of trials stopped it (the study wants more from a fresh process)."""
+    space = spec.space()
+    return run_sweep(spec, space, console, load_extensions(spec.options.extensions, space))
+
+
+def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Extensions) -> bool:
+    """Continue the study of ``spec`` in this process (see :func:`run_worker`)."""
+    data = load_dataset(space.spec.dataset, space.spec.validation, space.spec.val_size, space.spec.sweep.seed,
+                        spec.options.train_subset)
+    sweep = open_sweep(space, spec.root_path, spec.options, console, spec.worker_index)
+    after_trial = extensions.instrument(sweep)
+    _recover(sweep, console)
+    timeout = spec.budget_s(space)
+    if not sweep.has_work(console, announce="" if spec.sweep_run is None else None) or (timeout is not None and timeout <= 0):
         return False
     deadline = time.monotonic() + timeout if timeout else None
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
                   f"({data.validation}), test {len(data.y_test)}")
-    sweep_run = options.sweep_run or start_sweep_run(tracker, name, space, root, options, url)
-    data_tags = {DATA_MD5: data.md5, VALIDATION: data.validation}
-    tracker.set_tags(sweep_run, data_tags)
-    tracker.log_params(sweep_run, {"train_size": len(data.y_train), "val_size": len(data.y_val),
-                                   "test_size": len(data.y_test)})
-    tags = {STUDY: name, RUN_SPACE_SHA: space.sha, GIT_COMMIT: git_commit(root), **data_tags, RUN_ENGINE: options.engine}
-    progress = SweepProgress(spec.objective.metric, target, deadline, options.timeout or spec.sweep.timeout,
-                             finished=done)
-    live = LiveLine(console, progress)
-    ctx = TrialContext(space=space, data=data, tracker=tracker, sweep_run=sweep_run,
-                       workdir=root / ".sweeps" / "work" / name, tags=tags,
-                       max_epochs=options.epoch_cap, deadline=deadline,
-                       prune=spec.sweep.pruner.name != "none" and options.engine == "optuna", progress=progress,
-                       keras_verbose=0 if live.live is not None and not options.keras_log else None,
-                       target=target if options.engine == "optuna" else None)
-    if options.simulate:
-        ctx.train = scale.simulated_training(space)  # the one place that trains is replaced
-    stops = SweepStops(console, target, stops=options.engine == "optuna", deadline=deadline, share=options.trials_per_process)
-    after_trial: list[AfterTrial] = [live, TrialLine(console, spec.objective.metric, target), recover_dead_workers,
-                                     *measured, stops]
-    status = "FAILED"
-    try:
-        with live:
-            if options.engine == "kerastuner":
-                from sweeps.search import kerastuner
-
-                kerastuner.search(space, ctx, study, options.tuner, target, root / ".sweeps" / "kerastuner",
-                                  after_trial, root / ".sweeps" / "cache", timeout)
-            else:
-                # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
-                study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
-                               callbacks=after_trial)
-        status = "FAILED" if stops.stopped_for else "FINISHED"
-        if not options.simulate:  # a simulated trial has no model to register
-            register_best(study, tracker, sweep_run, root / ".sweeps" / "cache")
-    except KeyboardInterrupt:
-        status = INTERRUPTED
-        raise
-    finally:
-        if options.sweep_run is None:
-            end_sweep_run(tracker, study, sweep_run, status)
-        else:
-            close_orphan_runs(study, tracker)
-    if stops.stopped_for:
-        raise SweepStopped(f"stopped after {MAX_FAILURES_IN_A_ROW} trials in a row failed with: {stops.stopped_for}")
-    if options.sweep_run is None:
-        console.print(f"study {name}: {count_finished(study)} finished trials")
+    with _sweep_run(sweep, spec, data, timeout) as run_id:
+        stops = _optimize(sweep, spec, _context(sweep, spec, data, run_id, deadline, extensions), after_trial,
+                          timeout, console)
+        if extensions.register_best:
+            register_best(sweep.study, sweep.tracker, run_id, sweep.root / ".sweeps" / "cache")
+        if stops.stopped_for:
+            raise SweepStopped(f"stopped after {MAX_FAILURES_IN_A_ROW} trials in a row failed with: {stops.stopped_for}")
+    if spec.sweep_run is None:
+        console.print(f"study {sweep.name}: {count_finished(sweep.study)} finished trials")
     return stops.recycle
+
+
+def _recover(sweep: Sweep, console: Console) -> None:
+    """Fail and retry the trials of dead workers, close their MLflow runs."""
+    retried = fail_dead_trials(sweep.storage, sweep.study)
+    closed = close_orphan_runs(sweep.study, sweep.tracker)
+    if retried or closed:
+        console.print(f"recovered from dead workers: trials {retried} failed and queued again, {closed} MLflow runs closed")
+
+
+@contextmanager
+def _sweep_run(sweep: Sweep, spec: WorkerSpec, data: Dataset, timeout: float | None) -> Iterator[str]:
+    """The MLflow sweep run the trials nest under: the supervisor's (left open for it), or one opened here and
+    closed with the right status on every way out."""
+    data_tags = {DATA_MD5: data.md5, VALIDATION: data.validation}
+    sizes = {"train_size": len(data.y_train), "val_size": len(data.y_val), "test_size": len(data.y_test)}
+    if spec.sweep_run is not None:
+        sweep.tracker.set_tags(spec.sweep_run, data_tags)
+        sweep.tracker.log_params(spec.sweep_run, sizes)
+        try:
+            yield spec.sweep_run
+        finally:
+            close_orphan_runs(sweep.study, sweep.tracker)
+        return
+    run_id = start_sweep_run(sweep, timeout)
+    with closing_run(sweep.tracker, run_id, before_close=lambda status: log_trial_counts(sweep, run_id)):
+        sweep.tracker.set_tags(run_id, data_tags)
+        sweep.tracker.log_params(run_id, sizes)
+        yield run_id
+
+
+def _context(sweep: Sweep, spec: WorkerSpec, data: Dataset, run_id: str, deadline: float | None,
+             extensions: Extensions) -> TrialContext:
+    """What every trial of this sweep shares."""
+    space, options = sweep.space, spec.options
+    tags = {STUDY: sweep.name, RUN_SPACE_SHA: space.sha, GIT_COMMIT: git_commit(sweep.root),
+            DATA_MD5: data.md5, VALIDATION: data.validation, RUN_ENGINE: options.engine}
+    optuna_engine = options.engine == "optuna"
+    return TrialContext(space=space, data=data, tracker=sweep.tracker, sweep_run=run_id,
+                        workdir=sweep.root / ".sweeps" / "work" / sweep.name, tags=tags, max_epochs=options.epoch_cap,
+                        deadline=deadline, prune=space.spec.sweep.pruner.name != "none" and optuna_engine,
+                        progress=SweepProgress(space.spec.objective.metric, sweep.target, deadline,
+                                               options.timeout or space.spec.sweep.timeout,
+                                               finished=count_finished(sweep.study)),
+                        train=extensions.train, target=sweep.target if optuna_engine else None)
+
+
+def _optimize(sweep: Sweep, spec: WorkerSpec, ctx: TrialContext, extra: list[AfterTrial], timeout: float | None,
+              console: Console) -> SweepStops:
+    """Run the engine's loop of trials; what stopped it."""
+    options, metric = spec.options, sweep.space.spec.objective.metric
+    assert ctx.progress is not None
+    live = LiveLine(console, ctx.progress)
+    if live.live is not None and not options.keras_log:
+        ctx.keras_verbose = 0  # the live line replaces Keras's epoch lines on a terminal
+    stops = SweepStops(console, sweep.target, stops=options.engine == "optuna", deadline=ctx.deadline,
+                       share=spec.share)
+    after_trial: list[AfterTrial] = [live, TrialLine(console, metric, sweep.target), DeadWorkerRecovery(sweep.storage),
+                                     *extra, stops]
+    with live:
+        if options.engine == "kerastuner":
+            from sweeps.search import kerastuner
+
+            kerastuner.search(sweep.space, ctx, sweep.study, options.tuner, sweep.target,
+                              sweep.root / ".sweeps" / "kerastuner", after_trial, sweep.root / ".sweeps" / "cache",
+                              timeout)
+        else:
+            # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
+            sweep.study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
+                                 callbacks=after_trial)
+    return stops

@@ -23,7 +23,7 @@ from sweeps.search.live import SweepProgress
 from sweeps.search.space import Space
 from sweeps.search.study import is_surplus, trial_config
 from sweeps.stats import spread
-from sweeps.store.records import EPOCH_TIME, FAIL_REASON, MLFLOW_RUN_ID, STOP_REASONS, TEST_ACCURACY_MEAN, VALUE_STD, WORKER
+from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, MLFLOW_RUN_ID, STOP_REASONS, TEST_ACCURACY_MEAN, VALUE_STD, WORKER
 from sweeps.store.recovery import worker_id
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
@@ -37,6 +37,9 @@ class StopRequested(keras.callbacks.Callback):
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
         stopping.check()
+
+
+TrainRepeat = Callable[..., RepeatResult]  # experiments.train.train_repeat's signature
 
 
 class TrialFailed(Exception):
@@ -59,7 +62,7 @@ class TrialContext:
     deadline: float | None = None  # time.monotonic() at which training stops and scores its best weights
     progress: SweepProgress | None = None  # the live progress line, told of every epoch
     keras_verbose: int | None = None  # Keras's epoch lines: 0 while the live line is drawn; None: the settings'
-    train: Callable[..., RepeatResult] = train_repeat  # what trains a repeat (bench-scale simulates it)
+    train: TrainRepeat = train_repeat  # what trains a repeat (a benchmark plugs in its own)
     target: int | None = None  # finished trials the study should reach; a trial beyond it is not trained
 
 

@@ -14,10 +14,10 @@ import socket
 import warnings
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.store.records import FAIL_REASON, INTERRUPTED, KIND, REPEAT_RUN, RUN_WORKER, STATE, TRIAL, TRIAL_RUN, WORKER
+from sweeps.store.keys import FAIL_REASON, FINISHED, INTERRUPTED, KIND, REPEAT_RUN, RUN_WORKER, STATE, TRIAL, TRIAL_RUN, WORKER
 from sweeps.store.tracking import Tracker
 
 with warnings.catch_warnings():
@@ -45,17 +45,22 @@ def is_alive(worker: str) -> bool | None:
     return True
 
 
-def _fail(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
-    """Fail a RUNNING trial of another process; False when another worker got there first."""
-    storage = study._storage  # Optuna's own fail_stale_trials works on the storage the same way
+def _trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+def _fail(storage: BaseStorage, study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Fail a RUNNING trial of another process; False when another worker got there first. (Optuna's own
+    ``fail_stale_trials`` does the same through these public storage methods.)"""
+    trial_id = _trial_id(storage, study, trial.number)
     try:
-        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
-        return storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        storage.set_trial_user_attr(trial_id, FAIL_REASON, reason)
+        return storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
 
 
-def _unrecorded(trial: optuna.trial.FrozenTrial) -> bool:
+def _unrecorded(trial: FrozenTrial) -> bool:
     """A trial RUNNING for longer than GRACE_S whose worker was never recorded: its process lost the store (or
     died) in the instant after creating it — no heartbeat will ever fail it, as it never beat."""
     started = trial.datetime_start
@@ -63,28 +68,33 @@ def _unrecorded(trial: optuna.trial.FrozenTrial) -> bool:
         (datetime.datetime.now() - started).total_seconds() > GRACE_S
 
 
-def fail_dead_trials(study: optuna.Study) -> list[int]:
+def fail_dead_trials(storage: BaseStorage, study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials of dead workers on this machine (and those whose worker was never recorded) and
     queue one retry of each; their numbers."""
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         dead = is_alive(trial.user_attrs.get(WORKER, "")) is False or _unrecorded(trial)
-        if dead and _fail(study, trial, "worker died"):
-            RETRY(study, study._storage.get_trial(trial._trial_id))
+        if dead and _fail(storage, study, trial, "worker died"):
+            RETRY(study, storage.get_trial(_trial_id(storage, study, trial.number)))
             failed.append(trial.number)
     return failed
 
 
-def recover_dead_workers(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+class DeadWorkerRecovery:
     """Optuna callback: after each trial, fail and retry the trials of workers that died meanwhile."""
-    fail_dead_trials(study)
+
+    def __init__(self, storage: BaseStorage):
+        self.storage = storage
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        fail_dead_trials(self.storage, study)
 
 
-def fail_crashed_trials(study: optuna.Study, worker: str, reason: str) -> list[int]:
+def fail_crashed_trials(storage: BaseStorage, study: optuna.Study, worker: str, reason: str) -> list[int]:
     """Fail the RUNNING trials of ``worker``, a process that crashed under a supervisor that lives on: the
     trial itself is the likely cause (out of memory, a segfault), so it is not retried; their numbers."""
     return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.user_attrs.get(WORKER) == worker and _fail(study, t, reason)]
+            if t.user_attrs.get(WORKER) == worker and _fail(storage, study, t, reason)]
 
 
 def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
@@ -98,7 +108,7 @@ def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
     if runs.empty:
         return 0
     closed = 0
-    told_late = runs[(runs["status"] == "FINISHED") & (runs.get(f"tags.{KIND}") == TRIAL_RUN)]
+    told_late = runs[(runs["status"] == FINISHED) & (runs.get(f"tags.{KIND}") == TRIAL_RUN)]
     for _, run in told_late.iterrows():
         if states.get(run.get(f"tags.{TRIAL}")) == TrialState.FAIL:
             tracker.set_tags(run["run_id"], {STATE: "FAIL"})

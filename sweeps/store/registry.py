@@ -14,9 +14,8 @@ import numpy as np
 import optuna
 import tensorflow as tf
 
-from sweeps.errors import SweepsError
-from sweeps.search.study import best_trial
-from sweeps.store.records import (
+from sweeps.errors import MissingCheckpoint, one_line
+from sweeps.store.keys import (
     KIND,
     MODEL_REFIT,
     MODEL_SEED,
@@ -29,12 +28,9 @@ from sweeps.store.records import (
     TRIAL_RUN,
 )
 from sweeps.store.tracking import Tracker
+from sweeps.store.trials import best_trial
 
 CHECKPOINT = "checkpoint/best.keras"
-
-
-class MissingCheckpoint(SweepsError):
-    """A run's checkpoint is gone from the artifact store (exit status 2)."""
 
 
 @dataclass(frozen=True)
@@ -85,15 +81,13 @@ def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Mod
             try:
                 downloaded = tracker.client.download_artifacts(run_id, CHECKPOINT, tmp)
             except (OSError, mlflow.exceptions.MlflowException) as exc:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be read ({reason}); was the "
+                raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be read ({one_line(exc)}); was the "
                                         "artifact folder (mlruns/) moved or deleted?") from None
             os.replace(downloaded, local)
     try:
         return keras.models.load_model(local)
     except (OSError, ValueError) as exc:  # not a Keras file (damaged, or a simulated trial's stand-in)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be loaded ({reason})") from None
+        raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be loaded ({one_line(exc)})") from None
 
 
 def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_dir: Path) -> str | None:

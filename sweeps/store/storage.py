@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-from sweeps.errors import UsageError
+from sweeps.errors import StoreError, UsageError, one_line
 from sweeps.store import recovery
 from sweeps.store.recovery import RETRY
 
@@ -103,12 +103,12 @@ def _check_sqlite(uri: str, path: Path) -> None:
         with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_WAIT_S)) as db:
             (verdict,) = db.execute("PRAGMA quick_check").fetchone()
     except sqlite3.OperationalError as exc:  # "database is locked"
-        raise UsageError(f"MLFLOW_TRACKING_URI={uri}: the MLflow store cannot be read ({exc}); is another "
+        raise StoreError(f"MLFLOW_TRACKING_URI={uri}: the MLflow store cannot be read ({exc}); is another "
                          "program holding it? Finished trials are saved: run the same command again") from None
     except sqlite3.DatabaseError as exc:  # "file is not a database"
         verdict = str(exc)
     if verdict != "ok":
-        raise UsageError(f"MLFLOW_TRACKING_URI={uri}: the MLflow store is damaged ({verdict}); keep a copy, then "
+        raise StoreError(f"MLFLOW_TRACKING_URI={uri}: the MLflow store is damaged ({verdict}); keep a copy, then "
                          "restore it from a backup or point MLFLOW_TRACKING_URI at a new store")
 
 
@@ -124,9 +124,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             mend_cut_journal(path)
             return JournalStorage(JournalFileBackend(str(path)))  # reads the whole journal
         except OSError as exc:
-            raise UsageError(f"STORAGE={url}: cannot open the journal file ({exc.strerror})") from None
+            raise StoreError(f"STORAGE={url}: cannot open the journal file ({exc.strerror})") from None
         except ValueError as exc:  # a line in the middle is not a JSON record: not something to guess about
-            raise UsageError(f"STORAGE={url}: the journal file is damaged ({exc}); keep a copy, then remove the "
+            raise StoreError(f"STORAGE={url}: the journal file is damaged ({exc}); keep a copy, then remove the "
                              "damaged lines by hand (each line is one JSON record) or start a new STORAGE") from None
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
@@ -142,8 +142,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise UsageError(f"STORAGE={masked(url)}: not a database URL (e.g. postgresql://user:pass@host/db, "
                          "sqlite:///file.db) nor a journal file (path/to/file.journal)") from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise UsageError(f"STORAGE={masked(url)}: cannot connect ({reason})") from None
+        raise StoreError(f"STORAGE={masked(url)}: cannot connect ({one_line(exc.orig or exc)})") from None
     except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
         raise UsageError(f"STORAGE={masked(url)}: no driver for it ({exc})") from None
 
@@ -162,7 +161,7 @@ def check_tracking(uri: str) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = str(getattr(exc, "reason", exc))
     if reason:
-        raise UsageError(f"MLFLOW_TRACKING_URI={masked(uri)}: MLflow server not reachable ({reason})")
+        raise StoreError(f"MLFLOW_TRACKING_URI={masked(uri)}: MLflow server not reachable ({reason})")
     _check_credentials(uri)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from sweeps.store.records import KIND, PARENT, TRIAL
+from sweeps.store.keys import FAILED, FINISHED, INTERRUPTED, KIND, PARENT, TRIAL
 
 
 def tracking_uri(root: Path) -> str:
@@ -103,3 +105,35 @@ class Tracker:
         columns = {key: {m.step: m.value for m in self.client.get_metric_history(run_id, key)} for key in keys}
         frame = pd.DataFrame(columns).sort_index()
         return frame.rename_axis("epoch").reset_index()
+
+
+@dataclass
+class RunEnd:
+    """How an open run will be closed: FINISHED unless the block marks it failed or ends by an exception."""
+
+    status: str = FINISHED
+
+    def fail(self) -> None:
+        self.status = FAILED
+
+
+@contextmanager
+def closing_run(tracker: Tracker, run_id: str, before_close: Callable[[str], None] | None = None) -> Iterator[RunEnd]:
+    """Close run ``run_id`` on every way out of the block: KILLED when interrupted (Ctrl-C, SIGTERM), FAILED on an
+    error or when the block called :meth:`RunEnd.fail`, else FINISHED. ``before_close(status)`` runs first (a
+    sweep run logs its trial counts there)."""
+    end = RunEnd()
+    try:
+        yield end
+    except KeyboardInterrupt:
+        end.status = INTERRUPTED
+        raise
+    except BaseException:
+        end.status = FAILED
+        raise
+    finally:
+        try:
+            if before_close is not None:
+                before_close(end.status)
+        finally:
+            tracker.end_run(run_id, end.status)

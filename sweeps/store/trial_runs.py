@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.train import RepeatResult, TrainSettings, WarmStart
-from sweeps.store.records import INTERRUPTED, KIND, REPEAT_RUN, RUN_STATUS, SEED, STATE, STOP_REASON, TRIAL, TRIAL_RUN
+from sweeps.store.keys import INTERRUPTED, KIND, REPEAT_RUN, RUN_STATUS, SEED, STATE, STOP_REASON, TRIAL, TRIAL_RUN
 from sweeps.store.tracking import Tracker
 
 

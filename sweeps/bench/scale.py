@@ -1,7 +1,7 @@
 """``make bench-scale``: how the framework's own costs grow with a study's size and its workers. Not a test.
 
-A study of the fashion_cnn space grows to each size in turn (``sweep run --simulate --trials N``: the real
-sampler, pruner, storages and MLflow logging, nothing trained), and after each size ``sweep status`` and
+A study of the fashion_cnn space grows to each size in turn (``sweep run --trials N --extensions
+sweeps.bench.simulation:extensions``: the real sampler, pruner, storages and MLflow logging, nothing trained), and after each size ``sweep status`` and
 ``sweep report`` run as users run them. Per size: sampler and MLflow seconds per trial (from the timings each
 trial writes), trials per minute per worker, status and report seconds, report size, peak RSS; per cost, its
 growth exponent (the slope of log cost over log trials). With ``servers`` the study lives in a PostgreSQL server
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,17 +28,15 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from sweeps.errors import SweepsError
+from sweeps.bench.measure import machine, peak_rss_per_trial
+from sweeps.errors import BenchFailed
+from sweeps.report.output import write_file
 from sweeps.store.storage import child_env
+from sweeps.store.tracking import tracking_uri
 
 SPACE = "fashion_cnn"
 SHARE = 250  # trials per worker process before a fresh one: recycling stays a small, constant cost
-
-
-class BenchFailed(SweepsError):
-    """A simulated sweep the bench ran failed (exit status 1)."""
-
-    exit_status = 1
+SIMULATED = "sweeps.bench.simulation:extensions"
 
 
 def _why(done: subprocess.CompletedProcess) -> str:
@@ -66,13 +63,8 @@ def _band(timings: pd.DataFrame, low: int, high: int) -> pd.DataFrame:
 
 
 def _peak_rss(project: Path, env: dict[str, str], name: str) -> float | None:
-    from sweeps.store.records import TRIAL_RUN
-    from sweeps.store.tracking import Tracker, tracking_uri
-
-    uri = env.get("MLFLOW_TRACKING_URI") or tracking_uri(project)
-    runs = Tracker(uri, name, create=False).runs(kind=TRIAL_RUN)
-    column = runs.get("metrics.peak_rss_mb")
-    return None if column is None or column.dropna().empty else round(float(column.max()), 1)
+    peaks = peak_rss_per_trial(env.get("MLFLOW_TRACKING_URI") or tracking_uri(project), name)
+    return max(peaks) if peaks else None
 
 
 def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, storage: str | None = None,
@@ -90,7 +82,7 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
            **({"MLFLOW_TRACKING_URI": tracking} if tracking else {})}
     rows, previous = [], 0
     for size in sizes:
-        wall, done = _sweep(project, "run", name, "--simulate", "--trials", str(size), "--timeout", "48h",
+        wall, done = _sweep(project, "run", name, "--extensions", SIMULATED, "--trials", str(size), "--timeout", "48h",
                             "--no-report", *(["--workers", str(workers)] if workers > 1 else []), env=env)
         if done.returncode != 0:
             raise BenchFailed(f"the simulated sweep to {size} trials failed: {_why(done)}")
@@ -137,7 +129,7 @@ def _stores(storage: str | None, servers: bool) -> Iterator[tuple[str | None, st
         runs = "SQLite MLflow" if not tracking else "MLflow server" if tracking.startswith("http") else "given MLflow store"
         yield storage, tracking, f"{studies} + {runs}"
         return
-    from sweeps.store.local_servers import MlflowServer, local_postgres
+    from sweeps.bench.local_servers import MlflowServer, local_postgres
 
     with local_postgres() as postgres:
         postgres.createdb("optuna")
@@ -158,14 +150,10 @@ def run_bench_scale(root: Path, sizes: tuple[int, ...], workers: tuple[int, ...]
             rows = grow(root, sizes, count, console, optuna_url, tracking)
         costs = ("sampler_s_per_trial", "mlflow_s_per_trial", "trial_s", "status_s", "report_s", "report_mb")
         results[f"{count} worker{'s' if count > 1 else ''}, {label}"] = {
-            "about": {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(), "workers": count,
+            "about": {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "workers": count,
                       "stores": label, "sizes": list(sizes)},
             "rows": rows, "growth": {c: growth(rows, c) for c in costs}}
     return results
-
-
-def _machine() -> str:
-    return f"{os.cpu_count()} cores {platform.machine()}, Python {platform.python_version()}"
 
 
 def print_scale(results: dict, console: Console) -> None:
@@ -190,8 +178,6 @@ def save_scale(results: dict, reports_dir: Path) -> Path:
         earlier = json.loads(path.read_text()).get("setups", {})
     except (OSError, ValueError, AttributeError):  # none yet, or written by an older version
         earlier = {}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"setups": {**earlier, **results}}, indent=1,
-                              default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
-    os.replace(tmp, path)
+    write_file(path, json.dumps({"setups": {**earlier, **results}}, indent=1,
+                                default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
     return path

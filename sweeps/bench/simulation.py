@@ -1,21 +1,22 @@
 """Sweeps that train nothing, for measuring what the framework itself costs as a study grows (``make
 bench-scale``): a simulated repeat stands in for Keras, everything else is real — the sampler, the pruner, the
 storages, MLflow logging, the status check and the report — and each trial's sampler and MLflow seconds are
-written to a timings file."""
+written to a timings file. It plugs into an ordinary sweep: ``sweep run SPACE --extensions
+sweeps.bench.simulation:extensions``."""
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, cast
 
 import numpy as np
 import optuna
+from mlflow import MlflowClient
 from optuna.trial import FrozenTrial
 
 from experiments.data import Dataset
@@ -24,7 +25,8 @@ from experiments.train import RepeatResult, TrainingInterrupted, WarmStart
 from sweeps.search.progress import AfterTrial
 from sweeps.search.schema import CategoricalParam, FloatParam, IntParam
 from sweeps.search.space import Space
-from sweeps.store.tracking import Tracker
+from sweeps.search.study import Sweep
+from sweeps.search.sweep import Extensions
 
 TIMINGS = "SWEEPS_SCALE_TIMINGS"  # env: the JSON-lines file a simulated sweep appends each trial's costs to
 
@@ -114,39 +116,37 @@ class TimedSampler(optuna.samplers.BaseSampler):
         self._timed(self.sampler.after_trial, study, trial, state, values)
 
 
-def _timed(method: Callable) -> Callable:
-    @functools.wraps(method)
-    def timed(self: Tracker, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            TimedTracker.seconds += time.perf_counter() - start
-    return timed
+class TimedClient:
+    """An ``MlflowClient`` that adds up the seconds its writes take (reads pass through untimed)."""
 
+    WRITES = frozenset({"create_run", "log_batch", "log_artifact", "log_text", "set_terminated"})
 
-class TimedTracker(Tracker):
-    """A :class:`Tracker` that adds up the seconds its writes take (all instances of a process together)."""
+    def __init__(self, client: MlflowClient):
+        self.client, self.seconds = client, 0.0
 
-    seconds: ClassVar[float] = 0.0
-    start_run = _timed(Tracker.start_run)
-    log_metrics = _timed(Tracker.log_metrics)
-    log_params = _timed(Tracker.log_params)
-    set_tags = _timed(Tracker.set_tags)
-    log_artifact = _timed(Tracker.log_artifact)
-    log_text = _timed(Tracker.log_text)
-    end_run = _timed(Tracker.end_run)
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.client, name)
+        if name not in self.WRITES:
+            return attribute
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+        return timed
 
 
 class TimingsLog:
     """After each trial: append its sampler, MLflow and whole seconds to the timings file (an Optuna callback)."""
 
-    def __init__(self, sampler: TimedSampler, path: Path):
-        self.sampler, self.path = sampler, path
+    def __init__(self, sampler: TimedSampler, client: TimedClient, path: Path):
+        self.sampler, self.client, self.path = sampler, client, path
         self.last = (0.0, 0.0)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        sampler_s, mlflow_s = self.sampler.seconds, TimedTracker.seconds
+        sampler_s, mlflow_s = self.sampler.seconds, self.client.seconds
         row = {"trial": trial.number, "state": trial.state.name, "pid": os.getpid(),
                "sampler_s": sampler_s - self.last[0], "mlflow_s": mlflow_s - self.last[1],
                "trial_s": (trial.duration.total_seconds() if trial.duration else None)}
@@ -161,10 +161,17 @@ def timings_path() -> Path | None:
     return Path(value) if value else None
 
 
-def instrument(study: optuna.Study, tracking: str) -> tuple[TimedTracker, list[AfterTrial]]:
-    """Time ``study``'s sampler and the MLflow writes; the tracker to use and, when ``$SWEEPS_SCALE_TIMINGS``
-    names a file, the callback that writes each trial's seconds there."""
-    sampler = TimedSampler(study.sampler)
-    study.sampler = sampler
+def instrument(sweep: Sweep) -> list[AfterTrial]:
+    """Time the opened sweep's sampler and MLflow writes; when ``$SWEEPS_SCALE_TIMINGS`` names a file, the
+    callback that writes each trial's seconds there."""
+    sampler, client = TimedSampler(sweep.study.sampler), TimedClient(sweep.tracker.client)
+    sweep.study.sampler = sampler
+    sweep.tracker.client = cast(MlflowClient, client)
     path = timings_path()
-    return TimedTracker(tracking, study.study_name), [TimingsLog(sampler, path)] if path else []
+    return [TimingsLog(sampler, client, path)] if path else []
+
+
+def extensions(space: Space) -> Extensions:
+    """What a simulated sweep plugs in: the simulated training, the timing, and no model registry (a simulated
+    trial's checkpoint is no Keras file)."""
+    return Extensions(train=simulated_training(space), instrument=instrument, register_best=False)

@@ -1,4 +1,4 @@
-"""What the sweep writes and the report, ``status``, ``predict`` and ``reproduce`` read, named once.
+"""The keys of everything the sweep writes and the report, ``status``, ``predict`` and ``reproduce`` read, named once.
 
 An Optuna study per space (and engine, and quick smoke runs) holds each trial's params, value and the trial
 attributes below; MLflow holds one run per sweep, trial and repeat, tagged with the keys below. Writers and
@@ -65,6 +65,7 @@ MODEL_REFIT = "refit"  # "true" on a version trained again on training + validat
 # Run kinds.
 SWEEP_RUN, TRIAL_RUN, REPEAT_RUN, REPRODUCTION_RUN, REFIT_RUN = "sweep", "trial", "repeat", "reproduction", "refit"
 
-# How a trial ended → the status of its MLflow runs; a run whose process was interrupted or died is KILLED.
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
-INTERRUPTED = "KILLED"
+# MLflow run statuses: how a trial ended → the status of its runs; a run whose process was interrupted or died is
+# KILLED.
+FINISHED, FAILED, INTERRUPTED = "FINISHED", "FAILED", "KILLED"
+RUN_STATUS = {"COMPLETE": FINISHED, "PRUNED": FINISHED, "FAIL": FAILED}

@@ -19,13 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweeps.errors import SweepsError, UsageError
-
-
-class ServerFailed(SweepsError):
-    """A local server did not start (exit status 1)."""
-
-    exit_status = 1
+from sweeps.errors import ServerFailed, UsageError
 
 
 def free_port() -> int:

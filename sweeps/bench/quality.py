@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,14 +26,16 @@ from rich.table import Table
 from experiments.data import load_dataset
 from experiments.models import build_model
 from experiments.train import compile_model
+from sweeps.bench.measure import machine, peak_rss_per_trial
 from sweeps.report.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
+from sweeps.report.output import write_file
 from sweeps.report.read import collect
 from sweeps.report.results import meets_target
+from sweeps.search.launch import start_sweep
 from sweeps.search.schema import Pruner, Sampler
 from sweeps.search.space import TRAIN_KEYS, Space, parse_space
-from sweeps.search.study import SweepOptions
-from sweeps.search.sweep import run_sweep
-from sweeps.store.records import QUICK, TRIAL, TRIAL_RUN
+from sweeps.search.worker import SweepOptions
+from sweeps.store.keys import QUICK, TRIAL_RUN
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 
@@ -50,7 +51,7 @@ def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) ->
     """Run one sweep in its own project folder and summarise it from its stores."""
     root.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    run_sweep(space, root, options, Console(quiet=True))
+    start_sweep(space, root, options, Console(quiet=True))
     wall = time.monotonic() - start
     (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
     row = _summary(result, wall)
@@ -60,21 +61,12 @@ def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) ->
     return row
 
 
-def _peak_rss(root: Path, study: str) -> list[float]:
-    """Peak RSS (MiB) of the sweep's process after each trial, in trial order."""
-    runs = Tracker(tracking_uri(root), study, create=False).runs(kind=TRIAL_RUN)
-    if runs.empty or "metrics.peak_rss_mb" not in runs:
-        return []
-    runs = runs.assign(trial=pd.to_numeric(runs[f"tags.{TRIAL}"])).sort_values("trial")
-    return [round(float(v), 1) for v in runs["metrics.peak_rss_mb"].dropna()]
-
-
 def sweep_command(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
                   console: Console, trials: int = 10_000, quick: bool = False) -> dict:
     """Run ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
     folder; the time to the bar counts from the command's start."""
     (root / "search_spaces").mkdir(parents=True, exist_ok=True)
-    (root / "search_spaces" / space.path.name).write_text(space.path.read_text())
+    (root / "search_spaces" / space.path.name).write_text(space.text)
     argv = [sys.executable, "-m", "sweeps.cli", "run", space.name, "--trials", str(trials), "--engine", engine,
             *(["--timeout", f"{budget_s:g}"] if budget_s else []), *(["--subset", str(subset)] if subset else []),
             *(["--quick"] if quick else [])]
@@ -89,7 +81,7 @@ def sweep_command(space: Space, root: Path, budget_s: float | None, subset: int 
     bar = result.trials[result.trials["state"] == "COMPLETE"]
     bar = bar[[meets_target(r, space.spec.target) is True for _, r in bar.iterrows()]]
     row["first_meeting_bar_s"] = None if bar.empty else round((bar["datetime_complete"].min() - started).total_seconds(), 1)
-    row.update(exit_status=code, budget_s=budget_s, peak_rss_mb=_peak_rss(root, result.name),
+    row.update(exit_status=code, budget_s=budget_s, peak_rss_mb=peak_rss_per_trial(tracking_uri(root), result.name),
                stop_reasons=result.trials["stop_reason"].fillna("").tolist() if "stop_reason" in result.trials else [])
     console.print(f"  {root.name}: {row}", highlight=False)
     return row
@@ -132,7 +124,7 @@ def _plain_epoch_times(space: Space, params: dict, data, epochs: int) -> list[fl
 
 def _fixed(space: Space, params: dict, epochs: int) -> Space:
     """The same space with ``params`` fixed and nothing left to search."""
-    data = yaml.safe_load(space.path.read_text())
+    data = yaml.safe_load(space.text)
     for name, value in params.items():
         data.setdefault("train" if name in TRAIN_KEYS else "fixed", {})[name] = value
     data["params"] = {}
@@ -171,7 +163,7 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
     of its own with the same budget, run one after the other so none shares the cores."""
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
-    about = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "machine": _machine(),
+    about = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
              "folder": str(bench_root)}
     results: dict = {}
     if "overhead" in parts:
@@ -199,16 +191,12 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
 
 def _variant_file(space: Space, root: Path) -> Space:
     """Random search without pruning or baselines, as a space file of its own."""
-    data = yaml.safe_load(space.path.read_text())
+    data = yaml.safe_load(space.text)
     data.setdefault("sweep", {}).update(sampler={"name": "random"}, pruner={"name": "none"}, baselines=[])
     path = root / "variant" / space.path.name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return parse_space(path.read_text(), path)
-
-
-def _machine() -> str:
-    return f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
 
 
 def print_bench(results: dict, console: Console) -> None:
@@ -240,7 +228,5 @@ def save_bench(results: dict, reports_dir: Path) -> Path:
     except ValueError:
         earlier = {}  # a half-written file: start again
     merged = {key: value for key, value in earlier.items() if key in ("overhead", "pruning", "search_quality", "memory")}
-    partial = out.with_suffix(".json.partial")
-    partial.write_text(json.dumps({**merged, **results}, indent=2, default=str))
-    partial.replace(out)
+    write_file(out, json.dumps({**merged, **results}, indent=2, default=str))
     return out
