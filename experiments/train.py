@@ -217,18 +217,7 @@ def train_repeat(
     result.summary = "\n".join(lines)
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
     time_up = Deadline(deadline if deadline is not None else math.inf)
-    fit_callbacks = [
-        *([RobustAccuracy(data.x_val_moved, data.y_val)] if settings.robust else []),
-        EpochRecorder(result.history, on_epoch),
-        AtomicModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True,
-                              mode="min" if settings.monitor.endswith("loss") else "max"),
-        early,
-        keras.callbacks.TerminateOnNaN(),
-        time_up,
-        *callbacks,
-    ]
-    if settings.lr_schedule == "plateau":  # halve the rate before early stopping would give up
-        fit_callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=max(1, settings.patience // 2)))
+    fit_callbacks = _fit_callbacks(settings, data, result, on_epoch, early, time_up, callbacks)
     try:
         model.fit(
             data.x_train, data.y_train,
@@ -248,11 +237,35 @@ def train_repeat(
                               "early_stopped" if early.stopped_epoch > 0 else "max_epochs")
         result.best_epoch = _best_epoch(result.history, settings.monitor, result.first_epoch)
         model.load_weights(result.checkpoint)  # the trained model's compiled evaluation is reused, not re-traced
-        scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
-        result.test_loss = float(scores["loss"])
-        result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
+        _score_on_test(model, data, result)
     result.wall_time_s = time.perf_counter() - start
     return result
+
+
+def _fit_callbacks(settings: TrainSettings, data: Dataset, result: RepeatResult, on_epoch: EpochHook | None,
+                   early: keras.callbacks.EarlyStopping, time_up: Deadline,
+                   extra: tuple[keras.callbacks.Callback, ...]) -> list[keras.callbacks.Callback]:
+    """The standard callbacks of a repeat, in the order they must run: the robustness score first (so the
+    checkpoint, early stopping and pruning can watch it), the recorder, the checkpoint, the stops, the caller's."""
+    fit_callbacks = [
+        *([RobustAccuracy(data.x_val_moved, data.y_val)] if settings.robust else []),
+        EpochRecorder(result.history, on_epoch),
+        AtomicModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True,
+                              mode="min" if settings.monitor.endswith("loss") else "max"),
+        early,
+        keras.callbacks.TerminateOnNaN(),
+        time_up,
+        *extra,
+    ]
+    if settings.lr_schedule == "plateau":  # halve the rate before early stopping would give up
+        fit_callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=max(1, settings.patience // 2)))
+    return fit_callbacks
+
+
+def _score_on_test(model: keras.Model, data: Dataset, result: RepeatResult) -> None:
+    scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+    result.test_loss = float(scores["loss"])
+    result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
 
 
 def refit_repeat(
@@ -288,8 +301,6 @@ def refit_repeat(
     else:
         result.best_epoch = epochs
         model.save(result.checkpoint)
-        scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
-        result.test_loss = float(scores["loss"])
-        result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
+        _score_on_test(model, data, result)
     result.wall_time_s = time.perf_counter() - start
     return result

@@ -34,20 +34,8 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sweep", description="Hyperparameter sweeps of Keras models with Optuna and MLflow.")
-    parser.add_argument("--spaces-dir", type=Path, default=Path(os.environ.get("SWEEPS_SPACES_DIR", "search_spaces")),
-                        help="folder of space files (default: search_spaces/)")
-    storage_help = ("Optuna storage: a journal file path or a database URL (default: $SWEEPS_STORAGE, $OPTUNA_STORAGE, "
-                    "else optuna.journal in the project folder)")
-    parser.add_argument("--storage", default=os.environ.get("SWEEPS_STORAGE") or os.environ.get("OPTUNA_STORAGE") or None,
-                        help=storage_help)
-    anywhere = argparse.ArgumentParser(add_help=False)  # --storage also after the sub-command, as Optuna's CLI takes it
-    anywhere.add_argument("--storage", default=argparse.SUPPRESS, help=storage_help)
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser = sub.add_parser
-    sub.add_parser = lambda name, **kw: add_parser(name, parents=[anywhere], **kw)  # type: ignore[method-assign]
-    run = sub.add_parser("run", help="run (or continue) the sweep of a space")
+def _add_run(run: argparse.ArgumentParser) -> None:
+    """The options of ``sweep run``."""
     run.add_argument("space", help="name of a file in search_spaces/, without .yaml")
     run.add_argument("--trials", type=positive_int, help="total finished trials the study should have")
     run.add_argument("--timeout", help="wall-clock budget of this invocation: seconds, or 30m, 2h")
@@ -68,6 +56,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=ENGINES, default="optuna", help="who picks the params")
     run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                      help="the Keras Tuner search (with --engine kerastuner)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweep", description="Hyperparameter sweeps of Keras models with Optuna and MLflow.")
+    parser.add_argument("--spaces-dir", type=Path, default=Path(os.environ.get("SWEEPS_SPACES_DIR", "search_spaces")),
+                        help="folder of space files (default: search_spaces/)")
+    storage_help = ("Optuna storage: a journal file path or a database URL (default: $SWEEPS_STORAGE, $OPTUNA_STORAGE, "
+                    "else optuna.journal in the project folder)")
+    parser.add_argument("--storage", default=os.environ.get("SWEEPS_STORAGE") or os.environ.get("OPTUNA_STORAGE") or None,
+                        help=storage_help)
+    anywhere = argparse.ArgumentParser(add_help=False)  # --storage also after the sub-command, as Optuna's CLI takes it
+    anywhere.add_argument("--storage", default=argparse.SUPPRESS, help=storage_help)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda name, **kw: add_parser(name, parents=[anywhere], **kw)  # type: ignore[method-assign]
+    _add_run(sub.add_parser("run", help="run (or continue) the sweep of a space"))
     status = sub.add_parser("status", help="trials by state, MLflow runs by status, and any mismatch")
     status.add_argument("space")
     status.add_argument("--quick", action="store_true", help="the quick smoke-run study")

@@ -117,3 +117,32 @@ def test_plateau_schedule_halves_the_rate_when_validation_stalls(small, tmp_path
                              patience=2, verbose=0)  # a rate this high makes val_loss stall at once
     result = train_repeat("mlp", {"units": 16}, settings, small, seed=1, workdir=tmp_path)
     assert result.history["learning_rate"][0] == 2.0 and min(result.history["learning_rate"]) <= 1.0
+
+
+def test_checkpoints_are_written_beside_and_renamed_so_a_failed_save_keeps_the_last_best(tmp_path):
+    """Pins the private Keras API ``AtomicModelCheckpoint`` overrides: ModelCheckpoint saves through
+    ``_save_model`` using ``self.filepath``. Were that to change, the saves would no longer go to the partial file."""
+    from experiments.train import AtomicModelCheckpoint
+
+    keras.utils.set_random_seed(0)
+    x, y = np.random.default_rng(0).normal(size=(64, 4)).astype("float32"), np.arange(64) % 2
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    best = tmp_path / "best.keras"
+    saved_to: list[str] = []
+    real_save = model.save
+
+    def save(path, *args, **kwargs):
+        saved_to.append(str(path))
+        if len(saved_to) == 3:  # a full disk in the middle of the third write
+            open(path, "wb").write(b"half a file")
+            raise OSError(28, "No space left on device")
+        return real_save(path, *args, **kwargs)
+
+    model.save = save
+    checkpoint = AtomicModelCheckpoint(str(best), monitor="loss", mode="min", save_best_only=True)
+    with pytest.raises(OSError, match="No space left"):
+        model.fit(x, y, epochs=5, batch_size=64, callbacks=[checkpoint], verbose=0)
+    assert saved_to and all(path.endswith("best.partial.keras") for path in saved_to)
+    assert len(saved_to) == 3 and not (tmp_path / "best.partial.keras").exists()
+    assert keras.models.load_model(best).count_params() == 10  # the second save, whole

@@ -99,18 +99,29 @@ class OptunaTrials:
         return WarmStart(model.get_weights(), initial_epoch)
 
 
+class SpaceHyperModel(kt.HyperModel):
+    """The space as Keras Tuner's hypermodel: it declares the space's hyperparameters to the oracle (Keras Tuner's
+    public hook for that) and builds no model — the tuner's ``run_trial`` trains each trial instead."""
+
+    def __init__(self, space: Space):
+        super().__init__(name=space.name)
+        self.space = space
+
+    def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
+        self.space.suggest(HPSuggester(hp))
+
+    def build(self, hp: kt.HyperParameters) -> None:  # called to find conditional scopes; the space has none
+        self.space.suggest(HPSuggester(hp))
+
+
 class SpaceTuner:
-    """Mixed into a Keras Tuner tuner: the space is declared to its oracle, and its trials are trained by
-    :class:`OptunaTrials` (no hypermodel is built or fitted by Keras Tuner)."""
+    """Mixed into a Keras Tuner tuner: the space is declared through :class:`SpaceHyperModel`, and its trials are
+    trained by :class:`OptunaTrials` (``run_trial``, Keras Tuner's documented override; nothing built or fitted by
+    Keras Tuner)."""
 
     def __init__(self, trials: OptunaTrials, **options: Any):
         self.trials = trials
-        super().__init__(hypermodel=None, **options)  # type: ignore[call-arg]
-
-    def _populate_initial_space(self) -> None:  # Keras Tuner's hook for tuners without a hypermodel
-        hp = self.oracle.get_space()  # type: ignore[attr-defined]
-        self.trials.ctx.space.suggest(HPSuggester(hp))
-        self.oracle.update_space(hp)  # type: ignore[attr-defined]
+        super().__init__(hypermodel=SpaceHyperModel(trials.ctx.space), **options)  # type: ignore[call-arg]
 
     def run_trial(self, trial: kt.engine.trial.Trial, *args: Any, **kwargs: Any) -> dict[str, float]:
         return self.trials.train(trial)
