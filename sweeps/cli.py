@@ -16,6 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chat
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+import optuna
+from rich.console import Console
+
 from sweeps import commands
 from sweeps.errors import as_sweeps_error
 from sweeps.search import stopping
@@ -118,9 +121,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweep`` command."""
-    import optuna
-    from rich.console import Console
-
     args = _parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # e.g. its INFO on creating a fresh store's tables

@@ -8,6 +8,11 @@ sweep stopped itself (repeated failures, a diverged refit). Ctrl-C and SIGTERM a
 
 from __future__ import annotations
 
+import optuna
+import sqlalchemy
+
+from experiments.idx import DataError
+
 INPUT_ERROR = 2
 ENVIRONMENT_ERROR = 1
 
@@ -63,6 +68,11 @@ class BenchFailed(SweepStopped):
     """A sweep that a benchmark ran failed."""
 
 
+# Not a command's error: what ends one trial while the sweep goes on.
+class TrialFailed(Exception):
+    """A trial could not produce a result (NaN loss, a builder or training error); Optuna records it FAILED."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip()
@@ -71,11 +81,6 @@ def one_line(exc: BaseException) -> str:
 
 def as_sweeps_error(exc: BaseException) -> SweepsError | None:
     """Ours for a foreign exception that has a meaning for the user (None: a bug, left to its traceback)."""
-    import optuna
-    import sqlalchemy
-
-    from experiments.idx import DataError
-
     if isinstance(exc, SweepsError):
         return exc
     if isinstance(exc, DataError):  # experiments/ knows nothing of the sweep commands

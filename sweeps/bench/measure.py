@@ -1,14 +1,21 @@
-"""What every benchmark records beside its figures: the machine it ran on, and the peak memory of its trials."""
+"""What every benchmark shares: the ``sweep`` command it runs as a user would, the machine it ran on, and the peak
+memory of its trials."""
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 
 import pandas as pd
 
 from sweeps.store.keys import TRIAL, TRIAL_RUN
 from sweeps.store.tracking import Tracker
+
+
+def sweep_command(*args: str) -> list[str]:
+    """``sweep ARGS`` in a fresh interpreter, as a user runs it (imports and start-up included in what is timed)."""
+    return [sys.executable, "-m", "sweeps.cli", *args]
 
 
 def machine() -> str:

@@ -11,7 +11,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from rich.table import Table
 from experiments.data import load_dataset
 from experiments.models import build_model
 from experiments.train import compile_model
-from sweeps.bench.measure import machine, peak_rss_per_trial
+from sweeps.bench.measure import machine, peak_rss_per_trial, sweep_command
 from sweeps.report.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
 from sweeps.report.output import write_file
 from sweeps.report.read import collect
@@ -61,13 +60,13 @@ def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) ->
     return row
 
 
-def sweep_command(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
+def command_row(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
                   console: Console, trials: int = 10_000, quick: bool = False) -> dict:
     """Run ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
     folder; the time to the bar counts from the command's start."""
     (root / "search_spaces").mkdir(parents=True, exist_ok=True)
     (root / "search_spaces" / space.path.name).write_text(space.text)
-    argv = [sys.executable, "-m", "sweeps.cli", "run", space.name, "--trials", str(trials), "--engine", engine,
+    argv = [*sweep_command("run", space.name), "--trials", str(trials), "--engine", engine,
             *(["--timeout", f"{budget_s:g}"] if budget_s else []), *(["--subset", str(subset)] if subset else []),
             *(["--quick"] if quick else [])]
     started = pd.Timestamp.now()
@@ -180,11 +179,11 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
                                                "tpe_startup_trials": _tpe_startup_trials(space)}}
         for name in searches:
             searched = _variant_file(space, bench_root / name) if name == "random_search" else space
-            results["search_quality"][name] = sweep_command(searched, bench_root / name, budget_s, subset,
+            results["search_quality"][name] = command_row(searched, bench_root / name, budget_s, subset,
                                                             SEARCHES[name], console)
     if "memory" in parts:
         results["memory"] = {"about": {**about, "subset": QUICK["subset"]},
-                             **sweep_command(space, bench_root / "memory", None, None, "optuna", console,
+                             **command_row(space, bench_root / "memory", None, None, "optuna", console,
                                              trials=MEMORY_TRIALS, quick=True)}
     return results
 

@@ -17,7 +17,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from sweeps.bench.measure import machine, peak_rss_per_trial
+from sweeps.bench.local_servers import MlflowServer, local_postgres
+from sweeps.bench.measure import machine, peak_rss_per_trial, sweep_command
 from sweeps.errors import BenchFailed
 from sweeps.report.output import write_file
 from sweeps.store.storage import child_env
@@ -48,7 +48,7 @@ def _why(done: subprocess.CompletedProcess) -> str:
 
 def _sweep(project: Path, *args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "sweeps.cli", *args], cwd=project, env=env, capture_output=True,
+    done = subprocess.run(sweep_command(*args), cwd=project, env=env, capture_output=True,
                           text=True)
     return time.monotonic() - start, done
 
@@ -129,8 +129,6 @@ def _stores(storage: str | None, servers: bool) -> Iterator[tuple[str | None, st
         runs = "SQLite MLflow" if not tracking else "MLflow server" if tracking.startswith("http") else "given MLflow store"
         yield storage, tracking, f"{studies} + {runs}"
         return
-    from sweeps.bench.local_servers import MlflowServer, local_postgres
-
     with local_postgres() as postgres:
         postgres.createdb("optuna")
         postgres.createdb("mlflow")

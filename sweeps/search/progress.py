@@ -14,7 +14,7 @@ from rich.console import Console
 
 from sweeps.search import stopping
 from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, VALUE_STD
-from sweeps.store.trials import FINISHED, best_trial, count_finished, count_running
+from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, count_running
 
 MAX_FAILURES_IN_A_ROW = 3
 AfterTrial = Callable[[optuna.Study, FrozenTrial], None]  # what Optuna calls after each trial
@@ -77,7 +77,7 @@ class SweepStops:
 
     def _no_time_left(self, study: optuna.Study, deadline: float) -> bool:
         """No trial is started that cannot train one epoch (the median so far) before the budget ends."""
-        epoch_s = [t.user_attrs[EPOCH_TIME] for t in study.get_trials(deepcopy=False, states=FINISHED)
+        epoch_s = [t.user_attrs[EPOCH_TIME] for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
                    if EPOCH_TIME in t.user_attrs]
         left = deadline - time.monotonic()
         if not epoch_s or left >= statistics.median(epoch_s):

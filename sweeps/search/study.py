@@ -43,7 +43,7 @@ from sweeps.store.keys import (
 from sweeps.store.recovery import close_orphan_runs, worker_id
 from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
-from sweeps.store.trials import FINISHED, count_finished, count_running
+from sweeps.store.trials import FINISHED_STATES, count_finished, count_running
 
 
 def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
@@ -51,7 +51,7 @@ def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
     running ones begun before it already make the target. Workers that started trials at the same moment agree
     on which are surplus, as the trial numbers order them."""
     trials = study.get_trials(deepcopy=False)
-    finished = sum(t.state in FINISHED for t in trials)
+    finished = sum(t.state in FINISHED_STATES for t in trials)
     earlier = sum(t.state == TrialState.RUNNING and t.number < number for t in trials)
     return finished + earlier >= target
 

@@ -8,24 +8,28 @@ import importlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rich.console import Console
 
 from experiments.data import Dataset, load_dataset
 from experiments.train import train_repeat
-from sweeps.errors import SweepStopped, UsageError
+from sweeps.errors import SweepStopped, TrialFailed, UsageError
 from sweeps.search.live import LiveLine, SweepProgress
 from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, AfterTrial, SweepStops, TrialLine
 from sweeps.search.space import Space
 from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
-from sweeps.search.trial import TrainRepeat, TrialContext, TrialFailed, run_trial
+from sweeps.search.trial import TrainRepeat, TrialContext, run_trial
 from sweeps.search.worker import WorkerSpec
 from sweeps.store.keys import DATA_MD5, GIT_COMMIT, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
 from sweeps.store.recovery import DeadWorkerRecovery, close_orphan_runs, fail_dead_trials
 from sweeps.store.registry import register_best
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import count_finished
+
+
+def _measures_nothing(sweep: Sweep) -> list[AfterTrial]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Extensions:
     function that writes no Keras checkpoint has none)."""
 
     train: TrainRepeat = train_repeat
-    instrument: Callable[[Sweep], list[AfterTrial]] = field(default=lambda sweep: [])
+    instrument: Callable[[Sweep], list[AfterTrial]] = _measures_nothing
     register_best: bool = True
 
 
@@ -142,7 +146,7 @@ def _optimize(sweep: Sweep, spec: WorkerSpec, ctx: TrialContext, extra: list[Aft
                                      *extra, stops]
     with live:
         if options.engine == "kerastuner":
-            from sweeps.search import kerastuner
+            from sweeps.search import kerastuner  # Keras Tuner (and TensorBoard) only for its own engine
 
             kerastuner.search(sweep.space, ctx, sweep.study, options.tuner, sweep.target,
                               sweep.root / ".sweeps" / "kerastuner", after_trial, sweep.root / ".sweeps" / "cache",

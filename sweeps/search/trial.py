@@ -18,6 +18,7 @@ from optuna_integration import KerasPruningCallback
 
 from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
+from sweeps.errors import TrialFailed
 from sweeps.search import stopping
 from sweeps.search.live import SweepProgress
 from sweeps.search.space import Space
@@ -40,10 +41,6 @@ class StopRequested(keras.callbacks.Callback):
 
 
 TrainRepeat = Callable[..., RepeatResult]  # experiments.train.train_repeat's signature
-
-
-class TrialFailed(Exception):
-    """A trial could not produce a result (NaN loss, a builder or training error); the sweep goes on."""
 
 
 @dataclass

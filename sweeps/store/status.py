@@ -11,10 +11,9 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from sweeps.store.keys import FINISHED as RUN_FINISHED
-from sweeps.store.keys import KIND, SEED, TRIAL, TRIAL_RUN
+from sweeps.store.keys import FINISHED, KIND, SEED, TRIAL, TRIAL_RUN
 from sweeps.store.tracking import Tracker
-from sweeps.store.trials import FINISHED
+from sweeps.store.trials import FINISHED_STATES
 
 LISTINGS_AT_ONCE = 8
 
@@ -29,11 +28,11 @@ def problems(study: optuna.Study, tracker: Tracker, runs: pd.DataFrame | None = 
     trial_runs = runs[runs[f"tags.{KIND}"] == TRIAL_RUN] if not runs.empty else runs
     numbers = Counter(int(n) for n in trial_runs.get(f"tags.{TRIAL}", []))
     found += [f"trial {n} has {c} MLflow trial runs" for n, c in sorted(numbers.items()) if c > 1]
-    finished_runs = {int(r[f"tags.{TRIAL}"]) for _, r in trial_runs.iterrows() if r["status"] == RUN_FINISHED}
+    finished_runs = {int(r[f"tags.{TRIAL}"]) for _, r in trial_runs.iterrows() if r["status"] == FINISHED}
     for number, trial in sorted(trials.items()):
-        if trial.state in FINISHED and number not in finished_runs:
+        if trial.state in FINISHED_STATES and number not in finished_runs:
             found.append(f"trial {number} is {trial.state.name} in Optuna but has no FINISHED MLflow run")
-        if trial.state not in FINISHED and number in finished_runs:
+        if trial.state not in FINISHED_STATES and number in finished_runs:
             found.append(f"trial {number} is {trial.state.name} in Optuna but its MLflow run is FINISHED")
     for _, run in trial_runs.iterrows():
         of_run = trials.get(int(run[f"tags.{TRIAL}"]))

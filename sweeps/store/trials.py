@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -19,7 +19,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 
 def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
 def count_running(study: optuna.Study) -> int:
