@@ -70,7 +70,8 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
     after_trial = extensions.instrument(sweep)
     _recover(sweep, console)
     timeout = spec.budget_s(space)
-    if not sweep.has_work(console, announce="" if spec.sweep_run is None else None) or (timeout is not None and timeout <= 0):
+    announce = "" if spec.sweep_run is None else None  # a supervisor's worker: the supervisor said where it stands
+    if not sweep.has_work(console, announce) or (timeout is not None and timeout <= 0):
         return False
     deadline = time.monotonic() + timeout if timeout else None
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
