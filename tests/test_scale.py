@@ -56,7 +56,7 @@ def test_two_workers_share_one_study_on_postgres_and_an_mlflow_server(tiny: Path
     said: list[str] = []
     reader = threading.Thread(target=lambda: said.append(proc.communicate(timeout=600)[0]))
     reader.start()
-    workers = set()
+    workers: dict[str, str] = {}  # pid → command line
     while reader.is_alive():  # the workers' command lines, as any user of the machine sees them
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:
@@ -64,12 +64,12 @@ def test_two_workers_share_one_study_on_postgres_and_an_mlflow_server(tiny: Path
             except OSError:  # ended meanwhile
                 continue
             if "sweeps.cli" in argv and "worker" in argv:
-                workers.add(" ".join(argv))
+                workers[cmdline.parent.name] = " ".join(argv)
         time.sleep(0.2)
     out = said[0]
     assert proc.returncode == 0, out[-3000:]
     assert "[w0]" in out and "[w1]" in out
-    assert len(workers) >= 2 and not any(postgres.password in argv for argv in workers)  # given in their env
+    assert len(workers) >= 2 and not any(postgres.password in argv for argv in workers.values())  # in their env
     study = consistent(url, mlflow_server, "tiny-quick")
     finished = [t for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 4 <= len(finished) <= 5  # TRIALS=4: at most the one trial already running when the 4th finished

@@ -103,8 +103,9 @@ def _sweep_run(sweep: Sweep, spec: WorkerSpec, data: Dataset, timeout: float | N
     data_tags = {DATA_MD5: data.md5, VALIDATION: data.validation}
     sizes = {"train_size": len(data.y_train), "val_size": len(data.y_val), "test_size": len(data.y_test)}
     if spec.sweep_run is not None:
-        sweep.tracker.set_tags(spec.sweep_run, data_tags)
-        sweep.tracker.log_params(spec.sweep_run, sizes)
+        if spec.worker_index == 0:  # one writer: workers logging the same params at once collide in the database
+            sweep.tracker.set_tags(spec.sweep_run, data_tags)
+            sweep.tracker.log_params(spec.sweep_run, sizes)
         try:
             yield spec.sweep_run
         finally:
