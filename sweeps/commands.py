@@ -1,7 +1,9 @@
 """The ``sweep`` sub-commands, one function each: ``(args, root, console)`` in, an exit status (or None) out.
 
-The modules imported at the top are TensorFlow-free (an import contract keeps them so); each command that trains
-or loads a model imports its module when it runs, so ``status``, ``check`` and ``list`` answer in a second.
+Each command imports what it uses when it runs, so that a command, and every worker process, starts without the
+imports of the others (scipy, pandas and the report's for a worker; TensorFlow for ``status``). Which modules
+stay TensorFlow-free is not left to where an import line sits: an import contract in pyproject.toml checks it,
+and lists the commands that do import it.
 """
 
 from __future__ import annotations
@@ -11,21 +13,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
-
-from sweeps.errors import SpaceError, UsageError
-from sweeps.report.hints import hints
-from sweeps.report.output import check_writable
-from sweeps.report.read import collect_study
-from sweeps.search.launch import start_sweep
-from sweeps.search.space import available, load_space
-from sweeps.search.study import existing_study
-from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
+from sweeps.errors import UsageError
 from sweeps.store.keys import ENGINES, study_name
-from sweeps.store.status import print_status
-from sweeps.store.storage import check_tracking, default_storage, open_storage
-from sweeps.store.tracking import tracking_uri
+
+if TYPE_CHECKING:
+    from sweeps.search.worker import SweepOptions
 
 
 def parse_duration(text: str) -> float:
@@ -38,6 +32,9 @@ def parse_duration(text: str) -> float:
 
 def _stores(args: argparse.Namespace, root: Path):
     """The storage URL, the opened Optuna storage and the MLflow tracking URI."""
+    from sweeps.store.storage import check_tracking, default_storage, open_storage
+    from sweeps.store.tracking import tracking_uri
+
     url = args.storage or default_storage(root)
     tracking = tracking_uri(root)
     check_tracking(tracking)
@@ -59,6 +56,8 @@ def report(args: argparse.Namespace, root: Path, console) -> None:
 
 def sweep_options(args: argparse.Namespace) -> SweepOptions:
     """What the user chose on the command line for ``sweep run``."""
+    from sweeps.search.worker import SweepOptions
+
     return SweepOptions(trials=args.trials, timeout=parse_duration(args.timeout) if args.timeout else None,
                         quick=args.quick, storage=args.storage, engine=args.engine, tuner=args.tuner,
                         workers=args.workers, trials_per_process=args.trials_per_process or None, subset=args.subset,
@@ -68,6 +67,8 @@ def sweep_options(args: argparse.Namespace) -> SweepOptions:
 def trains_here(args: argparse.Namespace) -> bool:
     """Whether this process trains (a worker, or ``sweep run`` without worker processes), so that a stop waits
     for a batch boundary; a supervisor only waits for its workers."""
+    from sweeps.search.worker import SweepOptions
+
     if args.command != "run":
         return args.command == "worker"
     return not SweepOptions(engine=args.engine, workers=args.workers, trials_per_process=args.trials_per_process).supervised
@@ -75,6 +76,10 @@ def trains_here(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace, root: Path, console) -> int:
     """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
+    from sweeps.report.output import check_writable
+    from sweeps.search.launch import start_sweep
+    from sweeps.search.space import load_space
+
     space = load_space(args.space, args.spaces_dir)
     options = sweep_options(args)
     if not args.no_report:
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
 def worker(args: argparse.Namespace, root: Path, console) -> int:
     """A worker process of ``sweep run``: the sweep its spec (in ``$SWEEPS_WORKER``) describes."""
     from sweeps.search.sweep import run_worker
+    from sweeps.search.worker import RECYCLE, WorkerSpec
 
     return RECYCLE if run_worker(WorkerSpec.from_env(), console) else 0
 
@@ -99,6 +105,7 @@ def worker(args: argparse.Namespace, root: Path, console) -> int:
 def bench(args: argparse.Namespace, root: Path, console) -> None:
     """Measure overhead, pruning, search quality and memory; write reports/bench.json."""
     from sweeps.bench.quality import PARTS, SEARCHES, print_bench, run_bench, save_bench
+    from sweeps.search.space import load_space
 
     space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
     parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
@@ -119,13 +126,26 @@ def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...
 
 def check(args: argparse.Namespace, root: Path, console) -> None:
     """Validate a space file; with a study of it in the store, print hints to change it."""
+    from sweeps.search.space import load_space
+    from sweeps.store.storage import default_storage
+
     space = load_space(args.space, args.spaces_dir)
     console.print(f"{space.path}: ok")
     if args.storage is None and not Path(default_storage(root)).is_file():
         return  # no study anywhere yet: nothing to read hints from (and no journal created by asking)
+    _print_hints(args, root, space.name, console)
+
+
+def _print_hints(args: argparse.Namespace, root: Path, space: str, console) -> None:
+    """The hints of each engine's study of ``space`` to change its file."""
+    import optuna
+
+    from sweeps.report.hints import hints
+    from sweeps.report.read import collect_study
+
     _, storage, tracking = _stores(args, root)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    for name in (study_name(space.name, engine=engine) for engine in ENGINES):
+    for name in (study_name(space, engine=engine) for engine in ENGINES):
         result = collect_study(storage, name, tracking) if name in names else None
         if result is not None:
             found = hints(result.space, result.trials, result.importances, result.maximise)
@@ -137,6 +157,9 @@ def check(args: argparse.Namespace, root: Path, console) -> None:
 
 def status(args: argparse.Namespace, root: Path, console) -> int:
     """Trials by state, runs by status, and every mismatch between the stores (exit status 1 on one)."""
+    from sweeps.search.study import existing_study
+    from sweeps.store.status import print_status
+
     url, storage, tracking = _stores(args, root)
     study, _, tracker = existing_study(_study_name(args), storage, url, tracking)
     return 1 if print_status(study, tracker, console) else 0
@@ -195,6 +218,9 @@ def reproduce(args: argparse.Namespace, root: Path, console) -> None:
 
 def list_spaces(args: argparse.Namespace, root: Path, console) -> None:
     """The space files and whether each is valid."""
+    from sweeps.errors import SpaceError
+    from sweeps.search.space import available, load_space
+
     for name in available(args.spaces_dir):
         try:
             space = load_space(name, args.spaces_dir)
