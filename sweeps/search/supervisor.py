@@ -52,15 +52,18 @@ class Workers:
     stopping: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, spec: WorkerSpec, slot: int, prefix: str | None) -> subprocess.Popen:
+    def start(self, spec: WorkerSpec, slot: int, prefix: str | None) -> subprocess.Popen | None:
         """Start ``spec`` as a process of its own session (Ctrl-C reaches this process only, which passes one
-        SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal."""
+        SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal. None once the
+        sweep is stopping (checked under the lock :meth:`stop_all` takes, so no worker starts unseen by it)."""
         piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True} if prefix else {}
-        proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, **piped)  # type: ignore[call-overload]
+        with self.lock:
+            if self.stopping:
+                return None
+            proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, **piped)  # type: ignore[call-overload]
+            self.running[slot] = proc
         if prefix:
             threading.Thread(target=self._pump, args=(proc, prefix), daemon=True).start()
-        with self.lock:
-            self.running[slot] = proc
         return proc
 
     def _pump(self, proc: subprocess.Popen, prefix: str) -> None:
@@ -85,8 +88,8 @@ class Workers:
     def stop_all(self) -> None:
         """Ask every running worker to stop (it fails and re-queues its trial, closes its runs); kill those that
         take longer than STOP_GRACE_S, or all at once when interrupted again."""
-        self.stopping = True
         with self.lock:
+            self.stopping = True
             procs = [p for p in self.running.values() if p.poll() is None]
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -104,6 +107,8 @@ def _slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None) -> 
     code = 0
     while not workers.stopping and (workers.deadline_at is None or time.time() < workers.deadline_at):
         proc = workers.start(spec, slot, prefix)
+        if proc is None:
+            return code
         code = proc.wait()
         death = _died(code)
         if workers.stopping or (death is None and code != RECYCLE):
