@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.idx import IMAGES_MAGIC, LABELS_MAGIC, DataError, md5, parse_idx, read_idx, to_idx
+from experiments.errors import DataError
+from experiments.idx import IMAGES_MAGIC, LABELS_MAGIC, md5, parse_idx, read_idx, to_idx
 
 DATA_DIR_ENV = "SWEEPS_DATA_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets")
@@ -99,6 +100,15 @@ class Dataset:
     validation: str
     source: str
     md5: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one model input (without the batch axis)."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     @functools.cached_property
     def x_val_moved(self) -> np.ndarray:
@@ -187,6 +197,11 @@ def load_raw(name: str, data_dir: str | None = None, download: bool = True) -> R
         f"dataset {name} not found (tried {'; '.join(tried)}): set {DATA_DIR_ENV} (make DATA_DIR=…) to a folder "
         f"holding {info.folder}/ with {', '.join(f for f, _, _ in FILES.values())}"
     )
+
+
+def input_shape(name: str) -> tuple[int, ...]:
+    """The shape of one model input of dataset ``name`` (without the batch axis), from its files, without a split."""
+    return tuple(to_model_input(load_raw(name).arrays["x_train"][:1]).shape[1:])
 
 
 def _split_validation(raw: RawData, validation: str, val_size: int, seed: int):

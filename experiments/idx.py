@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.errors import DataError
+
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
-
-
-class DataError(Exception):
-    """A dataset file is missing, corrupt or not the expected one."""
 
 
 def read_idx(path: Path) -> bytes:

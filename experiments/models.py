@@ -1,18 +1,26 @@
-"""Model builders: plain hyperparameters in, an uncompiled ``keras.Model`` out."""
+"""Model builders: plain hyperparameters, the input shape and the class count in, an uncompiled ``keras.Model`` out.
+
+A space names its builder: a built-in family (``mlp``, ``cnn``) or ``module:function`` from the user's project;
+both go through :func:`builder`, one mechanism."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 import keras
 
-from experiments.settings import INPUT_SHAPE, feature_size, layer_value, setting
+from experiments.errors import ModelError
+from experiments.settings import feature_size, layer_value, setting
+
+Builder = Callable[[dict[str, Any], tuple[int, ...], int | None], keras.Model]
 
 
-def build_mlp(params: dict[str, Any], num_classes: int = 10) -> keras.Model:
+def build_mlp(params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int | None) -> keras.Model:
     """Flatten → (Dense → Dropout) × hidden_layers → Dense softmax."""
     act, dropout = setting(params, "activation", "mlp"), setting(params, "dropout", "mlp")
-    layers: list[keras.layers.Layer] = [keras.Input(INPUT_SHAPE), keras.layers.Flatten()]
+    layers: list[keras.layers.Layer] = [keras.Input(input_shape), keras.layers.Flatten()]
     for i in range(1, setting(params, "hidden_layers", "mlp") + 1):
         layers.append(keras.layers.Dense(layer_value(params, "units", i, "mlp"), activation=act))
         if dropout > 0:
@@ -35,16 +43,17 @@ def _augmentation(get) -> list[keras.layers.Layer]:
     return layers
 
 
-def build_cnn(params: dict[str, Any], num_classes: int = 10) -> keras.Model:
+def build_cnn(params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int | None) -> keras.Model:
     """[augmentation] → conv_layers blocks of (Conv [→ BatchNorm] → activation) × convs_per_block → Pool
     [→ Dropout] → Flatten or global average → Dense → Dropout → Dense softmax. With one conv per block and no
     batch norm this is the blog's CNN."""
     get = lambda name: setting(params, name, "cnn")  # noqa: E731
-    if feature_size(params) < 1:
-        raise ValueError(f"conv_layers={get('conv_layers')} with kernel_size={get('kernel_size')} shrinks 28x28 below 1x1")
+    if feature_size(params, input_shape[0]) < 1:
+        side = input_shape[0]
+        raise ValueError(f"conv_layers={get('conv_layers')} with kernel_size={get('kernel_size')} shrinks {side}x{side} below 1x1")
     pool = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}.get(get("pooling"))
     norm = get("batch_norm")
-    layers: list[keras.layers.Layer] = [keras.Input(INPUT_SHAPE), *_augmentation(get)]
+    layers: list[keras.layers.Layer] = [keras.Input(input_shape), *_augmentation(get)]
     for i in range(1, get("conv_layers") + 1):
         filters = layer_value(params, "filters", i, "cnn")
         for _ in range(get("convs_per_block")):
@@ -66,9 +75,27 @@ def build_cnn(params: dict[str, Any], num_classes: int = 10) -> keras.Model:
     return keras.Sequential(layers, name="cnn")
 
 
-BUILDERS = {"mlp": build_mlp, "cnn": build_cnn}
+BUILT_IN = {"mlp": "experiments.models:build_mlp", "cnn": "experiments.models:build_cnn"}
 
 
-def build_model(family: str, params: dict[str, Any], num_classes: int = 10) -> keras.Model:
-    """Build the ``family`` model (``mlp`` or ``cnn``) from its hyperparameters."""
-    return BUILDERS[family](params, num_classes)
+def builder(model: str) -> Builder:
+    """The builder named ``model``: a built-in family or ``module:function`` importable from the project folder."""
+    module, _, function = BUILT_IN.get(model, model).partition(":")
+    try:
+        found = getattr(importlib.import_module(module), function)
+    except ImportError as exc:
+        raise ModelError(f"model {model}: cannot import {module} ({type(exc).__name__}: {exc})") from None
+    except AttributeError:
+        raise ModelError(f"model {model}: {module} has no function {function}") from None
+    if not callable(found):
+        raise ModelError(f"model {model}: {module}.{function} is not a function")
+    return found
+
+
+def build_model(model: str, params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int | None) -> keras.Model:
+    """Build the model a space names from its hyperparameters, for inputs of ``input_shape`` and ``num_classes``
+    classes; a ModelError when the builder returns no Keras model."""
+    built = builder(model)(params, input_shape, num_classes)
+    if not isinstance(built, keras.Model):
+        raise ModelError(f"model {model}: the builder returned {type(built).__name__}, not a keras.Model")
+    return built

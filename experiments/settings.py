@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 OPTIMIZER_NAMES = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
-INPUT_SHAPE = (28, 28, 1)
 POOLINGS = ("max", "avg", "none")
 PADDINGS = ("valid", "same")
 HEADS = ("flatten", "global_avg")
@@ -74,10 +73,15 @@ def layer_name(name: str, index: int) -> str:
     return f"{name}_{index}"
 
 
+def is_built_in(model: str) -> bool:
+    """Whether ``model`` names a built-in family (its knobs declared here), not a builder of the user's."""
+    return model in FAMILIES
+
+
 def base_name(name: str, family: str) -> str:
-    """``units_2`` → ``units`` for a per-layer hyperparameter of ``family``; any other name as it is."""
+    """``units_2`` → ``units`` for a per-layer hyperparameter of a built-in ``family``; any other name as it is."""
     base, _, index = name.rpartition("_")
-    return base if index.isdigit() and base in PER_LAYER[family] else name
+    return base if index.isdigit() and base in PER_LAYER.get(family, {}) else name
 
 
 def layer_value(params: dict[str, Any], name: str, index: int, family: str) -> Any:
@@ -90,9 +94,9 @@ def setting(params: dict[str, Any], name: str, family: str) -> Any:
     return params.get(name, DEFAULTS[family][name])
 
 
-def feature_size(params: dict[str, Any]) -> int:
-    """Side length of the CNN's last feature map for a 28x28 input (< 1 means the net is invalid)."""
-    size = INPUT_SHAPE[0]
+def feature_size(params: dict[str, Any], side: int = 28) -> int:
+    """Side length of the CNN's last feature map for a ``side`` x ``side`` input (< 1 means the net is invalid)."""
+    size = side
     kernel = setting(params, "kernel_size", "cnn")
     for _ in range(setting(params, "conv_layers", "cnn")):
         if setting(params, "padding", "cnn") == "valid":

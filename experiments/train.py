@@ -207,7 +207,7 @@ def train_repeat(
     initial_epoch = warm_start.initial_epoch if warm_start else 0
     result = RepeatResult(seed=seed, checkpoint=workdir / "best.keras", first_epoch=initial_epoch + 1)
     start = time.perf_counter()
-    model = build_model(family, model_params, num_classes=len(data.class_names))
+    model = build_model(family, model_params, data.input_shape, data.num_classes)
     compile_model(model, settings, len(data.y_train))
     if warm_start is not None:
         model.set_weights(warm_start.weights)
@@ -290,7 +290,7 @@ def refit_repeat(
     x, y = np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val])
     result = RepeatResult(seed=seed, checkpoint=workdir / "refit.keras", stop_reason="max_epochs")
     start = time.perf_counter()
-    model = build_model(family, model_params, num_classes=len(data.class_names))
+    model = build_model(family, model_params, data.input_shape, data.num_classes)
     compile_model(model, settings, len(y))
     result.param_count = model.count_params()
     model.fit(x, y, epochs=epochs, batch_size=settings.batch_size, verbose=settings.verbose,

@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # e.g. its INFO on creating a fresh store's tables
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
     stopping.install(polite=commands.trains_here(args))
+    if str(Path.cwd()) not in sys.path:  # the project folder: a space's model: module:function is imported from it
+        sys.path.insert(0, str(Path.cwd()))
     console = Console(highlight=False, soft_wrap=True)
     run = {"run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
            "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,

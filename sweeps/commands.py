@@ -19,6 +19,7 @@ from sweeps.errors import UsageError
 from sweeps.store.keys import ENGINES, study_name
 
 if TYPE_CHECKING:
+    from sweeps.search.space import Space
     from sweeps.search.worker import SweepOptions
 
 
@@ -74,6 +75,20 @@ def trains_here(args: argparse.Namespace) -> bool:
     return not SweepOptions(engine=args.engine, workers=args.workers, trials_per_process=args.trials_per_process).supervised
 
 
+def _check_builder(space: Space, console) -> None:
+    """A builder of the user's is built once, before anything is written or trained (the built-in families are
+    checked by the space file's rules)."""
+    from experiments.data import DATASETS, input_shape
+    from experiments.settings import is_built_in
+
+    if is_built_in(space.spec.model):
+        return
+    from sweeps.search.model_check import check_model  # TensorFlow: for a builder of the user's only
+
+    model = check_model(space, input_shape(space.spec.dataset), len(DATASETS[space.spec.dataset].class_names))
+    console.print(f"model {space.spec.model}: builds, {model.count_params():,} parameters")
+
+
 def run(args: argparse.Namespace, root: Path, console) -> int:
     """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
     from sweeps.report.output import check_writable
@@ -81,6 +96,7 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
     from sweeps.search.space import load_space
 
     space = load_space(args.space, args.spaces_dir)
+    _check_builder(space, console)
     options = sweep_options(args)
     if not args.no_report:
         check_writable(root / "reports")
@@ -130,6 +146,7 @@ def check(args: argparse.Namespace, root: Path, console) -> None:
     from sweeps.store.storage import default_storage
 
     space = load_space(args.space, args.spaces_dir)
+    _check_builder(space, console)
     console.print(f"{space.path}: ok")
     if args.storage is None and not Path(default_storage(root)).is_file():
         return  # no study anywhere yet: nothing to read hints from (and no journal created by asking)

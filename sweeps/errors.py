@@ -11,7 +11,7 @@ from __future__ import annotations
 import optuna
 import sqlalchemy
 
-from experiments.idx import DataError
+from experiments.errors import DataError, ModelError
 
 INPUT_ERROR = 2
 ENVIRONMENT_ERROR = 1
@@ -40,6 +40,10 @@ class SpaceError(UsageError):
 
 class DataMissing(UsageError):
     """A dataset's files are missing, corrupt or not the expected ones (``experiments``' DataError, mapped)."""
+
+
+class BadModel(UsageError):
+    """The space's model builder cannot be imported, raises, or returns no fitting Keras model (ModelError, mapped)."""
 
 
 # The environment (exit status 1).
@@ -85,6 +89,8 @@ def as_sweeps_error(exc: BaseException) -> SweepsError | None:
         return exc
     if isinstance(exc, DataError):  # experiments/ knows nothing of the sweep commands
         return DataMissing(str(exc))
+    if isinstance(exc, ModelError):
+        return BadModel(str(exc))
     if isinstance(exc, sqlalchemy.exc.DBAPIError | optuna.exceptions.StorageInternalError):  # the store went away
         cause = exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc.__cause__
         return StoreError(f"lost the study store ({one_line(cause or exc)}); finished trials are saved: run the same "

@@ -10,7 +10,8 @@ import pytest
 
 from experiments import data as data_module
 from experiments.data import FILES, load_dataset, load_raw
-from experiments.idx import DataError, to_idx
+from experiments.errors import DataError
+from experiments.idx import to_idx
 
 
 @pytest.fixture(autouse=True)

@@ -12,18 +12,18 @@ from .conftest import SPACES
 
 
 def test_blog_mlp_784_512_10_has_407050_params():
-    model = build_model("mlp", {"hidden_layers": 1, "units": 512})
+    model = build_model("mlp", {"hidden_layers": 1, "units": 512}, (28, 28, 1), 10)
     assert model.count_params() == 407_050
     assert model.output_shape == (None, 10)
 
 
 def test_blog_first_mlp_flatten_dense128():
-    assert build_model("mlp", {}).count_params() == 784 * 128 + 128 + 128 * 10 + 10
+    assert build_model("mlp", {}, (28, 28, 1), 10).count_params() == 784 * 128 + 128 + 128 * 10 + 10
 
 
 def test_blog_final_cnn_from_its_space_has_225034_params():
     model_params, _ = load_space("fashion_blog", SPACES).resolve({"dropout": 0.3})
-    model = build_model("cnn", model_params)
+    model = build_model("cnn", model_params, (28, 28, 1), 10)
     # Conv32 3x3 (320) → pool → Conv64 3x3 (18,496) → pool → 5x5x64 → Dense128 (204,928) → Dense10 (1,290)
     assert model.count_params() == 225_034
     assert [layer.__class__.__name__ for layer in model.layers] == [
@@ -31,7 +31,7 @@ def test_blog_final_cnn_from_its_space_has_225034_params():
 
 
 def test_per_layer_widths_are_used_layer_by_layer():
-    model = build_model("mlp", {"hidden_layers": 3, "units_1": 256, "units_2": 64, "units_3": 32})
+    model = build_model("mlp", {"hidden_layers": 3, "units_1": 256, "units_2": 64, "units_3": 32}, (28, 28, 1), 10)
     assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [256, 64, 32, 10]
 
 
@@ -39,13 +39,14 @@ def test_a_net_that_shrinks_below_1x1_is_refused():
     params = {"conv_layers": 3, "kernel_size": 5, "padding": "valid"}
     assert feature_size(params) < 1
     with pytest.raises(ValueError, match="shrinks 28x28 below 1x1"):
-        build_model("cnn", params)
+        build_model("cnn", params, (28, 28, 1), 10)
     assert feature_size({**params, "padding": "same"}) == 3
 
 
 def test_cnn_blocks_batch_norm_dropout_and_head():
     model = build_model("cnn", {"conv_layers": 2, "convs_per_block": 2, "filters_1": 32, "filters_2": 64, "padding": "same",
-                                "batch_norm": True, "conv_dropout": 0.25, "head": "global_avg", "dense_units": 0})
+                                "batch_norm": True, "conv_dropout": 0.25, "head": "global_avg", "dense_units": 0},
+                        (28, 28, 1), 10)
     names = [layer.__class__.__name__ for layer in model.layers]
     assert names == ["Conv2D", "BatchNormalization", "Activation", "Conv2D", "BatchNormalization", "Activation",
                      "MaxPooling2D", "Dropout"] * 2 + ["GlobalAveragePooling2D", "Dense"]
@@ -56,7 +57,7 @@ def test_cnn_blocks_batch_norm_dropout_and_head():
 def test_augmentation_changes_images_only_while_training():
     import numpy as np
 
-    model = build_model("cnn", {"augment_translate": 0.2, "augment_rotate": 20, "augment_flip": True, "augment_zoom": 0.1})
+    model = build_model("cnn", {"augment_translate": 0.2, "augment_rotate": 20, "augment_flip": True, "augment_zoom": 0.1}, (28, 28, 1), 10)
     assert [layer.__class__.__name__ for layer in model.layers[:4]] == [
         "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom"]
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")

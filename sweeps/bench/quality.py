@@ -110,7 +110,7 @@ def _plain_epoch_times(space: Space, params: dict, data, epochs: int) -> list[fl
     model_params, settings = space.resolve(params)
     keras.backend.clear_session()
     keras.utils.set_random_seed(space.spec.sweep.seed)
-    model = build_model(space.spec.model, model_params)
+    model = build_model(space.spec.model, model_params, data.input_shape, data.num_classes)
     compile_model(model, settings, len(data.y_train))
     starts: list[float] = []
     times: list[float] = []

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from experiments.data import DATASETS, VALIDATIONS
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
@@ -62,6 +63,8 @@ def _model_fields() -> dict[str, Any]:
 # Model hyperparameters of every family, with the bounds declared in experiments.settings.FAMILIES.
 ModelValues = create_model("ModelValues", __base__=Section, **_model_fields())
 FAMILY_KEYS = {family: tuple(knobs) for family, knobs in FAMILIES.items()}
+# A builder of the user's: package.module:function, importable from the project folder.
+BUILDER_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
 # --- params: what may be searched ---------------------------------------------------------------------
@@ -232,8 +235,8 @@ class SpaceFile(Section):
         "parameters": "params: (W&B's values: [...] → {type: categorical, choices: [...]}, min/max → {type: float, "
                       "low: …, high: …})",
         "early_terminate": "sweep: {pruner: {name: hyperband}} (W&B's early_terminate)",
-        "program": "model: mlp or cnn (the space names its model family; there is no training script)",
-        "command": "model: mlp or cnn (the space names its model family; there is no training script)",
+        "program": "model: mlp, cnn or module:function (the space names its model builder; there is no training script)",
+        "command": "model: mlp, cnn or module:function (the space names its model builder; there is no training script)",
         "run_cap": "sweep: {n_trials: …} (W&B's run_cap)",
     }
 
@@ -242,10 +245,18 @@ class SpaceFile(Section):
     dataset: Literal[tuple(DATASETS)]  # type: ignore[valid-type]
     validation: Literal[VALIDATIONS] = "holdout"  # type: ignore[valid-type]
     val_size: int = Field(10000, ge=1, le=50000)
-    model: Literal[tuple(FAMILY_KEYS)]  # type: ignore[valid-type]
+    model: str  # a built-in family, or module:function naming the user's builder
     fixed: dict[str, Scalar] = Field(default_factory=dict)
     train: TrainValues = TrainValues()
     params: dict[str, Param] = Field(default_factory=dict)
     objective: Objective = Objective()
     target: dict[Literal[TARGET_METRICS], Bound] = Field(default_factory=lambda: dict(EXAM_BAR))  # type: ignore[valid-type]
     sweep: SweepSettings = SweepSettings()
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, model: str) -> str:
+        if model not in FAMILY_KEYS and not BUILDER_PATTERN.match(model):
+            raise ValueError(f"{model!r}: expected {', '.join(FAMILY_KEYS)} or module:function naming your builder "
+                             "(params, input_shape, num_classes) -> keras.Model, e.g. models:build")
+        return model

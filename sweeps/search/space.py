@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, layer_name
+from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, is_built_in, layer_name
 from sweeps.errors import SpaceError, one_line
 from sweeps.search.schema import FAMILY_KEYS, CategoricalParam, FloatParam, ModelValues, Param, SpaceFile, TrainValues
 
@@ -90,6 +90,8 @@ def _error_line(exc: ValidationError) -> str:
 
 def _check_value(name: str, value: Any, family: str) -> None:
     base = base_name(name, family)
+    if base not in TRAIN_KEYS and not is_built_in(family):
+        return  # a builder of the user's takes whatever settings it reads
     model: type[BaseModel] = TrainValues if base in TRAIN_KEYS else ModelValues
     if model is ModelValues and base not in FAMILY_KEYS[family]:
         allowed = ", ".join(FAMILY_KEYS[family] + TRAIN_KEYS)
@@ -124,6 +126,9 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
             raise ValueError(f"params.{name}: also given a fixed value; a setting is either fixed or a param")
         for value in param.bounds():
             _wrap(f"params.{name}", _check_value, name, value, family)
+        if param.per_layer and not is_built_in(family):
+            raise ValueError(f"params.{name}.per_layer: only a built-in model counts its layers; name each layer's "
+                             f"param yourself ({name}_1, {name}_2…)")
         if param.per_layer and name not in PER_LAYER[family]:
             raise ValueError(f"params.{name}.per_layer: only {', '.join(PER_LAYER[family])} can be per layer in a {family}")
     if spec.sweep.sampler.name == "grid":

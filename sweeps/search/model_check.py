@@ -1,0 +1,60 @@
+"""Build a space's model once, before anything trains: a builder of the user's that cannot be imported, raises,
+or returns no fitting Keras model is one line naming the space file, not a failed trial."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import keras
+import numpy as np
+
+from experiments.errors import ModelError
+from experiments.models import build_model
+from sweeps.errors import BadModel, one_line
+from sweeps.search.space import Space
+
+
+class _Pick:
+    """A seeded draw of each param, as a sampler's first random trial would make (a Suggester)."""
+
+    def __init__(self, seed: int):
+        self.random = random.Random(seed)
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return low + step * self.random.randint(0, (high - low) // step)
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+        return self.random.uniform(low, high)
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        return self.random.choice(choices)
+
+
+def check_model(space: Space, input_shape: tuple[int, ...], num_classes: int | None) -> keras.Model:
+    """Build the model of the space's first baseline (else of a seeded draw of its params) and check its output
+    fits ``num_classes`` classes; no training. The built model, or a BadModel naming the space file."""
+    baselines = space.spec.sweep.baselines
+    sampled = space.suggest(_Pick(space.spec.sweep.seed))
+    if baselines:
+        sampled.update(baselines[0].params)
+    model_params, _ = space.resolve(sampled)
+    if baselines:
+        model_params.update(baselines[0].fixed)
+    where = f"{space.path}: model {space.spec.model}"
+    keras.backend.clear_session()
+    try:
+        model = build_model(space.spec.model, model_params, input_shape, num_classes)
+    except ModelError as exc:
+        raise BadModel(f"{space.path}: {exc}") from None
+    except Exception as exc:  # the builder's own error, named
+        raise BadModel(f"{where}: the builder raised {type(exc).__name__}: {one_line(exc)} (params {model_params})") from None
+    try:
+        model(np.zeros((1, *input_shape), dtype="float32"))
+    except Exception as exc:
+        raise BadModel(f"{where}: the model does not take inputs of shape {input_shape} ({one_line(exc)})") from None
+    outputs = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if num_classes is not None and outputs != num_classes:
+        raise BadModel(f"{where}: the model has {outputs} outputs for {num_classes} classes; end it with "
+                       f"Dense({num_classes}, activation='softmax')")
+    return model

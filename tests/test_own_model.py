@@ -1,0 +1,108 @@
+"""A user's own model: ``model: module:function`` names a builder in the project folder; it is built once before
+anything trains, and a broken one is one line (exit status 2) with nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sweeps.cli import main
+
+SPACE = """\
+dataset: fashion_mnist
+model: {model}
+train: {{epochs: 2, batch_size: 256}}
+params:
+  width: {{type: int, low: 8, high: 32}}
+  dropout: {{type: float, low: 0.0, high: 0.3}}
+sweep: {{sampler: {{name: tpe}}, pruner: {{name: none}}}}
+"""
+
+BUILDERS = """\
+import keras
+
+
+def small(params, input_shape, num_classes):
+    return keras.Sequential([
+        keras.Input(input_shape),
+        keras.layers.Conv2D(params["width"], 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dropout(params["dropout"]),
+        keras.layers.Dense(num_classes, activation="softmax"),
+    ])
+
+
+def raises(params, input_shape, num_classes):
+    raise ValueError(f"width {params['width']} is not supported")
+
+
+def not_a_model(params, input_shape, num_classes):
+    return {"layers": 2}
+
+
+def three_outputs(params, input_shape, num_classes):
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+
+
+def fixed_input(params, input_shape, num_classes):
+    return keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(num_classes)])
+
+
+not_callable = 3
+"""
+
+
+def _project(root: Path, model: str, module: str) -> None:
+    (root / f"{module}.py").write_text(BUILDERS)
+    (root / "search_spaces" / "own.yaml").write_text(SPACE.format(model=model))
+
+
+def test_check_builds_the_users_model_once(project: Path, capsys):
+    _project(project, "own_models_ok:small", "own_models_ok")
+    assert main(["check", "own"]) == 0
+    out = capsys.readouterr().out
+    assert "model own_models_ok:small: builds" in out and "own.yaml: ok" in out
+
+
+@pytest.mark.parametrize("builder, said", [
+    ("nosuch_module:small", "model nosuch_module:small: cannot import nosuch_module (ModuleNotFoundError"),
+    ("{m}:missing", "{m} has no function missing"),
+    ("{m}:not_callable", "{m}.not_callable is not a function"),
+    ("{m}:raises", "the builder raised ValueError: width 28 is not supported (params {{'width': 28, 'dropout'"),
+    ("{m}:not_a_model", "the builder returned dict, not a keras.Model"),
+    ("{m}:three_outputs", "the model has 3 outputs for 10 classes"),
+    ("{m}:fixed_input", "the model does not take inputs of shape (28, 28, 1)"),
+])
+def test_a_broken_builder_is_one_line_before_anything_is_written(project: Path, capsys, builder, said):
+    module = f"own_models_{builder.rpartition(':')[2]}"
+    _project(project, builder.format(m=module), module)
+    assert main(["run", "own", "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and said.format(m=module) in err[0], err
+    assert not (project / "optuna.journal").exists() and not (project / "mlflow.db").exists()
+
+
+def test_a_builder_name_that_is_not_module_function_is_a_space_error(project: Path, capsys):
+    (project / "search_spaces" / "own.yaml").write_text(SPACE.format(model="'my model'"))
+    assert main(["check", "own"]) == 2
+    assert "model: 'my model': expected mlp, cnn or module:function" in capsys.readouterr().err
+
+
+def test_per_layer_params_need_a_built_in_model(project: Path, capsys):
+    _project(project, "own_models_layers:small", "own_models_layers")
+    text = (project / "search_spaces" / "own.yaml").read_text()
+    (project / "search_spaces" / "own.yaml").write_text(text.replace("high: 32}", "high: 32, per_layer: true}"))
+    assert main(["check", "own"]) == 2
+    assert "params.width.per_layer: only a built-in model counts its layers" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_quick_sweep_of_the_users_model_ends_consistent_with_its_report(project: Path, capsys):
+    _project(project, "own_models_sweep:small", "own_models_sweep")
+    assert main(["run", "own", "--quick"]) == 0
+    assert main(["status", "own", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "2 finished trials" in out and "consistent" in out
+    page = (project / "reports" / "own-quick.html").read_text()
+    assert "own_models_sweep:small" in page
