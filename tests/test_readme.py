@@ -42,4 +42,4 @@ def test_each_make_line_is_a_target_whose_sweep_command_parses(line):
 
 def test_every_yaml_block_is_a_valid_space_file():
     for block in re.findall(r"```yaml\n(.*?)```", README, re.S):
-        assert parse_space(block, SPACES / "readme_example.yaml").spec.model in ("mlp", "cnn")
+        assert parse_space(block, SPACES / "readme_example.yaml").spec.model in ("mlp", "cnn", "models:small_cnn")
