@@ -114,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     refit.add_argument("--quick", action="store_true", help="the quick smoke-run study")
     refit.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
     sub.add_parser("list", help="list the space files and whether they are valid")
+    init = sub.add_parser("init", help="start a project: search_spaces/example.yaml, models.py and a README")
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), help="where (default: this folder)")
     check = sub.add_parser("check", help="validate a space file; with a finished study of it, hints to change it")
     check.add_argument("space")
     return parser
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True)
     run = {"run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
            "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,
-           "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces,
+           "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces, "init": commands.init,
            "check": commands.check}
     try:
         return run[args.command](args, Path.cwd(), console) or 0

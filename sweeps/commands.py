@@ -244,3 +244,13 @@ def list_spaces(args: argparse.Namespace, root: Path, console) -> None:
             console.print(f"{name:<16} {space.spec.description}", highlight=False)
         except SpaceError as exc:
             console.print(f"{name:<16} [red]invalid[/]: {exc}", highlight=False)
+
+
+def init(args: argparse.Namespace, root: Path, console) -> None:
+    """Start a project folder: a space file, a model builder, a README; nothing overwritten."""
+    from sweeps.starter import write_project
+
+    folder = (root / args.folder).resolve()
+    for path in write_project(folder):
+        console.print(f"wrote {path}")
+    console.print(f"next: cd {folder} && sweep check example && sweep run example --quick")

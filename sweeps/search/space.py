@@ -230,8 +230,8 @@ def parse_space(text: str, path: Path) -> Space:
 def available(spaces_dir: Path) -> list[str]:
     """Names of the space files in ``spaces_dir`` (a SpaceError when there is no such folder)."""
     if not spaces_dir.is_dir():
-        raise SpaceError(f"no {spaces_dir}/ folder in {Path.cwd()}: run from the project folder (where the Makefile "
-                         "is) or pass --spaces-dir (SWEEPS_SPACES_DIR)")
+        raise SpaceError(f"no {spaces_dir}/ folder in {Path.cwd()}: run from the project folder (the one holding it; "
+                         "`sweep init` starts one) or pass --spaces-dir (SWEEPS_SPACES_DIR)")
     return sorted(p.stem for p in spaces_dir.glob("*.yaml"))
 
 
