@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.errors import DataError
+from experiments.files import read_npz
 from experiments.idx import IMAGES_MAGIC, LABELS_MAGIC, md5, parse_idx, read_idx, to_idx
 
 DATA_DIR_ENV = "SWEEPS_DATA_DIR"
@@ -78,16 +79,21 @@ DATASETS = {
 
 @dataclass(frozen=True)
 class RawData:
-    """The verified uint8 arrays of a dataset and where they came from."""
+    """The verified arrays of a dataset (labels as class indices), its class names and where it came from."""
 
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray]  # x_train, y_train, x_test, y_test; x_val, y_val when the data gives them
     source: str
-    md5: str  # one fingerprint of the four verified files
+    md5: str  # one fingerprint of the verified files
+    class_names: tuple[str, ...]
+
+
+DataSource = str | Path  # a built-in dataset's name, or a data file of the user's
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Normalised arrays ready for ``fit``: images float32 in [0, 1], shape (n, 28, 28, 1)."""
+    """Normalised arrays ready for ``fit``: uint8 images as float32 in [0, 1] with a channel axis, other numbers
+    as float32."""
 
     name: str
     class_names: tuple[str, ...]
@@ -100,6 +106,7 @@ class Dataset:
     validation: str
     source: str
     md5: str
+    input_scale: float | None = 1 / 255  # what raw inputs were multiplied by (None: taken as they are)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -127,7 +134,7 @@ def _verify(info: DatasetInfo, blobs: dict[str, bytes], source: str) -> RawData:
         if md5(blobs[part]) != info.content_md5[part]:
             raise DataError(f"{where}: md5 mismatch, this is not the original {info.name} {part} data")
     fingerprint = hashlib.md5("".join(info.content_md5[p] for p in FILES).encode()).hexdigest()
-    return RawData(arrays=arrays, source=source, md5=fingerprint)
+    return RawData(arrays=arrays, source=source, md5=fingerprint, class_names=info.class_names)
 
 
 def _from_idx_dir(info: DatasetInfo, folder: Path) -> RawData | None:
@@ -199,13 +206,44 @@ def load_raw(name: str, data_dir: str | None = None, download: bool = True) -> R
     )
 
 
-def input_shape(name: str) -> tuple[int, ...]:
-    """The shape of one model input of dataset ``name`` (without the batch axis), from its files, without a split."""
-    return tuple(to_model_input(load_raw(name).arrays["x_train"][:1]).shape[1:])
+@functools.cache
+def raw_data(source: DataSource) -> RawData:
+    """The verified arrays of a built-in dataset (by name) or of a data file of the user's (by path)."""
+    if isinstance(source, Path):
+        if source.suffix != ".npz":
+            raise DataError(f"{source}: a data file must be an .npz of x_train, y_train, x_test, y_test")
+        arrays, class_names, digest = read_npz(source)
+        return RawData(arrays=arrays, source=str(source), md5=digest, class_names=class_names)
+    if source not in DATASETS:
+        raise DataError(f"unknown dataset {source!r} (allowed: {', '.join(DATASETS)}, or {{path: FILE}})")
+    return load_raw(source)
 
 
-def _split_validation(raw: RawData, validation: str, val_size: int, seed: int):
+def input_shape(source: DataSource) -> tuple[int, ...]:
+    """The shape of one model input (without the batch axis), from the data's files, without a split."""
+    return tuple(model_inputs(raw_data(source).arrays["x_train"][:1]).shape[1:])
+
+
+def model_inputs(x: np.ndarray) -> np.ndarray:
+    """Model inputs: uint8 images as float32 in [0, 1] with a channel axis (when they have none); other numbers
+    as float32, as they are."""
+    if x.dtype == np.uint8:
+        return to_model_input(x) if x.ndim == 3 else x.astype(np.float32) / 255.0
+    return x.astype(np.float32)
+
+
+def _val_count(val_size: float, train_size: int) -> int:
+    """``val_size`` as a count: a fraction of the training part below 1, else the count itself."""
+    return max(1, round(val_size * train_size)) if val_size < 1 else int(val_size)
+
+
+def _split_validation(raw: RawData, validation: str, val_size: float, seed: int):
     x, y = raw.arrays["x_train"], raw.arrays["y_train"]
+    if "x_val" in raw.arrays:  # the data gives its own validation part
+        return (x, y), (raw.arrays["x_val"], raw.arrays["y_val"])
+    val_size = _val_count(val_size, len(y))
+    if val_size >= len(y):
+        raise DataError(f"val_size {val_size} leaves no training examples of {len(y)} in {raw.source}")
     if validation == "test":
         return (x, y), (x[:0], y[:0])  # filled with the test set once it is final
     if validation == "holdout":
@@ -237,24 +275,24 @@ def to_model_input(x: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def load_dataset(
-    name: str,
+    source: DataSource,
     validation: str = "holdout",
-    val_size: int = 10000,
+    val_size: float = 10000,
     seed: int = 0,
     subset: int | None = None,
 ) -> Dataset:
-    """Load ``name`` split into train / validation / test, normalised, once per process.
+    """Load ``source`` (a built-in name or a data file) split into train / validation / test, normalised, once
+    per process.
 
-    ``validation``: ``holdout`` (the last ``val_size`` training images), ``stratified`` (a seeded,
-    class-balanced ``val_size`` sample of the training set) or ``test`` (the test set, as the blog
-    did: selection and scoring on the same images). ``subset`` keeps a seeded sample of that many
-    training images and a proportional share of validation and test images (smoke runs, tests).
+    ``validation``: ``holdout`` (the last ``val_size`` training examples), ``stratified`` (a seeded,
+    class-balanced ``val_size`` sample of the training set) or ``test`` (the test set, as the blog did:
+    selection and scoring on the same images); a data file's own ``x_val``/``y_val`` win. ``val_size`` below 1 is
+    a fraction of the training part. ``subset`` keeps a seeded sample of that many training examples and a
+    proportional share of validation and test examples (smoke runs, tests).
     """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r} (allowed: {', '.join(DATASETS)})")
     if validation not in VALIDATIONS:
         raise DataError(f"unknown validation {validation!r} (allowed: {', '.join(VALIDATIONS)})")
-    raw = load_raw(name)
+    raw = raw_data(source)
     (x_tr, y_tr), (x_val, y_val) = _split_validation(raw, validation, val_size, seed)
     x_te, y_te = raw.arrays["x_test"], raw.arrays["y_test"]
     if subset is not None:
@@ -262,13 +300,13 @@ def load_dataset(
         x_tr, y_tr = _sample(x_tr, y_tr, subset, seed)
         x_val, y_val = _sample(x_val, y_val, max(1, round(share * len(y_val))), seed + 1)
         x_te, y_te = _sample(x_te, y_te, max(1, round(share * len(y_te))), seed + 2)
-    if validation == "test":
+    if validation == "test" and "x_val" not in raw.arrays:
         x_val, y_val = x_te, y_te
-    info = DATASETS[name]
     return Dataset(
-        name=name, class_names=info.class_names,
-        x_train=to_model_input(x_tr), y_train=y_tr.astype(np.int64),
-        x_val=to_model_input(x_val), y_val=y_val.astype(np.int64),
-        x_test=to_model_input(x_te), y_test=y_te.astype(np.int64),
-        validation=validation, source=raw.source, md5=raw.md5,
+        name=source.name if isinstance(source, Path) else source, class_names=raw.class_names,
+        x_train=model_inputs(x_tr), y_train=y_tr.astype(np.int64),
+        x_val=model_inputs(x_val), y_val=y_val.astype(np.int64),
+        x_test=model_inputs(x_te), y_test=y_te.astype(np.int64),
+        validation="given" if "x_val" in raw.arrays else validation, source=raw.source, md5=raw.md5,
+        input_scale=1 / 255 if raw.arrays["x_train"].dtype == np.uint8 else None,
     )

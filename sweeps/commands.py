@@ -78,14 +78,14 @@ def trains_here(args: argparse.Namespace) -> bool:
 def _check_builder(space: Space, console) -> None:
     """A builder of the user's is built once, before anything is written or trained (the built-in families are
     checked by the space file's rules)."""
-    from experiments.data import DATASETS, input_shape
+    from experiments.data import input_shape, raw_data
     from experiments.settings import is_built_in
 
     if is_built_in(space.spec.model):
         return
     from sweeps.search.model_check import check_model  # TensorFlow: for a builder of the user's only
 
-    model = check_model(space, input_shape(space.spec.dataset), len(DATASETS[space.spec.dataset].class_names))
+    model = check_model(space, input_shape(space.data), len(raw_data(space.data).class_names))
     console.print(f"model {space.spec.model}: builds, {model.count_params():,} parameters")
 
 
@@ -146,6 +146,10 @@ def check(args: argparse.Namespace, root: Path, console) -> None:
     from sweeps.store.storage import default_storage
 
     space = load_space(args.space, args.spaces_dir)
+    if not isinstance(space.data, str):  # a data file of the user's: read and verified here too
+        from experiments.data import raw_data
+
+        raw_data(space.data)
     _check_builder(space, console)
     console.print(f"{space.path}: ok")
     if args.storage is None and not Path(default_storage(root)).is_file():

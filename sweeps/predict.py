@@ -10,7 +10,7 @@ from optuna.storages import BaseStorage
 from PIL import Image, ImageOps
 from rich.console import Console
 
-from experiments.data import DATASETS, load_raw, to_model_input
+from experiments.data import input_shape, model_inputs, raw_data, to_model_input
 from sweeps.errors import UsageError
 from sweeps.search.study import existing_study
 from sweeps.store.registry import best_run, load_checkpoint
@@ -18,23 +18,26 @@ from sweeps.store.registry import best_run, load_checkpoint
 
 def predict(name: str, storage: BaseStorage, url: str, tracking: str, cache_dir: Path, console: Console,
             image: Path | None = None, test_index: int | None = None) -> list[tuple[str, float]]:
-    """Print the top-3 classes of an image file, or of test image ``test_index``, by the study's best model."""
+    """Print the top-3 classes of an image file (28x28 grey image data), or of test example ``test_index``, by the
+    study's best model."""
     study, space, tracker = existing_study(name, storage, url, tracking)
     run = best_run(study, tracker)
     if run is None:
         raise UsageError(f"study {name!r} has no completed trial yet")
-    class_names = DATASETS[space.spec.dataset].class_names
+    raw = raw_data(space.data)
+    class_names = raw.class_names
     if image is not None:
+        if input_shape(space.data) != (28, 28, 1):
+            raise UsageError(f"IMAGE={image}: {space.data_label} is not of 28×28 grey images; use FROM_TEST=N")
         try:
             pixels, label = prepare_image(image), None
         except (OSError, ValueError) as exc:
             raise UsageError(f"IMAGE={image}: not a readable PNG/JPG image ({exc})") from None
     else:
         test_index = test_index or 0
-        raw = load_raw(space.spec.dataset)
         if not 0 <= test_index < len(raw.arrays["y_test"]):
             raise UsageError(f"--from-test {test_index}: expected 0…{len(raw.arrays['y_test']) - 1}")
-        pixels = to_model_input(raw.arrays["x_test"][test_index])
+        pixels = model_inputs(raw.arrays["x_test"][test_index:test_index + 1])[0]
         label = class_names[raw.arrays["y_test"][test_index]]
     ranked = top_k(load_checkpoint(tracker, run.run_id, cache_dir), pixels, class_names)
     console.print(f"best model of {name}: trial {run.trial}, seed {run.seed} (MLflow run {run.run_id})")

@@ -61,7 +61,7 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
         raise UsageError(f"study {name!r}: trial {best.number} has no logged best epoch to refit for")
     model_params, settings = trial_config(space, best.params, best.user_attrs)
     settings, subset = quick_settings(study, settings)
-    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, subset)
+    data = load_dataset(space.data, spec.validation, spec.val_size, spec.sweep.seed, subset)
     console.print(f"refit of {name} trial {best.number}: {len(data.y_train) + len(data.y_val):,} training + validation "
                   f"images, seeds {sorted(epochs)}, each for its selected run's best epoch count")
     rows = []
@@ -92,7 +92,7 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
     first = frame.iloc[0]
     version = register_model(tracker, name, keras.models.load_model(first["checkpoint"]), first["run_id"], "model",
                              {MODEL_TRIAL: best.number, MODEL_SEED: first["seed"], MODEL_SOURCE_RUN: first["run_id"],
-                              MODEL_REFIT: "true"})
+                              MODEL_REFIT: "true"}, data.input_scale)
     console.print(f"refit: test accuracy {spread(frame['refit test accuracy'].tolist())} vs "
                   f"{spread(frame['selected test accuracy'].tolist())} selected; registered models:/{name}/{version} "
                   f"(tagged refit)")

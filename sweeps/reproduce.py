@@ -31,7 +31,7 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
     if INITIAL_EPOCH in trial.user_attrs:
         console.print(f"trial {trial_number} continued an earlier trial's weights from epoch {trial.user_attrs[INITIAL_EPOCH]} "
                       f"(a Hyperband promotion); trained again from scratch over all its {settings.epochs} epochs")
-    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, subset)
+    data = load_dataset(space.data, spec.validation, spec.val_size, spec.sweep.seed, subset)
     tf.config.experimental.enable_op_determinism()  # two reproductions of a trial give the same numbers
     rows: list[dict[str, Any]] = []
     for seed in range(spec.sweep.seed, spec.sweep.seed + spec.sweep.repeats):

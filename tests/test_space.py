@@ -97,7 +97,7 @@ def test_a_training_setting_can_be_a_param():
     ("- a\n- b\n", "top level must be a mapping"),
     (BASE + "colour: blue\n", "unknown key 'colour' (allowed: name, description, dataset"),
     ("model: cnn\n", "dataset: required field is missing"),
-    (BASE.replace("fashion_mnist", "cifar10"), "dataset: Input should be 'fashion_mnist' or 'mnist'"),
+    (BASE.replace("fashion_mnist", "cifar10"), "dataset: 'cifar10': expected fashion_mnist, mnist or {path: FILE}"),
     (BASE.replace("model: cnn", "model: resnet"), "model: 'resnet': expected mlp, cnn or module:function naming your builder"),
     (BASE + "validation: peek\n", "validation: Input should be 'holdout', 'stratified' or 'test'"),
     (BASE.replace("low: 0.0, high: 0.5", "low: 0.5, high: 0.1"), "params.dropout: low (0.5) must be <= high (0.1)"),

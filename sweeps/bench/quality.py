@@ -137,7 +137,7 @@ def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs:
     (MLflow logging, checkpointing, pruning callback and all)."""
     fixed = _fixed(space, params, epochs)
     spec = fixed.spec
-    data = load_dataset(spec.dataset, spec.validation, spec.val_size, spec.sweep.seed, subset)
+    data = load_dataset(fixed.data, spec.validation, spec.val_size, spec.sweep.seed, subset)
     plain = _plain_epoch_times(fixed, {}, data, epochs)
     _sweep(fixed, root / "overhead", SweepOptions(trials=1, subset=subset), console)
     tracker = Tracker(tracking_uri(root / "overhead"), fixed.name, create=False)

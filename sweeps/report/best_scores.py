@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from experiments.data import DATASETS, load_raw, to_model_input
+from experiments.data import DataSource, model_inputs, raw_data
 from experiments.evaluate import PERTURBATIONS, TestScores, robustness, score
 from sweeps.store.registry import BestRun, best_run, load_checkpoint
 from sweeps.store.tracking import Tracker
@@ -22,9 +22,14 @@ class BestModelScores:
 
     run: BestRun
     scores: TestScores
-    robustness: pd.DataFrame
+    robustness: pd.DataFrame  # empty unless the inputs are 28x28 grey images
     x_test: np.ndarray
-    case: np.ndarray  # class probabilities of the seed's case: test image CASE rotated 20° and shifted 3 px
+    case: np.ndarray | None  # class probabilities of the seed's case: test image CASE rotated 20° and shifted 3 px
+
+    @property
+    def pictures(self) -> bool:
+        """Whether the inputs are images to show (height, width, channels)."""
+        return self.x_test.ndim == 4
 
 
 CASE = 0  # the test image of the seed's case (Fashion-MNIST: an ankle boot; MNIST: a 7)
@@ -36,25 +41,30 @@ def case_image(x_test: np.ndarray) -> np.ndarray:
     return PERTURBATIONS[CASE_MOVE](x_test[CASE:CASE + 1])[0]
 
 
-def evaluate_best(study: optuna.Study, tracker: Tracker, dataset: str, cache_dir: Path) -> BestModelScores | None:
-    """Load the best checkpoint and score it on all test images: confusion, mistakes, robustness."""
+MOVABLE = (28, 28, 1)  # the seed note's moves (rotations, shifts) are about 28x28 grey images
+
+
+def evaluate_best(study: optuna.Study, tracker: Tracker, data: DataSource, cache_dir: Path) -> BestModelScores | None:
+    """Load the best checkpoint and score it on all test examples: confusion, mistakes, and for 28x28 grey images
+    robustness to rotations and shifts."""
     run = best_run(study, tracker)
     if run is None:
         return None
-    raw = load_raw(dataset)
-    x = to_model_input(raw.arrays["x_test"])
-    y = raw.arrays["y_test"].astype(np.int64)
+    raw = raw_data(data)
+    x, y = model_inputs(raw.arrays["x_test"]), raw.arrays["y_test"].astype(np.int64)
+    movable = x.shape[1:] == MOVABLE
     saved = cache_dir / run.run_id / "test_scores.npz"  # a checkpoint never changes: score it once
     cached = np.load(saved) if saved.is_file() else None
-    if cached is not None and "case" in cached:
+    if cached is not None and ("case" in cached or not movable):
         with cached as f:
-            probabilities, case = f["probabilities"], f["case"]
+            probabilities, case = f["probabilities"], f["case"] if movable else None
             rob = pd.DataFrame({"perturbation": f["perturbation"], "accuracy": f["accuracy"]})
     else:  # not scored yet (or scored before the seed's case was kept)
         model = load_checkpoint(tracker, run.run_id, cache_dir)
-        probabilities, rob = score(model, x, y, ()).probabilities, robustness(model, x, y)
-        case = model.predict(case_image(x)[np.newaxis], verbose=0)[0]
+        probabilities = score(model, x, y, ()).probabilities
+        rob = robustness(model, x, y) if movable else pd.DataFrame({"perturbation": [], "accuracy": []})
+        case = model.predict(case_image(x)[np.newaxis], verbose=0)[0] if movable else None
         np.savez(saved, probabilities=probabilities, perturbation=rob["perturbation"].to_numpy(str),
-                 accuracy=rob["accuracy"].to_numpy(), case=case)
-    scores = TestScores(y_true=y, probabilities=probabilities, class_names=DATASETS[dataset].class_names)
+                 accuracy=rob["accuracy"].to_numpy(), **({"case": case} if case is not None else {}))
+    scores = TestScores(y_true=y, probabilities=probabilities, class_names=raw.class_names)
     return BestModelScores(run=run, scores=scores, robustness=rob, x_test=x, case=case)

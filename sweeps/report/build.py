@@ -77,24 +77,26 @@ def _seeds(results: list[StudyResults]) -> str:
     return f"<h2>Seeds: is the best better, or within the noise?</h2>{sections}" if sections else ""
 
 
-def seed_case(results: list[StudyResults]) -> str:
-    """The seed note's case for CNNs: one test image rotated 20° and shifted 3 px, read by each space's best model."""
-    parts = []
-    for dataset in sorted({r.space.spec.dataset for r in results if r.best_model is not None}):
-        scored = [r for r in results if r.best_model is not None and r.space.spec.dataset == dataset]
-        first = scored[0].best_model
-        assert first is not None
-        names = first.scores.class_names
-        truth = names[int(first.scores.y_true[CASE])]
-        rows = pd.DataFrame([{
-            "space": f'<a href="{esc(r.name)}.html">{esc(r.name)}</a>', "model": r.space.spec.model,
+def _case_row(r: StudyResults, case: np.ndarray, names: tuple[str, ...], truth: int) -> dict[str, str]:
+    """How one space's best model read the moved case image."""
+    return {"space": f'<a href="{esc(r.name)}.html">{esc(r.name)}</a>', "model": r.space.spec.model,
             "selected on": r.metric,
-            "top 3 classes": " · ".join(f"{names[i]} {r.best_model.case[i]:.0%}"
-                                        for i in np.argsort(-r.best_model.case)[:3]),
-            "read right": "yes" if int(np.argmax(r.best_model.case)) == int(first.scores.y_true[CASE]) else "NO",
-        } for r in scored if r.best_model is not None])
+            "top 3 classes": " · ".join(f"{names[i]} {case[i]:.0%}" for i in np.argsort(-case)[:3]),
+            "read right": "yes" if int(np.argmax(case)) == truth else "NO"}
+
+
+def seed_case(results: list[StudyResults]) -> str:
+    """The seed note's case for CNNs: one test image rotated 20° and shifted 3 px, read by each space's best model
+    (28x28 grey images only)."""
+    parts = []
+    moved = {r.name: (r, r.best_model) for r in results if r.best_model is not None and r.best_model.case is not None}
+    for dataset in sorted({r.space.data_label for r, _ in moved.values()}):
+        scored = [(r, best) for r, best in moved.values() if r.space.data_label == dataset]
+        first = scored[0][1]
+        names, truth = first.scores.class_names, int(first.scores.y_true[CASE])
+        rows = pd.DataFrame([_case_row(r, best.case, names, truth) for r, best in scored if best.case is not None])
         figure = model_figures.case(first.x_test[CASE], case_image(first.x_test), CASE_MOVE)
-        parts.append(f"<h3>{esc(dataset)}: test image {CASE} ({esc(truth)}) {CASE_MOVE}</h3>"
+        parts.append(f"<h3>{esc(dataset)}: test image {CASE} ({esc(names[truth])}) {CASE_MOVE}</h3>"
                      f"{image(figure, 'the moved test image')}{table(rows, sortable=False, escape=False)}")
     if not parts:
         return ""
@@ -110,7 +112,7 @@ def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, c
     for r in results:
         write_file(reports_dir / r.name / "trials.csv", r.trials.to_csv(index=False))
         write_file(reports_dir / f"{r.name}.html", page(r.name, space_page(r)))
-    scored = {r.name: r.best_model for r in results if r.best_model is not None}
+    scored = {r.name: r.best_model for r in results if r.best_model is not None and not r.best_model.robustness.empty}
     body = render("summary.html", built=time.strftime("%Y-%m-%d %H:%M"), overview=fragment(_overview(results)),
                   seeds=fragment(_seeds(results)), robustness=fragment(robustness_comparison(scored)),
                   seed_case=fragment(seed_case(results)), bench=fragment(bench_section(reports_dir / "bench.json")),

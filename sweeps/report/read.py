@@ -107,7 +107,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
         from sweeps.report.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
 
         try:
-            result.best_model = evaluate_best(study, tracker, space.spec.dataset, cache_dir)
+            result.best_model = evaluate_best(study, tracker, space.data, cache_dir)
         except MissingCheckpoint as exc:  # the rest of the page is still worth having
             print(f"note: report of {name}: no best-model section: {exc}", file=sys.stderr)
     return result

@@ -30,8 +30,10 @@ def run_link(result: StudyResults, run_id: object) -> str:
 
 def honesty(result: StudyResults) -> str:
     spec = result.space.spec
-    selected = {"holdout": f"the last {spec.val_size:,} training images (held out of training)",
-                "stratified": f"a seeded, class-balanced {spec.val_size:,} of the training images (held out)",
+    size = f"{spec.val_size:.0%} of the" if spec.val_size < 1 else f"{int(spec.val_size):,}"
+    what = "images" if isinstance(spec.dataset, str) else f"examples of {spec.dataset.path} (or its own x_val, if any)"
+    selected = {"holdout": f"the last {size} training {what} (held out of training)",
+                "stratified": f"a seeded, class-balanced {size} training {what} (held out)",
                 "test": "the test set"}[spec.validation]
     parts = [f"<p>Selection (EarlyStopping, ModelCheckpoint, pruning, the objective) used {selected}; "
              f"scoring used the test set, once per trial, on its restored best checkpoint. "
@@ -211,16 +213,19 @@ def best_model(scores: BestModelScores | None) -> str:
     if scores is None:
         return ""
     s = scores.scores
-    rob = scores.robustness.assign(accuracy=scores.robustness["accuracy"].round(4))
     mistakes = s.mistakes()
+    shown = (image(model_figures.mistakes(scores.x_test, mistakes), 'misclassified test images') if scores.pictures
+             else table(mistakes))
+    robust = "" if scores.robustness.empty else (
+        "<h4>Robustness: rotated and shifted test images</h4>"
+        f"{table(scores.robustness.assign(accuracy=scores.robustness['accuracy'].round(4)), sortable=False)}")
     return f"""<h3>Best model on the test set</h3>
 <p>Trial {scores.run.trial}, seed {scores.run.seed}, restored best checkpoint: accuracy {s.accuracy:.4f} on all
-{len(s.y_true):,} test images.</p>
+{len(s.y_true):,} test examples.</p>
 <h4>Confusion matrix</h4>{image(model_figures.confusion(s.confusion()), 'confusion matrix')}
 <h4>Accuracy per class</h4>{image(model_figures.per_class(s.per_class_accuracy()), 'per-class accuracy')}
 {table(s.per_class_accuracy().round(4).rename_axis('class').reset_index(name='accuracy'))}
-<h4>The {len(mistakes)} most confident mistakes</h4>{image(model_figures.mistakes(scores.x_test, mistakes), 'misclassified test images')}
-<h4>Robustness: rotated and shifted test images</h4>{table(rob, sortable=False)}"""
+<h4>The {len(mistakes)} most confident mistakes</h4>{shown}{robust}"""
 
 
 def space_page(result: StudyResults) -> str:

@@ -226,6 +226,13 @@ class SweepSettings(Section):
 EXAM_BAR = {"test_accuracy": Bound(min=0.89), "test_loss": Bound(max=0.33)}
 
 
+class DataFile(Section):
+    """A data file of the user's, by its path (relative to the project folder): an .npz of x_train, y_train,
+    x_test, y_test (x_val, y_val optional)."""
+
+    path: str = Field(min_length=1)
+
+
 class SpaceFile(Section):
     """A whole search-space file."""
 
@@ -242,9 +249,9 @@ class SpaceFile(Section):
 
     name: str | None = None
     description: str = ""
-    dataset: Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+    dataset: str | DataFile  # a built-in dataset's name, or {path: FILE}
     validation: Literal[VALIDATIONS] = "holdout"  # type: ignore[valid-type]
-    val_size: int = Field(10000, ge=1, le=50000)
+    val_size: float = Field(10000, gt=0, le=1_000_000)  # a count, or a fraction (< 1) of the training part
     model: str  # a built-in family, or module:function naming the user's builder
     fixed: dict[str, Scalar] = Field(default_factory=dict)
     train: TrainValues = TrainValues()
@@ -252,6 +259,20 @@ class SpaceFile(Section):
     objective: Objective = Objective()
     target: dict[Literal[TARGET_METRICS], Bound] = Field(default_factory=lambda: dict(EXAM_BAR))  # type: ignore[valid-type]
     sweep: SweepSettings = SweepSettings()
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, dataset: Any) -> Any:
+        if isinstance(dataset, str) and dataset not in DATASETS:
+            raise ValueError(f"{dataset!r}: expected {', '.join(DATASETS)} or {{path: FILE}} naming your data file")
+        return dataset
+
+    @field_validator("val_size")
+    @classmethod
+    def _val_size(cls, val_size: float) -> float:
+        if val_size >= 1 and val_size != int(val_size):
+            raise ValueError(f"{val_size}: expected a count (a whole number) or a fraction below 1")
+        return int(val_size) if val_size >= 1 else val_size
 
     @field_validator("model")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from experiments.data import DataSource
 from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, is_built_in, layer_name
 from sweeps.errors import SpaceError, one_line
 from sweeps.search.schema import FAMILY_KEYS, CategoricalParam, FloatParam, ModelValues, Param, SpaceFile, TrainValues
@@ -42,6 +43,17 @@ class Space:
     @property
     def name(self) -> str:
         return self.spec.name or self.path.stem
+
+    @property
+    def data(self) -> DataSource:
+        """What ``experiments.data`` loads: a built-in dataset's name, or the path of the user's data file."""
+        dataset = self.spec.dataset
+        return dataset if isinstance(dataset, str) else Path(dataset.path)
+
+    @property
+    def data_label(self) -> str:
+        """The data as the report names it."""
+        return str(self.data)
 
     def suggest(self, trial: Suggester) -> dict[str, Any]:
         """Ask ``trial`` for every param; per-layer params up to the sampled depth only."""

@@ -19,7 +19,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from rich.console import Console
 
-from experiments.data import load_raw
+from experiments.data import raw_data
 from experiments.settings import TrainSettings
 from sweeps.errors import SpaceError, UsageError
 from sweeps.search.samplers import make_pruner, make_sampler
@@ -96,7 +96,7 @@ def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console
     anything is written anywhere. TensorFlow-free: the supervisor of worker processes opens its sweep here too.
     """
     make_sampler(space), make_pruner(space)
-    load_raw(space.spec.dataset)
+    raw_data(space.data)
     url = options.storage or default_storage(root)
     storage = open_storage(url)
     tracking = tracking_uri(root)

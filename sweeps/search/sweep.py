@@ -21,7 +21,7 @@ from sweeps.search.space import Space
 from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.search.trial import TrainRepeat, TrialContext, run_trial
 from sweeps.search.worker import WorkerSpec
-from sweeps.store.keys import DATA_MD5, GIT_COMMIT, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
+from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
 from sweeps.store.recovery import DeadWorkerRecovery, close_orphan_runs, fail_dead_trials
 from sweeps.store.registry import register_best
 from sweeps.store.tracking import closing_run
@@ -64,9 +64,10 @@ def run_worker(spec: WorkerSpec, console: Console) -> bool:
 
 def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Extensions) -> bool:
     """Continue the study of ``spec`` in this process (see :func:`run_worker`)."""
-    data = load_dataset(space.spec.dataset, space.spec.validation, space.spec.val_size, space.spec.sweep.seed,
+    data = load_dataset(space.data, space.spec.validation, space.spec.val_size, space.spec.sweep.seed,
                         spec.options.train_subset)
     sweep = open_sweep(space, spec.root_path, spec.options, console, spec.worker_index)
+    sweep.study.set_user_attr(INPUT_SCALE, data.input_scale)  # what the registered model must do to raw inputs
     after_trial = extensions.instrument(sweep)
     _recover(sweep, console)
     timeout = spec.budget_s(space)

@@ -23,6 +23,7 @@ SPACE_YAML = "space_yaml"  # the file's text, so a report can be built without t
 SPACE_SHA = "space_sha"
 QUICK_STUDY = "quick"  # True for a smoke-run study
 ENGINE = "engine"  # optuna | kerastuner
+INPUT_SCALE = "input_scale"  # what the data's raw inputs are multiplied by before the model (None: as they are)
 
 
 def engine_of(study: str, attrs: dict) -> str:

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from sweeps.errors import MissingCheckpoint, one_line
 from sweeps.store.keys import (
+    INPUT_SCALE,
     KIND,
     MODEL_REFIT,
     MODEL_SEED,
@@ -90,6 +91,12 @@ def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Mod
         raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be loaded ({one_line(exc)})") from None
 
 
+def input_scale(study: optuna.Study) -> float | None:
+    """What the study's raw inputs were multiplied by before the model (studies from before it was recorded: 0-255
+    pixels)."""
+    return study.user_attrs.get(INPUT_SCALE, 1 / 255)
+
+
 def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_dir: Path) -> str | None:
     """Log the best model (MLflow Keras flavour) in the sweep run and register it under the study's name.
 
@@ -104,23 +111,25 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
         return None
     model = load_checkpoint(tracker, best.run_id, cache_dir)
     tags = {MODEL_TRIAL: best.trial, MODEL_SEED: best.seed, MODEL_SOURCE_RUN: best.run_id, MODEL_VALUE: best.value}
-    version = register_model(tracker, name, model, sweep_run, "best_model", tags)
+    version = register_model(tracker, name, model, sweep_run, "best_model", tags, input_scale(study))
     kept = keep_first_version(tracker.client, name, best.trial, version)
     return f"models:/{name}/{kept}"
 
 
 def register_model(tracker: Tracker, name: str, model: keras.Model, run_id: str, folder: str,
-                   tags: dict[str, object]) -> int:
+                   tags: dict[str, object], input_scale: float | None) -> int:
     """Log ``model`` (MLflow Keras flavour, with its signature and pinned requirements) under ``folder`` of run
     ``run_id`` and register it as a new version of model ``name``; return the version number.
 
-    The registered model takes raw 0-255 pixels: a ``Rescaling`` layer in front of the trained one does what
-    the training data loader did, so a user feeds images as they are.
+    The registered model takes the data as it is stored: for 0-255 pixels (``input_scale`` 1/255) a
+    ``Rescaling`` layer in front of the trained one does what the training data loader did, so a user feeds
+    images as they are.
     """
     requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
-    model = keras.Sequential([keras.Input(model.input_shape[1:]), keras.layers.Rescaling(1 / 255), model],
-                             name=f"{model.name}_raw_pixels")
-    example = np.full((1, *model.input_shape[1:]), 255, dtype=np.float32)
+    if input_scale is not None:
+        model = keras.Sequential([keras.Input(model.input_shape[1:]), keras.layers.Rescaling(input_scale), model],
+                                 name=f"{model.name}_raw_inputs")
+    example = np.full((1, *model.input_shape[1:]), 1 / (input_scale or 1), dtype=np.float32)
     signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
     with tempfile.TemporaryDirectory() as tmp:  # the client API: no process-wide active run or tracking URI
         mlflow.keras.save_model(model, str(Path(tmp) / folder), signature=signature, pip_requirements=requirements)

@@ -1,0 +1,103 @@
+"""A user's own data: ``dataset: {path: FILE.npz}`` with x_train, y_train, x_test, y_test (x_val, y_val optional),
+integer or string labels; mistakes in the file are one line before anything is written; a quick sweep of
+scikit-learn's digits (data no one here wrote) with a builder of the user's runs end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.data import load_dataset
+from experiments.errors import DataError
+from sweeps.cli import main
+
+SPACE = """\
+dataset: {{path: {path}}}
+model: digits_models:small
+val_size: 0.2
+train: {{epochs: 2, batch_size: 64}}
+params:
+  width: {{type: int, low: 8, high: 32}}
+sweep: {{sampler: {{name: random}}, pruner: {{name: none}}}}
+"""
+
+BUILDER = """\
+import keras
+
+
+def small(params, input_shape, num_classes):
+    return keras.Sequential([
+        keras.Input(input_shape),
+        keras.layers.Conv2D(params["width"], 3, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(num_classes, activation="softmax"),
+    ])
+"""
+
+
+def digits_npz(path: Path, labels: str = "int") -> Path:
+    """scikit-learn's 8x8 digits as an .npz: 1,437 training and 360 test images."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x = (x.reshape(-1, 8, 8, 1) / 16).astype(np.float32)
+    if labels == "str":
+        y = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])[y]
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def test_labels_become_class_indices_with_their_names_and_val_size_may_be_a_fraction(tmp_path):
+    data = load_dataset(digits_npz(tmp_path / "digits.npz", labels="str"), "stratified", 0.25, 0)
+    assert data.class_names == ("eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero")
+    assert data.input_shape == (8, 8, 1) and data.num_classes == 10 and data.input_scale is None
+    assert len(data.y_val) == round(0.25 * 1437) and len(data.y_train) + len(data.y_val) == 1437
+    assert set(np.unique(data.y_test)) == set(range(10)) and data.md5 and data.name == "digits.npz"
+
+
+@pytest.mark.parametrize("arrays, said", [
+    ({"x_train": np.zeros((4, 2))}, "missing y_train, x_test, y_test"),
+    ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(4), "x_test": np.zeros((2, 2)), "y_test": np.zeros(2)},
+     "y_train has one class only"),
+    ({"x_train": np.zeros((4, 2)), "y_train": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 2)),
+      "y_test": np.array([1, 2])}, "y_test has labels not in y_train: 2"),
+    ({"x_train": np.full((4, 2), np.nan), "y_train": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 2)),
+      "y_test": np.array([1, 0])}, "x_train has NaN or infinite values"),
+    ({"x_train": np.zeros((4, 2)), "y_train": np.array([0, 1, 0]), "x_test": np.zeros((2, 2)),
+      "y_test": np.array([1, 0])}, "y_train must be one label per row of x_train"),
+])
+def test_a_bad_npz_is_one_clear_error(tmp_path, arrays, said):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=said):
+        load_dataset(tmp_path / "bad.npz")
+
+
+def test_a_missing_or_unreadable_data_file_is_one_line_before_anything_is_written(project: Path, capsys):
+    (project / "digits_models.py").write_text(BUILDER)
+    (project / "search_spaces" / "digits.yaml").write_text(SPACE.format(path="nowhere.npz"))
+    assert main(["run", "digits", "--quick"]) == 2
+    assert capsys.readouterr().err.strip() == "error: nowhere.npz: file not found"
+    (project / "broken.npz").write_text("not a zip")
+    (project / "search_spaces" / "digits.yaml").write_text(SPACE.format(path="broken.npz"))
+    assert main(["check", "digits"]) == 2
+    assert "broken.npz: not a readable .npz of arrays" in capsys.readouterr().err
+    assert not (project / "optuna.journal").exists() and not (project / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_quick_sweep_of_digits_with_the_users_builder_end_to_end(project: Path, capsys):
+    digits_npz(project / "digits.npz")
+    (project / "digits_models.py").write_text(BUILDER)
+    (project / "search_spaces" / "digits.yaml").write_text(SPACE.format(path="digits.npz"))
+    assert main(["check", "digits"]) == 0
+    assert main(["run", "digits", "--quick"]) == 0
+    assert main(["status", "digits", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "data digits.npz from digits.npz: train 1150, validation 287" in out and "consistent" in out
+    page = (project / "reports" / "digits-quick.html").read_text()
+    assert "Confusion matrix" in page and "Robustness: rotated" not in page  # 8x8 digits are not moved
+    assert main(["predict", "digits", "--quick", "--from-test", "3"]) == 0
