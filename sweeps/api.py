@@ -66,7 +66,7 @@ def best(space: str, *, root: str | Path = ".", quick: bool = False, engine: str
 
 def report(*, root: str | Path = ".") -> Path:
     """Rebuild ``root``/reports from the project's stores; the summary page's path."""
-    from sweeps.report.build import build_report
+    from sweeps.reporting.build import build_report
     from sweeps.store.storage import default_storage, open_storage
     from sweeps.store.tracking import tracking_uri
 

@@ -48,7 +48,7 @@ def _study_name(args: argparse.Namespace) -> str:
 
 def report(args: argparse.Namespace, root: Path, console) -> None:
     """Rebuild reports/ from the stores."""
-    from sweeps.report.build import build_report
+    from sweeps.reporting.build import build_report
 
     _, storage, tracking = _stores(args, root)
     path = build_report(storage, tracking, root / "reports", root / ".sweeps" / "cache")
@@ -91,7 +91,7 @@ def _check_builder(space: Space, console) -> None:
 
 def run(args: argparse.Namespace, root: Path, console) -> int:
     """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
-    from sweeps.report.output import check_writable
+    from sweeps.reporting.output import check_writable
     from sweeps.search.launch import start_sweep
     from sweeps.search.space import load_space
 
@@ -161,8 +161,8 @@ def _print_hints(args: argparse.Namespace, root: Path, space: str, console) -> N
     """The hints of each engine's study of ``space`` to change its file."""
     import optuna
 
-    from sweeps.report.hints import hints
-    from sweeps.report.read import collect_study
+    from sweeps.reporting.hints import hints
+    from sweeps.reporting.read import collect_study
 
     _, storage, tracking = _stores(args, root)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from sweeps.bench.scale import growth, run_bench_scale, save_scale
-from sweeps.report.scale_page import scale_section, verdicts
+from sweeps.reporting.scale_page import scale_section, verdicts
 
 
 def row(trials: int, sampler: float, mlflow: float, status: float, report: float, **extra) -> dict:

@@ -63,3 +63,10 @@ def test_a_new_project_sweeps_with_the_installed_command_and_the_python_api(empt
     assert best is not None and best.study == "example-quick" and 0 < best.value <= 1
     assert set(best.params) == {"width", "dropout", "learning_rate"} and best.test_accuracy is not None
     assert sweeps.report().name == "summary.html" and (empty / "reports" / "example-quick.html").is_file()
+
+
+def test_the_python_api_is_callable_whatever_was_imported_before():
+    import sweeps
+    import sweeps.reporting.build  # a sub-package named like an API function would shadow it
+
+    assert callable(sweeps.run) and callable(sweeps.report) and callable(sweeps.best)

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from sweeps.report.bench_page import bench_section
+from sweeps.reporting.bench_page import bench_section
 
 
 def sweep_row(trials: int, pruned: int, epochs: int, best_val: float | None, std: float = 0.0, seeds: int = 1,

@@ -8,10 +8,10 @@ import textwrap
 import pandas as pd
 import pytest
 
-from sweeps.report.build import overview
-from sweeps.report.results import REPEAT_COLUMNS, StudyResults, trials_table
-from sweeps.report.significance import seeds_section, seeds_table
-from sweeps.report.space_page import leaderboard, space_page
+from sweeps.reporting.build import overview
+from sweeps.reporting.results import REPEAT_COLUMNS, StudyResults, trials_table
+from sweeps.reporting.significance import seeds_section, seeds_table
+from sweeps.reporting.space_page import leaderboard, space_page
 from sweeps.search.space import load_space, parse_space
 from sweeps.store.keys import ENGINE, QUICK_STUDY, SPACE
 
@@ -183,7 +183,7 @@ def test_one_seed_configs_get_no_verdict_and_no_min_max():
 def test_a_big_study_lists_its_best_trials_and_draws_many_points_as_png():
     import matplotlib.pyplot as plt
 
-    from sweeps.report import figures
+    from sweeps.reporting import figures
 
     page = space_page(snapshot())
     assert "Every\ntrial as CSV" in page or "Every trial as CSV" in page

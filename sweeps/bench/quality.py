@@ -26,10 +26,10 @@ from experiments.data import load_dataset
 from experiments.models import build_model
 from experiments.train import compile_model
 from sweeps.bench.measure import machine, peak_rss_per_trial, sweep_command
-from sweeps.report.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
-from sweeps.report.output import write_file
-from sweeps.report.read import collect
-from sweeps.report.results import meets_target
+from sweeps.reporting.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
+from sweeps.reporting.output import write_file
+from sweeps.reporting.read import collect
+from sweeps.reporting.results import meets_target
 from sweeps.search.launch import start_sweep
 from sweeps.search.schema import Pruner, Sampler
 from sweeps.search.space import TRAIN_KEYS, Space, parse_space

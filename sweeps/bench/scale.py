@@ -30,7 +30,7 @@ from rich.table import Table
 from sweeps.bench.local_servers import MlflowServer, local_postgres
 from sweeps.bench.measure import machine, peak_rss_per_trial, sweep_command
 from sweeps.errors import BenchFailed
-from sweeps.report.output import write_file
+from sweeps.reporting.output import write_file
 from sweeps.store.storage import child_env
 from sweeps.store.tracking import tracking_uri
 

@@ -1,6 +1,6 @@
 """Where the report goes: each file written whole or not at all, and a check before any training that it can be.
 
-Kept apart from sweeps.report.build so that ``sweep run`` checks the reports folder without importing TensorFlow.
+Kept apart from sweeps.reporting.build so that ``sweep run`` checks the reports folder without importing TensorFlow.
 """
 
 from __future__ import annotations

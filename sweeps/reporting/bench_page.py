@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeps.report.html import esc, table, verdict
+from sweeps.reporting.html import esc, table, verdict
 
 OVERHEAD_TARGET = 1.05  # framework s/epoch over plain Keras s/epoch
 EPOCHS_SAVED_TARGET = 0.40  # pruning: at least this share of epochs saved ...

@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 from optuna.storages import BaseStorage
 
-from sweeps.report import model_figures
-from sweeps.report.bench_page import bench_section
-from sweeps.report.best_scores import CASE, CASE_MOVE, BestModelScores, case_image
-from sweeps.report.html import ci, esc, fragment, image, page, render, table, verdict
-from sweeps.report.output import write_file
-from sweeps.report.read import collect
-from sweeps.report.results import StudyResults, meets_target, target_text
-from sweeps.report.scale_page import scale_section
-from sweeps.report.significance import seeds_section
-from sweeps.report.space_page import space_page
+from sweeps.reporting import model_figures
+from sweeps.reporting.bench_page import bench_section
+from sweeps.reporting.best_scores import CASE, CASE_MOVE, BestModelScores, case_image
+from sweeps.reporting.html import ci, esc, fragment, image, page, render, table, verdict
+from sweeps.reporting.output import write_file
+from sweeps.reporting.read import collect
+from sweeps.reporting.results import StudyResults, meets_target, target_text
+from sweeps.reporting.scale_page import scale_section
+from sweeps.reporting.significance import seeds_section
+from sweeps.reporting.space_page import space_page
 
 
 def overview(results: list[StudyResults]) -> pd.DataFrame:

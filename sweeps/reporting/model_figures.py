@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from sweeps.report.figures import plt
+from sweeps.reporting.figures import plt
 
 
 def confusion(matrix: pd.DataFrame) -> plt.Figure:

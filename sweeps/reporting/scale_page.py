@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeps.report.html import esc, table, verdict
+from sweeps.reporting.html import esc, table, verdict
 
 PER_TRIAL_GROWTH_TARGET = 2.0  # framework seconds per trial at the largest size over those at the smallest
 REPORT_S_TARGET, REPORT_MB_TARGET = 60, 10  # a 1,000-trial study's report

@@ -10,7 +10,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from sweeps.report import figures
+from sweeps.reporting import figures
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -103,7 +103,7 @@ def verdict(ok: bool | None) -> str:
 
 
 # Jinja2 escapes every value put into a template; the fragments built here (tables, figures) come in as Markup.
-TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("sweeps.report", "templates"), autoescape=True,
+TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("sweeps.reporting", "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 

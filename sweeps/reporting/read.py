@@ -12,7 +12,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from sweeps.errors import MissingCheckpoint, SpaceError
-from sweeps.report.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
+from sweeps.reporting.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.space import Space
 from sweeps.search.study import space_of
 from sweeps.store.keys import FAIL_REASON, KIND, REFIT_RUN, SEED
@@ -104,7 +104,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
                           refits=_refits(runs), intermediate=intermediate, failures=failures,
                           pareto_front=[t.number for t in study.best_trials] if space.spec.objective.secondary else [])
     if cache_dir is not None and tracker is not None:
-        from sweeps.report.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
+        from sweeps.reporting.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
 
         try:
             result.best_model = evaluate_best(study, tracker, space.data, cache_dir)
