@@ -106,3 +106,12 @@ def test_a_quick_sweep_of_the_users_model_ends_consistent_with_its_report(projec
     assert "2 finished trials" in out and "consistent" in out
     page = (project / "reports" / "own-quick.html").read_text()
     assert "own_models_sweep:small" in page
+
+
+@pytest.mark.slow
+def test_the_keras_tuner_engine_searches_the_users_model_too(project: Path, capsys):
+    _project(project, "own_models_kt:small", "own_models_kt")
+    assert main(["run", "own", "--quick", "--engine", "kerastuner", "--no-report"]) == 0
+    assert main(["status", "own", "--quick", "--engine", "kerastuner"]) == 0
+    out = capsys.readouterr().out
+    assert "COMPLETE" in out and "consistent" in out and "width=" in out
