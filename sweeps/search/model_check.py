@@ -3,11 +3,11 @@ or returns no fitting Keras model is one line naming the space file, not a faile
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import keras
 import numpy as np
+import optuna
 
 from experiments.errors import ModelError
 from experiments.models import build_model
@@ -15,27 +15,18 @@ from sweeps.errors import BadModel, one_line
 from sweeps.search.space import Space
 
 
-class _Pick:
-    """A seeded draw of each param, as a sampler's first random trial would make (a Suggester)."""
-
-    def __init__(self, seed: int):
-        self.random = random.Random(seed)
-
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
-        return low + step * self.random.randint(0, (high - low) // step)
-
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
-        return self.random.uniform(low, high)
-
-    def suggest_categorical(self, name: str, choices: list) -> Any:
-        return self.random.choice(choices)
+def _draw(space: Space) -> dict[str, Any]:
+    """A seeded draw of the space's params, as the sampler's first random trial would make it (an in-memory study,
+    so log scales, steps and choices are Optuna's own)."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=space.spec.sweep.seed))
+    return space.suggest(study.ask())
 
 
 def check_model(space: Space, input_shape: tuple[int, ...], num_classes: int | None) -> keras.Model:
     """Build the model of the space's first baseline (else of a seeded draw of its params) and check its output
     fits ``num_classes`` classes; no training. The built model, or a BadModel naming the space file."""
     baselines = space.spec.sweep.baselines
-    sampled = space.suggest(_Pick(space.spec.sweep.seed))
+    sampled = _draw(space)
     if baselines:
         sampled.update(baselines[0].params)
     model_params, _ = space.resolve(sampled)
