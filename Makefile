@@ -64,8 +64,8 @@ status: $(BIN)/.installed  ## trials by state, MLflow runs by status, any mismat
 report: $(BIN)/.installed  ## rebuild reports/summary.html from the stores, without training
 	$(BIN)/sweep report
 
-predict: $(BIN)/.installed  ## classify IMAGE=path.png (or FROM_TEST=N) with the best model of SPACE (QUICK=1 ENGINE=)
-	$(BIN)/sweep predict $(SPACE) $(if $(IMAGE),--image '$(IMAGE)',--from-test $(or $(FROM_TEST),0)) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
+predict: $(BIN)/.installed  ## predict IMAGE=path.png, ROWS=rows.csv (OUT=) or FROM_TEST=N with the best model of SPACE (QUICK=1 ENGINE=)
+	$(BIN)/sweep predict $(SPACE) $(if $(IMAGE),--image '$(IMAGE)',$(if $(ROWS),--rows '$(ROWS)' $(if $(OUT),--out '$(OUT)'),--from-test $(or $(FROM_TEST),0))) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 reproduce: $(BIN)/.installed  ## train TRIAL=N of SPACE again with its seeds and compare (QUICK=1 ENGINE=)
 	$(BIN)/sweep reproduce $(SPACE) --trial $(TRIAL) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))

@@ -26,6 +26,7 @@ import numpy as np
 from experiments.errors import DataError
 from experiments.files import read_npz
 from experiments.idx import IMAGES_MAGIC, LABELS_MAGIC, md5, parse_idx, read_idx, to_idx
+from experiments.tables import TABLE_SUFFIXES, TableFront, TableSchema, read_table
 
 DATA_DIR_ENV = "SWEEPS_DATA_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets")
@@ -79,15 +80,37 @@ DATASETS = {
 
 @dataclass(frozen=True)
 class RawData:
-    """The verified arrays of a dataset (labels as class indices), its class names and where it came from."""
+    """The verified arrays of a dataset (labels as class indices, or numbers for a regression), its class names
+    (none for a regression) and where it came from."""
 
     arrays: dict[str, np.ndarray]  # x_train, y_train, x_test, y_test; x_val, y_val when the data gives them
     source: str
     md5: str  # one fingerprint of the verified files
     class_names: tuple[str, ...]
+    schema: TableSchema | None = None  # a table's columns: how its rows become model inputs
 
 
-DataSource = str | Path  # a built-in dataset's name, or a data file of the user's
+@dataclass(frozen=True)
+class UserData:
+    """Data of the user's: a file or folder, and how to read it (see ``sweeps.search.schema.DataFile``)."""
+
+    path: Path
+    target: str | None = None
+    test: Path | None = None
+    test_size: float = 0.2
+    image_size: tuple[int, int] | None = None
+    color_mode: str | None = None
+    regression: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+DataSource = str | UserData  # a built-in dataset's name, or data of the user's
 
 
 @dataclass(frozen=True)
@@ -107,6 +130,7 @@ class Dataset:
     source: str
     md5: str
     input_scale: float | None = 1 / 255  # what raw inputs were multiplied by (None: taken as they are)
+    front: TableFront | None = None  # a table's standardisation and encoding, put in front of the model
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -114,8 +138,9 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+    def num_classes(self) -> int | None:
+        """How many classes (None: a regression)."""
+        return len(self.class_names) or None
 
     @functools.cached_property
     def x_val_moved(self) -> np.ndarray:
@@ -208,20 +233,49 @@ def load_raw(name: str, data_dir: str | None = None, download: bool = True) -> R
 
 @functools.cache
 def raw_data(source: DataSource) -> RawData:
-    """The verified arrays of a built-in dataset (by name) or of a data file of the user's (by path)."""
-    if isinstance(source, Path):
-        if source.suffix != ".npz":
-            raise DataError(f"{source}: a data file must be an .npz of x_train, y_train, x_test, y_test")
-        arrays, class_names, digest = read_npz(source)
-        return RawData(arrays=arrays, source=str(source), md5=digest, class_names=class_names)
+    """The verified arrays of a built-in dataset (by name) or of data of the user's (an .npz, a table, a folder)."""
+    if isinstance(source, UserData):
+        return _user_data(source)
     if source not in DATASETS:
         raise DataError(f"unknown dataset {source!r} (allowed: {', '.join(DATASETS)}, or {{path: FILE}})")
     return load_raw(source)
 
 
+def _user_data(data: UserData) -> RawData:
+    path = data.path
+    if path.suffix in TABLE_SUFFIXES:
+        arrays, names, digest, schema = read_table(path, data.target, data.test, data.test_size, data.regression)
+        return RawData(arrays=arrays, source=str(path), md5=digest, class_names=names, schema=schema)
+    if data.target is not None or data.test is not None:
+        raise DataError(f"{path}: dataset.target and dataset.test are for a table (.csv, .parquet)")
+    if path.suffix == ".npz":
+        arrays, names, digest = read_npz(path, data.regression)
+    elif path.is_dir():
+        if data.regression:
+            raise DataError(f"{path}: an image folder's sub-folders are classes; task: regression needs an .npz or a table")
+        from experiments.folders import read_image_folder  # PIL: only for image folders
+
+        arrays, names, digest = read_image_folder(path, data.image_size, data.color_mode, data.test_size)
+    elif not path.exists():
+        raise DataError(f"{path}: not found (dataset.path: an .npz, a .csv or .parquet table, or an image folder)")
+    else:
+        raise DataError(f"{path}: expected an .npz, a .csv or .parquet table, or a folder of images")
+    if data.image_size is not None and not path.is_dir():
+        raise DataError(f"{path}: dataset.image_size is for an image folder")
+    return RawData(arrays=arrays, source=str(path), md5=digest, class_names=names)
+
+
 def input_shape(source: DataSource) -> tuple[int, ...]:
     """The shape of one model input (without the batch axis), from the data's files, without a split."""
     return tuple(model_inputs(raw_data(source).arrays["x_train"][:1]).shape[1:])
+
+
+def builder_inputs(source: DataSource) -> tuple[tuple[int, ...], int | None]:
+    """What a model builder is given for this data: the input shape of its network (a table's encoded features)
+    and the class count (None: a regression)."""
+    raw = raw_data(source)
+    shape = (raw.schema.width,) if raw.schema else input_shape(source)
+    return shape, len(raw.class_names) or None
 
 
 def model_inputs(x: np.ndarray) -> np.ndarray:
@@ -250,7 +304,8 @@ def _split_validation(raw: RawData, validation: str, val_size: float, seed: int)
         return (x[:-val_size], y[:-val_size]), (x[-val_size:], y[-val_size:])
     from sklearn.model_selection import train_test_split
 
-    x_tr, x_val, y_tr, y_val = train_test_split(x, y, test_size=val_size, stratify=y, random_state=seed)
+    x_tr, x_val, y_tr, y_val = train_test_split(x, y, test_size=val_size, random_state=seed,
+                                                stratify=y if raw.class_names else None)
     return (x_tr, y_tr), (x_val, y_val)
 
 
@@ -261,7 +316,7 @@ def _sample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
         return x, y
     from sklearn.model_selection import train_test_split  # scikit-learn's import: only when sampling
 
-    classes = len(np.unique(y))
+    classes = len(np.unique(y)) if y.dtype.kind in "iu" else n + 1  # numbers to predict: no classes to keep
     keep, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed,
                                stratify=y if n >= classes else None)
     keep = np.sort(keep)
@@ -302,11 +357,13 @@ def load_dataset(
         x_te, y_te = _sample(x_te, y_te, max(1, round(share * len(y_te))), seed + 2)
     if validation == "test" and "x_val" not in raw.arrays:
         x_val, y_val = x_te, y_te
+    labels = np.int64 if raw.class_names else np.float32
     return Dataset(
-        name=source.name if isinstance(source, Path) else source, class_names=raw.class_names,
-        x_train=model_inputs(x_tr), y_train=y_tr.astype(np.int64),
-        x_val=model_inputs(x_val), y_val=y_val.astype(np.int64),
-        x_test=model_inputs(x_te), y_test=y_te.astype(np.int64),
+        name=source if isinstance(source, str) else source.name, class_names=raw.class_names,
+        x_train=model_inputs(x_tr), y_train=y_tr.astype(labels),
+        x_val=model_inputs(x_val), y_val=y_val.astype(labels),
+        x_test=model_inputs(x_te), y_test=y_te.astype(labels),
         validation="given" if "x_val" in raw.arrays else validation, source=raw.source, md5=raw.md5,
         input_scale=1 / 255 if raw.arrays["x_train"].dtype == np.uint8 else None,
+        front=TableFront.fit(raw.schema, x_tr) if raw.schema else None,  # the training part's statistics only
     )

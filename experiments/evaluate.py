@@ -1,4 +1,5 @@
-"""Score a trained model on the test set: confusion, per-class accuracy, mistakes, and robustness to small shifts."""
+"""Score a trained model on the test set: confusion, per-class accuracy, mistakes, robustness to small shifts; a
+regression's errors."""
 
 from __future__ import annotations
 
@@ -91,6 +92,28 @@ class TestScores:
             "predicted": [self.class_names[i] for i in self.y_pred[order]],
             "confidence": self.probabilities[order, self.y_pred[order]],
         })
+
+
+@dataclass
+class RegressionScores:
+    """Predictions of a regression model on a test set, and their errors."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+
+    @property
+    def mae(self) -> float:
+        return float(np.abs(self.y_pred - self.y_true).mean())
+
+    @property
+    def rmse(self) -> float:
+        return float(np.sqrt(((self.y_pred - self.y_true) ** 2).mean()))
+
+    @property
+    def r2(self) -> float:
+        """The share of the target's variance the predictions explain (1: all; 0: no better than its mean)."""
+        total = ((self.y_true - self.y_true.mean()) ** 2).sum()
+        return float(1 - ((self.y_pred - self.y_true) ** 2).sum() / total) if total else float("nan")
 
 
 def score(model: keras.Model, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...]) -> TestScores:

@@ -13,8 +13,14 @@ import keras
 
 from experiments.errors import ModelError
 from experiments.settings import feature_size, layer_value, setting
+from experiments.tables import TableFront
 
 Builder = Callable[[dict[str, Any], tuple[int, ...], int | None], keras.Model]
+
+
+def output_layer(num_classes: int | None) -> keras.layers.Layer:
+    """A classifier's softmax over its classes, or a regression's one linear unit."""
+    return keras.layers.Dense(num_classes, activation="softmax") if num_classes else keras.layers.Dense(1)
 
 
 def build_mlp(params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int | None) -> keras.Model:
@@ -25,7 +31,7 @@ def build_mlp(params: dict[str, Any], input_shape: tuple[int, ...], num_classes:
         layers.append(keras.layers.Dense(layer_value(params, "units", i, "mlp"), activation=act))
         if dropout > 0:
             layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(num_classes, activation="softmax"))
+    layers.append(output_layer(num_classes))
     return keras.Sequential(layers, name="mlp")
 
 
@@ -71,7 +77,7 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, ...], num_classes:
         layers.append(keras.layers.Dense(get("dense_units"), activation=get("activation")))
     if get("dropout") > 0:
         layers.append(keras.layers.Dropout(get("dropout")))
-    layers.append(keras.layers.Dense(num_classes, activation="softmax"))
+    layers.append(output_layer(num_classes))
     return keras.Sequential(layers, name="cnn")
 
 
@@ -99,3 +105,56 @@ def build_model(model: str, params: dict[str, Any], input_shape: tuple[int, ...]
     if not isinstance(built, keras.Model):
         raise ModelError(f"model {model}: the builder returned {type(built).__name__}, not a keras.Model")
     return built
+
+
+@keras.saving.register_keras_serializable(package="sweeps")
+class TableFeatures(keras.layers.Layer):
+    """A table's row of numbers and text codes → its numbers standardised (Keras' Normalization, with the training
+    part's statistics) and each text column one-hot encoded (Keras' CategoryEncoding). Saved with the model, so a
+    checkpoint or a registered model encodes rows the way the sweep did."""
+
+    def __init__(self, numeric: list[int], mean: list[float], variance: list[float], categories: list[list[int]],
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.numeric, self.mean, self.variance = list(numeric), list(mean), list(variance)
+        self.categories = [list(c) for c in categories]  # [column index, one-hot width]
+        self.standardise = keras.layers.Normalization(mean=self.mean, variance=self.variance) if numeric else None
+        self.one_hot = [keras.layers.CategoryEncoding(width, output_mode="one_hot") for _, width in self.categories]
+
+    def build(self, input_shape: tuple) -> None:
+        # Here, not on the first call: built inside a symbolic call, Normalization's constants would be graph-bound.
+        if self.standardise is not None:
+            self.standardise.build((None, len(self.numeric)))
+        for encode in self.one_hot:
+            encode.build((None,))
+        self.built = True
+
+    def call(self, rows: Any) -> Any:
+        parts = [self.standardise(keras.ops.take(rows, self.numeric, axis=1))] if self.standardise else []
+        parts += [encode(keras.ops.cast(rows[:, column], "int32"))
+                  for (column, _), encode in zip(self.categories, self.one_hot, strict=True)]
+        return keras.ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], len(self.numeric) + sum(width for _, width in self.categories))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "numeric": self.numeric, "mean": self.mean, "variance": self.variance,
+                "categories": self.categories}
+
+
+def with_front(front: TableFront, network: keras.Model) -> keras.Model:
+    """``network`` (built for the front's features) behind a table's encoding: the model takes table rows."""
+    rows = keras.Input((len(front.schema.columns),), name="rows")
+    features = TableFeatures(front.numeric, list(front.mean), list(front.variance), [list(c) for c in front.categories],
+                             name="table_features")(rows)
+    return keras.Model(rows, network(features), name=network.name)
+
+
+def build_for_data(model: str, params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int | None,
+                   front: TableFront | None = None) -> keras.Model:
+    """The space's model for its data: a table's rows go through its front into a network built for the front's
+    features; other inputs go straight in."""
+    if front is None:
+        return build_model(model, params, input_shape, num_classes)
+    return with_front(front, build_model(model, params, (front.schema.width,), num_classes))

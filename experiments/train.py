@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from experiments.data import Dataset
-from experiments.models import build_model
+from experiments.models import build_for_data
 from experiments.settings import TrainSettings
 
 OPTIMIZERS = {
@@ -45,11 +45,23 @@ class RepeatResult:
     best_epoch: int | None = None  # 1-based
     test_loss: float | None = None
     test_accuracy: float | None = None
+    test_mae: float | None = None  # a regression's
     param_count: int = 0
     wall_time_s: float = 0.0
     checkpoint: Path | None = None
     summary: str = ""
     first_epoch: int = 1  # later than 1 when training continued from earlier weights
+
+    @property
+    def test_scores(self) -> dict[str, float]:
+        """The test metrics measured: the loss, and the accuracy (a classifier) or the mean absolute error."""
+        scores = {"test_accuracy": self.test_accuracy, "test_loss": self.test_loss, "test_mae": self.test_mae}
+        return {name: value for name, value in scores.items() if value is not None}
+
+    @property
+    def test_score(self) -> str:
+        """The name of the test score beside the loss: test_mae for a regression, else test_accuracy."""
+        return "test_mae" if self.test_mae is not None else "test_accuracy"
 
     @property
     def epochs(self) -> int:
@@ -207,7 +219,7 @@ def train_repeat(
     initial_epoch = warm_start.initial_epoch if warm_start else 0
     result = RepeatResult(seed=seed, checkpoint=workdir / "best.keras", first_epoch=initial_epoch + 1)
     start = time.perf_counter()
-    model = build_model(family, model_params, data.input_shape, data.num_classes)
+    model = build_for_data(family, model_params, data.input_shape, data.num_classes, data.front)
     compile_model(model, settings, len(data.y_train))
     if warm_start is not None:
         model.set_weights(warm_start.weights)
@@ -266,6 +278,7 @@ def _score_on_test(model: keras.Model, data: Dataset, result: RepeatResult) -> N
     scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
     result.test_loss = float(scores["loss"])
     result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
+    result.test_mae = float(scores["mae"]) if "mae" in scores else None
 
 
 def refit_repeat(
@@ -290,7 +303,7 @@ def refit_repeat(
     x, y = np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val])
     result = RepeatResult(seed=seed, checkpoint=workdir / "refit.keras", stop_reason="max_epochs")
     start = time.perf_counter()
-    model = build_model(family, model_params, data.input_shape, data.num_classes)
+    model = build_for_data(family, model_params, data.input_shape, data.num_classes, data.front)
     compile_model(model, settings, len(y))
     result.param_count = model.count_params()
     model.fit(x, y, epochs=epochs, batch_size=settings.batch_size, verbose=settings.verbose,

@@ -78,14 +78,14 @@ def trains_here(args: argparse.Namespace) -> bool:
 def _check_builder(space: Space, console) -> None:
     """A builder of the user's is built once, before anything is written or trained (the built-in families are
     checked by the space file's rules)."""
-    from experiments.data import input_shape, raw_data
+    from experiments.data import builder_inputs
     from experiments.settings import is_built_in
 
     if is_built_in(space.spec.model):
         return
     from sweeps.search.model_check import check_model  # TensorFlow: for a builder of the user's only
 
-    model = check_model(space, input_shape(space.data), len(raw_data(space.data).class_names))
+    model = check_model(space, *builder_inputs(space.data))
     console.print(f"model {space.spec.model}: builds, {model.count_params():,} parameters")
 
 
@@ -187,12 +187,12 @@ def status(args: argparse.Namespace, root: Path, console) -> int:
 
 
 def predict(args: argparse.Namespace, root: Path, console) -> None:
-    """Classify an image with a study's best model."""
+    """Predict an image, a CSV of rows or a test example with a study's best model."""
     from sweeps.predict import predict
 
     url, storage, tracking = _stores(args, root)
     predict(_study_name(args), storage, url, tracking, root / ".sweeps" / "cache", console,
-            image=args.image, test_index=args.from_test)
+            image=args.image, test_index=args.from_test, rows=args.rows, out=args.out)
 
 
 def bench_scale(args: argparse.Namespace, root: Path, console) -> None:

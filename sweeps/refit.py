@@ -72,8 +72,7 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
         with closing_run(tracker, run_id) as end:
             result = refit_repeat(spec.model, model_params, settings, data, seed, count,
                                   workdir / f"seed-{seed}", (StopRequested(),))
-            tracker.log_metrics(run_id, {"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-                                         "epochs": result.epochs, "wall_time_s": result.wall_time_s})
+            tracker.log_metrics(run_id, {**result.test_scores, "epochs": result.epochs, "wall_time_s": result.wall_time_s})
             if result.checkpoint is not None and result.checkpoint.is_file():
                 tracker.log_artifact(run_id, result.checkpoint, "checkpoint")
             else:
@@ -82,18 +81,18 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
             raise TrainingFailed(f"refit of seed {seed} diverged (NaN loss); nothing registered")
         was = selected[selected[f"tags.{SEED}"] == str(seed)]
         rows.append({"seed": seed, "epochs": count, "run_id": run_id, "checkpoint": result.checkpoint,
-                     "selected test accuracy": was["metrics.test_accuracy"].iloc[0] if len(was) else None,
-                     "refit test accuracy": result.test_accuracy,
-                     "selected test loss": was["metrics.test_loss"].iloc[0] if len(was) else None,
-                     "refit test loss": result.test_loss})
-        console.print(f"seed {seed}: {count} epochs, test accuracy {result.test_accuracy:.4f} "
-                      f"(selected run: {rows[-1]['selected test accuracy']:.4f}), test loss {result.test_loss:.4f}")
+                     **{f"selected {name}": was[f"metrics.{name}"].iloc[0] if len(was) and f"metrics.{name}" in was else None
+                        for name in result.test_scores},
+                     **{f"refit {name}": value for name, value in result.test_scores.items()}})
+        score = result.test_score
+        console.print(f"seed {seed}: {count} epochs, {score} {result.test_scores[score]:.4f} "
+                      f"(selected run: {rows[-1]['selected ' + score]:.4f}), test loss {result.test_loss:.4f}")
     frame = pd.DataFrame(rows)
     first = frame.iloc[0]
     version = register_model(tracker, name, keras.models.load_model(first["checkpoint"]), first["run_id"], "model",
                              {MODEL_TRIAL: best.number, MODEL_SEED: first["seed"], MODEL_SOURCE_RUN: first["run_id"],
                               MODEL_REFIT: "true"}, data.input_scale)
-    console.print(f"refit: test accuracy {spread(frame['refit test accuracy'].tolist())} vs "
-                  f"{spread(frame['selected test accuracy'].tolist())} selected; registered models:/{name}/{version} "
+    console.print(f"refit: {score} {spread(frame['refit ' + score].tolist())} vs "
+                  f"{spread(frame['selected ' + score].tolist())} selected; registered models:/{name}/{version} "
                   f"(tagged refit)")
     return frame.drop(columns="checkpoint")

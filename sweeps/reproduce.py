@@ -40,11 +40,11 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
         with closing_run(tracker, run_id):
             result = train_repeat(spec.model, model_params, settings, data, seed,
                                   workdir / f"trial-{trial_number}-seed-{seed}", (StopRequested(),))
-            tracker.log_metrics(run_id, {"best_val_accuracy": result.best("val_accuracy"),
-                                         "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-                                         "epochs": result.epochs})
-        rows.append({"seed": seed, "val": result.best(spec.objective.metric), "test_accuracy": result.test_accuracy})
-        console.print(f"seed {seed}: {spec.objective.metric} {rows[-1]['val']:.4f}, test accuracy {result.test_accuracy:.4f}")
+            tracker.log_metrics(run_id, {f"best_{spec.objective.metric}": result.best(spec.objective.metric),
+                                         **result.test_scores, "epochs": result.epochs})
+        score = result.test_score
+        rows.append({"seed": seed, "val": result.best(spec.objective.metric), score: result.test_scores.get(score)})
+        console.print(f"seed {seed}: {spec.objective.metric} {rows[-1]['val']:.4f}, {score} {rows[-1][score]:.4f}")
     if trial.value is not None:
         mean = sum(float(r["val"]) for r in rows) / len(rows)
         console.print(f"mean {spec.objective.metric} {mean:.4f} vs {trial.value:.4f} logged by the sweep "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.data import load_dataset
+from experiments.data import UserData, load_dataset
 from experiments.errors import DataError
 from sweeps.cli import main
 
@@ -52,7 +52,7 @@ def digits_npz(path: Path, labels: str = "int") -> Path:
 
 
 def test_labels_become_class_indices_with_their_names_and_val_size_may_be_a_fraction(tmp_path):
-    data = load_dataset(digits_npz(tmp_path / "digits.npz", labels="str"), "stratified", 0.25, 0)
+    data = load_dataset(UserData(digits_npz(tmp_path / "digits.npz", labels="str")), "stratified", 0.25, 0)
     assert data.class_names == ("eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero")
     assert data.input_shape == (8, 8, 1) and data.num_classes == 10 and data.input_scale is None
     assert len(data.y_val) == round(0.25 * 1437) and len(data.y_train) + len(data.y_val) == 1437
@@ -73,7 +73,7 @@ def test_labels_become_class_indices_with_their_names_and_val_size_may_be_a_frac
 def test_a_bad_npz_is_one_clear_error(tmp_path, arrays, said):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(DataError, match=said):
-        load_dataset(tmp_path / "bad.npz")
+        load_dataset(UserData(tmp_path / "bad.npz"))
 
 
 def test_a_missing_or_unreadable_data_file_is_one_line_before_anything_is_written(project: Path, capsys):

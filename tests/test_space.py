@@ -123,7 +123,7 @@ def test_a_training_setting_can_be_a_param():
     (BASE + "sweep: {pruner: {name: patient}}\n", "sweep.pruner.name: Input should be 'none', 'median'"),
     (BASE + "sweep: {sampler: {name: grid}}\n", "params.dropout: the grid sampler needs finite values"),
     (BASE + "sweep: {repeats: 0}\n", "sweep.repeats: Input should be greater than or equal to 1"),
-    (BASE + "target: {test_f1: {min: 0.5}}\n", "target.test_f1.[key]: Input should be 'test_accuracy' or 'test_loss'"),
+    (BASE + "target: {test_f1: {min: 0.5}}\n", "target.test_f1.[key]: Input should be 'test_accuracy', 'test_loss' or 'test_mae'"),
     (BASE + "name: other\n", "name: 'other' must match the file name 'demo'"),
     (BASE + "objective: {secondary: param_count}\n", "sweep.pruner.name: a study with a secondary objective cannot prune"),
     (BASE + "objective: {secondary: flops}\n", "objective.secondary: Input should be 'param_count', 'epoch_time_s' or 'val_robust_accuracy'"),

@@ -11,7 +11,7 @@ import optuna
 import pandas as pd
 
 from experiments.data import DataSource, model_inputs, raw_data
-from experiments.evaluate import PERTURBATIONS, TestScores, robustness, score
+from experiments.evaluate import PERTURBATIONS, RegressionScores, TestScores, robustness
 from sweeps.store.registry import BestRun, best_run, load_checkpoint
 from sweeps.store.tracking import Tracker
 
@@ -21,7 +21,7 @@ class BestModelScores:
     """The best checkpoint scored on the full test set of its dataset."""
 
     run: BestRun
-    scores: TestScores
+    scores: TestScores | RegressionScores
     robustness: pd.DataFrame  # empty unless the inputs are 28x28 grey images
     x_test: np.ndarray
     case: np.ndarray | None  # class probabilities of the seed's case: test image CASE rotated 20° and shifted 3 px
@@ -51,7 +51,7 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, data: DataSource, cache
     if run is None:
         return None
     raw = raw_data(data)
-    x, y = model_inputs(raw.arrays["x_test"]), raw.arrays["y_test"].astype(np.int64)
+    x, y = model_inputs(raw.arrays["x_test"]), raw.arrays["y_test"]
     movable = x.shape[1:] == MOVABLE
     saved = cache_dir / run.run_id / "test_scores.npz"  # a checkpoint never changes: score it once
     cached = np.load(saved) if saved.is_file() else None
@@ -61,10 +61,11 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, data: DataSource, cache
             rob = pd.DataFrame({"perturbation": f["perturbation"], "accuracy": f["accuracy"]})
     else:  # not scored yet (or scored before the seed's case was kept)
         model = load_checkpoint(tracker, run.run_id, cache_dir)
-        probabilities = score(model, x, y, ()).probabilities
+        probabilities = model.predict(x, batch_size=1024, verbose=0)  # a regression's: its predictions
         rob = robustness(model, x, y) if movable else pd.DataFrame({"perturbation": [], "accuracy": []})
         case = model.predict(case_image(x)[np.newaxis], verbose=0)[0] if movable else None
         np.savez(saved, probabilities=probabilities, perturbation=rob["perturbation"].to_numpy(str),
                  accuracy=rob["accuracy"].to_numpy(), **({"case": case} if case is not None else {}))
-    scores = TestScores(y_true=y, probabilities=probabilities, class_names=raw.class_names)
+    scores = (TestScores(y_true=y.astype(np.int64), probabilities=probabilities, class_names=raw.class_names)
+              if raw.class_names else RegressionScores(y_true=y.astype(np.float64), y_pred=probabilities[:, 0].astype(np.float64)))
     return BestModelScores(run=run, scores=scores, robustness=rob, x_test=x, case=case)

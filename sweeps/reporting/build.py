@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from optuna.storages import BaseStorage
 
+from experiments.evaluate import TestScores
 from sweeps.reporting import model_figures
 from sweeps.reporting.bench_page import bench_section
 from sweeps.reporting.best_scores import CASE, CASE_MOVE, BestModelScores, case_image
@@ -37,7 +38,8 @@ def overview(results: list[StudyResults]) -> pd.DataFrame:
             "selected on": "TEST SET (optimistic)" if spec.validation == "test" else f"{spec.validation} validation",
             "target bar": esc(bar),
             "best validation": "" if best is None else ci(best, "value"),
-            "its test accuracy": "" if best is None else ci(best, "test_accuracy"),
+            "its test accuracy or MAE": "" if best is None else (
+                ci(best, r.test_metric) + (" (MAE)" if r.test_metric == "test_mae" else "")),
             "its test loss": "" if best is None else ci(best, "test_loss"),
             "target": "" if best is None else verdict(meets_target(best, spec.target)),
             "complete": r.count("COMPLETE"), "pruned": r.count("PRUNED"), "failed": r.count("FAIL"),
@@ -93,6 +95,7 @@ def seed_case(results: list[StudyResults]) -> str:
     for dataset in sorted({r.space.data_label for r, _ in moved.values()}):
         scored = [(r, best) for r, best in moved.values() if r.space.data_label == dataset]
         first = scored[0][1]
+        assert isinstance(first.scores, TestScores)  # a moved case exists only for 28x28 grey images' classes
         names, truth = first.scores.class_names, int(first.scores.y_true[CASE])
         rows = pd.DataFrame([_case_row(r, best.case, names, truth) for r, best in scored if best.case is not None])
         figure = model_figures.case(first.x_test[CASE], case_image(first.x_test), CASE_MOVE)

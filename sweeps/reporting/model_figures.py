@@ -1,4 +1,5 @@
-"""Figures of one trained model on the test set: confusion matrix, per-class accuracy, mistakes, robustness."""
+"""Figures of one trained model on the test set: confusion matrix, per-class accuracy, mistakes, robustness; a
+regression's predicted-vs-true and residual plots."""
 
 from __future__ import annotations
 
@@ -58,5 +59,31 @@ def case(original: np.ndarray, moved: np.ndarray, move: str) -> plt.Figure:
         ax.imshow(image.squeeze(), cmap="gray_r")
         ax.set_title(title, fontsize=7)
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray) -> plt.Figure:
+    """Each test example's prediction against its true value; the diagonal is a perfect prediction."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    sns.scatterplot(x=y_true, y=y_pred, s=14, alpha=0.6, ax=ax)
+    low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--")
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    fig.tight_layout()
+    return fig
+
+
+def residuals(y_true: np.ndarray, y_pred: np.ndarray) -> plt.Figure:
+    """Residuals (predicted − true) against the prediction, and their distribution: a pattern or a skew is error
+    the model leaves on the table."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    sns.scatterplot(x=y_pred, y=y_pred - y_true, s=14, alpha=0.6, ax=left)
+    left.axhline(0, color="grey", linewidth=1, linestyle="--")
+    left.set_xlabel("predicted")
+    left.set_ylabel("predicted − true")
+    sns.histplot(y_pred - y_true, ax=right, bins=30)
+    right.set_xlabel("predicted − true")
     fig.tight_layout()
     return fig

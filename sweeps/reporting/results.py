@@ -24,15 +24,15 @@ TOP_K = 3  # the top trials whose learning curves the report shows
 REPEAT_COLUMNS = {
     f"tags.{TRIAL}": "trial", f"tags.{SEED}": "seed", f"tags.{STOP_REASON}": "stop_reason", "run_id": "run_id",
     "metrics.best_val_accuracy": "val_accuracy", "metrics.best_val_loss": "val_loss",
-    "metrics.best_val_robust_accuracy": "val_robust_accuracy",
-    "metrics.test_accuracy": "test_accuracy", "metrics.test_loss": "test_loss",
+    "metrics.best_val_robust_accuracy": "val_robust_accuracy", "metrics.best_val_mae": "val_mae",
+    "metrics.test_accuracy": "test_accuracy", "metrics.test_loss": "test_loss", "metrics.test_mae": "test_mae",
     "metrics.epochs": "epochs", "metrics.best_epoch": "best_epoch", "metrics.param_count": "param_count",
     "metrics.wall_time_s": "wall_time_s", "params.epochs": "max_epochs",
 }
 
 REFIT_COLUMNS = {f"tags.{TRIAL}": "trial", "params.seed": "seed", "run_id": "run_id", "start_time": "start_time",
                  "metrics.epochs": "epochs", "metrics.test_accuracy": "test_accuracy", "metrics.test_loss": "test_loss",
-                 "params.train_size": "train_size"}
+                 "metrics.test_mae": "test_mae", "params.train_size": "train_size"}
 
 
 @dataclass
@@ -60,6 +60,15 @@ class StudyResults:
     @property
     def metric(self) -> str:
         return self.space.spec.objective.metric
+
+    @property
+    def test_metric(self) -> str:
+        """The test score beside the loss: accuracy for a classifier, mean absolute error for a regression."""
+        return "test_mae" if self.space.spec.task == "regression" else "test_accuracy"
+
+    @property
+    def test_label(self) -> str:
+        return "test MAE" if self.space.spec.task == "regression" else "test accuracy"
 
     @property
     def quick(self) -> bool:
@@ -107,7 +116,8 @@ def _busy_seconds(trials: pd.DataFrame, until: pd.Timestamp) -> float:
     return total
 
 
-SPREAD_OF = {"value": None, "test_accuracy": "test_accuracy", "test_loss": "test_loss"}  # None: the objective
+SPREAD_OF = {"value": None, "test_accuracy": "test_accuracy", "test_loss": "test_loss",  # None: the objective
+             "test_mae": "test_mae"}
 
 
 def trials_table(trials: pd.DataFrame, repeats: pd.DataFrame, metric: str, maximise: bool) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from experiments.evaluate import RegressionScores
 from experiments.settings import base_name
 from sweeps.reporting import figures, model_figures
 from sweeps.reporting.hints import hints
@@ -68,9 +69,10 @@ def leaderboard(result: StudyResults, rows: int | None = None) -> pd.DataFrame:
         frame["best − this [95% CI]"] = [label(differences.get(int(n))) for n in t["number"]]
     if "secondary" in t:
         frame[result.space.spec.objective.secondary] = t["secondary"]
-    frame["test accuracy"] = [ci(r, "test_accuracy") for _, r in t.iterrows()]
+    test = result.test_metric
+    frame[result.test_label] = [ci(r, test) for _, r in t.iterrows()]
     if seeds:
-        frame["test acc min"], frame["test acc max"] = t["test_accuracy_min"], t["test_accuracy_max"]
+        frame["test min"], frame["test max"] = t[f"{test}_min"], t[f"{test}_max"]
     frame["test loss"] = [ci(r, "test_loss") for _, r in t.iterrows()]
     frame["epochs"] = t["epochs"].astype("Int64")
     frame["stopped"] = t["stop_reason"]
@@ -89,7 +91,7 @@ def best_config(result: StudyResults) -> str:
     space = result.attrs.get(SPACE, result.name)
     options = (" ENGINE=kerastuner" if result.engine == "kerastuner" else "") + (" QUICK=1" if result.quick else "")
     return f"""<p>Trial <b>#{int(best['number'])}</b>: {result.metric} {ci(best, 'value')};
-test accuracy {ci(best, 'test_accuracy')} (min {short(best['test_accuracy_min'])}, max {short(best['test_accuracy_max'])});
+{result.test_label} {ci(best, result.test_metric)} (min {short(best[result.test_metric + '_min'])}, max {short(best[result.test_metric + '_max'])});
 test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
 MLflow run {run_link(result, best[MLFLOW_RUN_ID])}.</p>
 <p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{options}</code>
@@ -109,7 +111,8 @@ def refit_comparison(result: StudyResults, best: pd.Series) -> str:
                   "refit (training + validation images, fixed epochs)"],
         "epochs": [", ".join(str(int(e)) for e in selected["best_epoch"].dropna()),
                    ", ".join(str(int(e)) for e in refits["epochs"])],
-        "test accuracy": [str(spread(selected["test_accuracy"].tolist())), str(spread(refits["test_accuracy"].tolist()))],
+        result.test_label: [str(spread(selected[result.test_metric].tolist())),
+                            str(spread(refits[result.test_metric].tolist()))],
         "test loss": [str(spread(selected["test_loss"].tolist())), str(spread(refits["test_loss"].tolist()))],
     })
     size = pd.to_numeric(refits["train_size"], errors="coerce").dropna()
@@ -209,10 +212,21 @@ epochs): {int(saved)} epochs ({saved / budget:.0%}) saved by early stopping and 
 {table(counts, sortable=False)}{image(figures.stop_epochs(reps), 'epochs trained by stop reason')}"""
 
 
+def best_regression(scores: BestModelScores, s: RegressionScores) -> str:
+    """A regression's best model: its errors on the test set, predicted against true, and the residuals."""
+    return f"""<h3>Best model on the test set</h3>
+<p>Trial {scores.run.trial}, seed {scores.run.seed}, restored best checkpoint, on all {len(s.y_true):,} test examples:
+mean absolute error {s.mae:.4g}, root mean squared error {s.rmse:.4g}, R² {s.r2:.3f}.</p>
+<h4>Predicted vs true</h4>{image(model_figures.predicted_vs_true(s.y_true, s.y_pred), 'predicted vs true')}
+<h4>Residuals</h4>{image(model_figures.residuals(s.y_true, s.y_pred), 'residuals')}"""
+
+
 def best_model(scores: BestModelScores | None) -> str:
     if scores is None:
         return ""
     s = scores.scores
+    if isinstance(s, RegressionScores):
+        return best_regression(scores, s)
     mistakes = s.mistakes()
     shown = (image(model_figures.mistakes(scores.x_test, mistakes), 'misclassified test images') if scores.pictures
              else table(mistakes))

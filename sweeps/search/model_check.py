@@ -44,8 +44,17 @@ def check_model(space: Space, input_shape: tuple[int, ...], num_classes: int | N
         model(np.zeros((1, *input_shape), dtype="float32"))
     except Exception as exc:
         raise BadModel(f"{where}: the model does not take inputs of shape {input_shape} ({one_line(exc)})") from None
+    _check_outputs(model, num_classes, where)
+    return model
+
+
+def _check_outputs(model: keras.Model, num_classes: int | None, where: str) -> None:
+    """A classifier ends in one softmax unit per class; a regression in one unit without softmax."""
     outputs = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
     if num_classes is not None and outputs != num_classes:
         raise BadModel(f"{where}: the model has {outputs} outputs for {num_classes} classes; end it with "
                        f"Dense({num_classes}, activation='softmax')")
-    return model
+    last = getattr(model.layers[-1], "activation", None) if model.layers else None
+    if num_classes is None and (outputs != 1 or getattr(last, "__name__", "") == "softmax"):
+        kind = "a softmax" if outputs == 1 else f"{outputs} outputs"
+        raise BadModel(f"{where}: the model ends in {kind} for a regression; end it with Dense(1) (no activation)")

@@ -11,8 +11,16 @@ from experiments.data import DATASETS, VALIDATIONS
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
 
 Scalar = bool | int | float | str
-METRICS = ("val_accuracy", "val_loss", "val_robust_accuracy")  # robust: on a rotated and shifted validation copy
-TARGET_METRICS = ("test_accuracy", "test_loss")
+METRICS = ("val_accuracy", "val_loss", "val_robust_accuracy", "val_mae")  # robust: on a rotated, shifted validation copy
+TARGET_METRICS = ("test_accuracy", "test_loss", "test_mae")
+TASKS = ("classification", "regression")
+# What each task may select on and be judged by (its Keras metrics: accuracy, or mean absolute error).
+TASK_METRICS = {"classification": ({"val_accuracy", "val_loss", "val_robust_accuracy"}, {"test_accuracy", "test_loss"}),
+                "regression": ({"val_mae", "val_loss"}, {"test_mae", "test_loss"})}
+# Each task's training settings when the space gives none, and the losses and metrics it may use instead.
+TASK_TRAINING = {"classification": {"loss": "sparse_categorical_crossentropy", "metrics": ("accuracy",)},
+                 "regression": {"loss": "mse", "metrics": ("mae",)}}
+TASK_LOSSES = {"classification": {"sparse_categorical_crossentropy"}, "regression": {"mse", "mae", "huber"}}
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
 PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
 
@@ -50,8 +58,8 @@ class TrainValues(Section):
     learning_rate: float | None = Field(None, gt=0, le=10)
     lr_schedule: Literal[LR_SCHEDULES] | None = None  # type: ignore[valid-type]
     weight_decay: float | None = Field(None, ge=0, le=1)
-    loss: Literal["sparse_categorical_crossentropy"] | None = None
-    metrics: list[Literal["accuracy"]] | None = None
+    loss: Literal["sparse_categorical_crossentropy", "mse", "mae", "huber"] | None = None
+    metrics: list[Literal["accuracy", "mae"]] | None = None
     patience: int | None = Field(None, ge=0, le=100)
 
 
@@ -227,10 +235,23 @@ EXAM_BAR = {"test_accuracy": Bound(min=0.89), "test_loss": Bound(max=0.33)}
 
 
 class DataFile(Section):
-    """A data file of the user's, by its path (relative to the project folder): an .npz of x_train, y_train,
-    x_test, y_test (x_val, y_val optional)."""
+    """Data of the user's, by its path (relative to the project folder): an .npz of x_train, y_train, x_test,
+    y_test (x_val, y_val optional); a .csv or .parquet table with a ``target`` column; or a folder of images, one
+    sub-folder per class (in ``train/`` and ``test/``, or split)."""
 
     path: str = Field(min_length=1)
+    target: str | None = Field(None, min_length=1)  # a table's label column
+    test: str | None = Field(None, min_length=1)  # a table's own test file; else test_size of it is held out
+    test_size: float = Field(0.2, gt=0, lt=1)  # held out once (seeded, stratified for classes) when no test is given
+    image_size: tuple[int, int] | None = None  # height, width: images are resized to it (needed for mixed sizes)
+    color_mode: Literal["grayscale", "rgb"] | None = None  # default: grayscale when every image is
+
+    @field_validator("image_size")
+    @classmethod
+    def _image_size(cls, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        if size is not None and not all(1 <= side <= 4096 for side in size):
+            raise ValueError(f"{list(size)}: expected [height, width], each 1 to 4096 pixels")
+        return size
 
 
 class SpaceFile(Section):
@@ -250,6 +271,7 @@ class SpaceFile(Section):
     name: str | None = None
     description: str = ""
     dataset: str | DataFile  # a built-in dataset's name, or {path: FILE}
+    task: Literal[TASKS] = "classification"  # type: ignore[valid-type]
     validation: Literal[VALIDATIONS] = "holdout"  # type: ignore[valid-type]
     val_size: float = Field(10000, gt=0, le=1_000_000)  # a count, or a fraction (< 1) of the training part
     model: str  # a built-in family, or module:function naming the user's builder
@@ -259,6 +281,41 @@ class SpaceFile(Section):
     objective: Objective = Objective()
     target: dict[Literal[TARGET_METRICS], Bound] = Field(default_factory=lambda: dict(EXAM_BAR))  # type: ignore[valid-type]
     sweep: SweepSettings = SweepSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        """What is left out follows from the task and the data: a regression selects on val_mae and has no exam
+        bar; a data file of the user's holds out a fraction (0.2) for validation, not 10,000 examples."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("task") == "regression":
+            objective = data.get("objective")
+            if objective is None or (isinstance(objective, dict) and "metric" not in objective):
+                data["objective"] = {**(objective or {}), "metric": "val_mae"}
+            data.setdefault("target", {})
+        if isinstance(data.get("dataset"), dict):
+            data.setdefault("val_size", 0.2)
+        return data
+
+    @model_validator(mode="after")
+    def _fits_task(self) -> SpaceFile:
+        metrics, targets = TASK_METRICS[self.task]
+        if self.task == "regression" and isinstance(self.dataset, str):
+            raise ValueError(f"task: {self.dataset} is a classification dataset; a regression needs data of yours")
+        for name in (self.objective.metric, self.objective.secondary):
+            if name and name.startswith("val_") and name not in metrics:
+                raise ValueError(f"objective: {name} is not a metric of a {self.task} (allowed: {_names(sorted(metrics))})")
+        if self.train.loss and self.train.loss not in TASK_LOSSES[self.task]:
+            raise ValueError(f"train.loss: {self.train.loss} is not a loss of a {self.task} (allowed: "
+                             f"{_names(sorted(TASK_LOSSES[self.task]))})")
+        if self.train.metrics and set(self.train.metrics) != set(TASK_TRAINING[self.task]["metrics"]):
+            raise ValueError(f"train.metrics: a {self.task} is measured by {_names(TASK_TRAINING[self.task]['metrics'])}")
+        for name in self.target:
+            if name not in targets:
+                raise ValueError(f"target.{name}: not a metric of a {self.task} (allowed: {_names(sorted(targets))})")
+        return self
 
     @field_validator("dataset", mode="before")
     @classmethod

@@ -12,10 +12,19 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from experiments.data import DataSource
+from experiments.data import DataSource, UserData
 from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, is_built_in, layer_name
 from sweeps.errors import SpaceError, one_line
-from sweeps.search.schema import FAMILY_KEYS, CategoricalParam, FloatParam, ModelValues, Param, SpaceFile, TrainValues
+from sweeps.search.schema import (
+    FAMILY_KEYS,
+    TASK_TRAINING,
+    CategoricalParam,
+    FloatParam,
+    ModelValues,
+    Param,
+    SpaceFile,
+    TrainValues,
+)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TRAIN_KEYS = tuple(TrainValues.model_fields)
@@ -48,7 +57,11 @@ class Space:
     def data(self) -> DataSource:
         """What ``experiments.data`` loads: a built-in dataset's name, or the path of the user's data file."""
         dataset = self.spec.dataset
-        return dataset if isinstance(dataset, str) else Path(dataset.path)
+        if isinstance(dataset, str):
+            return dataset
+        return UserData(Path(dataset.path), target=dataset.target, test=Path(dataset.test) if dataset.test else None,
+                        test_size=dataset.test_size, image_size=dataset.image_size, color_mode=dataset.color_mode,
+                        regression=self.spec.task == "regression")
 
     @property
     def data_label(self) -> str:
@@ -70,7 +83,8 @@ class Space:
 
     def resolve(self, sampled: dict[str, Any]) -> tuple[dict[str, Any], TrainSettings]:
         """Split fixed + sampled values into model hyperparameters and training settings."""
-        train = {**self.spec.train.model_dump(exclude_none=True), **{k: v for k, v in sampled.items() if k in TRAIN_KEYS}}
+        train = {**TASK_TRAINING[self.spec.task], **self.spec.train.model_dump(exclude_none=True),
+                 **{k: v for k, v in sampled.items() if k in TRAIN_KEYS}}
         if "metrics" in train:
             train["metrics"] = tuple(train["metrics"])
         model = {**self.spec.fixed, **{k: v for k, v in sampled.items() if k not in TRAIN_KEYS}}

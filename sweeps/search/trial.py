@@ -24,7 +24,16 @@ from sweeps.search.live import SweepProgress
 from sweeps.search.space import Space
 from sweeps.search.study import is_surplus, trial_config
 from sweeps.stats import spread
-from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, MLFLOW_RUN_ID, STOP_REASONS, TEST_ACCURACY_MEAN, VALUE_STD, WORKER
+from sweeps.store.keys import (
+    EPOCH_TIME,
+    FAIL_REASON,
+    MLFLOW_RUN_ID,
+    STOP_REASONS,
+    TEST_ACCURACY_MEAN,
+    TEST_MAE_MEAN,
+    VALUE_STD,
+    WORKER,
+)
 from sweeps.store.recovery import worker_id
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
@@ -113,7 +122,7 @@ def _epoch_done(ctx: TrialContext, runs: TrialRuns, run_id: str, trial: int, see
 def _summary(results: list[RepeatResult], metric: str) -> dict[str, float | None]:
     """Mean and spread over the repeats of the objective and the test scores."""
     scores = {metric: [r.best(metric) for r in results], "test_accuracy": [r.test_accuracy for r in results],
-              "test_loss": [r.test_loss for r in results]}
+              "test_loss": [r.test_loss for r in results], "test_mae": [r.test_mae for r in results]}
     summary: dict[str, float | None] = {"n_repeats": len(results)}
     for name, values in scores.items():
         s = spread(values)
@@ -163,6 +172,8 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         trial.set_user_attr(STOP_REASONS, [r.stop_reason for r in results])
         trial.set_user_attr(VALUE_STD, summary[f"{metric}_std"])
         trial.set_user_attr(TEST_ACCURACY_MEAN, summary["test_accuracy_mean"])
+        if summary["test_mae_mean"] is not None:
+            trial.set_user_attr(TEST_MAE_MEAN, summary["test_mae_mean"])
         epoch_time = spread([t for r in results for t in r.history.get("epoch_time_s", [])])
         if epoch_time.n:
             trial.set_user_attr(EPOCH_TIME, epoch_time.mean)

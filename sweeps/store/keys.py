@@ -37,6 +37,7 @@ MLFLOW_RUN_ID = "mlflow_run_id"
 STOP_REASONS = "stop_reasons"  # one per repeat: max_epochs, early_stopped, time_budget, pruned, nan_loss, error
 VALUE_STD = "value_std"  # spread of the objective over the repeats
 TEST_ACCURACY_MEAN = "test_accuracy_mean"
+TEST_MAE_MEAN = "test_mae_mean"  # a regression's
 FAIL_REASON = "fail_reason"
 EPOCH_TIME = "epoch_time_s"  # mean seconds per epoch (what a next trial's epoch may cost)
 EPOCH_BUDGET = "epoch_budget"  # a cheaper epoch budget than the space's: a baseline's, a Hyperband round's

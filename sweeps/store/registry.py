@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 import tensorflow as tf
 
+import experiments.models  # noqa: F401  (registers the layers a table model is saved with, for load_model)
 from sweeps.errors import MissingCheckpoint, one_line
 from sweeps.store.keys import (
     INPUT_SCALE,

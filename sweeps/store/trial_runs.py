@@ -56,8 +56,10 @@ class TrialRuns:
             "best_val_accuracy": result.best("val_accuracy"),
             "best_val_loss": result.best("val_loss"),
             "best_val_robust_accuracy": result.best("val_robust_accuracy"),
+            "best_val_mae": result.best("val_mae"),
             "test_accuracy": result.test_accuracy,
             "test_loss": result.test_loss,
+            "test_mae": result.test_mae,
             "param_count": result.param_count,
             "wall_time_s": result.wall_time_s,
         })
