@@ -106,13 +106,16 @@ def read_image_folder(root: Path, image_size: tuple[int, int] | None, color_mode
     everything = train + test
     mode, size = _mode(everything, color_mode), _size(everything, image_size, root)
     x, y = _decode(everything, mode, size), np.array([f.label for f in everything], dtype=np.int64)
-    arrays = {"x_train": x[:len(train)], "y_train": y[:len(train)], "x_test": x[len(train):], "y_test": y[len(train):]}
-    if not split:
+    # Files come class by class; the training part is shuffled once (seeded) so that a holdout validation split,
+    # its last examples, is not one class.
+    if split:
+        keep, held = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(train)), np.arange(len(train), len(y))
+    else:
         from sklearn.model_selection import train_test_split
 
         try:
             keep, held = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y, random_state=TEST_SPLIT_SEED)
         except ValueError as exc:
             raise DataError(f"{root}: cannot hold out test_size {test_size} of {len(y)} images per class ({exc})") from None
-        arrays = {"x_train": x[np.sort(keep)], "y_train": y[np.sort(keep)], "x_test": x[np.sort(held)], "y_test": y[np.sort(held)]}
+    arrays = {"x_train": x[keep], "y_train": y[keep], "x_test": x[held], "y_test": y[held]}
     return arrays, tuple(class_names), _digest(everything, root)

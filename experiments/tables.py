@@ -162,8 +162,8 @@ def read_table(path: Path, target: str | None, test: Path | None, test_size: flo
     for name in frame.columns:  # before any split, so the line numbers are the file's
         _check_complete(frame[name], where)
     _labels(frame, target, regression, where)
-    if test is not None:
-        train, held_out = frame, read_frame(test)
+    if test is not None:  # shuffled once (seeded), so that a holdout validation split is not the file's last rows
+        train, held_out = frame.sample(frac=1, random_state=TEST_SPLIT_SEED), read_frame(test)
         _labels(held_out, target, regression, str(test))
     else:
         train, held_out = _split_test(frame, target, test_size, regression, where)

@@ -162,7 +162,7 @@ def test_status_names_each_complete_trial_missing_its_repeats_test_metrics_or_ch
         if number != 3:  # trial 3's run holds no repeat
             tracker.set_tags(run_id, {"sweeps.seed": 0})
         if metrics:
-            tracker.log_metrics(run_id, {"test_accuracy": 0.9})
+            tracker.log_metrics(run_id, {"test_accuracy": 0.9, "test_loss": 0.3})
         if saved:
             tracker.log_artifact(run_id, checkpoint, "checkpoint")
         tracker.end_run(run_id, "FINISHED")
