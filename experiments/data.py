@@ -88,6 +88,7 @@ class RawData:
     md5: str  # one fingerprint of the verified files
     class_names: tuple[str, ...]
     schema: TableSchema | None = None  # a table's columns: how its rows become model inputs
+    streamed: bool = False  # uint8 images memory-mapped from the image cache: trained on in streamed batches
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class Dataset:
     md5: str
     input_scale: float | None = 1 / 255  # what raw inputs were multiplied by (None: taken as they are)
     front: TableFront | None = None  # a table's standardisation and encoding, put in front of the model
+    streamed: bool = False  # x_* are stored uint8 images, scaled batch by batch (experiments.batches)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -148,7 +150,7 @@ class Dataset:
         :func:`experiments.evaluate.moved_copy`."""
         from experiments.evaluate import moved_copy  # scipy: only for spaces that measure robustness
 
-        return moved_copy(self.x_val, seed=0)
+        return moved_copy(model_inputs(self.x_val) if self.streamed else self.x_val, seed=0)
 
 
 def _verify(info: DatasetInfo, blobs: dict[str, bytes], source: str) -> RawData:
@@ -243,6 +245,8 @@ def raw_data(source: DataSource) -> RawData:
 
 def _user_data(data: UserData) -> RawData:
     path = data.path
+    if (data.image_size or data.color_mode) and not path.is_dir():
+        raise DataError(f"{path}: dataset.image_size and color_mode are for a folder of images")
     if path.suffix in TABLE_SUFFIXES:
         arrays, names, digest, schema = read_table(path, data.target, data.test, data.test_size, data.regression)
         return RawData(arrays=arrays, source=str(path), md5=digest, class_names=names, schema=schema)
@@ -256,12 +260,11 @@ def _user_data(data: UserData) -> RawData:
         from experiments.folders import read_image_folder  # PIL: only for image folders
 
         arrays, names, digest = read_image_folder(path, data.image_size, data.color_mode, data.test_size)
+        return RawData(arrays=arrays, source=str(path), md5=digest, class_names=names, streamed=True)
     elif not path.exists():
         raise DataError(f"{path}: not found (dataset.path: an .npz, a .csv or .parquet table, or an image folder)")
     else:
         raise DataError(f"{path}: expected an .npz, a .csv or .parquet table, or a folder of images")
-    if data.image_size is not None and not path.is_dir():
-        raise DataError(f"{path}: dataset.image_size is for an image folder")
     return RawData(arrays=arrays, source=str(path), md5=digest, class_names=names)
 
 
@@ -316,9 +319,8 @@ def _sample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
         return x, y
     from sklearn.model_selection import train_test_split  # scikit-learn's import: only when sampling
 
-    classes = len(np.unique(y)) if y.dtype.kind in "iu" else n + 1  # numbers to predict: no classes to keep
-    keep, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed,
-                               stratify=y if n >= classes else None)
+    stratified = y.dtype.kind in "iu" and n >= len(np.unique(y))  # a regression's numbers have no classes to keep
+    keep, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed, stratify=y if stratified else None)
     keep = np.sort(keep)
     return x[keep], y[keep]
 
@@ -358,12 +360,14 @@ def load_dataset(
     if validation == "test" and "x_val" not in raw.arrays:
         x_val, y_val = x_te, y_te
     labels = np.int64 if raw.class_names else np.float32
+    inputs = (lambda x: x) if raw.streamed else model_inputs  # stored images stay as they are, scaled per batch
     return Dataset(
         name=source if isinstance(source, str) else source.name, class_names=raw.class_names,
-        x_train=model_inputs(x_tr), y_train=y_tr.astype(labels),
-        x_val=model_inputs(x_val), y_val=y_val.astype(labels),
-        x_test=model_inputs(x_te), y_test=y_te.astype(labels),
+        x_train=inputs(x_tr), y_train=y_tr.astype(labels),
+        x_val=inputs(x_val), y_val=y_val.astype(labels),
+        x_test=inputs(x_te), y_test=y_te.astype(labels),
         validation="given" if "x_val" in raw.arrays else validation, source=raw.source, md5=raw.md5,
         input_scale=1 / 255 if raw.arrays["x_train"].dtype == np.uint8 else None,
         front=TableFront.fit(raw.schema, x_tr) if raw.schema else None,  # the training part's statistics only
+        streamed=raw.streamed,
     )

@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from experiments.batches import ImageBatches
 from experiments.data import Dataset
 from experiments.models import build_for_data
 from experiments.settings import TrainSettings
@@ -232,10 +233,9 @@ def train_repeat(
     fit_callbacks = _fit_callbacks(settings, data, result, on_epoch, early, time_up, callbacks)
     try:
         model.fit(
-            data.x_train, data.y_train,
-            validation_data=(data.x_val, data.y_val),
-            epochs=settings.epochs, initial_epoch=initial_epoch, batch_size=settings.batch_size,
-            callbacks=fit_callbacks, verbose=settings.verbose,
+            **_training_inputs([(data.x_train, data.y_train)], data.streamed, settings.batch_size, seed),
+            validation_data=_inputs(data.x_val, data.y_val, data.streamed, settings.batch_size),
+            epochs=settings.epochs, initial_epoch=initial_epoch, callbacks=fit_callbacks, verbose=settings.verbose,
         )
     except Exception as exc:
         result.wall_time_s = time.perf_counter() - start
@@ -274,8 +274,26 @@ def _fit_callbacks(settings: TrainSettings, data: Dataset, result: RepeatResult,
     return fit_callbacks
 
 
+def _training_inputs(parts: list[tuple[np.ndarray, np.ndarray]], streamed: bool, batch_size: int,
+                     seed: int) -> dict[str, Any]:
+    """``fit``'s data: arrays in memory (Keras shuffles them), or stored images streamed in seeded batches."""
+    if streamed:
+        return {"x": ImageBatches(parts, batch_size, seed)}
+    if len(parts) == 1:
+        return {"x": parts[0][0], "y": parts[0][1], "batch_size": batch_size}
+    return {"x": np.concatenate([x for x, _ in parts]), "y": np.concatenate([y for _, y in parts]), "batch_size": batch_size}
+
+
+def _inputs(x: np.ndarray, y: np.ndarray, streamed: bool, batch_size: int) -> Any:
+    """Validation or test data in order: the arrays, or stored images streamed in batches."""
+    return ImageBatches([(x, y)], batch_size) if streamed else (x, y)
+
+
 def _score_on_test(model: keras.Model, data: Dataset, result: RepeatResult) -> None:
-    scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+    if data.streamed:
+        scores = model.evaluate(_inputs(data.x_test, data.y_test, True, 1024), verbose=0, return_dict=True)
+    else:
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
     result.test_loss = float(scores["loss"])
     result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
     result.test_mae = float(scores["mae"]) if "mae" in scores else None
@@ -300,14 +318,15 @@ def refit_repeat(
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    x, y = np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val])
+    parts = [(data.x_train, data.y_train), (data.x_val, data.y_val)]
+    train_size = len(data.y_train) + len(data.y_val)
     result = RepeatResult(seed=seed, checkpoint=workdir / "refit.keras", stop_reason="max_epochs")
     start = time.perf_counter()
     model = build_for_data(family, model_params, data.input_shape, data.num_classes, data.front)
-    compile_model(model, settings, len(y))
+    compile_model(model, settings, train_size)
     result.param_count = model.count_params()
-    model.fit(x, y, epochs=epochs, batch_size=settings.batch_size, verbose=settings.verbose,
-              callbacks=[EpochRecorder(result.history), keras.callbacks.TerminateOnNaN(), *callbacks])
+    model.fit(**_training_inputs(parts, data.streamed, settings.batch_size, seed), epochs=epochs,
+              verbose=settings.verbose, callbacks=[EpochRecorder(result.history), keras.callbacks.TerminateOnNaN(), *callbacks])
     losses = result.history.get("loss", [])
     if len(losses) < epochs or not all(math.isfinite(v) for v in losses):
         result.stop_reason = "nan_loss"

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from sweeps.errors import SweepStopped, UsageError
-from sweeps.store.keys import TEST_ACCURACY_MEAN, VALUE_STD, study_name
+from sweeps.store.keys import TEST_ACCURACY_MEAN, TEST_MAE_MEAN, VALUE_STD, study_name
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,9 @@ class BestTrial:
     params: dict[str, Any]
     value: float  # the objective, mean over the repeats
     value_std: float | None
-    test_accuracy: float | None
+    test_accuracy: float | None  # a classifier's
     repeats: int
+    test_mae: float | None = None  # a regression's
 
 
 def run(space: str, trials: int | None = None, timeout: float | None = None, *, quick: bool = False,
@@ -61,7 +62,7 @@ def best(space: str, *, root: str | Path = ".", quick: bool = False, engine: str
         return None
     return BestTrial(study=name, number=top.number, params=dict(top.params), value=top.values[0],
                      value_std=top.user_attrs.get(VALUE_STD), test_accuracy=top.user_attrs.get(TEST_ACCURACY_MEAN),
-                     repeats=space_file.spec.sweep.repeats)
+                     repeats=space_file.spec.sweep.repeats, test_mae=top.user_attrs.get(TEST_MAE_MEAN))
 
 
 def report(*, root: str | Path = ".") -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.data import UserData, builder_inputs, load_dataset
+from experiments.data import UserData, builder_inputs, load_dataset, raw_data
 from experiments.errors import DataError
 from sweeps.cli import main
 
@@ -45,32 +45,56 @@ def shapes_folder(root: Path, per_class: int = 30, size: int = 32, split: bool =
     return root
 
 
-def test_an_image_folder_is_read_split_once_and_fingerprinted(tmp_path):
+def test_an_image_folder_is_decoded_once_into_the_cache_split_once_and_fingerprinted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the project folder: the image cache lives in its .sweeps/
     source = UserData(shapes_folder(tmp_path / "shapes"))
-    data = load_dataset(source, "stratified", 0.25, 0)
+    data = load_dataset(source, "holdout", 0.25, 0)
     assert data.class_names == ("blue", "green", "red") and data.input_shape == (32, 32, 3)
     assert len(data.y_test) == 18 and np.bincount(data.y_test).tolist() == [6, 6, 6]  # 0.2 held out, stratified
-    assert data.input_scale == 1 / 255 and 0 <= data.x_train.min() and data.x_train.max() <= 1
-    assert builder_inputs(source) == ((32, 32, 3), 3)
+    assert len(set(data.y_val.tolist())) == 3  # the training part was shuffled once: a holdout is not one class
+    # Stored images stay on disk as uint8, memory-mapped; the model's inputs are scaled batch by batch.
+    assert data.streamed and isinstance(data.x_train, np.memmap) and data.x_train.dtype == np.uint8
+    assert data.input_scale == 1 / 255 and builder_inputs(source) == ((32, 32, 3), 3)
+    cached = list((tmp_path / ".sweeps" / "cache" / "images").glob("*.npy"))
+    assert len(cached) == 1 and cached[0].stat().st_size > 90 * 32 * 32 * 3
     before = data.md5
     (tmp_path / "shapes" / "red" / "0.png").write_bytes((tmp_path / "shapes" / "red" / "1.png").read_bytes())
     load_dataset.cache_clear()
-    from experiments.data import raw_data
-
     raw_data.cache_clear()
-    assert load_dataset(source, "stratified", 0.25, 0).md5 != before  # the digest is of the content
+    assert load_dataset(source, "holdout", 0.25, 0).md5 != before  # the digest is of the content
+    assert len(list((tmp_path / ".sweeps" / "cache" / "images").glob("*.npy"))) == 2
 
 
-def test_train_and_test_sub_folders_grey_images_and_a_given_size(tmp_path):
+def test_streamed_batches_are_scaled_seeded_reshuffled_and_cover_every_image_once(tmp_path, monkeypatch):
+    from experiments.batches import ImageBatches
+
+    monkeypatch.chdir(tmp_path)
+    data = load_dataset(UserData(shapes_folder(tmp_path / "shapes")), "holdout", 0.25, 0)
+    batches = ImageBatches([(data.x_train, data.y_train), (data.x_val, data.y_val)], 16, seed=3)
+    first = [batches[i] for i in range(len(batches))]
+    assert sum(len(y) for _, y in first) == len(data.y_train) + len(data.y_val) and len(batches) == 5  # 72 in 16s
+    x, _ = first[0]
+    assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1 and x.shape[1:] == (32, 32, 3)
+    total = sorted(np.concatenate([y for _, y in first]).tolist())
+    assert total == sorted(np.concatenate([data.y_train, data.y_val]).tolist())
+    batches.on_epoch_end()
+    assert not np.array_equal(batches[0][1], first[0][1]) or not np.array_equal(batches[1][1], first[1][1])
+    again = ImageBatches([(data.x_train, data.y_train), (data.x_val, data.y_val)], 16, seed=3)
+    assert np.array_equal(again[0][0], first[0][0])  # the same seed, the same order
+
+
+def test_train_and_test_sub_folders_grey_images_and_a_given_size(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     root = shapes_folder(tmp_path / "grey", size=20, split=True, mode="L")
     data = load_dataset(UserData(root, image_size=(16, 24)), "holdout", 0.2)
     assert data.input_shape == (16, 24, 1) and len(data.y_test) == 18 and len(data.y_train) + len(data.y_val) == 72
 
 
-def test_image_folder_mistakes_are_one_clear_error(tmp_path):
-    root = shapes_folder(tmp_path / "mixed", per_class=3)
+def test_image_folder_mistakes_are_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = shapes_folder(tmp_path / "mixed", per_class=5)
     Image.new("RGB", (40, 30)).save(root / "red" / "big.png")
-    with pytest.raises(DataError, match=r"images of mixed sizes \(32x32 .*, 30x40 big.png\); set dataset.image_size"):
+    with pytest.raises(DataError, match=r"images of mixed sizes \(.*30x40 big.png.*\); set dataset.image_size"):
         load_dataset(UserData(root))
     root = shapes_folder(tmp_path / "unseen", per_class=5, split=True)
     (root / "test" / "purple").mkdir()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import sweeps
 from experiments.data import UserData, builder_inputs, load_dataset
 from experiments.errors import DataError
 from experiments.models import build_for_data
@@ -177,3 +178,5 @@ def test_diabetes_regression_csv_end_to_end(project: Path, capsys):
     assert "Confusion matrix" not in page
     assert main(["predict", "diabetes", "--quick", "--from-test", "0"]) == 0
     assert "predicted" in capsys.readouterr().out
+    best = sweeps.best("diabetes", quick=True)
+    assert best is not None and best.test_accuracy is None and 0 < best.test_mae < 400

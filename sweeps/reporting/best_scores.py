@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from experiments.batches import predict_images
 from experiments.data import DataSource, model_inputs, raw_data
 from experiments.evaluate import PERTURBATIONS, RegressionScores, TestScores, robustness
 from sweeps.store.registry import BestRun, best_run, load_checkpoint
@@ -51,8 +52,9 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, data: DataSource, cache
     if run is None:
         return None
     raw = raw_data(data)
-    x, y = model_inputs(raw.arrays["x_test"]), raw.arrays["y_test"]
-    movable = x.shape[1:] == MOVABLE
+    movable = model_inputs(raw.arrays["x_test"][:1]).shape[1:] == MOVABLE
+    streamed = raw.streamed and not movable  # stored images stay on disk; 28x28 grey ones are moved in memory
+    x, y = (raw.arrays["x_test"] if streamed else model_inputs(raw.arrays["x_test"])), raw.arrays["y_test"]
     saved = cache_dir / run.run_id / "test_scores.npz"  # a checkpoint never changes: score it once
     cached = np.load(saved) if saved.is_file() else None
     if cached is not None and ("case" in cached or not movable):
@@ -61,7 +63,8 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, data: DataSource, cache
             rob = pd.DataFrame({"perturbation": f["perturbation"], "accuracy": f["accuracy"]})
     else:  # not scored yet (or scored before the seed's case was kept)
         model = load_checkpoint(tracker, run.run_id, cache_dir)
-        probabilities = model.predict(x, batch_size=1024, verbose=0)  # a regression's: its predictions
+        # A regression's "probabilities" are its predictions.
+        probabilities = predict_images(model, x) if streamed else model.predict(x, batch_size=1024, verbose=0)
         rob = robustness(model, x, y) if movable else pd.DataFrame({"perturbation": [], "accuracy": []})
         case = model.predict(case_image(x)[np.newaxis], verbose=0)[0] if movable else None
         np.savez(saved, probabilities=probabilities, perturbation=rob["perturbation"].to_numpy(str),

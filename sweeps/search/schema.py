@@ -286,7 +286,8 @@ class SpaceFile(Section):
     @classmethod
     def _task_defaults(cls, data: Any) -> Any:
         """What is left out follows from the task and the data: a regression selects on val_mae and has no exam
-        bar; a data file of the user's holds out a fraction (0.2) for validation, not 10,000 examples."""
+        bar; data of the user's has no exam bar either and holds out a fraction (0.2) for validation, not 10,000
+        examples."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -295,8 +296,9 @@ class SpaceFile(Section):
             if objective is None or (isinstance(objective, dict) and "metric" not in objective):
                 data["objective"] = {**(objective or {}), "metric": "val_mae"}
             data.setdefault("target", {})
-        if isinstance(data.get("dataset"), dict):
+        if isinstance(data.get("dataset"), dict):  # the exam bar is Fashion-MNIST's: data of yours has none unless given
             data.setdefault("val_size", 0.2)
+            data.setdefault("target", {})
         return data
 
     @model_validator(mode="after")

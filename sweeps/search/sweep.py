@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from experiments.data import Dataset, load_dataset
+from experiments.tables import TEST_SPLIT_SEED
 from experiments.train import train_repeat
 from sweeps.errors import SweepStopped, TrialFailed, UsageError
 from sweeps.search.live import LiveLine, SweepProgress
@@ -102,7 +103,10 @@ def _sweep_run(sweep: Sweep, spec: WorkerSpec, data: Dataset, timeout: float | N
     """The MLflow sweep run the trials nest under: the supervisor's (left open for it), or one opened here and
     closed with the right status on every way out."""
     data_tags = {DATA_MD5: data.md5, VALIDATION: data.validation}
-    sizes = {"train_size": len(data.y_train), "val_size": len(data.y_val), "test_size": len(data.y_test)}
+    sizes = {"train_size": len(data.y_train), "val_size": len(data.y_val), "test_size": len(data.y_test),
+             "split_seed": sweep.space.spec.sweep.seed}  # the validation split's (a user's test hold-out: TEST_SPLIT_SEED)
+    if not isinstance(sweep.space.data, str):
+        sizes["test_split_seed"] = TEST_SPLIT_SEED
     if spec.sweep_run is not None:
         if spec.worker_index == 0:  # one writer: workers logging the same params at once collide in the database
             sweep.tracker.set_tags(spec.sweep_run, data_tags)
