@@ -53,36 +53,26 @@ def _files(folder: Path, class_names: list[str], where: Path) -> list[ImageFile]
     return found
 
 
-def _header(f: ImageFile) -> Image.Image:
-    """The image, opened lazily: its mode and size are read, its pixels are not."""
-    try:
-        with Image.open(f.path) as image:
-            return image
-    except OSError as exc:
-        raise DataError(f"{f.path}: not a readable image ({exc})") from None
-
-
-def _mode(files: list[ImageFile], color_mode: str | None) -> str:
-    """PIL's mode to decode into: the space's colour mode, else grey when every image is grey."""
-    if color_mode is not None:
-        return "L" if color_mode == "grayscale" else "RGB"
-    grey = all(_header(f).mode in GREY_MODES for f in files)
-    return "L" if grey else "RGB"
-
-
-def _size(files: list[ImageFile], image_size: tuple[int, int] | None, where: Path) -> tuple[int, int]:
-    """(height, width) of every image: the space's image_size, else the one size all images have."""
-    if image_size is not None:
-        return image_size
+def _mode_and_size(files: list[ImageFile], color_mode: str | None, image_size: tuple[int, int] | None,
+                   where: Path) -> tuple[str, tuple[int, int]]:
+    """PIL's mode to decode into (the space's colour mode, else grey when every image is grey) and the (height,
+    width) of every image (the space's image_size, else the one size all images have), from the files' headers."""
+    grey = True
     sizes: dict[tuple[int, int], Path] = {}
-    for f in files:
-        width, height = _header(f).size
-        sizes.setdefault((height, width), f.path)
-        if len(sizes) > 1:
-            (a, first), (b, second) = sizes.items()
-            raise DataError(f"{where}: images of mixed sizes ({a[0]}x{a[1]} {first.name}, {b[0]}x{b[1]} {second.name}); "
-                            "set dataset.image_size: [height, width]")
-    return next(iter(sizes))
+    if color_mode is None or image_size is None:
+        for f in files:
+            try:
+                with Image.open(f.path) as image:  # lazily: the header is read, the pixels are not
+                    grey, (width, height) = grey and image.mode in GREY_MODES, image.size
+            except OSError as exc:
+                raise DataError(f"{f.path}: not a readable image ({exc})") from None
+            sizes.setdefault((height, width), f.path)
+            if image_size is None and len(sizes) > 1:
+                (a, first), (b, second) = sizes.items()
+                raise DataError(f"{where}: images of mixed sizes ({a[0]}x{a[1]} {first.name}, {b[0]}x{b[1]} "
+                                f"{second.name}); set dataset.image_size: [height, width]")
+    mode = ("L" if grey else "RGB") if color_mode is None else ("L" if color_mode == "grayscale" else "RGB")
+    return mode, image_size or next(iter(sizes))
 
 
 def _decode_into(pixels: np.ndarray, files: list[ImageFile], mode: str, size: tuple[int, int]) -> None:
@@ -103,7 +93,7 @@ def _cached_pixels(files: list[ImageFile], image_size: tuple[int, int] | None, c
     """The decoded images in ``files``' order, memory-mapped from the cache file ``path`` (decoded into it on first
     use; written to a private file and renamed, so workers starting together never read half a file)."""
     if not path.is_file():
-        mode, size = _mode(files, color_mode), _size(files, image_size, where)
+        mode, size = _mode_and_size(files, color_mode, image_size, where)
         shape = (len(files), size[0], size[1], 1 if mode == "L" else 3)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}")

@@ -54,6 +54,9 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, ...], num_classes:
     [→ Dropout] → Flatten or global average → Dense → Dropout → Dense softmax. With one conv per block and no
     batch norm this is the blog's CNN."""
     get = lambda name: setting(params, name, "cnn")  # noqa: E731
+    if len(input_shape) != 3:
+        raise ValueError(f"the cnn takes images (height, width, channels), not inputs of shape {input_shape}: use mlp "
+                         "or a builder of yours")
     if feature_size(params, input_shape[0]) < 1:
         side = input_shape[0]
         raise ValueError(f"conv_layers={get('conv_layers')} with kernel_size={get('kernel_size')} shrinks {side}x{side} below 1x1")

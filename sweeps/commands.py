@@ -76,14 +76,15 @@ def trains_here(args: argparse.Namespace) -> bool:
 
 
 def _check_builder(space: Space, console) -> None:
-    """A builder of the user's is built once, before anything is written or trained (the built-in families are
-    checked by the space file's rules)."""
+    """A builder of the user's, or a built-in family on data of the user's (a cnn given a table, a stack of convs
+    too deep for small images), is built once before anything is written or trained; a built-in family on a
+    built-in dataset is checked by the space file's rules."""
     from experiments.data import builder_inputs
     from experiments.settings import is_built_in
 
-    if is_built_in(space.spec.model):
+    if is_built_in(space.spec.model) and isinstance(space.data, str):
         return
-    from sweeps.search.model_check import check_model  # TensorFlow: for a builder of the user's only
+    from sweeps.search.model_check import check_model  # TensorFlow: for a builder or data of the user's only
 
     model = check_model(space, *builder_inputs(space.data))
     console.print(f"model {space.spec.model}: builds, {model.count_params():,} parameters")

@@ -180,3 +180,13 @@ def test_diabetes_regression_csv_end_to_end(project: Path, capsys):
     assert "predicted" in capsys.readouterr().out
     best = sweeps.best("diabetes", quick=True)
     assert best is not None and best.test_accuracy is None and 0 < best.test_mae < 400
+
+
+def test_a_built_in_cnn_given_a_table_is_refused_before_anything_trains(project: Path, capsys):
+    cancer_csv(project / "cancer.csv")
+    (project / "search_spaces" / "c.yaml").write_text(
+        "dataset: {path: cancer.csv, target: diagnosis}\nmodel: cnn\nparams:\n  dropout: {type: float, low: 0, high: 0.5}\n")
+    assert main(["run", "c", "--quick"]) == 2
+    assert "c.yaml: model cnn: the builder raised ValueError: the cnn takes images (height, width, channels), not " \
+           "inputs of shape (34,)" in capsys.readouterr().err
+    assert not (project / "optuna.journal").exists()
