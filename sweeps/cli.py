@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run[args.command](args, Path.cwd(), console) or 0
     except KeyboardInterrupt:
-        print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)
+        if args.command != "worker":  # the command that started a worker says it, once
+            print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)
         return stopping.exit_status()
     except Exception as exc:  # ours, or a foreign error with a meaning for the user: one line; a bug: its traceback
         error = as_sweeps_error(exc)

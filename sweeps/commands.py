@@ -113,9 +113,11 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
 
 def worker(args: argparse.Namespace, root: Path, console) -> int:
     """A worker process of ``sweep run``: the sweep its spec (in ``$SWEEPS_WORKER``) describes."""
+    from sweeps.search import stopping
     from sweeps.search.sweep import run_worker
     from sweeps.search.worker import RECYCLE, WorkerSpec
 
+    stopping.stop_with_parent()  # a worker never outlives the command that started it
     return RECYCLE if run_worker(WorkerSpec.from_env(), console) else 0
 
 

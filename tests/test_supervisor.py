@@ -70,3 +70,33 @@ def test_workers_are_recycled_and_a_crashed_trial_fails_alone(project: Path):
     assert problems(optuna.load_study(study_name="slow", storage=open_storage(default_storage(project))), tracker) == []
     sweep_runs = tracker.runs(kind="sweep")
     assert len(sweep_runs) == 1 and sweep_runs["status"].item() == "FINISHED"  # one sweep run across the workers
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_worker_never_outlives_its_command_killed_with_its_process_group(project: Path):
+    """kill -9 of the command's process group (a job scheduler, a closed terminal) misses the worker, which runs in
+    a session of its own; it ends within 5 s by itself, and the next start finishes the study."""
+    (project / "search_spaces" / "slow.yaml").write_text(SLOW_MLP)
+    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--trials", "2", "--no-report"]
+    proc = subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "SWEEPS_TRIALS_PER_PROCESS": "10"})
+    _, worker = _running_worker(project)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = time.monotonic()
+    while _alive(worker) and time.monotonic() - killed < 30:
+        time.sleep(0.1)
+    assert not _alive(worker) and time.monotonic() - killed < 5
+    again = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "SWEEPS_TRIALS_PER_PROCESS": "10"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    study = optuna.load_study(study_name="slow", storage=open_storage(default_storage(project)))
+    assert [t.state.name for t in study.get_trials()].count("COMPLETE") == 2
+    assert problems(study, Tracker(tracking_uri(project), "slow", create=False)) == []

@@ -7,9 +7,13 @@ garbled or swallowed ("pybind11 ... MISMATCH", "Exception ignored in ...").
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
+import time
 
 _requested: list[int] = []
+ORPHAN_GRACE_S = 3.0  # a worker whose command died stops politely within this, then at once
 
 
 def _on_signal(signum: int, frame) -> None:
@@ -40,3 +44,21 @@ def check() -> None:
     """Raise KeyboardInterrupt if a stop was asked for; call it where stopping is safe."""
     if _requested:
         raise KeyboardInterrupt(f"signal {_requested[0]}")
+
+
+def _watch(parent: int, poll_s: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os.kill(os.getpid(), signal.SIGTERM)  # a polite stop: the trial is failed and queued again, its runs closed
+    time.sleep(ORPHAN_GRACE_S)
+    os.kill(os.getpid(), signal.SIGTERM)  # the second signal aborts at once
+
+
+def stop_with_parent(poll_s: float = 0.5) -> None:
+    """End this process when the one that started it dies (a worker of a ``sweep run`` killed by any signal, its
+    process group included: the worker runs in a session of its own, so nothing else would reach it). Watching
+    the parent's pid works on every POSIX system, unlike Linux's parent-death signal."""
+    parent = os.getppid()
+    if parent == 1:  # the command died before this process got here
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=_watch, args=(parent, poll_s), name="parent-watch", daemon=True).start()

@@ -1,0 +1,338 @@
+"""Train one repeat: build, compile, fit with the standard callbacks, restore the best checkpoint, score on test.
+
+Knows nothing of Optuna or MLflow: extra callbacks (pruning) and a per-epoch hook (tracking) come in
+from the caller, plain results go out.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from experiments.batches import ImageBatches
+from experiments.data import Dataset
+from experiments.models import build_for_data
+from experiments.settings import TrainSettings
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "nadam": keras.optimizers.Nadam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+
+EpochHook = Callable[[int, dict[str, float]], None]
+# Batches per call into TensorFlow: same batches, same result, far less Python per batch (it halves a small
+# MLP's epoch). Batch-level callbacks (TerminateOnNaN, the deadline, a stop request) see every 16th batch.
+STEPS_PER_EXECUTION = 16
+
+
+@dataclass
+class RepeatResult:
+    """What one seeded training produced."""
+
+    seed: int
+    history: dict[str, list[float]] = field(default_factory=dict)
+    stop_reason: str = "interrupted"
+    best_epoch: int | None = None  # 1-based
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    test_mae: float | None = None  # a regression's
+    param_count: int = 0
+    wall_time_s: float = 0.0
+    checkpoint: Path | None = None
+    summary: str = ""
+    first_epoch: int = 1  # later than 1 when training continued from earlier weights
+
+    @property
+    def test_scores(self) -> dict[str, float]:
+        """The test metrics measured: the loss, and the accuracy (a classifier) or the mean absolute error."""
+        scores = {"test_accuracy": self.test_accuracy, "test_loss": self.test_loss, "test_mae": self.test_mae}
+        return {name: value for name, value in scores.items() if value is not None}
+
+    @property
+    def test_score(self) -> str:
+        """The name of the test score beside the loss: test_mae for a regression, else test_accuracy."""
+        return "test_mae" if self.test_mae is not None else "test_accuracy"
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained."""
+        return len(self.history.get("loss", []))
+
+    def best(self, metric: str) -> float | None:
+        """``metric`` at the best (checkpointed) epoch."""
+        if self.best_epoch is None or metric not in self.history:
+            return None
+        return self.history[metric][self.best_epoch - self.first_epoch]
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Continue from earlier weights at a later epoch (a Hyperband round promoting a trial)."""
+
+    weights: list[np.ndarray]
+    initial_epoch: int
+
+
+class TrainingInterrupted(Exception):
+    """``fit`` was stopped by an exception (a pruning callback, an error); carries the partial result."""
+
+    def __init__(self, result: RepeatResult):
+        super().__init__(f"training interrupted after {result.epochs} epochs")
+        self.result = result
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Keeps every epoch's logs (plus its wall time) and passes them to an optional hook."""
+
+    def __init__(self, history: dict[str, list[float]], hook: EpochHook | None = None):
+        super().__init__()
+        self.history, self.hook, self._start = history, hook, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        row = {k: float(v) for k, v in (logs or {}).items()}
+        row["epoch_time_s"] = time.perf_counter() - self._start
+        row["learning_rate"] = float(self.model.optimizer.learning_rate)  # after this epoch's steps (schedules)
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(value)
+        if self.hook is not None:
+            self.hook(epoch + 1, row)
+
+
+class RobustAccuracy(keras.callbacks.Callback):
+    """Adds ``val_robust_accuracy`` to each epoch's logs: accuracy on the moved validation copy. It runs before
+    the checkpoint, early stopping and pruning callbacks, so each of them can watch it."""
+
+    def __init__(self, x_moved: np.ndarray, y: np.ndarray):
+        super().__init__()
+        self.x_moved, self.y = x_moved, y
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            predicted = self.model.predict(self.x_moved, batch_size=1024, verbose=0).argmax(axis=1)
+            logs["val_robust_accuracy"] = float((predicted == self.y).mean())
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that saves to a temporary file and renames it over the best one, so a failed write
+    (a full disk) never leaves a corrupt "best" checkpoint behind."""
+
+    filepath: str
+
+    def _save_model(self, epoch: int, batch: int | None, logs: dict | None) -> None:
+        final = self.filepath
+        partial = final.removesuffix(".keras") + ".partial.keras"
+        self.filepath = partial
+        try:
+            super()._save_model(epoch, batch, logs)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+        finally:
+            self.filepath = final
+        if os.path.exists(partial):
+            os.replace(partial, final)
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stops training when the sweep's time is up: after an epoch when the next one would not end in time,
+    or after the current batch once the deadline has passed. The epoch still validates and checkpoints, so
+    the trial ends with its best weights instead of being thrown away."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline, self.reached, self._start = deadline, False, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.monotonic()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if time.monotonic() >= self.deadline:
+            self._stop()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.monotonic()
+        if now + (now - self._start) > self.deadline:  # the next epoch would end past it
+            self._stop()
+
+    def _stop(self) -> None:
+        self.reached = self.model.stop_training = True
+
+
+def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer with its learning rate (cosine: decayed to 0 over ``settings.epochs``) and weight decay."""
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = settings.learning_rate
+    if settings.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps_per_epoch)
+    # AdamW needs a float (0.0 turns its decay off); the others take None for none.
+    decay = float(settings.weight_decay) if settings.optimizer == "adamw" else settings.weight_decay or None
+    return OPTIMIZERS[settings.optimizer](learning_rate=rate, weight_decay=decay)
+
+
+def compile_model(model: keras.Model, settings: TrainSettings, train_size: int) -> None:
+    """Compile ``model`` for training with ``settings`` on ``train_size`` examples (its schedule counts steps)."""
+    model.compile(optimizer=make_optimizer(settings, math.ceil(train_size / settings.batch_size)), loss=settings.loss,
+                  metrics=list(settings.metrics), steps_per_execution=STEPS_PER_EXECUTION)
+
+
+def _best_epoch(history: dict[str, list[float]], monitor: str, first_epoch: int) -> int | None:
+    values = np.asarray(history.get(monitor, []), dtype=float)
+    if values.size == 0 or np.isnan(values).all():
+        return None
+    pick = np.nanargmin if monitor.endswith("loss") else np.nanargmax
+    return int(pick(values)) + first_epoch
+
+
+def train_repeat(
+    family: str,
+    model_params: dict[str, Any],
+    settings: TrainSettings,
+    data: Dataset,
+    seed: int,
+    workdir: Path,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
+    on_epoch: EpochHook | None = None,
+    warm_start: WarmStart | None = None,
+    deadline: float | None = None,
+) -> RepeatResult:
+    """Fit one seeded model (from ``warm_start``'s weights and epoch, if given) and score its best checkpoint
+    on the test set. ``settings.epochs`` is the last epoch, counted from the first; training stops early (and
+    the best weights so far are scored) when ``time.monotonic()`` reaches ``deadline``.
+
+    Raises :class:`TrainingInterrupted` (with the partial history) when a callback or ``fit`` raises.
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    initial_epoch = warm_start.initial_epoch if warm_start else 0
+    result = RepeatResult(seed=seed, checkpoint=workdir / "best.keras", first_epoch=initial_epoch + 1)
+    start = time.perf_counter()
+    model = build_for_data(family, model_params, data.input_shape, data.num_classes, data.front)
+    compile_model(model, settings, len(data.y_train))
+    if warm_start is not None:
+        model.set_weights(warm_start.weights)
+    result.param_count = model.count_params()
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    result.summary = "\n".join(lines)
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
+    time_up = Deadline(deadline if deadline is not None else math.inf)
+    fit_callbacks = _fit_callbacks(settings, data, result, on_epoch, early, time_up, callbacks)
+    try:
+        model.fit(
+            **_training_inputs([(data.x_train, data.y_train)], data.streamed, settings.batch_size, seed),
+            validation_data=_inputs(data.x_val, data.y_val, data.streamed, settings.batch_size),
+            epochs=settings.epochs, initial_epoch=initial_epoch, callbacks=fit_callbacks, verbose=settings.verbose,
+        )
+    except Exception as exc:
+        result.wall_time_s = time.perf_counter() - start
+        result.best_epoch = _best_epoch(result.history, settings.monitor, result.first_epoch)
+        raise TrainingInterrupted(result) from exc
+    losses = result.history.get("loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        result.stop_reason = "nan_loss"
+    else:
+        result.stop_reason = ("time_budget" if time_up.reached else
+                              "early_stopped" if early.stopped_epoch > 0 else "max_epochs")
+        result.best_epoch = _best_epoch(result.history, settings.monitor, result.first_epoch)
+        model.load_weights(result.checkpoint)  # the trained model's compiled evaluation is reused, not re-traced
+        _score_on_test(model, data, result)
+    result.wall_time_s = time.perf_counter() - start
+    return result
+
+
+def _fit_callbacks(settings: TrainSettings, data: Dataset, result: RepeatResult, on_epoch: EpochHook | None,
+                   early: keras.callbacks.EarlyStopping, time_up: Deadline,
+                   extra: tuple[keras.callbacks.Callback, ...]) -> list[keras.callbacks.Callback]:
+    """The standard callbacks of a repeat, in the order they must run: the robustness score first (so the
+    checkpoint, early stopping and pruning can watch it), the recorder, the checkpoint, the stops, the caller's."""
+    fit_callbacks = [
+        *([RobustAccuracy(data.x_val_moved, data.y_val)] if settings.robust else []),
+        EpochRecorder(result.history, on_epoch),
+        AtomicModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True,
+                              mode="min" if settings.monitor.endswith("loss") else "max"),
+        early,
+        keras.callbacks.TerminateOnNaN(),
+        time_up,
+        *extra,
+    ]
+    if settings.lr_schedule == "plateau":  # halve the rate before early stopping would give up
+        fit_callbacks.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=max(1, settings.patience // 2)))
+    return fit_callbacks
+
+
+def _training_inputs(parts: list[tuple[np.ndarray, np.ndarray]], streamed: bool, batch_size: int,
+                     seed: int) -> dict[str, Any]:
+    """``fit``'s data: arrays in memory (Keras shuffles them), or stored images streamed in seeded batches."""
+    if streamed:
+        return {"x": ImageBatches(parts, batch_size, seed)}
+    if len(parts) == 1:
+        return {"x": parts[0][0], "y": parts[0][1], "batch_size": batch_size}
+    return {"x": np.concatenate([x for x, _ in parts]), "y": np.concatenate([y for _, y in parts]), "batch_size": batch_size}
+
+
+def _inputs(x: np.ndarray, y: np.ndarray, streamed: bool, batch_size: int) -> Any:
+    """Validation or test data in order: the arrays, or stored images streamed in batches."""
+    return ImageBatches([(x, y)], batch_size) if streamed else (x, y)
+
+
+def _score_on_test(model: keras.Model, data: Dataset, result: RepeatResult) -> None:
+    if data.streamed:
+        scores = model.evaluate(_inputs(data.x_test, data.y_test, True, 1024), verbose=0, return_dict=True)
+    else:
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+    result.test_loss = float(scores["loss"])
+    result.test_accuracy = float(scores["accuracy"]) if "accuracy" in scores else None
+    result.test_mae = float(scores["mae"]) if "mae" in scores else None
+
+
+def refit_repeat(
+    family: str,
+    model_params: dict[str, Any],
+    settings: TrainSettings,
+    data: Dataset,
+    seed: int,
+    epochs: int,
+    workdir: Path,
+    callbacks: tuple[keras.callbacks.Callback, ...] = (),
+) -> RepeatResult:
+    """Fit one seeded model on the training and validation images together for exactly ``epochs`` epochs (a
+    selected run's best epoch: no held-out data is left to stop on), save it, and score it once on the test set.
+
+    The learning-rate schedule spans ``settings.epochs`` as in the selected run; a plateau schedule, which needs
+    validation loss, is left out.
+    """
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    parts = [(data.x_train, data.y_train), (data.x_val, data.y_val)]
+    train_size = len(data.y_train) + len(data.y_val)
+    result = RepeatResult(seed=seed, checkpoint=workdir / "refit.keras", stop_reason="max_epochs")
+    start = time.perf_counter()
+    model = build_for_data(family, model_params, data.input_shape, data.num_classes, data.front)
+    compile_model(model, settings, train_size)
+    result.param_count = model.count_params()
+    model.fit(**_training_inputs(parts, data.streamed, settings.batch_size, seed), epochs=epochs,
+              verbose=settings.verbose, callbacks=[EpochRecorder(result.history), keras.callbacks.TerminateOnNaN(), *callbacks])
+    losses = result.history.get("loss", [])
+    if len(losses) < epochs or not all(math.isfinite(v) for v in losses):
+        result.stop_reason = "nan_loss"
+    else:
+        result.best_epoch = epochs
+        model.save(result.checkpoint)
+        _score_on_test(model, data, result)
+    result.wall_time_s = time.perf_counter() - start
+    return result

@@ -1,0 +1,78 @@
+"""The Python API, for notebooks and scripts: run a space's sweep from a project folder and read its best trial;
+rebuild the report. The same entry point and stores as the ``sweep`` command."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from sweeps.errors import SweepStopped, UsageError
+from sweeps.store.keys import TEST_ACCURACY_MEAN, TEST_MAE_MEAN, VALUE_STD, study_name
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    """A study's best completed trial: its params and its scores (means over its repeats)."""
+
+    study: str
+    number: int
+    params: dict[str, Any]
+    value: float  # the objective, mean over the repeats
+    value_std: float | None
+    test_accuracy: float | None  # a classifier's
+    repeats: int
+    test_mae: float | None = None  # a regression's
+
+
+def run(space: str, trials: int | None = None, timeout: float | None = None, *, quick: bool = False,
+        root: str | Path = ".", engine: str = "optuna", console: Console | None = None) -> BestTrial | None:
+    """Run or continue the sweep of ``space`` (a file of ``root``/search_spaces) in this process until its study
+    has ``trials`` finished trials or ``timeout`` seconds have passed (None: as the space file says); the study's
+    best trial (None when no trial completed)."""
+    from sweeps.search.launch import start_sweep
+    from sweeps.search.space import load_space
+    from sweeps.search.worker import SweepOptions
+
+    folder = Path(root).resolve()
+    if str(folder) not in sys.path:  # a space's model: module:function is imported from the project folder
+        sys.path.insert(0, str(folder))
+    loaded = load_space(space, folder / "search_spaces")
+    options = SweepOptions(trials=trials, timeout=timeout, quick=quick, engine=engine)
+    if start_sweep(loaded, folder, options, console or Console()) != 0:
+        raise SweepStopped(f"the sweep of {space} did not finish")
+    return best(space, root=folder, quick=quick, engine=engine)
+
+
+def best(space: str, *, root: str | Path = ".", quick: bool = False, engine: str = "optuna") -> BestTrial | None:
+    """The best completed trial of ``space``'s study in project ``root`` (None before any completed)."""
+    from sweeps.search.study import existing_study
+    from sweeps.store.storage import default_storage, open_storage
+    from sweeps.store.tracking import tracking_uri
+    from sweeps.store.trials import best_trial
+
+    folder = Path(root).resolve()
+    url, name = default_storage(folder), study_name(space, quick, engine)
+    study, space_file, _ = existing_study(name, open_storage(url), url, tracking_uri(folder))
+    top = best_trial(study)
+    if top is None:
+        return None
+    return BestTrial(study=name, number=top.number, params=dict(top.params), value=top.values[0],
+                     value_std=top.user_attrs.get(VALUE_STD), test_accuracy=top.user_attrs.get(TEST_ACCURACY_MEAN),
+                     repeats=space_file.spec.sweep.repeats, test_mae=top.user_attrs.get(TEST_MAE_MEAN))
+
+
+def report(*, root: str | Path = ".") -> Path:
+    """Rebuild ``root``/reports from the project's stores; the summary page's path."""
+    from sweeps.reporting.build import build_report
+    from sweeps.store.storage import default_storage, open_storage
+    from sweeps.store.tracking import tracking_uri
+
+    folder = Path(root).resolve()
+    if not (folder / "search_spaces").is_dir():
+        raise UsageError(f"{folder}: not a project folder (no search_spaces/; `sweep init` starts one)")
+    return build_report(open_storage(default_storage(folder)), tracking_uri(folder), folder / "reports",
+                        folder / ".sweeps" / "cache")

@@ -1,0 +1,231 @@
+"""``make bench``: what the framework costs per epoch and what it finds per CPU-minute, side by side. Not a test.
+
+Every run goes to its own throw-away project under ``.sweeps/bench/`` (own studies, own MLflow store), on the
+same data sample and seeds; the raw numbers land in ``reports/bench.json``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import statistics
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import pandas as pd
+import yaml
+from optuna.samplers import TPESampler
+from rich.console import Console
+from rich.table import Table
+
+from experiments.data import load_dataset
+from experiments.models import build_model
+from experiments.train import compile_model
+from sweeps.bench.measure import machine, peak_rss_per_trial, sweep_command
+from sweeps.reporting.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
+from sweeps.reporting.output import write_file
+from sweeps.reporting.read import collect
+from sweeps.reporting.results import meets_target
+from sweeps.search.launch import start_sweep
+from sweeps.search.schema import Pruner, Sampler
+from sweeps.search.space import TRAIN_KEYS, Space, parse_space
+from sweeps.search.worker import SweepOptions
+from sweeps.store.keys import QUICK, TRIAL_RUN
+from sweeps.store.storage import default_storage, open_storage
+from sweeps.store.tracking import Tracker, tracking_uri
+
+
+def _variant(space: Space, sampler: str | None = None, pruner: str | None = None) -> Space:
+    sweep = space.spec.sweep
+    update = {"sampler": Sampler(name=sampler) if sampler else sweep.sampler,
+              "pruner": Pruner(name=pruner) if pruner else sweep.pruner}
+    return replace(space, spec=space.spec.model_copy(update={"sweep": sweep.model_copy(update=update)}))
+
+
+def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> dict:
+    """Run one sweep in its own project folder and summarise it from its stores."""
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    start_sweep(space, root, options, Console(quiet=True))
+    wall = time.monotonic() - start
+    (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
+    row = _summary(result, wall)
+    reach = result.time_to_target()
+    row["first_meeting_bar_s"] = None if reach is None else round(reach, 1)
+    console.print(f"  {root.name}: {row}", highlight=False)
+    return row
+
+
+def command_row(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
+                  console: Console, trials: int = 10_000, quick: bool = False) -> dict:
+    """Run ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
+    folder; the time to the bar counts from the command's start."""
+    (root / "search_spaces").mkdir(parents=True, exist_ok=True)
+    (root / "search_spaces" / space.path.name).write_text(space.text)
+    argv = [*sweep_command("run", space.name), "--trials", str(trials), "--engine", engine,
+            *(["--timeout", f"{budget_s:g}"] if budget_s else []), *(["--subset", str(subset)] if subset else []),
+            *(["--quick"] if quick else [])]
+    started = pd.Timestamp.now()
+    start = time.monotonic()
+    with open(root / "sweep.log", "w") as log:
+        code = subprocess.run(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "SWEEPS_SPACES_DIR": str(root / "search_spaces")}).returncode
+    wall = time.monotonic() - start
+    (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
+    row = _summary(result, wall)
+    bar = result.trials[result.trials["state"] == "COMPLETE"]
+    bar = bar[[meets_target(r, space.spec.target) is True for _, r in bar.iterrows()]]
+    row["first_meeting_bar_s"] = None if bar.empty else round((bar["datetime_complete"].min() - started).total_seconds(), 1)
+    row.update(exit_status=code, budget_s=budget_s, peak_rss_mb=peak_rss_per_trial(tracking_uri(root), result.name),
+               stop_reasons=result.trials["stop_reason"].fillna("").tolist() if "stop_reason" in result.trials else [])
+    console.print(f"  {root.name}: {row}", highlight=False)
+    return row
+
+
+def _summary(result, wall: float) -> dict:
+    best = result.best()
+    row = {"trials": len(result.trials), "pruned": result.count("PRUNED"), "epochs": int(result.repeats["epochs"].sum()),
+           "wall_s": round(wall, 1), "seeds": None if best is None else int(best["n_repeats"])}
+    for name, column in (("best_val", "value"), ("its_test_accuracy", "test_accuracy"), ("its_test_loss", "test_loss")):
+        row[name] = None if best is None else float(best[f"{column}_mean"])
+        row[f"{name}_std"] = None if best is None or pd.isna(best[f"{column}_std"]) else float(best[f"{column}_std"])
+    return row
+
+
+def _tpe_startup_trials(space: Space) -> int | None:
+    """How many first trials TPE samples at random (then it is random search with the same seed)."""
+    sampler = space.spec.sweep.sampler
+    if sampler.name != "tpe":
+        return None
+    return sampler.options.get("n_startup_trials", inspect.signature(TPESampler).parameters["n_startup_trials"].default)
+
+
+def _plain_epoch_times(space: Space, params: dict, data, epochs: int) -> list[float]:
+    """Seconds per epoch of the same model trained by a plain Keras script: no tracking, no checkpoints (compiled
+    alike, so the ratio is what the framework adds)."""
+    model_params, settings = space.resolve(params)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(space.spec.sweep.seed)
+    model = build_model(space.spec.model, model_params, data.input_shape, data.num_classes)
+    compile_model(model, settings, len(data.y_train))
+    starts: list[float] = []
+    times: list[float] = []
+    timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: starts.append(time.perf_counter()),
+                                           on_epoch_end=lambda e, logs: times.append(time.perf_counter() - starts[-1]))
+    model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
+              batch_size=settings.batch_size, callbacks=[timer], verbose=0)
+    return times
+
+
+def _fixed(space: Space, params: dict, epochs: int) -> Space:
+    """The same space with ``params`` fixed and nothing left to search."""
+    data = yaml.safe_load(space.text)
+    for name, value in params.items():
+        data.setdefault("train" if name in TRAIN_KEYS else "fixed", {})[name] = value
+    data["params"] = {}
+    data.setdefault("train", {})["epochs"] = epochs
+    data.setdefault("sweep", {}).update(sampler={"name": "random"}, pruner={"name": "none"}, repeats=1)
+    return parse_space(yaml.safe_dump(data), space.path)
+
+
+def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs: int, console: Console) -> dict:
+    """Median seconds per epoch (first epoch excluded) of one config: plain Keras vs one trial of the framework
+    (MLflow logging, checkpointing, pruning callback and all)."""
+    fixed = _fixed(space, params, epochs)
+    spec = fixed.spec
+    data = load_dataset(fixed.data, spec.validation, spec.val_size, spec.sweep.seed, subset)
+    plain = _plain_epoch_times(fixed, {}, data, epochs)
+    _sweep(fixed, root / "overhead", SweepOptions(trials=1, subset=subset), console)
+    tracker = Tracker(tracking_uri(root / "overhead"), fixed.name, create=False)
+    run_id = tracker.runs(kind=TRIAL_RUN)["run_id"].iloc[0]
+    framework = tracker.metric_history(run_id, ("epoch_time_s",))["epoch_time_s"].tolist()
+    plain_s, framework_s = statistics.median(plain[1:]), statistics.median(framework[1:])
+    return {"space": space.name, "config": params, "epochs": epochs, "seed": spec.sweep.seed,
+            "plain_s_per_epoch": round(plain_s, 3), "framework_s_per_epoch": round(framework_s, 3),
+            "ratio": round(framework_s / plain_s, 3), "plain_epoch_s": [round(t, 3) for t in plain],
+            "framework_epoch_s": [round(t, 3) for t in framework]}
+
+
+PARTS = ("overhead", "pruning", "search", "memory")
+MEMORY_TRIALS = 100  # quick trials of the memory part: peak RSS at trial 10 against trial 100
+SEARCHES = {"optuna": "optuna", "kerastuner_hyperband": "kerastuner", "random_search": "optuna"}
+
+
+def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: int, subset: int | None,
+              console: Console, parts: tuple[str, ...] = PARTS, searches: tuple[str, ...] = tuple(SEARCHES)) -> dict:
+    """The chosen measurements; returns (and the caller saves) the raw numbers. The overhead is measured on the
+    blog's final CNN (``blog`` with dropout 0.3), the rest on ``space``. Each search is a ``sweep run`` command
+    of its own with the same budget, run one after the other so none shares the cores."""
+    bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
+    about = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+             "folder": str(bench_root)}
+    results: dict = {}
+    if "overhead" in parts:
+        results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=5, console=console)
+    if "pruning" in parts:
+        fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None)
+        results["pruning"] = {
+            "about": {**about, "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name},
+            "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
+            "without_pruner": _sweep(_variant(space, pruner="none"), bench_root / "unpruned", fixed_trials, console),
+        }
+    if "search" in parts:
+        results["search_quality"] = {"about": {**about, "budget_s": budget_s,
+                                               "tpe_startup_trials": _tpe_startup_trials(space)}}
+        for name in searches:
+            searched = _variant_file(space, bench_root / name) if name == "random_search" else space
+            results["search_quality"][name] = command_row(searched, bench_root / name, budget_s, subset,
+                                                            SEARCHES[name], console)
+    if "memory" in parts:
+        results["memory"] = {"about": {**about, "subset": QUICK["subset"]},
+                             **command_row(space, bench_root / "memory", None, None, "optuna", console,
+                                             trials=MEMORY_TRIALS, quick=True)}
+    return results
+
+
+def _variant_file(space: Space, root: Path) -> Space:
+    """Random search without pruning or baselines, as a space file of its own."""
+    data = yaml.safe_load(space.text)
+    data.setdefault("sweep", {}).update(sampler={"name": "random"}, pruner={"name": "none"}, baselines=[])
+    path = root / "variant" / space.path.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return parse_space(path.read_text(), path)
+
+
+def print_bench(results: dict, console: Console) -> None:
+    """The measurements that were run, as tables."""
+    if "overhead" in results:
+        o = results["overhead"]
+        console.print(f"framework overhead: {o['framework_s_per_epoch']} s/epoch vs plain Keras {o['plain_s_per_epoch']} "
+                      f"s/epoch = {o['ratio']}x (target ≤ {OVERHEAD_TARGET}x)")
+    for title, key, names in (("pruning (same trials)", "pruning", PRUNING),
+                              ("search quality (same budget)", "search_quality", ENGINES)):
+        if key not in results:
+            continue
+        rows = results[key]
+        frame = bench_rows(rows, names)
+        table = Table(title=title)
+        for column in frame.columns:
+            table.add_column(column, justify="left" if column == "run" else "right")
+        for row in frame.itertuples(index=False):
+            table.add_row(*[str(v) for v in row])
+        console.print(table)
+
+
+def save_bench(results: dict, reports_dir: Path) -> Path:
+    """Write the parts just measured into reports/bench.json, keeping the other parts of earlier runs."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    out = reports_dir / "bench.json"
+    try:
+        earlier = json.loads(out.read_text()) if out.is_file() else {}
+    except ValueError:
+        earlier = {}  # a half-written file: start again
+    merged = {key: value for key, value in earlier.items() if key in ("overhead", "pruning", "search_quality", "memory")}
+    write_file(out, json.dumps({**merged, **results}, indent=2, default=str))
+    return out

@@ -1,0 +1,154 @@
+"""Command line: ``sweep run|status|report|bench|predict|reproduce|refit|list|check`` (``sweep -h``; the Makefile wraps each).
+
+Errors end with one ``error:`` line: exit status 2 for the user's input, 1 for the environment or a stopped sweep
+(the rule is in :mod:`sweeps.errors`); Ctrl-C leaves a study that the same command continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import optuna
+from rich.console import Console
+
+from sweeps import commands
+from sweeps.errors import as_sweeps_error
+from sweeps.search import stopping
+from sweeps.store.keys import ENGINES
+
+
+def whole_number(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0 (also as SWEEPS_TRIALS_PER_PROCESS), got {text!r}")
+    return int(text)
+
+
+def positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return int(text)
+
+
+def _add_run(run: argparse.ArgumentParser) -> None:
+    """The options of ``sweep run``."""
+    run.add_argument("space", help="name of a file in search_spaces/, without .yaml")
+    run.add_argument("--trials", type=positive_int, help="total finished trials the study should have")
+    run.add_argument("--timeout", help="wall-clock budget of this invocation: seconds, or 30m, 2h")
+    run.add_argument("--quick", action="store_true", help="smoke run: small subset, ≤2 epochs, 2 trials, own study")
+    run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
+    run.add_argument("--keras-log", action="store_true", help="Keras's own epoch lines on a terminal too (the live "
+                                                              "progress line replaces them there)")
+    run.add_argument("--refit", action="store_true", help="at the end, refit the best config on training + "
+                                                          "validation images (as `sweep refit`)")
+    run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
+    run.add_argument("--subset", type=positive_int, help="train on a seeded, stratified sample of this many images")
+    run.add_argument("--extensions", metavar="MODULE:FUNCTION",
+                     help="plug in a training function and after-trial callbacks: a function of the space returning "
+                          "sweeps.search.sweep.Extensions (the benchmarks' simulated trials use it)")
+    run.add_argument("--trials-per-process", type=whole_number, default=os.environ.get("SWEEPS_TRIALS_PER_PROCESS", "10"),
+                     help="trials a worker process runs before a fresh one takes over (memory stays flat, a crash "
+                          "fails one trial); 0 runs every trial in this process (default: 10)")
+    run.add_argument("--engine", choices=ENGINES, default="optuna", help="who picks the params")
+    run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
+                     help="the Keras Tuner search (with --engine kerastuner)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweep", description="Hyperparameter sweeps of Keras models with Optuna and MLflow.")
+    parser.add_argument("--spaces-dir", type=Path, default=Path(os.environ.get("SWEEPS_SPACES_DIR", "search_spaces")),
+                        help="folder of space files (default: search_spaces/)")
+    storage_help = ("Optuna storage: a journal file path or a database URL (default: $SWEEPS_STORAGE, $OPTUNA_STORAGE, "
+                    "else optuna.journal in the project folder)")
+    parser.add_argument("--storage", default=os.environ.get("SWEEPS_STORAGE") or os.environ.get("OPTUNA_STORAGE") or None,
+                        help=storage_help)
+    anywhere = argparse.ArgumentParser(add_help=False)  # --storage also after the sub-command, as Optuna's CLI takes it
+    anywhere.add_argument("--storage", default=argparse.SUPPRESS, help=storage_help)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda name, **kw: add_parser(name, parents=[anywhere], **kw)  # type: ignore[method-assign]
+    _add_run(sub.add_parser("run", help="run (or continue) the sweep of a space"))
+    status = sub.add_parser("status", help="trials by state, MLflow runs by status, and any mismatch")
+    status.add_argument("space")
+    status.add_argument("--quick", action="store_true", help="the quick smoke-run study")
+    status.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
+    sub.add_parser("worker", help=argparse.SUPPRESS)  # a worker process of `sweep run`: its spec in $SWEEPS_WORKER
+    sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
+    bench = sub.add_parser("bench", help="measure overhead, pruning and search quality (writes reports/bench.json)")
+    bench.add_argument("space", nargs="?", default="fashion_mlp")
+    bench.add_argument("--budget", default="60s", help="wall-clock budget of each search (e.g. 30m for real numbers)")
+    bench.add_argument("--trials", type=positive_int, default=8, help="trials of the pruning comparison")
+    bench.add_argument("--subset", type=int, default=6000, help="training images (0: all)")
+    bench.add_argument("--parts", default="overhead,pruning,search,memory", help="which measurements, comma-separated")
+    bench.add_argument("--searches", default="optuna,random_search,kerastuner_hyperband",
+                       help="the searches of the search part: optuna (the space as shipped), random_search, kerastuner_hyperband")
+    scale = sub.add_parser("bench-scale", help="how the framework's own costs grow with trials and workers, nothing "
+                                               "trained (writes reports/bench_scale.json)")
+    scale.add_argument("--sizes", default="100,300,1000", help="study sizes to grow through, comma-separated")
+    scale.add_argument("--workers", default="1,4", help="worker process counts, comma-separated")
+    scale.add_argument("--full", action="store_true", help="also grow to 3000 trials")
+    scale.add_argument("--servers", action="store_true", help="on a PostgreSQL and an MLflow server started on "
+                                                              "127.0.0.1 for the run (needs PostgreSQL installed)")
+    predict = sub.add_parser("predict", help="predict with the best model of a space: an image, a CSV of rows, a test example")
+    predict.add_argument("space")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", type=Path, help="a PNG/JPG of any size (image data)")
+    source.add_argument("--rows", type=Path, help="a CSV of table rows (a table's data): predictions written to --out")
+    source.add_argument("--from-test", type=int, metavar="N", help="test example N (shows its true class or value)")
+    predict.add_argument("--out", type=Path, help="where --rows' predictions go (default: ROWS.predictions.csv here)")
+    predict.add_argument("--quick", action="store_true", help="use the quick smoke-run study")
+    predict.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
+    reproduce = sub.add_parser("reproduce", help="train a trial's params again with its seeds and compare")
+    reproduce.add_argument("space")
+    reproduce.add_argument("--trial", type=int, required=True)
+    reproduce.add_argument("--quick", action="store_true", help="a trial of the quick smoke-run study")
+    reproduce.add_argument("--engine", choices=ENGINES, default="optuna", help="a trial of this engine's study")
+    refit = sub.add_parser("refit", help="train the best config again on training + validation images, score it on "
+                                         "the test set, register it as a refit")
+    refit.add_argument("space")
+    refit.add_argument("--quick", action="store_true", help="the quick smoke-run study")
+    refit.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
+    sub.add_parser("list", help="list the space files and whether they are valid")
+    init = sub.add_parser("init", help="start a project: search_spaces/example.yaml, models.py and a README")
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), help="where (default: this folder)")
+    check = sub.add_parser("check", help="validate a space file; with a finished study of it, hints to change it")
+    check.add_argument("space")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sweep`` command."""
+    args = _parser().parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # e.g. its INFO on creating a fresh store's tables
+    # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
+    stopping.install(polite=commands.trains_here(args))
+    if str(Path.cwd()) not in sys.path:  # the project folder: a space's model: module:function is imported from it
+        sys.path.insert(0, str(Path.cwd()))
+    console = Console(highlight=False, soft_wrap=True)
+    run = {"run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
+           "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,
+           "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces, "init": commands.init,
+           "check": commands.check}
+    try:
+        return run[args.command](args, Path.cwd(), console) or 0
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)
+        return stopping.exit_status()
+    except Exception as exc:  # ours, or a foreign error with a meaning for the user: one line; a bug: its traceback
+        error = as_sweeps_error(exc)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The ``sweep`` sub-commands, one function each: ``(args, root, console)`` in, an exit status (or None) out.
+
+Each command imports what it uses when it runs, so that a command, and every worker process, starts without the
+imports of the others (scipy, pandas and the report's for a worker; TensorFlow for ``status``). Which modules
+stay TensorFlow-free is not left to where an import line sits: an import contract in pyproject.toml checks it,
+and lists the commands that do import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sweeps.errors import UsageError
+from sweeps.store.keys import ENGINES, study_name
+
+if TYPE_CHECKING:
+    from sweeps.search.space import Space
+    from sweeps.search.worker import SweepOptions
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``30m`` or ``2h``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"TIMEOUT={text!r}: expected a positive number of seconds, or e.g. 90s, 30m, 2h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _stores(args: argparse.Namespace, root: Path):
+    """The storage URL, the opened Optuna storage and the MLflow tracking URI."""
+    from sweeps.store.storage import check_tracking, default_storage, open_storage
+    from sweeps.store.tracking import tracking_uri
+
+    url = args.storage or default_storage(root)
+    tracking = tracking_uri(root)
+    check_tracking(tracking)
+    return url, open_storage(url), tracking
+
+
+def _study_name(args: argparse.Namespace) -> str:
+    return study_name(args.space, args.quick, args.engine)
+
+
+def report(args: argparse.Namespace, root: Path, console) -> None:
+    """Rebuild reports/ from the stores."""
+    from sweeps.reporting.build import build_report
+
+    _, storage, tracking = _stores(args, root)
+    path = build_report(storage, tracking, root / "reports", root / ".sweeps" / "cache")
+    console.print(f"report: {path}")
+
+
+def sweep_options(args: argparse.Namespace) -> SweepOptions:
+    """What the user chose on the command line for ``sweep run``."""
+    from sweeps.search.worker import SweepOptions
+
+    return SweepOptions(trials=args.trials, timeout=parse_duration(args.timeout) if args.timeout else None,
+                        quick=args.quick, storage=args.storage, engine=args.engine, tuner=args.tuner,
+                        workers=args.workers, trials_per_process=args.trials_per_process or None, subset=args.subset,
+                        keras_log=args.keras_log, extensions=args.extensions)
+
+
+def trains_here(args: argparse.Namespace) -> bool:
+    """Whether this process trains (a worker, or ``sweep run`` without worker processes), so that a stop waits
+    for a batch boundary; a supervisor only waits for its workers."""
+    from sweeps.search.worker import SweepOptions
+
+    if args.command != "run":
+        return args.command == "worker"
+    return not SweepOptions(engine=args.engine, workers=args.workers, trials_per_process=args.trials_per_process).supervised
+
+
+def _check_builder(space: Space, console) -> None:
+    """A builder of the user's, or a built-in family on data of the user's (a cnn given a table, a stack of convs
+    too deep for small images), is built once before anything is written or trained; a built-in family on a
+    built-in dataset is checked by the space file's rules."""
+    from experiments.data import builder_inputs
+    from experiments.settings import is_built_in
+
+    if is_built_in(space.spec.model) and isinstance(space.data, str):
+        return
+    from sweeps.search.model_check import check_model  # TensorFlow: for a builder or data of the user's only
+
+    model = check_model(space, *builder_inputs(space.data))
+    console.print(f"model {space.spec.model}: builds, {model.count_params():,} parameters")
+
+
+def run(args: argparse.Namespace, root: Path, console) -> int:
+    """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
+    from sweeps.reporting.output import check_writable
+    from sweeps.search.launch import start_sweep
+    from sweeps.search.space import load_space
+
+    space = load_space(args.space, args.spaces_dir)
+    _check_builder(space, console)
+    options = sweep_options(args)
+    if not args.no_report:
+        check_writable(root / "reports")
+    if args.workers > 1 and args.engine == "kerastuner":
+        raise UsageError("--workers: the kerastuner engine runs in one process; use --engine optuna for workers")
+    code = start_sweep(space, root, options, console)
+    if args.refit and code == 0:
+        refit(args, root, console)
+    if not args.no_report:
+        report(args, root, console)
+    return code
+
+
+def worker(args: argparse.Namespace, root: Path, console) -> int:
+    """A worker process of ``sweep run``: the sweep its spec (in ``$SWEEPS_WORKER``) describes."""
+    from sweeps.search.sweep import run_worker
+    from sweeps.search.worker import RECYCLE, WorkerSpec
+
+    return RECYCLE if run_worker(WorkerSpec.from_env(), console) else 0
+
+
+def bench(args: argparse.Namespace, root: Path, console) -> None:
+    """Measure overhead, pruning, search quality and memory; write reports/bench.json."""
+    from sweeps.bench.quality import PARTS, SEARCHES, print_bench, run_bench, save_bench
+    from sweeps.search.space import load_space
+
+    space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
+    parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
+    results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console,
+                        parts, searches)
+    print_bench(results, console)
+    console.print(f"raw numbers: {save_bench(results, root / 'reports')}")
+    report(args, root, console)  # its benchmark section
+
+
+def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
+    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
+    wrong = [c for c in chosen if c not in allowed]
+    if wrong or not chosen:
+        raise UsageError(f"{option}={text!r}: expected a comma-separated list of {', '.join(allowed)}")
+    return chosen
+
+
+def check(args: argparse.Namespace, root: Path, console) -> None:
+    """Validate a space file; with a study of it in the store, print hints to change it."""
+    from sweeps.search.space import load_space
+    from sweeps.store.storage import default_storage
+
+    space = load_space(args.space, args.spaces_dir)
+    if not isinstance(space.data, str):  # a data file of the user's: read and verified here too
+        from experiments.data import raw_data
+
+        raw_data(space.data)
+    _check_builder(space, console)
+    console.print(f"{space.path}: ok")
+    if args.storage is None and not Path(default_storage(root)).is_file():
+        return  # no study anywhere yet: nothing to read hints from (and no journal created by asking)
+    _print_hints(args, root, space.name, console)
+
+
+def _print_hints(args: argparse.Namespace, root: Path, space: str, console) -> None:
+    """The hints of each engine's study of ``space`` to change its file."""
+    import optuna
+
+    from sweeps.reporting.hints import hints
+    from sweeps.reporting.read import collect_study
+
+    _, storage, tracking = _stores(args, root)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    for name in (study_name(space, engine=engine) for engine in ENGINES):
+        result = collect_study(storage, name, tracking) if name in names else None
+        if result is not None:
+            found = hints(result.space, result.trials, result.importances, result.maximise)
+            console.print(f"study {name}: {len(found) or 'no'} hint{'' if len(found) == 1 else 's'}"
+                          f" from {result.count('COMPLETE')} completed trials")
+            for hint in found:
+                console.print(f"  {hint}")
+
+
+def status(args: argparse.Namespace, root: Path, console) -> int:
+    """Trials by state, runs by status, and every mismatch between the stores (exit status 1 on one)."""
+    from sweeps.search.study import existing_study
+    from sweeps.store.status import print_status
+
+    url, storage, tracking = _stores(args, root)
+    study, _, tracker = existing_study(_study_name(args), storage, url, tracking)
+    return 1 if print_status(study, tracker, console) else 0
+
+
+def predict(args: argparse.Namespace, root: Path, console) -> None:
+    """Predict an image, a CSV of rows or a test example with a study's best model."""
+    from sweeps.predict import predict
+
+    url, storage, tracking = _stores(args, root)
+    predict(_study_name(args), storage, url, tracking, root / ".sweeps" / "cache", console,
+            image=args.image, test_index=args.from_test, rows=args.rows, out=args.out)
+
+
+def bench_scale(args: argparse.Namespace, root: Path, console) -> None:
+    """Grow simulated studies through the sizes and worker counts; write reports/bench_scale.json."""
+    from sweeps.bench.scale import print_scale, run_bench_scale, save_scale
+
+    def numbers(text: str, flag: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise UsageError(f"{flag} {text!r}: expected whole numbers separated by commas, e.g. 100,300,1000") from None
+        if not values or min(values) < 1 or list(values) != sorted(set(values)):
+            raise UsageError(f"{flag} {text!r}: expected increasing whole numbers ≥ 1")
+        return values
+
+    sizes = numbers(args.sizes, "--sizes") + ((3000,) if args.full else ())
+    if args.servers and (args.storage or os.environ.get("MLFLOW_TRACKING_URI")):
+        raise UsageError("--servers starts its own PostgreSQL and MLflow server: leave out --storage and "
+                         "MLFLOW_TRACKING_URI (or leave out --servers to use yours)")
+    results = run_bench_scale(root, tuple(sorted(set(sizes))), numbers(args.workers, "--workers"), console,
+                              args.storage, args.servers)
+    print_scale(results, console)
+    console.print(f"results: {save_scale(results, root / 'reports')}")
+    report(args, root, console)
+
+
+def refit(args: argparse.Namespace, root: Path, console) -> None:
+    """Train a study's best config again on training + validation images and register it."""
+    from sweeps.refit import refit
+
+    url, storage, tracking = _stores(args, root)
+    with tempfile.TemporaryDirectory(prefix="refit-") as workdir:
+        refit(_study_name(args), storage, url, tracking, Path(workdir), console)
+
+
+def reproduce(args: argparse.Namespace, root: Path, console) -> None:
+    """Train a trial's params again with its seeds and compare with what was logged."""
+    from sweeps.reproduce import reproduce
+
+    url, storage, tracking = _stores(args, root)
+    with tempfile.TemporaryDirectory(prefix="reproduce-") as workdir:
+        reproduce(_study_name(args), args.trial, storage, url, tracking, Path(workdir), console)
+
+
+def list_spaces(args: argparse.Namespace, root: Path, console) -> None:
+    """The space files and whether each is valid."""
+    from sweeps.errors import SpaceError
+    from sweeps.search.space import available, load_space
+
+    for name in available(args.spaces_dir):
+        try:
+            space = load_space(name, args.spaces_dir)
+            console.print(f"{name:<16} {space.spec.description}", highlight=False)
+        except SpaceError as exc:
+            console.print(f"{name:<16} [red]invalid[/]: {exc}", highlight=False)
+
+
+def init(args: argparse.Namespace, root: Path, console) -> None:
+    """Start a project folder: a space file, a model builder, a README; nothing overwritten."""
+    from sweeps.starter import write_project
+
+    folder = (root / args.folder).resolve()
+    for path in write_project(folder):
+        console.print(f"wrote {path}")
+    console.print(f"next: cd {folder} && sweep check example && sweep run example --quick")

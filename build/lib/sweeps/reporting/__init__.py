@@ -1,0 +1,1 @@
+"""The static report: reading both stores, the pages, the figures, the HTML."""

@@ -1,0 +1,119 @@
+"""Fill the report's snapshots from the two stores: Optuna for trials, params and importances, MLflow for every
+repeat's numbers, learning curves and the best checkpoint."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.storages import BaseStorage
+
+from sweeps.errors import MissingCheckpoint, SpaceError
+from sweeps.reporting.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
+from sweeps.search.space import Space
+from sweeps.search.study import space_of
+from sweeps.store.keys import FAIL_REASON, KIND, REFIT_RUN, SEED
+from sweeps.store.tracking import Tracker, ui_url
+
+TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def _space_of(study: optuna.Study) -> Space | None:
+    """The space file a study ran with; None when it has none or one this version cannot read."""
+    try:
+        return space_of(study)
+    except SpaceError:
+        return None
+
+
+def _repeats(runs: pd.DataFrame) -> pd.DataFrame:
+    if runs.empty or f"tags.{SEED}" not in runs:
+        return pd.DataFrame(columns=list(REPEAT_COLUMNS.values()))
+    runs = runs[runs[f"tags.{SEED}"].notna()]
+    frame = runs.reindex(columns=list(REPEAT_COLUMNS)).rename(columns=REPEAT_COLUMNS)
+    frame["trial"] = frame["trial"].astype(int)
+    frame["seed"] = frame["seed"].astype(int)
+    frame["max_epochs"] = pd.to_numeric(frame["max_epochs"])
+    return frame.sort_values(["trial", "seed"]).reset_index(drop=True)
+
+
+def _refits(runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished refit runs (``sweep refit``), the newest per trial and seed."""
+    if runs.empty or f"tags.{KIND}" not in runs:
+        return pd.DataFrame(columns=list(REFIT_COLUMNS.values()))
+    refits = runs[(runs[f"tags.{KIND}"] == REFIT_RUN) & (runs["status"] == "FINISHED")]
+    frame = refits.reindex(columns=list(REFIT_COLUMNS)).rename(columns=REFIT_COLUMNS)
+    frame = frame.astype({"trial": int, "seed": int}).sort_values("start_time")
+    return frame.drop_duplicates(["trial", "seed"], keep="last").sort_values(["trial", "seed"]).reset_index(drop=True)
+
+
+def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
+    """Optuna's param importances of the (first) objective, or why they cannot be computed yet."""
+    try:
+        with warnings.catch_warnings():  # "few trials in a regime": the page says how many trials there are
+            warnings.simplefilter("ignore", UserWarning)
+            values = optuna.importance.get_param_importances(study, target=lambda t: t.values[0])
+    except (RuntimeError, ValueError) as exc:
+        return {}, str(exc)
+    return dict(values), "" if values else "too few completed trials"
+
+
+def _curves(tracker: Tracker | None, trials: pd.DataFrame, repeats: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """Per-epoch history of the first repeat of each of the top TOP_K completed trials."""
+    if tracker is None:
+        return {}
+    curves = {}
+    for number in trials.loc[trials["state"] == "COMPLETE", "number"].head(TOP_K):
+        first = repeats[repeats["trial"] == number].head(1)
+        if not first.empty:
+            curves[int(number)] = tracker.metric_history(first["run_id"].iloc[0], CURVES)
+    return curves
+
+
+def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_dir: Path | None = None) -> StudyResults | None:
+    """A snapshot of study ``name`` (None when its space file cannot be read); with ``cache_dir``, its best
+    checkpoint is also scored on the whole test set (once per checkpoint, cached there)."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    space = _space_of(study)
+    if space is None:
+        return None
+    try:
+        tracker: Tracker | None = Tracker(tracking, name, create=False)
+    except LookupError:
+        tracker = None
+    maximise = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    runs = tracker.runs() if tracker else pd.DataFrame()
+    repeats = _repeats(runs)
+    raw = study.trials_dataframe(attrs=TRIAL_ATTRS)
+    if raw.empty:
+        raw = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
+    trials = trials_table(raw, repeats, space.spec.objective.metric, maximise)
+    importances, note = _importances(study)
+    finished = study.get_trials(deepcopy=False)
+    intermediate = {t.number: dict(t.intermediate_values) for t in finished if t.intermediate_values}
+    failures = {t.number: str(t.user_attrs.get(FAIL_REASON, "no reason recorded")) for t in finished
+                if t.state == optuna.trial.TrialState.FAIL}
+    result = StudyResults(name=name, space=space, attrs=dict(study.user_attrs), maximise=maximise, trials=trials,
+                          repeats=repeats, experiment_id=tracker.experiment_id if tracker else None,
+                          mlflow_ui=ui_url(tracking),
+                          curves=_curves(tracker, trials, repeats), importances=importances, importance_note=note,
+                          refits=_refits(runs), intermediate=intermediate, failures=failures,
+                          pareto_front=[t.number for t in study.best_trials] if space.spec.objective.secondary else [])
+    if cache_dir is not None and tracker is not None:
+        from sweeps.reporting.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
+
+        try:
+            result.best_model = evaluate_best(study, tracker, space.data, cache_dir)
+        except MissingCheckpoint as exc:  # the rest of the page is still worth having
+            print(f"note: report of {name}: no best-model section: {exc}", file=sys.stderr)
+    return result
+
+
+def collect(storage: str | BaseStorage, tracking: str, cache_dir: Path | None = None) -> list[StudyResults]:
+    """Snapshots of every study in ``storage`` whose space file can be read, by name."""
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+    return [r for r in (collect_study(storage, name, tracking, cache_dir) for name in names) if r is not None]

@@ -1,0 +1,98 @@
+"""What happens after each trial, as Optuna callbacks with one job each: :class:`TrialLine` prints it, and
+:class:`SweepStops` decides whether the sweep goes on (the target, the time budget, repeated identical failures,
+this process's share of trials). Dead workers' trials are recovered by :func:`sweeps.store.recovery.recover_dead_workers`."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+
+from sweeps.search import stopping
+from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, VALUE_STD
+from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, count_running
+
+MAX_FAILURES_IN_A_ROW = 3
+AfterTrial = Callable[[optuna.Study, FrozenTrial], None]  # what Optuna calls after each trial
+
+
+class TrialLine:
+    """Prints one line per finished trial: state, result, time, best so far, progress to the target, params."""
+
+    def __init__(self, console: Console, metric: str, target: int):
+        self.console, self.metric, self.target = console, metric, target
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        start, end = trial.datetime_start, trial.datetime_complete
+        elapsed = (end - start).total_seconds() if start and end else 0.0
+        if trial.state == TrialState.COMPLETE:
+            result = f"{self.metric} {trial.values[0]:.4f} ± {trial.user_attrs.get(VALUE_STD, 0):.4f}"
+            if len(trial.values) > 1:
+                result += f", {trial.values[1]:.4g}"
+        elif trial.state == TrialState.FAIL:
+            result = f"failed: {trial.user_attrs.get(FAIL_REASON, 'see MLflow run')}"
+        else:
+            result = f"stopped at epoch {max(trial.intermediate_values, default=-1) + 1}"
+        top = best_trial(study)
+        best = "" if top is None else f"best {top.values[0]:.4f} (#{top.number})"
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        self.console.print(
+            f"trial {trial.number:>3} {trial.state.name:<8} {result:<32} {elapsed:6.0f}s  {best}  "
+            f"[{count_finished(study)}/{self.target}]  {params}", highlight=False,
+        )
+
+
+class SweepStops:
+    """Stops the study when enough trials are finished or in flight (Optuna's MaxTrialsCallback counts finished
+    ones only, so N workers would overshoot by N-1), when the budget leaves no time for an epoch, after
+    MAX_FAILURES_IN_A_ROW identical failures (``stopped_for``), or when this process has run ``share`` trials
+    (``recycle``: a fresh process goes on, so memory stays flat). With ``stops`` False (Keras Tuner decides when
+    to stop) it only watches failures."""
+
+    def __init__(self, console: Console, target: int, stops: bool = True, deadline: float | None = None,
+                 share: int | None = None):
+        self.console, self.target, self.stops = console, target, stops
+        self.deadline = deadline  # time.monotonic() when the budget ends
+        self.share, self.ran, self.recycle = share, 0, False
+        self.failures: list[str] = []
+        self.stopped_for: str | None = None
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        stopping.check()  # a stop asked for while the trial finished
+        self._watch_failures(study, trial)
+        if not self.stops:
+            return
+        self.ran += 1
+        if count_finished(study) + count_running(study) >= self.target:
+            study.stop()
+        elif self.deadline is not None and self._no_time_left(study, self.deadline):
+            study.stop()
+        elif self.share is not None and self.ran >= self.share and not self.stopped_for:
+            self.recycle = True
+            study.stop()
+
+    def _no_time_left(self, study: optuna.Study, deadline: float) -> bool:
+        """No trial is started that cannot train one epoch (the median so far) before the budget ends."""
+        epoch_s = [t.user_attrs[EPOCH_TIME] for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+                   if EPOCH_TIME in t.user_attrs]
+        left = deadline - time.monotonic()
+        if not epoch_s or left >= statistics.median(epoch_s):
+            return False
+        self.console.print(f"budget: {max(left, 0):.0f} s left, less than one epoch ({statistics.median(epoch_s):.0f} s): "
+                           "no new trial", highlight=False)
+        return True
+
+    def _watch_failures(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.FAIL:
+            self.failures.clear()
+            return
+        self.failures.append(trial.user_attrs.get(FAIL_REASON, ""))
+        recent = self.failures[-MAX_FAILURES_IN_A_ROW:]
+        if len(recent) == MAX_FAILURES_IN_A_ROW and len(set(recent)) == 1:
+            self.stopped_for = recent[0]
+            if self.stops:
+                study.stop()

@@ -1,0 +1,211 @@
+"""A space's Optuna study and the MLflow run of a sweep over it: opening them (:func:`open_sweep`, shared by every
+command, the supervisor and its workers), baselines, a trial's config, an existing study and its space file.
+
+TensorFlow-free (an import contract keeps it so): the supervising process uses it without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+from rich.console import Console
+
+from experiments.data import raw_data
+from experiments.settings import TrainSettings
+from sweeps.errors import SpaceError, UsageError
+from sweeps.search.samplers import make_pruner, make_sampler
+from sweeps.search.space import Space, parse_space
+from sweeps.search.worker import SweepOptions
+from sweeps.store import keys
+from sweeps.store.keys import (
+    BASELINE_FIXED,
+    EPOCH_BUDGET,
+    GIT_COMMIT,
+    KIND,
+    QUICK,
+    RUN_ENGINE,
+    RUN_SPACE_SHA,
+    RUN_WORKER,
+    SPACE,
+    SPACE_YAML,
+    STUDY,
+    SWEEP_RUN,
+)
+from sweeps.store.recovery import close_orphan_runs, worker_id
+from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
+from sweeps.store.tracking import Tracker, tracking_uri
+from sweeps.store.trials import FINISHED_STATES, count_finished, count_running
+
+
+def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
+    """Whether trial ``number`` would take the study past ``target`` finished trials: the finished ones and the
+    running ones begun before it already make the target. Workers that started trials at the same moment agree
+    on which are surplus, as the trial numbers order them."""
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(t.state in FINISHED_STATES for t in trials)
+    earlier = sum(t.state == TrialState.RUNNING and t.number < number for t in trials)
+    return finished + earlier >= target
+
+
+@dataclass
+class Sweep:
+    """A sweep opened in this process: the space and options, the stores (address, storage, study, experiment)."""
+
+    space: Space
+    root: Path
+    options: SweepOptions
+    url: str
+    storage: BaseStorage
+    study: optuna.Study
+    tracker: Tracker
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def target(self) -> int:
+        """Finished trials the study should reach."""
+        return self.options.trials or (QUICK["trials"] if self.options.quick else self.space.spec.sweep.n_trials)
+
+    def has_work(self, console: Console, announce: str | None = "") -> bool:
+        """Whether the study wants more trials; prints where it stands (``announce``: appended; None: silent)."""
+        done, running = count_finished(self.study), count_running(self.study)
+        if announce is not None:
+            console.print(f"study {self.name} in {masked(self.url)}: {done} finished trials, {running} running, "
+                          f"target {self.target}{announce}")
+        if done + running >= self.target:
+            console.print(f"nothing to do: {done} finished + {running} running ≥ {self.target} (raise TRIALS to go on)")
+            return False
+        return True
+
+
+def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console, worker_index: int = 0) -> Sweep:
+    """Check the input, then open the stores and the space's study and MLflow experiment (created when new).
+
+    Everything that can be wrong with the input (sampler and pruner options, the data files) is found before
+    anything is written anywhere. TensorFlow-free: the supervisor of worker processes opens its sweep here too.
+    """
+    make_sampler(space), make_pruner(space)
+    raw_data(space.data)
+    url = options.storage or default_storage(root)
+    storage = open_storage(url)
+    tracking = tracking_uri(root)
+    check_tracking(tracking)
+    study = open_study(space, storage, options.quick, console, worker_index, options.engine)
+    return Sweep(space, root, options, url, storage, study, Tracker(tracking, study.study_name))
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def start_sweep_run(sweep: Sweep, budget_s: float | None) -> str:
+    """The MLflow run of one sweep invocation; its trials' runs nest under it."""
+    spec, options = sweep.space.spec, sweep.options
+    run_id = sweep.tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
+        STUDY: sweep.name, RUN_SPACE_SHA: sweep.space.sha, GIT_COMMIT: git_commit(sweep.root),
+        RUN_ENGINE: options.engine, KIND: SWEEP_RUN, RUN_WORKER: worker_id()}, params={
+        "target_trials": sweep.target, "timeout_s": budget_s,
+        "sampler": spec.sweep.sampler.name, "pruner": spec.sweep.pruner.name, "repeats": spec.sweep.repeats,
+        "quick": options.quick, "storage": masked(sweep.url), "trials_per_process": options.trials_per_process,
+    })
+    sweep.tracker.log_text(run_id, sweep.space.text, "space.yaml")
+    return run_id
+
+
+def log_trial_counts(sweep: Sweep, run_id: str) -> None:
+    """Before a sweep run closes: close what dead workers left open, and log the count of trials in each state."""
+    close_orphan_runs(sweep.study, sweep.tracker)  # runs of trials the heartbeat failed while we ran
+    states = [t.state for t in sweep.study.get_trials(deepcopy=False)]
+    sweep.tracker.log_metrics(run_id, {f"trials_{s.name.lower()}": states.count(s) for s in TrialState})
+
+
+def _record_space(study: optuna.Study, space: Space, quick: bool, engine: str, console: Console) -> None:
+    previous = study.user_attrs.get(keys.SPACE_SHA)
+    if previous and previous != space.sha:
+        console.print(f"[yellow]note: {space.path} changed since this study began; new trials use the new file[/]")
+    for key, value in {keys.SPACE: space.name, keys.SPACE_SHA: space.sha, keys.SPACE_YAML: space.text,
+                       keys.QUICK_STUDY: quick, keys.ENGINE: engine}.items():
+        study.set_user_attr(key, value)
+
+
+def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, worker_index: int) -> int:
+    """Each process draws its own random stream: offset by the trials already there (a resumed sweep must not
+    repeat its first suggestions) and by its worker index (the workers of one ``--workers`` command must not copy
+    each other). On a database storage, processes on several machines (or restarted at the same moment) may open
+    the study at the same trial count: their host and pid are mixed in too, so they never suggest the same params
+    (reproducible suggestions are kept for the one-machine journal)."""
+    offset = len(study.get_trials(deepcopy=False)) + 10007 * worker_index
+    if isinstance(storage, optuna.storages.RDBStorage):
+        offset += zlib.crc32(worker_id().encode()) % 1_000_003
+    return offset
+
+
+def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
+               worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
+    """Create or load the space's study and record the space file it runs with."""
+    study = optuna.create_study(study_name=keys.study_name(space.name, quick, engine), storage=storage, sampler=make_sampler(space),
+                                pruner=make_pruner(space), directions=space.spec.objective.directions,
+                                load_if_exists=True)
+    study.sampler = make_sampler(space, seed_offset=_seed_offset(study, storage, worker_index))
+    _record_space(study, space, quick, engine, console)
+    if engine == "optuna":
+        _enqueue_baselines(study, space)
+    return study
+
+
+def _enqueue_baselines(study: optuna.Study, space: Space) -> None:
+    """Queue the space's known configurations first (once: Optuna skips params the study already has)."""
+    for baseline in space.spec.sweep.baselines:
+        attrs = {**({EPOCH_BUDGET: baseline.epochs} if baseline.epochs else {}),
+                 **({BASELINE_FIXED: dict(baseline.fixed)} if baseline.fixed else {})}
+        study.enqueue_trial(dict(baseline.params), user_attrs=attrs or None, skip_if_exists=True)
+
+
+def trial_config(space: Space, params: dict[str, Any], user_attrs: dict[str, Any]) -> tuple[dict[str, Any], TrainSettings]:
+    """A trial's model settings and training settings: the space's, its params, and a baseline's own epoch budget
+    and fixed values (the one place that reads them, so a sweep and a reproduction train the same model)."""
+    model_params, settings = space.resolve(params)
+    model_params.update(user_attrs.get(BASELINE_FIXED, {}))
+    if user_attrs.get(EPOCH_BUDGET):
+        settings = dataclasses.replace(settings, epochs=min(settings.epochs, user_attrs[EPOCH_BUDGET]))
+    return model_params, settings
+
+
+def space_of(study: optuna.Study) -> Space:
+    """The space file a study ran with (recorded when it was opened; a SpaceError when this version cannot read it)."""
+    if SPACE_YAML not in study.user_attrs:
+        raise SpaceError(f"study {study.study_name!r} has no space file recorded")
+    return parse_space(study.user_attrs[SPACE_YAML], Path(f"{study.user_attrs[SPACE]}.yaml"))
+
+
+def existing_study(name: str, storage: BaseStorage, url: str, tracking: str) -> tuple[optuna.Study, Space, Tracker]:
+    """The study ``name`` (stored at ``url``), the space file it ran with, and its MLflow experiment; one line
+    saying what to run first when there is none."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        tracker = Tracker(tracking, name, create=False)
+    except (KeyError, LookupError):
+        raise UsageError(f"no sweep of {name!r} yet in {masked(url)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
+    return study, space_of(study), tracker
+
+
+def quick_settings(study: optuna.Study, settings: TrainSettings) -> tuple[TrainSettings, int | None]:
+    """A trial's settings as a quick study trained them (capped epochs), and the training subset it used."""
+    if not study.user_attrs.get(keys.QUICK_STUDY):
+        return settings, None
+    return dataclasses.replace(settings, epochs=min(settings.epochs, QUICK["epochs"])), QUICK["subset"]

@@ -1,0 +1,176 @@
+"""Run a sweep's trials in worker processes on this machine: ``workers`` at once, each replaced by a fresh one every
+``trials_per_process`` trials, so memory that TensorFlow keeps from trial to trial is handed back, and a trial that
+crashes its process (out of memory, a segfault) fails alone while the sweep goes on.
+
+This process keeps the study, the one MLflow sweep run, the budget and the count of crashes; it never imports
+TensorFlow (an import contract keeps it so). Each worker is a :class:`~sweeps.search.worker.WorkerSpec` started as
+a process; Ctrl-C or SIGTERM here is passed on to every worker, which each stop as a single sweep would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rich.console import Console
+
+from sweeps.errors import SweepStopped
+from sweeps.search.progress import MAX_FAILURES_IN_A_ROW
+from sweeps.search.space import Space
+from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
+from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
+from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, worker_id
+from sweeps.store.tracking import closing_run
+from sweeps.store.trials import count_finished, count_running
+
+STOP_GRACE_S = 60  # how long a worker may take to close its runs after Ctrl-C / SIGTERM
+
+
+def _died(code: int) -> str | None:
+    """How a worker died, or None when it exited by itself."""
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return None
+
+
+@dataclass
+class Workers:
+    """The worker processes of one sweep and what they have done: the running ones, crashes in a row, the first
+    error that ends the sweep."""
+
+    sweep: Sweep
+    console: Console
+    deadline_at: float | None
+    running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    crashes: int = 0
+    error: BaseException | None = None
+    stopping: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, spec: WorkerSpec, slot: int, prefix: str | None) -> subprocess.Popen | None:
+        """Start ``spec`` as a process of its own session (Ctrl-C reaches this process only, which passes one
+        SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal. None once the
+        sweep is stopping (checked under the lock :meth:`stop_all` takes, so no worker starts unseen by it)."""
+        piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True} if prefix else {}
+        with self.lock:
+            if self.stopping:
+                return None
+            proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, **piped)  # type: ignore[call-overload]
+            self.running[slot] = proc
+        if prefix:
+            threading.Thread(target=self._pump, args=(proc, prefix), daemon=True).start()
+        return proc
+
+    def _pump(self, proc: subprocess.Popen, prefix: str) -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            self.console.print(f"{prefix} {line.rstrip()}", highlight=False, markup=False)
+
+    def crashed(self, proc: subprocess.Popen, death: str) -> None:
+        """A worker died: fail its trial (not retried: it is the likely cause), close its runs, count it."""
+        study, tracker = self.sweep.study, self.sweep.tracker
+        with self.lock:
+            failed = fail_crashed_trials(self.sweep.storage, study, worker_id(proc.pid), f"worker process {death}")
+            close_orphan_runs(study, tracker)
+            self.crashes += 1
+            self.console.print(f"worker process {proc.pid} {death} during trial(s) {failed}: failed, the sweep goes on")
+            if self.crashes >= MAX_FAILURES_IN_A_ROW:
+                raise SweepStopped(f"{MAX_FAILURES_IN_A_ROW} worker processes in a row died (the last {death})")
+
+    def target_reached(self) -> bool:
+        study = self.sweep.study
+        return count_finished(study) + count_running(study) >= self.sweep.target
+
+    def stop_all(self) -> None:
+        """Ask every running worker to stop (it fails and re-queues its trial, closes its runs); kill those that
+        take longer than STOP_GRACE_S, or all at once when interrupted again."""
+        with self.lock:
+            self.stopping = True
+            procs = [p for p in self.running.values() if p.poll() is None]
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(STOP_GRACE_S)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                proc.kill()
+                proc.wait()
+
+
+def _slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None) -> int:
+    """One worker place: start a worker, and a fresh one each time the last ran its share or crashed, until the
+    study has its trials or the budget is spent; the exit status of its last worker."""
+    code = 0
+    while not workers.stopping and (workers.deadline_at is None or time.time() < workers.deadline_at):
+        proc = workers.start(spec, slot, prefix)
+        if proc is None:
+            return code
+        code = proc.wait()
+        death = _died(code)
+        if workers.stopping or (death is None and code != RECYCLE):
+            return code
+        if death is not None:
+            workers.crashed(proc, death)
+        else:
+            workers.crashes = 0
+        if workers.target_reached():
+            return 0
+    return 0 if code == RECYCLE else code
+
+
+def _run_slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None, codes: list[int]) -> None:
+    try:
+        codes[slot] = _slot(workers, spec, slot, prefix)
+    except BaseException as exc:  # handed to the main thread, which stops the other workers
+        workers.error = exc
+
+
+def _wait(workers: Workers, specs: list[WorkerSpec]) -> int:
+    """Run every worker place in a thread; the worst exit status. Ctrl-C (in this, the main thread) or a place's
+    error stops the others."""
+    codes = [0] * len(specs)
+    prefix = (lambda i: f"[w{i}]") if len(specs) > 1 else (lambda i: None)
+    threads = [threading.Thread(target=_run_slot, args=(workers, spec, i, prefix(i), codes), daemon=True)
+               for i, spec in enumerate(specs)]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            if workers.error is not None:
+                raise workers.error
+            alive = [t for t in threads if t.is_alive()]
+            if not alive:
+                break
+            alive[0].join(0.2)  # a short wait: Ctrl-C reaches this thread between two
+    except BaseException:
+        workers.stop_all()
+        raise
+    return max(codes)
+
+
+def supervise(space: Space, root: Path, options: SweepOptions, console: Console) -> int:
+    """Run worker processes until the study has its trials or the budget is spent; the exit status of the sweep."""
+    sweep = open_sweep(space, root, options, console)
+    share = options.trials_per_process or None
+    recycling = f"; a fresh worker process every {share} trials" if share else ""
+    count = f"; {options.workers} worker processes" if options.workers > 1 else ""
+    if not sweep.has_work(console, announce=count + recycling):
+        return 0
+    timeout = options.timeout or space.spec.sweep.timeout
+    deadline_at = time.time() + timeout if timeout else None
+    run_id = start_sweep_run(sweep, timeout)
+    threads = max(1, (os.cpu_count() or 1) // options.workers) if options.workers > 1 else None
+    first = WorkerSpec.of(space, root, options, sweep_run=run_id, deadline_at=deadline_at, share=share, threads=threads)
+    specs = [replace(first, worker_index=i) for i in range(options.workers)]
+    workers = Workers(sweep, console, deadline_at)
+    with closing_run(sweep.tracker, run_id, before_close=lambda status: log_trial_counts(sweep, run_id)) as end:
+        code = _wait(workers, specs)
+        if code != 0:
+            end.fail()
+    if code == 0:
+        console.print(f"study {sweep.name}: {count_finished(sweep.study)} finished trials")
+    return code

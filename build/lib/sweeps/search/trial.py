@@ -1,0 +1,198 @@
+"""The Optuna objective: one trial = the space's params trained with each repeat seed; how it ended is decided
+here, and written to MLflow by ``sweeps.store.trial_runs``."""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import optuna
+from optuna_integration import KerasPruningCallback
+
+from experiments.data import Dataset
+from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
+from sweeps.errors import TrialFailed
+from sweeps.search import stopping
+from sweeps.search.live import SweepProgress
+from sweeps.search.space import Space
+from sweeps.search.study import is_surplus, trial_config
+from sweeps.stats import spread
+from sweeps.store.keys import (
+    EPOCH_TIME,
+    FAIL_REASON,
+    MLFLOW_RUN_ID,
+    STOP_REASONS,
+    TEST_ACCURACY_MEAN,
+    TEST_MAE_MEAN,
+    VALUE_STD,
+    WORKER,
+)
+from sweeps.store.recovery import worker_id
+from sweeps.store.tracking import Tracker
+from sweeps.store.trial_runs import TrialRuns, logged_settings
+
+
+class StopRequested(keras.callbacks.Callback):
+    """Ends ``fit`` at the next batch boundary once Ctrl-C or SIGTERM asked for a stop (see sweeps.search.stopping)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        stopping.check()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        stopping.check()
+
+
+TrainRepeat = Callable[..., RepeatResult]  # experiments.train.train_repeat's signature
+
+
+@dataclass
+class TrialContext:
+    """Everything a trial needs that stays the same across the sweep."""
+
+    space: Space
+    data: Dataset
+    tracker: Tracker
+    sweep_run: str
+    workdir: Path
+    tags: dict[str, Any]
+    max_epochs: int | None = None
+    prune: bool = True
+    warm_start: WarmStart | None = None  # every repeat continues from these weights (Hyperband's promotions)
+    deadline: float | None = None  # time.monotonic() at which training stops and scores its best weights
+    progress: SweepProgress | None = None  # the live progress line, told of every epoch
+    keras_verbose: int | None = None  # Keras's epoch lines: 0 while the live line is drawn; None: the settings'
+    train: TrainRepeat = train_repeat  # what trains a repeat (a benchmark plugs in its own)
+    target: int | None = None  # finished trials the study should reach; a trial beyond it is not trained
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, index: int,
+                model_params: dict[str, Any], settings: TrainSettings) -> RepeatResult:
+    seed = ctx.space.spec.sweep.seed + index
+    run_id = runs.repeat_started(seed)
+    # Optuna takes one report per step, so the pruner watches the first repeat only.
+    pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
+    error: BaseException | None = None
+    try:
+        result = ctx.train(
+            ctx.space.spec.model, model_params, settings, ctx.data, seed,
+            ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}", (*pruning, StopRequested()),
+            on_epoch=lambda step, metrics: _epoch_done(ctx, runs, run_id, trial.number, seed, settings.epochs, step, metrics),
+            warm_start=ctx.warm_start, deadline=ctx.deadline,
+        )
+    except TrainingInterrupted as stop:
+        result, error = stop.result, stop.__cause__
+    except Exception as exc:  # e.g. the model builder rejected this param combination
+        result, error = RepeatResult(seed=seed), exc
+    except KeyboardInterrupt:
+        runs.repeat_interrupted(run_id)
+        raise
+    pruned = isinstance(error, optuna.TrialPruned)
+    if error is not None:
+        result.stop_reason = "pruned" if pruned else "error"
+    runs.repeat_ended(run_id, result, "PRUNED" if pruned else "COMPLETE" if error is None else "FAIL", error)
+    if error is not None and pruned:
+        raise error
+    if error is not None:
+        raise TrialFailed(f"{type(error).__name__}: {error}") from error
+    if result.stop_reason == "nan_loss":
+        raise TrialFailed("nan_loss")
+    return result
+
+
+def _epoch_done(ctx: TrialContext, runs: TrialRuns, run_id: str, trial: int, seed: int, epochs: int, step: int,
+                metrics: dict[str, float]) -> None:
+    runs.epoch(run_id, step, metrics)
+    if ctx.progress is not None:
+        ctx.progress.epoch(trial, seed, step, epochs, metrics)
+
+
+def _summary(results: list[RepeatResult], metric: str) -> dict[str, float | None]:
+    """Mean and spread over the repeats of the objective and the test scores."""
+    scores = {metric: [r.best(metric) for r in results], "test_accuracy": [r.test_accuracy for r in results],
+              "test_loss": [r.test_loss for r in results], "test_mae": [r.test_mae for r in results]}
+    summary: dict[str, float | None] = {"n_repeats": len(results)}
+    for name, values in scores.items():
+        s = spread(values)
+        summary[f"{name}_mean"], summary[f"{name}_std"] = (s.mean, s.std) if s.n else (None, None)
+    return summary
+
+
+def _objectives(secondary: str | None, value: float, results: list[RepeatResult],
+                epoch_time: float) -> float | tuple[float, float]:
+    """What Optuna is told: the objective, and the secondary objective when the space has one."""
+    if secondary == "param_count":
+        return value, float(results[0].param_count or 0)
+    if secondary == "epoch_time_s":
+        return value, epoch_time
+    if secondary == "val_robust_accuracy":  # at each repeat's checkpoint, chosen by the first objective
+        robust = spread([r.best(secondary) for r in results])
+        if not robust.n:
+            raise TrialFailed(f"no {secondary}")
+        return value, robust.mean
+    return value
+
+
+def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, float]:
+    """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
+    secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
+    trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
+    if ctx.target is not None and is_surplus(trial.study, trial.number, ctx.target):
+        # Another worker's trial, begun at the same moment, completes the study: this one stops untrained (failed,
+        # so it is not counted) and the sweep's stop callback ends the study.
+        reason = f"surplus: the study already has its {ctx.target} trials finished or running"
+        trial.set_user_attr(FAIL_REASON, reason)
+        raise TrialFailed(reason)
+    metric = ctx.space.spec.objective.metric
+    model_params, settings = trial_config(ctx.space, ctx.space.suggest(trial), trial.user_attrs)
+    if ctx.max_epochs is not None:
+        settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
+    if ctx.keras_verbose is not None:
+        settings = dataclasses.replace(settings, verbose=ctx.keras_verbose)
+    runs = TrialRuns(ctx.tracker, ctx.sweep_run, ctx.tags, trial.number,
+                     logged_settings(model_params, settings, ctx.warm_start), ctx.space.spec.sweep.repeats)
+    trial.set_user_attr(MLFLOW_RUN_ID, runs.run_id)
+    state, interrupted, summary = "FAIL", False, {}
+    try:
+        results = [_run_repeat(ctx, trial, runs, i, model_params, settings)
+                   for i in range(ctx.space.spec.sweep.repeats)]
+        summary = _summary(results, metric)
+        trial.set_user_attr(STOP_REASONS, [r.stop_reason for r in results])
+        trial.set_user_attr(VALUE_STD, summary[f"{metric}_std"])
+        trial.set_user_attr(TEST_ACCURACY_MEAN, summary["test_accuracy_mean"])
+        if summary["test_mae_mean"] is not None:
+            trial.set_user_attr(TEST_MAE_MEAN, summary["test_mae_mean"])
+        epoch_time = spread([t for r in results for t in r.history.get("epoch_time_s", [])])
+        if epoch_time.n:
+            trial.set_user_attr(EPOCH_TIME, epoch_time.mean)
+        value = summary[f"{metric}_mean"]
+        if value is None:  # every repeat ended before its first validation
+            raise TrialFailed(f"no {metric}")
+        outcome = _objectives(ctx.space.spec.objective.secondary, value, results, epoch_time.mean)
+        state = "COMPLETE"
+        return outcome
+    except optuna.TrialPruned:
+        trial.set_user_attr(STOP_REASONS, ["pruned"])
+        state = "PRUNED"
+        raise
+    except TrialFailed as exc:
+        trial.set_user_attr(FAIL_REASON, str(exc))
+        raise
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:  # every trial, pruned, failed and interrupted ones too
+        runs.end(state, {**summary, "peak_rss_mb": peak_rss_mb()}, interrupted)
+        shutil.rmtree(ctx.workdir / f"trial-{trial.number}", ignore_errors=True)  # checkpoints now live in MLflow

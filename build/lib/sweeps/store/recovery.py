@@ -1,0 +1,128 @@
+"""Recover from dead workers: fail and retry their Optuna trials, close their MLflow runs.
+
+RDB storages do this for trials with heartbeats (see :mod:`sweeps.store.storage`). The journal file has no
+heartbeat, so each trial records its worker (``host:pid``) and any worker on the same machine fails
+the trials of a process that no longer exists, then queues a retry with Optuna's own stale-trial
+callback (same params, a new trial number).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import warnings
+
+import optuna
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeps.store.keys import FAIL_REASON, FINISHED, INTERRUPTED, KIND, REPEAT_RUN, RUN_WORKER, STATE, TRIAL, TRIAL_RUN, WORKER
+from sweeps.store.tracking import Tracker
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
+GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
+
+
+def worker_id(pid: int | None = None) -> str:
+    """A process of this machine (this one by default), as ``host:pid``."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+def is_alive(worker: str) -> bool | None:
+    """Whether ``host:pid`` still runs; None when it ran on another machine (only a heartbeat can tell)."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+def _fail(storage: BaseStorage, study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Fail a RUNNING trial of another process; False when another worker got there first. (Optuna's own
+    ``fail_stale_trials`` does the same through these public storage methods.)"""
+    trial_id = _trial_id(storage, study, trial.number)
+    try:
+        storage.set_trial_user_attr(trial_id, FAIL_REASON, reason)
+        return storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
+def _unrecorded(trial: FrozenTrial) -> bool:
+    """A trial RUNNING for longer than GRACE_S whose worker was never recorded: its process lost the store (or
+    died) in the instant after creating it — no heartbeat will ever fail it, as it never beat."""
+    started = trial.datetime_start
+    return WORKER not in trial.user_attrs and started is not None and \
+        (datetime.datetime.now() - started).total_seconds() > GRACE_S
+
+
+def fail_dead_trials(storage: BaseStorage, study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials of dead workers on this machine (and those whose worker was never recorded) and
+    queue one retry of each; their numbers."""
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        dead = is_alive(trial.user_attrs.get(WORKER, "")) is False or _unrecorded(trial)
+        if dead and _fail(storage, study, trial, "worker died"):
+            RETRY(study, storage.get_trial(_trial_id(storage, study, trial.number)))
+            failed.append(trial.number)
+    return failed
+
+
+class DeadWorkerRecovery:
+    """Optuna callback: after each trial, fail and retry the trials of workers that died meanwhile."""
+
+    def __init__(self, storage: BaseStorage):
+        self.storage = storage
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        fail_dead_trials(self.storage, study)
+
+
+def fail_crashed_trials(storage: BaseStorage, study: optuna.Study, worker: str, reason: str) -> list[int]:
+    """Fail the RUNNING trials of ``worker``, a process that crashed under a supervisor that lives on: the
+    trial itself is the likely cause (out of memory, a segfault), so it is not retried; their numbers."""
+    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get(WORKER) == worker and _fail(storage, study, t, reason)]
+
+
+def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
+    """Mark KILLED the MLflow runs still RUNNING whose trial has ended or whose sweep process is gone, and the
+    FINISHED trial runs of trials that were failed (a worker killed after closing the run, before telling Optuna)."""
+    # The trials' states first, then the runs: a run seen RUNNING whose trial had ended at the earlier read was
+    # truly left behind. Read the other way round, a trial ending between the two reads (another worker's,
+    # finishing) would look orphaned, and its just-finished run would be overwritten KILLED.
+    states = {str(t.number): t.state for t in study.get_trials(deepcopy=False)}
+    runs = tracker.runs()
+    if runs.empty:
+        return 0
+    closed = 0
+    told_late = runs[(runs["status"] == FINISHED) & (runs.get(f"tags.{KIND}") == TRIAL_RUN)]
+    for _, run in told_late.iterrows():
+        if states.get(run.get(f"tags.{TRIAL}")) == TrialState.FAIL:
+            tracker.set_tags(run["run_id"], {STATE: "FAIL"})
+            tracker.end_run(run["run_id"], INTERRUPTED)
+            closed += 1
+    for _, run in runs[runs["status"] == "RUNNING"].iterrows():
+        kind = run.get(f"tags.{KIND}")
+        if kind in (TRIAL_RUN, REPEAT_RUN):  # a trial begun after the states were read is not an orphan
+            orphan = states.get(run.get(f"tags.{TRIAL}"), TrialState.RUNNING) != TrialState.RUNNING
+        else:
+            orphan = is_alive(str(run.get(f"tags.{RUN_WORKER}") or "")) is False
+        if orphan:
+            if kind in (TRIAL_RUN, REPEAT_RUN):
+                tracker.set_tags(run["run_id"], {STATE: "FAIL"})
+            tracker.end_run(run["run_id"], INTERRUPTED)
+            closed += 1
+    return closed
