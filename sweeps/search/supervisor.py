@@ -24,11 +24,13 @@ from sweeps.search.progress import MAX_FAILURES_IN_A_ROW
 from sweeps.search.space import Space
 from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
-from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, worker_id
+from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, fail_dead_trials, worker_id
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import count_finished, count_running
 
-STOP_GRACE_S = 60  # how long a worker may take to close its runs after Ctrl-C / SIGTERM
+# How long a worker may take to stop politely after Ctrl-C / SIGTERM (its next batch boundary, then closing its
+# runs) before it is killed: a stop is prompt even while a worker imports TensorFlow or traces its first step.
+STOP_GRACE_S = 6
 
 
 def _died(code: int) -> str | None:
@@ -87,18 +89,23 @@ class Workers:
 
     def stop_all(self) -> None:
         """Ask every running worker to stop (it fails and re-queues its trial, closes its runs); kill those that
-        take longer than STOP_GRACE_S, or all at once when interrupted again."""
+        take longer than STOP_GRACE_S in all, or all at once when interrupted again, and do that for them."""
         with self.lock:
             self.stopping = True
             procs = [p for p in self.running.values() if p.poll() is None]
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
+        until, killed = time.monotonic() + STOP_GRACE_S, False
         for proc in procs:
             try:
-                proc.wait(STOP_GRACE_S)
+                proc.wait(max(0.0, until - time.monotonic()))
             except (subprocess.TimeoutExpired, KeyboardInterrupt):
                 proc.kill()
                 proc.wait()
+                killed = True
+        if killed:  # their trials failed and queued again, their runs closed, as the worker would have
+            fail_dead_trials(self.sweep.storage, self.sweep.study)
+            close_orphan_runs(self.sweep.study, self.sweep.tracker)
 
 
 def _slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None) -> int:
