@@ -100,3 +100,47 @@ def test_a_worker_never_outlives_its_command_killed_with_its_process_group(proje
     study = optuna.load_study(study_name="slow", storage=open_storage(default_storage(project)))
     assert [t.state.name for t in study.get_trials()].count("COMPLETE") == 2
     assert problems(study, Tracker(tracking_uri(project), "slow", create=False)) == []
+
+
+DEAF = """\
+import time
+
+from sweeps.search.sweep import Extensions
+
+
+def deaf_training(*args, **kwargs):
+    time.sleep(120)  # never reaches a batch boundary: a polite stop does not reach it
+
+
+def extensions(space):
+    return Extensions(train=deaf_training, register_best=False)
+"""
+
+
+def test_a_stop_is_prompt_even_when_a_worker_does_not_listen(tiny: Path):
+    """SIGTERM to the command: a worker that does not stop within the grace is killed, and the command itself
+    fails and queues its trial again and closes its runs, so nothing is left RUNNING."""
+    (tiny / "deaf.py").write_text(DEAF)
+    command = [sys.executable, "-m", "sweeps.cli", "run", "tiny", "--trials", "1", "--no-report",
+               "--extensions", "deaf:extensions"]
+    proc = subprocess.Popen(command, cwd=tiny, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "SWEEPS_TRIALS_PER_PROCESS": "10"})
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until the worker has its trial
+        try:
+            study = optuna.load_study(study_name="tiny", storage=open_storage(default_storage(tiny)))
+            if any(WORKER in t.user_attrs for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))):
+                break
+        except KeyError:
+            pass
+        time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and time.monotonic() - sent < 10, out
+    assert out.count("interrupted:") == 1 and "Traceback" not in out
+    study = optuna.load_study(study_name="tiny", storage=open_storage(default_storage(tiny)))
+    states = sorted(t.state.name for t in study.get_trials())
+    assert states == ["FAIL", "WAITING"]  # failed and queued again: the next start trains it
+    tracker = Tracker(tracking_uri(tiny), "tiny", create=False)
+    assert "RUNNING" not in set(tracker.runs()["status"])
