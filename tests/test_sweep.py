@@ -123,10 +123,10 @@ def test_pruned_trials_are_finished_and_logged_as_pruned(project: Path):
 
 
 def test_a_failing_trial_keeps_its_traceback_and_repeated_failures_stop_the_sweep(project: Path, monkeypatch, capsys):
-    def broken_builder(family, params, input_shape, num_classes):
+    def broken_builder(family, params, input_shape, num_classes, front=None):
         raise ValueError(f"cannot build {family} with {sorted(params)}")
 
-    monkeypatch.setattr(experiments.train, "build_model", broken_builder)
+    monkeypatch.setattr(experiments.train, "build_for_data", broken_builder)
     write_space(project, "broken")
     assert main(["run", "broken", "--quick", "--trials", "5", "--no-report"]) == 1
     assert "3 trials in a row failed with: ValueError: cannot build mlp" in capsys.readouterr().err

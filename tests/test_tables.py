@@ -135,8 +135,9 @@ def test_table_mistakes_in_a_space_are_one_line_before_anything_is_written(proje
         "cancer_models:mlp", "mlp").replace("width", "units") + "task: regression\n")
     assert main(["check", "c"]) == 2
     assert "target.test_accuracy: not a metric of a regression" in capsys.readouterr().err
-    (project / "cancer_models.py").write_text(CANCER_BUILDER.replace("num_classes, activation", "3, activation"))
-    (spaces / "c.yaml").write_text(DIABETES_SPACE.replace("model: mlp", "model: cancer_models:mlp").replace(
+    # A module of its own name: one already imported in this process would be used again.
+    (project / "three_outputs.py").write_text(CANCER_BUILDER.replace("num_classes, activation", "3, activation"))
+    (spaces / "c.yaml").write_text(DIABETES_SPACE.replace("model: mlp", "model: three_outputs:mlp").replace(
         "units", "width"))
     diabetes_csv(project / "diabetes.csv")
     assert main(["check", "c"]) == 2
