@@ -117,7 +117,7 @@ def _digest(files: list[ImageFile], root: Path) -> str:
 
 
 def read_image_folder(root: Path, image_size: tuple[int, int] | None, color_mode: str | None, test_size: float,
-                      cache: Path = IMAGE_CACHE):
+                      cache: Path = IMAGE_CACHE) -> tuple[dict[str, np.ndarray], tuple[str, ...], str]:
     """The images of ``root`` (x_train, y_train, x_test, y_test: uint8 images memory-mapped from the cache, class
     indices), the class names (the sub-folders), and a digest of the folder's content."""
     if not root.is_dir():

@@ -138,7 +138,8 @@ def _labels(frame: pd.DataFrame, target: str, regression: bool, where: str) -> p
     return labels
 
 
-def _split_test(frame: pd.DataFrame, target: str, test_size: float, regression: bool, where: str):
+def _split_test(frame: pd.DataFrame, target: str, test_size: float, regression: bool,
+                where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.model_selection import train_test_split
 
     stratify = None if regression else frame[target]
@@ -152,7 +153,8 @@ def _split_test(frame: pd.DataFrame, target: str, test_size: float, regression: 
         raise DataError(f"{where}: cannot hold out test_size {test_size} of {len(frame)} rows ({exc})") from None
 
 
-def read_table(path: Path, target: str | None, test: Path | None, test_size: float, regression: bool):
+def read_table(path: Path, target: str | None, test: Path | None, test_size: float,
+               regression: bool) -> tuple[dict[str, np.ndarray], tuple[str, ...], str, TableSchema]:
     """The arrays of a table (x_train, y_train, x_test, y_test), its class names (none for a regression), the
     md5 of its file(s) and its schema."""
     where = str(path)
