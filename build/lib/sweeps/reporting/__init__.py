@@ -1,1 +1,0 @@
-"""The static report: reading both stores, the pages, the figures, the HTML."""
