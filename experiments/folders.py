@@ -2,7 +2,7 @@
 arrays of one size and colour mode. Every mistake is a DataError naming the folder (or file) and what is wrong.
 
 The images are decoded once into a uint8 ``.npy`` file in the project's cache (named by the folder's content
-digest and the size), which every later read — each worker process, each sweep — opens memory-mapped: training
+digest, the split, the size and colour), which every later read — each worker process, each sweep — opens memory-mapped: training
 streams batches from it (``experiments.batches``) instead of holding the folder in memory, and nothing is decoded
 twice."""
 
@@ -108,12 +108,25 @@ def _cached_pixels(files: list[ImageFile], image_size: tuple[int, int] | None, c
     return np.load(path, mmap_mode="r")
 
 
-def _digest(files: list[ImageFile], root: Path) -> str:
-    """An md5 of the folder's content: every image's path (relative to the folder) and bytes."""
-    md5 = hashlib.md5()
+def _digest(files: list[ImageFile], root: Path, cache: Path) -> str:
+    """An md5 of the folder's content: every image's path (relative to the folder) and bytes. Remembered in the
+    cache under a fingerprint of every file's path, size and modification time, so a worker starting on an
+    unchanged folder lists it instead of reading every byte again."""
+    listing = hashlib.md5()
     for f in files:
-        md5.update(str(f.path.relative_to(root)).encode() + b"\0" + f.path.read_bytes())
-    return md5.hexdigest()
+        stat = f.path.stat()
+        listing.update(f"{f.path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    memo = cache / f"{listing.hexdigest()}.digest"
+    if memo.is_file():
+        return memo.read_text().strip()
+    content = hashlib.md5()
+    for f in files:
+        content.update(str(f.path.relative_to(root)).encode() + b"\0" + f.path.read_bytes())
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = memo.with_name(f".{memo.name}.{os.getpid()}")
+    partial.write_text(content.hexdigest())
+    os.replace(partial, memo)
+    return content.hexdigest()
 
 
 def read_image_folder(root: Path, image_size: tuple[int, int] | None, color_mode: str | None, test_size: float,
@@ -140,8 +153,9 @@ def read_image_folder(root: Path, image_size: tuple[int, int] | None, color_mode
                                           random_state=TEST_SPLIT_SEED)
         except ValueError as exc:
             raise DataError(f"{root}: cannot hold out test_size {test_size} of {len(labels)} images, each class in both parts ({exc})") from None
-    ordered = [(train + test)[i] for i in np.concatenate([keep, held])]  # cached as read: training part, then test
-    digest = _digest(train + test, root)
+    everything = train + test
+    ordered = [everything[i] for i in np.concatenate([keep, held])]  # cached as read: training part, then test
+    digest = _digest(everything, root, cache)
     # The cache file is named by everything its pixels follow from: the content, the split, the size and colour asked.
     held_out = "given" if split else f"{test_size}-{TEST_SPLIT_SEED}"
     asked = f"{'x'.join(map(str, image_size)) if image_size else 'native'}-{color_mode or 'auto'}"

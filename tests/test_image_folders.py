@@ -57,6 +57,7 @@ def test_an_image_folder_is_decoded_once_into_the_cache_split_once_and_fingerpri
     assert data.input_scale == 1 / 255 and builder_inputs(source) == ((32, 32, 3), 3)
     cached = list((tmp_path / ".sweeps" / "cache" / "images").glob("*.npy"))
     assert len(cached) == 1 and cached[0].stat().st_size > 90 * 32 * 32 * 3
+    assert len(list((tmp_path / ".sweeps" / "cache" / "images").glob("*.digest"))) == 1  # the content digest, kept
     before = data.md5
     (tmp_path / "shapes" / "red" / "0.png").write_bytes((tmp_path / "shapes" / "red" / "1.png").read_bytes())
     load_dataset.cache_clear()
