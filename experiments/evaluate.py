@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from sklearn.metrics import confusion_matrix
+from sklearn.metrics import confusion_matrix, mean_absolute_error, r2_score, root_mean_squared_error
 
 if TYPE_CHECKING:  # a trained model comes in; scoring it needs no TensorFlow import here
     import keras
@@ -103,17 +103,16 @@ class RegressionScores:
 
     @property
     def mae(self) -> float:
-        return float(np.abs(self.y_pred - self.y_true).mean())
+        return float(mean_absolute_error(self.y_true, self.y_pred))
 
     @property
     def rmse(self) -> float:
-        return float(np.sqrt(((self.y_pred - self.y_true) ** 2).mean()))
+        return float(root_mean_squared_error(self.y_true, self.y_pred))
 
     @property
     def r2(self) -> float:
         """The share of the target's variance the predictions explain (1: all; 0: no better than its mean)."""
-        total = ((self.y_true - self.y_true.mean()) ** 2).sum()
-        return float(1 - ((self.y_pred - self.y_true) ** 2).sum() / total) if total else float("nan")
+        return float(r2_score(self.y_true, self.y_pred))
 
 
 def score(model: keras.Model, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...]) -> TestScores:

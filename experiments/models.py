@@ -6,7 +6,7 @@ both go through :func:`builder`, one mechanism."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -119,8 +119,8 @@ class TableFeatures(keras.layers.Layer):
     part's statistics) and each text column one-hot encoded (Keras' CategoryEncoding). Saved with the model, so a
     checkpoint or a registered model encodes rows the way the sweep did."""
 
-    def __init__(self, numeric: list[int], mean: list[float], variance: list[float], categories: list[list[int]],
-                 **kwargs: Any):
+    def __init__(self, numeric: Sequence[int], mean: Sequence[float], variance: Sequence[float],
+                 categories: Sequence[Sequence[int]], **kwargs: Any):
         super().__init__(**kwargs)
         self.numeric, self.mean, self.variance = list(numeric), list(mean), list(variance)
         self.categories = [list(c) for c in categories]  # [column index, one-hot width]
@@ -152,8 +152,7 @@ class TableFeatures(keras.layers.Layer):
 def with_front(front: TableFront, network: keras.Model) -> keras.Model:
     """``network`` (built for the front's features) behind a table's encoding: the model takes table rows."""
     rows = keras.Input((len(front.schema.columns),), name="rows")
-    features = TableFeatures(front.numeric, list(front.mean), list(front.variance), [list(c) for c in front.categories],
-                             name="table_features")(rows)
+    features = TableFeatures(front.schema.numeric, front.mean, front.variance, front.categories, name="table_features")(rows)
     return keras.Model(rows, network(features), name=network.name)
 
 

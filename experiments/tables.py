@@ -38,6 +38,11 @@ class TableSchema:
     target: str
 
     @property
+    def numeric(self) -> list[int]:
+        """The indices of the number columns."""
+        return [i for i, c in enumerate(self.columns) if c.vocabulary is None]
+
+    @property
     def width(self) -> int:
         """How many features a row becomes: one per number, a one-hot (the vocabulary and an unknown) per text."""
         return sum(1 if c.vocabulary is None else len(c.vocabulary) + 1 for c in self.columns)
@@ -56,9 +61,8 @@ class TableSchema:
                 if not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
                     raise DataError(f"{where}: column {column.name!r} must be numbers, as in the training data")
                 encoded[:, i] = values.to_numpy(dtype=np.float32)
-            else:
-                codes = {value: code for code, value in enumerate(column.vocabulary, start=1)}
-                encoded[:, i] = [codes.get(str(value), 0) for value in values]
+            else:  # pandas' codes count from 0 and give -1 to a value outside the vocabulary: 0 is ours
+                encoded[:, i] = pd.Categorical(values.astype(str), categories=column.vocabulary).codes + 1
         return encoded
 
 
@@ -72,17 +76,13 @@ class TableFront:
     variance: tuple[float, ...]
 
     @property
-    def numeric(self) -> list[int]:
-        return [i for i, c in enumerate(self.schema.columns) if c.vocabulary is None]
-
-    @property
     def categories(self) -> list[tuple[int, int]]:
         """(column index, one-hot width) of each text column."""
         return [(i, len(c.vocabulary) + 1) for i, c in enumerate(self.schema.columns) if c.vocabulary is not None]
 
     @classmethod
     def fit(cls, schema: TableSchema, x_train: np.ndarray) -> TableFront:
-        numeric = x_train[:, [i for i, c in enumerate(schema.columns) if c.vocabulary is None]].astype(np.float64)
+        numeric = x_train[:, schema.numeric].astype(np.float64)
         return cls(schema, tuple(numeric.mean(axis=0).tolist()), tuple(numeric.var(axis=0).tolist()))
 
 

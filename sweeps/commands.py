@@ -149,11 +149,7 @@ def check(args: argparse.Namespace, root: Path, console) -> None:
     from sweeps.store.storage import default_storage
 
     space = load_space(args.space, args.spaces_dir)
-    if not isinstance(space.data, str):  # a data file of the user's: read and verified here too
-        from experiments.data import raw_data
-
-        raw_data(space.data)
-    _check_builder(space, console)
+    _check_builder(space, console)  # data of the user's is read and verified there too
     console.print(f"{space.path}: ok")
     if args.storage is None and not Path(default_storage(root)).is_file():
         return  # no study anywhere yet: nothing to read hints from (and no journal created by asking)
