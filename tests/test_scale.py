@@ -101,8 +101,8 @@ def test_a_worker_killed_with_sigkill_is_recovered_and_its_trial_retried(tiny: P
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
     mlflow.set_tracking_uri(tracking_uri(tiny))
     runs = mlflow.search_runs(experiment_names=["tiny-quick"])
-    killed = runs[runs["tags.sweeps.trial"] == "0"]
-    assert killed["status"].tolist() == ["KILLED"]
+    continued = runs[runs["tags.sweeps.continues"] == "0"]  # the killed trial's run, gone on with by its retry
+    assert continued["status"].tolist() == ["FINISHED"] and continued["tags.sweeps.trial"].tolist() == [str(retried[0].number)]
     assert "RUNNING" not in set(runs["status"])  # the dead worker's sweep run was closed too
 
 

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from optuna.trial import FrozenTrial
 
 from experiments.data import Dataset
+from experiments.resume import ResumePoint
 from experiments.settings import TrainSettings
 from experiments.train import RepeatResult, TrainingInterrupted, WarmStart
 from sweeps.search.progress import AfterTrial
@@ -48,11 +49,13 @@ def _quality(space: Space, params: dict[str, Any]) -> float:
 def simulated_training(space: Space) -> Callable[..., RepeatResult]:
     """A stand-in for :func:`experiments.train.train_repeat`: per-epoch metrics rising towards a synthetic
     function of the params (seeded noise), passed to the epoch hook and to the callbacks' ``on_epoch_end`` (so
-    Optuna's pruning callback prunes), early stopping on val_loss, a tiny checkpoint file; no model."""
+    Optuna's pruning callback prunes), early stopping on val_loss, a tiny checkpoint file; no model, so no
+    resume point (``on_checkpoint`` and ``resume`` are taken and not used: a simulated trial restarts)."""
 
     def train(family: str, model_params: dict[str, Any], settings: TrainSettings, data: Dataset, seed: int,
               workdir: Path, callbacks: Sequence[Any] = (), on_epoch: Callable | None = None,
-              warm_start: WarmStart | None = None, deadline: float | None = None) -> RepeatResult:
+              warm_start: WarmStart | None = None, deadline: float | None = None, on_checkpoint: Callable | None = None,
+              resume: ResumePoint | None = None) -> RepeatResult:
         rng = np.random.default_rng([seed, abs(hash(repr(sorted(model_params.items())))) % 2**32])
         top = _quality(space, model_params)
         first = warm_start.initial_epoch if warm_start else 0

@@ -23,7 +23,7 @@ from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep,
 from sweeps.search.trial import TrainRepeat, TrialContext, run_trial
 from sweeps.search.worker import WorkerSpec
 from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
-from sweeps.store.recovery import DeadWorkerRecovery, close_orphan_runs, fail_dead_trials
+from sweeps.store.recovery import DeadWorkerRecovery, close_orphan_runs, fail_dead_trials, queue_interrupted
 from sweeps.store.registry import register_best
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import count_finished
@@ -159,7 +159,10 @@ def _optimize(sweep: Sweep, spec: WorkerSpec, ctx: TrialContext, extra: list[Aft
                               sweep.root / ".sweeps" / "kerastuner", after_trial, sweep.root / ".sweeps" / "cache",
                               timeout)
         else:
-            # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
-            sweep.study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
-                                 callbacks=after_trial)
+            try:  # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
+                sweep.study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
+                                     callbacks=after_trial)
+            except KeyboardInterrupt:  # Optuna failed the trial in flight: queued again, it goes on from its epoch
+                queue_interrupted(sweep.storage, sweep.study, ctx.interrupted)
+                raise
     return stops

@@ -8,7 +8,7 @@ import resource
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sweeps.store.keys import (
     EPOCH_TIME,
     FAIL_REASON,
     MLFLOW_RUN_ID,
+    RESUMED_AT,
     STOP_REASONS,
     TEST_ACCURACY_MEAN,
     TEST_MAE_MEAN,
@@ -35,6 +36,7 @@ from sweeps.store.keys import (
     WORKER,
 )
 from sweeps.store.recovery import worker_id
+from sweeps.store.resume_points import PointKeeper, drop_points, fetch_point, fetch_result, keep_result
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
 
@@ -70,6 +72,7 @@ class TrialContext:
     keras_verbose: int | None = None  # Keras's epoch lines: 0 while the live line is drawn; None: the settings'
     train: TrainRepeat = train_repeat  # what trains a repeat (a benchmark plugs in its own)
     target: int | None = None  # finished trials the study should reach; a trial beyond it is not trained
+    interrupted: list[int] = field(default_factory=list)  # trials a stop interrupted here (queued to go on later)
 
 
 def peak_rss_mb() -> float:
@@ -81,16 +84,23 @@ def peak_rss_mb() -> float:
 def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, index: int,
                 model_params: dict[str, Any], settings: TrainSettings) -> RepeatResult:
     seed = ctx.space.spec.sweep.seed + index
+    finished = fetch_result(ctx.tracker, runs.run_id, seed) if runs.continued and runs.separate else None
+    if finished is not None:  # a continued trial: this seed had finished before its process was lost
+        return finished
     run_id = runs.repeat_started(seed)
+    workdir = ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}"
+    resume = fetch_point(ctx.tracker, runs.run_id, seed, workdir) if runs.continued else None
+    if resume is not None:
+        ctx.tracker.set_tags(run_id, {RESUMED_AT: resume.epoch})
     # Optuna takes one report per step, so the pruner watches the first repeat only.
     pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
     error: BaseException | None = None
     try:
         result = ctx.train(
-            ctx.space.spec.model, model_params, settings, ctx.data, seed,
-            ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}", (*pruning, StopRequested()),
+            ctx.space.spec.model, model_params, settings, ctx.data, seed, workdir, (*pruning, StopRequested()),
             on_epoch=lambda step, metrics: _epoch_done(ctx, runs, run_id, trial.number, seed, settings.epochs, step, metrics),
-            warm_start=ctx.warm_start, deadline=ctx.deadline,
+            warm_start=ctx.warm_start, deadline=ctx.deadline, on_checkpoint=PointKeeper(ctx.tracker, runs.run_id, seed),
+            resume=resume,
         )
     except TrainingInterrupted as stop:
         result, error = stop.result, stop.__cause__
@@ -109,6 +119,8 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, index: 
         raise TrialFailed(f"{type(error).__name__}: {error}") from error
     if result.stop_reason == "nan_loss":
         raise TrialFailed("nan_loss")
+    if runs.separate:
+        keep_result(ctx.tracker, runs.run_id, result)
     return result
 
 
@@ -145,6 +157,16 @@ def _objectives(secondary: str | None, value: float, results: list[RepeatResult]
     return value
 
 
+def _continues(trial: optuna.Trial) -> tuple[str, list[int]] | None:
+    """The MLflow run and earlier numbers of the trial this one continues (a trial queued again after its process
+    was lost or stopped carries them over); None for a new trial."""
+    running = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    frozen = next(t for t in running if t.number == trial.number)  # Optuna's Trial no longer shows system attrs
+    earlier = frozen.system_attrs.get("retry_history", [])  # what RetryHeartbeatStaleTrialCallback records
+    run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
+    return (run_id, earlier) if earlier and run_id else None
+
+
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, float]:
     """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
     secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
@@ -162,7 +184,8 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     if ctx.keras_verbose is not None:
         settings = dataclasses.replace(settings, verbose=ctx.keras_verbose)
     runs = TrialRuns(ctx.tracker, ctx.sweep_run, ctx.tags, trial.number,
-                     logged_settings(model_params, settings, ctx.warm_start), ctx.space.spec.sweep.repeats)
+                     logged_settings(model_params, settings, ctx.warm_start), ctx.space.spec.sweep.repeats,
+                     _continues(trial))
     trial.set_user_attr(MLFLOW_RUN_ID, runs.run_id)
     state, interrupted, summary = "FAIL", False, {}
     try:
@@ -192,7 +215,10 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         raise
     except KeyboardInterrupt:
         interrupted = True
+        ctx.interrupted.append(trial.number)
         raise
     finally:  # every trial, pruned, failed and interrupted ones too
+        if not interrupted:  # an interrupted trial's points stay, for the trial that goes on with it
+            drop_points(ctx.tracker, runs.run_id)
         runs.end(state, {**summary, "peak_rss_mb": peak_rss_mb()}, interrupted)
         shutil.rmtree(ctx.workdir / f"trial-{trial.number}", ignore_errors=True)  # checkpoints now live in MLflow

@@ -58,6 +58,9 @@ RUN_ENGINE = "sweeps.engine"
 DATA_MD5 = "sweeps.data_md5"
 VALIDATION = "sweeps.validation"
 RUN_WORKER = "sweeps.worker"  # host:pid of the process that opened a sweep run
+CONTINUES = "sweeps.continues"  # a trial run continued by a later trial: the trial numbers it ran under before
+RESUMED_AT = "sweeps.resumed_at_epoch"  # the epoch after which a continued repeat went on
+NODE = "sweeps.node"  # the machine (host, and the Ray node when on a cluster) a trial trained on
 PARENT = "mlflow.parentRunId"
 
 # Tags of a registered model version (the model is named after its study).

@@ -20,9 +20,13 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps.store.keys import FAIL_REASON, FINISHED, INTERRUPTED, KIND, REPEAT_RUN, RUN_WORKER, STATE, TRIAL, TRIAL_RUN, WORKER
 from sweeps.store.tracking import Tracker
 
+# A trial queued again keeps the intermediate values reported before (the pruner sees its history) and its user
+# attributes (the MLflow run it goes on in, see sweeps.store.resume_points). A dead worker's trial is retried up to
+# 3 times; one interrupted by a stop (Ctrl-C, SIGTERM, its command gone) as often as it is stopped.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3)
+    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3, inherit_intermediate_values=True)
+    GO_ON = RetryHeartbeatStaleTrialCallback(max_retry=None, inherit_intermediate_values=True)
 GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
 
 
@@ -80,6 +84,18 @@ def fail_dead_trials(storage: BaseStorage, study: optuna.Study) -> list[int]:
     return failed
 
 
+def queue_interrupted(storage: BaseStorage, study: optuna.Study, numbers: list[int]) -> list[int]:
+    """Queue again the trials a stop interrupted in this process (Optuna has failed them), so a later start goes
+    on with each from its last epoch; their numbers."""
+    queued = []
+    for number in numbers:
+        trial = storage.get_trial(_trial_id(storage, study, number))
+        if trial.state == TrialState.FAIL:
+            GO_ON(study, trial)
+            queued.append(number)
+    return queued
+
+
 class DeadWorkerRecovery:
     """Optuna callback: after each trial, fail and retry the trials of workers that died meanwhile."""
 
@@ -117,7 +133,7 @@ def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
     for _, run in runs[runs["status"] == "RUNNING"].iterrows():
         kind = run.get(f"tags.{KIND}")
         if kind in (TRIAL_RUN, REPEAT_RUN):  # a trial begun after the states were read is not an orphan
-            orphan = states.get(run.get(f"tags.{TRIAL}"), TrialState.RUNNING) != TrialState.RUNNING
+            orphan = states.get(run.get(f"tags.{TRIAL}"), TrialState.RUNNING) not in (TrialState.RUNNING, TrialState.WAITING)
         else:
             orphan = is_alive(str(run.get(f"tags.{RUN_WORKER}") or "")) is False
         if orphan:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from sweeps.store.keys import FAILED, FINISHED, INTERRUPTED, KIND, PARENT, TRIAL
 
@@ -79,9 +80,35 @@ class Tracker:
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
 
+    def artifact_names(self, run_id: str, folder: str) -> list[str]:
+        """The names (not paths) in an artifact folder of ``run_id``; empty when it has none."""
+        return [Path(info.path).name for info in self.client.list_artifacts(run_id, folder)]
+
+    def download(self, run_id: str, folder: str, dest: Path) -> Path:
+        """Copy an artifact folder of ``run_id`` into ``dest``; the local copy's path."""
+        dest.mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(run_id, folder, str(dest)))
+
+    def delete_artifacts(self, run_id: str, folder: str) -> None:
+        """Remove an artifact folder of ``run_id`` (the artifact store's own delete: a file store's folder, a
+        tracking server's ``--serve-artifacts`` store)."""
+        uri = self.client.get_run(run_id).info.artifact_uri
+        get_artifact_repository(uri, tracking_uri=self.uri).delete_artifacts(folder)
+
+    def reopen_run(self, run_id: str, tags: dict[str, Any]) -> None:
+        """Set a closed run RUNNING again (a trial continued where it stopped), with ``tags``."""
+        self.client.update_run(run_id, status="RUNNING")
+        self.set_tags(run_id, tags)
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close a run as FINISHED, FAILED or KILLED."""
         self.client.set_terminated(run_id, status)
+
+    def find_run(self, tags: dict[str, Any]) -> str | None:
+        """The id of a run of this experiment with all of ``tags``; None when there is none."""
+        query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+        found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
+        return found[0].info.run_id if found else None
 
     def runs(self, kind: str | None = None, trial: int | None = None) -> pd.DataFrame:
         """The experiment's runs (of one kind, of one trial) as a frame (``params.*``, ``metrics.*``, ``tags.*``

@@ -10,7 +10,19 @@ from typing import Any
 import pandas as pd
 
 from experiments.train import RepeatResult, TrainSettings, WarmStart
-from sweeps.store.keys import INTERRUPTED, KIND, REPEAT_RUN, RUN_STATUS, SEED, STATE, STOP_REASON, TRIAL, TRIAL_RUN
+from sweeps.store.keys import (
+    CONTINUES,
+    INTERRUPTED,
+    KIND,
+    PARENT,
+    REPEAT_RUN,
+    RUN_STATUS,
+    SEED,
+    STATE,
+    STOP_REASON,
+    TRIAL,
+    TRIAL_RUN,
+)
 from sweeps.store.tracking import Tracker
 
 
@@ -25,21 +37,32 @@ def logged_settings(model_params: dict[str, Any], settings: TrainSettings,
 
 
 class TrialRuns:
-    """Opens a trial's run on creation; ``repeat_*`` and ``end`` log its repeats and close it with its state."""
+    """Opens a trial's run on creation (or opens again the run of the trial it continues: one record of a trial
+    that lost its process); ``repeat_*`` and ``end`` log its repeats and close it with its state."""
 
     def __init__(self, tracker: Tracker, parent: str, tags: dict[str, Any], trial: int, params: dict[str, Any],
-                 repeats: int):
+                 repeats: int, continues: tuple[str, list[int]] | None = None):
         self.tracker, self.trial, self.params = tracker, trial, params
         self.tags = {**tags, TRIAL: trial}
         self.separate = repeats > 1  # one seed: the trial's own run holds it
-        self.run_id = tracker.start_run(f"trial-{trial}", parent, {**self.tags, KIND: TRIAL_RUN}, params)
+        self.continued = continues is not None
+        if continues is not None:
+            self.run_id, earlier = continues
+            tracker.reopen_run(self.run_id, {**self.tags, CONTINUES: ",".join(map(str, earlier))})
+        else:
+            self.run_id = tracker.start_run(f"trial-{trial}", parent, {**self.tags, KIND: TRIAL_RUN}, params)
 
     def repeat_started(self, seed: int) -> str:
-        """The run that holds repeat ``seed`` (a child run when the trial has several seeds)."""
+        """The run that holds repeat ``seed`` (a child run when the trial has several seeds; a continued trial's
+        own, opened again)."""
         if not self.separate:
             return self.run_id
+        earlier = self.tracker.find_run({PARENT: self.run_id, SEED: seed}) if self.continued else None
+        if earlier is not None:
+            self.tracker.reopen_run(earlier, self.tags)
+            return earlier
         return self.tracker.start_run(f"trial-{self.trial}-seed-{seed}", self.run_id,
-                                      {**self.tags, KIND: REPEAT_RUN}, self.params)
+                                      {**self.tags, KIND: REPEAT_RUN, SEED: seed}, self.params)
 
     def epoch(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         """One epoch's metrics, logged as training goes (MLflow draws the learning curves from them)."""
