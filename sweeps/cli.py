@@ -37,6 +37,24 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def _number(text: str, low: float, strict: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > low if strict else value >= low):
+        raise argparse.ArgumentTypeError(f"expected a number {'>' if strict else '≥'} {low:g}, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, 0, strict=True)
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, 0, strict=False)
+
+
 def _add_run(run: argparse.ArgumentParser) -> None:
     """The options of ``sweep run``."""
     run.add_argument("space", help="name of a file in search_spaces/, without .yaml")
@@ -48,7 +66,14 @@ def _add_run(run: argparse.ArgumentParser) -> None:
                                                               "progress line replaces them there)")
     run.add_argument("--refit", action="store_true", help="at the end, refit the best config on training + "
                                                           "validation images (as `sweep refit`)")
-    run.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine, one study")
+    run.add_argument("--workers", type=positive_int, default=1, help="worker processes (on this machine, or placed by "
+                     "the cluster), one study")
+    run.add_argument("--cluster", choices=("ray",), default=os.environ.get("SWEEPS_CLUSTER") or None,
+                     help="place the workers on a Ray cluster: $RAY_ADDRESS, else one started on this machine")
+    run.add_argument("--cpus-per-trial", type=positive_float, help="CPUs of one worker (default: the space's "
+                     "sweep.resources.cpus, 1)")
+    run.add_argument("--gpus-per-trial", type=non_negative_float, help="GPUs of one worker, 0.5: two share one "
+                     "(default: the space's sweep.resources.gpus, 0)")
     run.add_argument("--subset", type=positive_int, help="train on a seeded, stratified sample of this many images")
     run.add_argument("--extensions", metavar="MODULE:FUNCTION",
                      help="plug in a training function and after-trial callbacks: a function of the space returning "

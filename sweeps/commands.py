@@ -62,7 +62,8 @@ def sweep_options(args: argparse.Namespace) -> SweepOptions:
     return SweepOptions(trials=args.trials, timeout=parse_duration(args.timeout) if args.timeout else None,
                         quick=args.quick, storage=args.storage, engine=args.engine, tuner=args.tuner,
                         workers=args.workers, trials_per_process=args.trials_per_process or None, subset=args.subset,
-                        keras_log=args.keras_log, extensions=args.extensions)
+                        keras_log=args.keras_log, extensions=args.extensions, cluster=args.cluster,
+                        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
 
 
 def trains_here(args: argparse.Namespace) -> bool:
@@ -72,7 +73,8 @@ def trains_here(args: argparse.Namespace) -> bool:
 
     if args.command != "run":
         return args.command == "worker"
-    return not SweepOptions(engine=args.engine, workers=args.workers, trials_per_process=args.trials_per_process).supervised
+    return not SweepOptions(engine=args.engine, workers=args.workers, trials_per_process=args.trials_per_process,
+                            cluster=args.cluster).supervised
 
 
 def _check_builder(space: Space, console) -> None:

@@ -59,6 +59,10 @@ class ServerFailed(SweepsError):
     """A local server (PostgreSQL, MLflow) did not start."""
 
 
+class ClusterError(SweepsError):
+    """The Ray cluster cannot be reached, or a worker's task failed on its node (not a trial's failure)."""
+
+
 # The sweep stopped itself (exit status 1).
 class SweepStopped(SweepsError):
     """The sweep stopped itself because the same failure kept repeating."""

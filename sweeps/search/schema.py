@@ -221,6 +221,14 @@ class Baseline(Section):
     fixed: dict[str, Scalar] = Field(default_factory=dict)  # model settings in place of the space's fixed ones
 
 
+class Resources(Section):
+    """What one worker (one trial at a time) needs: a cluster places workers by it; TensorFlow in a worker uses that
+    many threads. Fractional GPUs share one device (each worker's TensorFlow grows its memory as it needs)."""
+
+    cpus: float = Field(1, gt=0, le=1024)
+    gpus: float = Field(0, ge=0, le=64)
+
+
 class SweepSettings(Section):
     n_trials: int = Field(20, ge=1)
     timeout: float | None = Field(1800, gt=0)
@@ -229,6 +237,7 @@ class SweepSettings(Section):
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
     baselines: list[Baseline] = Field(default_factory=list)
+    resources: Resources = Resources()
 
 
 EXAM_BAR = {"test_accuracy": Bound(min=0.89), "test_loss": Bound(max=0.33)}

@@ -10,12 +10,15 @@ a process; Ctrl-C or SIGTERM here is passed on to every worker, which each stop 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 
@@ -24,7 +27,7 @@ from sweeps.search.progress import MAX_FAILURES_IN_A_ROW
 from sweeps.search.space import Space
 from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
-from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, fail_dead_trials, worker_id
+from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, fail_dead_trials, fail_lost_trials, worker_id
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import count_finished, count_running
 
@@ -40,48 +43,111 @@ def _died(code: int) -> str | None:
     return None
 
 
+class WorkerProcess(Protocol):
+    """A running worker, wherever it runs: a process of this machine (:class:`LocalProcess`) or a task of a
+    cluster (:class:`sweeps.search.cluster.RayWorker`)."""
+
+    lost: frozenset[str] | None  # when the worker was lost with its machine (not its trial's doing): the nodes gone
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Its exit status (negative: killed by that signal); TimeoutError when still running after ``timeout``."""
+
+    def poll(self) -> int | None: ...
+
+    def stop(self) -> None:
+        """Ask it to stop politely (its trial is queued again to go on later)."""
+
+    def kill(self) -> None: ...
+
+    def worker(self) -> str:
+        """The worker process as its trials record it (``host:pid``)."""
+
+
+Launch = Callable[[WorkerSpec, str | None], WorkerProcess]
+
+
+class LocalProcess:
+    """A worker process of this machine, in a session of its own (Ctrl-C reaches the command only, which passes
+    one SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal."""
+
+    lost: frozenset[str] | None = None
+
+    def __init__(self, spec: WorkerSpec, prefix: str | None, console: Console):
+        output = subprocess.PIPE if prefix else None
+        self.proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, stdout=output,
+                                     stderr=subprocess.STDOUT if prefix else None, text=True)
+        if prefix:
+            threading.Thread(target=self._pump, args=(prefix, console), daemon=True).start()
+
+    def _pump(self, prefix: str, console: Console) -> None:
+        for line in self.proc.stdout or ():
+            console.print(f"{prefix} {line.rstrip()}", highlight=False, markup=False)
+
+    def wait(self, timeout: float | None = None) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"worker {self.proc.pid} still running") from None
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def worker(self) -> str:
+        return worker_id(self.proc.pid)
+
+
 @dataclass
 class Workers:
-    """The worker processes of one sweep and what they have done: the running ones, crashes in a row, the first
-    error that ends the sweep."""
+    """The workers of one sweep and what they have done: the running ones, crashes in a row, the first error
+    that ends the sweep."""
 
     sweep: Sweep
     console: Console
     deadline_at: float | None
-    running: dict[int, subprocess.Popen] = field(default_factory=dict)
+    launch: Launch
+    running: dict[int, WorkerProcess] = field(default_factory=dict)
     crashes: int = 0
     error: BaseException | None = None
     stopping: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, spec: WorkerSpec, slot: int, prefix: str | None) -> subprocess.Popen | None:
-        """Start ``spec`` as a process of its own session (Ctrl-C reaches this process only, which passes one
-        SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal. None once the
-        sweep is stopping (checked under the lock :meth:`stop_all` takes, so no worker starts unseen by it)."""
-        piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True} if prefix else {}
+    def start(self, spec: WorkerSpec, slot: int, prefix: str | None) -> WorkerProcess | None:
+        """Start ``spec``; None once the sweep is stopping (checked under the lock :meth:`stop_all` takes, so no
+        worker starts unseen by it)."""
         with self.lock:
             if self.stopping:
                 return None
-            proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, **piped)  # type: ignore[call-overload]
+            proc = self.launch(spec, prefix)
             self.running[slot] = proc
-        if prefix:
-            threading.Thread(target=self._pump, args=(proc, prefix), daemon=True).start()
         return proc
 
-    def _pump(self, proc: subprocess.Popen, prefix: str) -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            self.console.print(f"{prefix} {line.rstrip()}", highlight=False, markup=False)
-
-    def crashed(self, proc: subprocess.Popen, death: str) -> None:
+    def crashed(self, proc: WorkerProcess, death: str) -> None:
         """A worker died: fail its trial (not retried: it is the likely cause), close its runs, count it."""
         study, tracker = self.sweep.study, self.sweep.tracker
         with self.lock:
-            failed = fail_crashed_trials(self.sweep.storage, study, worker_id(proc.pid), f"worker process {death}")
+            failed = fail_crashed_trials(self.sweep.storage, study, proc.worker(), f"worker process {death}")
             close_orphan_runs(study, tracker)
             self.crashes += 1
-            self.console.print(f"worker process {proc.pid} {death} during trial(s) {failed}: failed, the sweep goes on")
+            self.console.print(f"worker process {proc.worker()} {death} during trial(s) {failed}: failed, the sweep "
+                               "goes on")
             if self.crashes >= MAX_FAILURES_IN_A_ROW:
                 raise SweepStopped(f"{MAX_FAILURES_IN_A_ROW} worker processes in a row died (the last {death})")
+
+    def lost(self, proc: WorkerProcess) -> None:
+        """A worker was lost with its machine: its trial is failed and queued again (it goes on from its last
+        epoch wherever a worker takes it), its runs closed; not counted as a crash."""
+        with self.lock:
+            retried = fail_lost_trials(self.sweep.storage, self.sweep.study, set(proc.lost or ()))
+            close_orphan_runs(self.sweep.study, self.sweep.tracker)
+        nodes = ", ".join(sorted(proc.lost or ()))
+        self.console.print(f"a worker was lost with its node ({nodes}); trial(s) {retried} queued again to go on from "
+                           "their last epoch")
 
     def target_reached(self) -> bool:
         study = self.sweep.study
@@ -94,12 +160,12 @@ class Workers:
             self.stopping = True
             procs = [p for p in self.running.values() if p.poll() is None]
         for proc in procs:
-            proc.send_signal(signal.SIGTERM)
+            proc.stop()
         until, killed = time.monotonic() + STOP_GRACE_S, False
         for proc in procs:
             try:
                 proc.wait(max(0.0, until - time.monotonic()))
-            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            except (TimeoutError, KeyboardInterrupt):
                 proc.kill()
                 proc.wait()
                 killed = True
@@ -118,9 +184,11 @@ def _slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None) -> 
             return code
         code = proc.wait()
         death = _died(code)
-        if workers.stopping or (death is None and code != RECYCLE):
+        if workers.stopping or (death is None and code != RECYCLE and proc.lost is None):
             return code
-        if death is not None:
+        if proc.lost is not None:  # its machine went away: its trial goes on elsewhere from its last epoch
+            workers.lost(proc)
+        elif death is not None:
             workers.crashed(proc, death)
         else:
             workers.crashes = 0
@@ -159,8 +227,58 @@ def _wait(workers: Workers, specs: list[WorkerSpec]) -> int:
     return max(codes)
 
 
+def local_gpus() -> list[str]:
+    """The GPUs of this machine a worker may be given: those in $CUDA_VISIBLE_DEVICES when set, else those
+    ``nvidia-smi`` lists (none without it)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout
+    return [str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")]
+
+
+class Placement(Protocol):
+    """Where a sweep's workers run and with what: this machine's processes, or a cluster's tasks."""
+
+    def spec(self, first: WorkerSpec, index: int) -> WorkerSpec:
+        """Worker ``index``'s spec: ``first`` with what this placement decides for it (threads, GPUs)."""
+
+    def launch(self, spec: WorkerSpec, prefix: str | None) -> WorkerProcess: ...
+
+
+@dataclass
+class LocalPlacement:
+    """Worker processes of this machine: the cores split between them (unless --cpus-per-trial says), and on a
+    machine with GPUs each worker its own (round robin)."""
+
+    options: SweepOptions
+    console: Console
+    gpus: list[str] = field(default_factory=local_gpus)
+
+    def spec(self, first: WorkerSpec, index: int) -> WorkerSpec:
+        workers = self.options.workers
+        threads = self.options.cpus_per_trial or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)
+        devices = self.gpus[index % len(self.gpus)] if self.gpus and workers > 1 else None
+        return replace(first, worker_index=index, threads=int(threads) if threads else None, devices=devices)
+
+    def launch(self, spec: WorkerSpec, prefix: str | None) -> WorkerProcess:
+        return LocalProcess(spec, prefix, self.console)
+
+
 def supervise(space: Space, root: Path, options: SweepOptions, console: Console) -> int:
-    """Run worker processes until the study has its trials or the budget is spent; the exit status of the sweep."""
+    """Run workers until the study has its trials or the budget is spent; the exit status of the sweep. On this
+    machine, or placed by a Ray cluster (``options.cluster``), connected to before anything is written."""
+    if options.cluster == "ray":
+        from sweeps.search.cluster import ray_placement  # Ray only for a sweep on a cluster
+
+        with ray_placement(space, root, options, console) as placement:
+            return _supervise(space, root, options, console, placement)
+    return _supervise(space, root, options, console, LocalPlacement(options, console))
+
+
+def _supervise(space: Space, root: Path, options: SweepOptions, console: Console, placement: Placement) -> int:
     sweep = open_sweep(space, root, options, console)
     share = options.trials_per_process or None
     recycling = f"; a fresh worker process every {share} trials" if share else ""
@@ -170,10 +288,9 @@ def supervise(space: Space, root: Path, options: SweepOptions, console: Console)
     timeout = options.timeout or space.spec.sweep.timeout
     deadline_at = time.time() + timeout if timeout else None
     run_id = start_sweep_run(sweep, timeout)
-    threads = max(1, (os.cpu_count() or 1) // options.workers) if options.workers > 1 else None
-    first = WorkerSpec.of(space, root, options, sweep_run=run_id, deadline_at=deadline_at, share=share, threads=threads)
-    specs = [replace(first, worker_index=i) for i in range(options.workers)]
-    workers = Workers(sweep, console, deadline_at)
+    first = WorkerSpec.of(space, root, options, sweep_run=run_id, deadline_at=deadline_at, share=share)
+    specs = [placement.spec(first, i) for i in range(options.workers)]
+    workers = Workers(sweep, console, deadline_at, placement.launch)
     with closing_run(sweep.tracker, run_id, before_close=lambda status: log_trial_counts(sweep, run_id)) as end:
         code = _wait(workers, specs)
         if code != 0:

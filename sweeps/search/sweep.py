@@ -22,8 +22,8 @@ from sweeps.search.space import Space
 from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.search.trial import TrainRepeat, TrialContext, run_trial
 from sweeps.search.worker import WorkerSpec
-from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_SPACE_SHA, STUDY, VALIDATION
-from sweeps.store.recovery import DeadWorkerRecovery, close_orphan_runs, fail_dead_trials, queue_interrupted
+from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_NODE, RUN_SPACE_SHA, STUDY, VALIDATION
+from sweeps.store.recovery import DeadWorkerRecovery, close_orphan_runs, fail_dead_trials, node_name, queue_interrupted
 from sweeps.store.registry import register_best
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import count_finished
@@ -128,7 +128,7 @@ def _context(sweep: Sweep, spec: WorkerSpec, data: Dataset, run_id: str, deadlin
     """What every trial of this sweep shares."""
     space, options = sweep.space, spec.options
     tags = {STUDY: sweep.name, RUN_SPACE_SHA: space.sha, GIT_COMMIT: git_commit(sweep.root),
-            DATA_MD5: data.md5, VALIDATION: data.validation, RUN_ENGINE: options.engine}
+            DATA_MD5: data.md5, VALIDATION: data.validation, RUN_ENGINE: options.engine, RUN_NODE: node_name()}
     optuna_engine = options.engine == "optuna"
     return TrialContext(space=space, data=data, tracker=sweep.tracker, sweep_run=run_id,
                         workdir=sweep.root / ".sweeps" / "work" / sweep.name, tags=tags, max_epochs=options.epoch_cap,

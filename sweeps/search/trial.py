@@ -28,6 +28,7 @@ from sweeps.store.keys import (
     EPOCH_TIME,
     FAIL_REASON,
     MLFLOW_RUN_ID,
+    NODE,
     RESUMED_AT,
     STOP_REASONS,
     TEST_ACCURACY_MEAN,
@@ -35,7 +36,7 @@ from sweeps.store.keys import (
     VALUE_STD,
     WORKER,
 )
-from sweeps.store.recovery import worker_id
+from sweeps.store.recovery import node_name, worker_id
 from sweeps.store.resume_points import PointKeeper, drop_points, fetch_point, fetch_result, keep_result
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
@@ -171,6 +172,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
     secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
     trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
+    trial.set_user_attr(NODE, node_name())
     if ctx.target is not None and is_surplus(trial.study, trial.number, ctx.target):
         # Another worker's trial, begun at the same moment, completes the study: this one stops untrained (failed,
         # so it is not counted) and the sweep's stop callback ends the study.

@@ -42,6 +42,9 @@ class SweepOptions:
     max_epochs: int | None = None  # cap every trial's epochs
     keras_log: bool = False  # Keras's own epoch lines even on a terminal (where the live line replaces them)
     extensions: str | None = None  # "module:function" giving the training function and callbacks to plug in
+    cluster: str | None = None  # "ray": workers are tasks placed by a Ray cluster ($RAY_ADDRESS, else a local one)
+    cpus_per_trial: float | None = None  # None: the space's sweep.resources
+    gpus_per_trial: float | None = None
 
     @property
     def train_subset(self) -> int | None:
@@ -55,7 +58,12 @@ class SweepOptions:
     def supervised(self) -> bool:
         """Whether trials train in worker processes under a supervisor (Keras Tuner keeps its search state in one
         process, so it never is)."""
-        return self.engine == "optuna" and (self.workers > 1 or bool(self.trials_per_process))
+        return self.engine == "optuna" and (self.workers > 1 or bool(self.trials_per_process) or bool(self.cluster))
+
+    def resources(self, space: Space) -> tuple[float, float]:
+        """CPUs and GPUs of one worker: the command line's, else the space's."""
+        given = space.spec.sweep.resources
+        return self.cpus_per_trial or given.cpus, given.gpus if self.gpus_per_trial is None else self.gpus_per_trial
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class WorkerSpec:
     deadline_at: float | None = None  # time.time() at which the sweep's budget ends
     share: int | None = None  # trials before this process exits with RECYCLE (None: until the sweep ends)
     threads: int | None = None  # TensorFlow's intra-op threads (workers sharing a machine split its cores)
+    devices: str | None = None  # the GPUs this worker may see ($CUDA_VISIBLE_DEVICES); None: as the machine has them
 
     @classmethod
     def of(cls, space: Space, root: Path, options: SweepOptions, **decided: object) -> WorkerSpec:
@@ -94,9 +103,12 @@ class WorkerSpec:
         return [sys.executable, "-m", "sweeps.cli", "worker"]
 
     def env(self) -> dict[str, str]:
-        """The worker's environment: this one, the spec, and its thread count."""
+        """The worker's environment: this one, the spec, its thread count and its GPUs (whose memory TensorFlow
+        grows as needed rather than taking it all, so workers can share a device)."""
         threads = {"TF_NUM_INTRAOP_THREADS": str(self.threads), "TF_NUM_INTEROP_THREADS": "1"} if self.threads else {}
-        return {**os.environ, **threads, SPEC_ENV: json.dumps(dataclasses.asdict(self))}
+        devices = {"CUDA_VISIBLE_DEVICES": self.devices} if self.devices is not None else {}
+        return {**os.environ, **threads, **devices, "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+                SPEC_ENV: json.dumps(dataclasses.asdict(self))}
 
     @classmethod
     def from_env(cls) -> WorkerSpec:

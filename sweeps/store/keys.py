@@ -33,6 +33,7 @@ def engine_of(study: str, attrs: dict) -> str:
 
 # Trial attributes.
 WORKER = "worker"  # host:pid of the process training it (a dead one's trials are failed)
+NODE = "node"  # the machine training it (a Ray node's id on a cluster, else the host name; a lost one's are retried)
 MLFLOW_RUN_ID = "mlflow_run_id"
 STOP_REASONS = "stop_reasons"  # one per repeat: max_epochs, early_stopped, time_budget, pruned, nan_loss, error
 VALUE_STD = "value_std"  # spread of the objective over the repeats
@@ -60,7 +61,7 @@ VALIDATION = "sweeps.validation"
 RUN_WORKER = "sweeps.worker"  # host:pid of the process that opened a sweep run
 CONTINUES = "sweeps.continues"  # a trial run continued by a later trial: the trial numbers it ran under before
 RESUMED_AT = "sweeps.resumed_at_epoch"  # the epoch after which a continued repeat went on
-NODE = "sweeps.node"  # the machine (host, and the Ray node when on a cluster) a trial trained on
+RUN_NODE = "sweeps.node"  # the machine a trial trained on (its Ray node's id on a cluster, else the host name)
 PARENT = "mlflow.parentRunId"
 
 # Tags of a registered model version (the model is named after its study).

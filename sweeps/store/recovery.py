@@ -17,7 +17,19 @@ import optuna
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.store.keys import FAIL_REASON, FINISHED, INTERRUPTED, KIND, REPEAT_RUN, RUN_WORKER, STATE, TRIAL, TRIAL_RUN, WORKER
+from sweeps.store.keys import (
+    FAIL_REASON,
+    FINISHED,
+    INTERRUPTED,
+    KIND,
+    NODE,
+    REPEAT_RUN,
+    RUN_WORKER,
+    STATE,
+    TRIAL,
+    TRIAL_RUN,
+    WORKER,
+)
 from sweeps.store.tracking import Tracker
 
 # A trial queued again keeps the intermediate values reported before (the pruner sees its history) and its user
@@ -33,6 +45,11 @@ GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its w
 def worker_id(pid: int | None = None) -> str:
     """A process of this machine (this one by default), as ``host:pid``."""
     return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+def node_name() -> str:
+    """The machine this process runs on: the Ray node's id its task was given (``$SWEEPS_NODE``), else the host."""
+    return os.environ.get("SWEEPS_NODE") or socket.gethostname()
 
 
 def is_alive(worker: str) -> bool | None:
@@ -88,9 +105,10 @@ def queue_interrupted(storage: BaseStorage, study: optuna.Study, numbers: list[i
     """Queue again the trials a stop interrupted in this process (Optuna has failed them), so a later start goes
     on with each from its last epoch; their numbers."""
     queued = []
+    retried = {n for t in study.get_trials(deepcopy=False) for n in t.system_attrs.get("retry_history", [])}
     for number in numbers:
         trial = storage.get_trial(_trial_id(storage, study, number))
-        if trial.state == TrialState.FAIL:
+        if trial.state == TrialState.FAIL and number not in retried:  # not already retried as a dead worker's
             GO_ON(study, trial)
             queued.append(number)
     return queued
@@ -104,6 +122,18 @@ class DeadWorkerRecovery:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         fail_dead_trials(self.storage, study)
+
+
+def fail_lost_trials(storage: BaseStorage, study: optuna.Study, nodes: set[str]) -> list[int]:
+    """Fail the RUNNING trials trained on ``nodes`` (cluster nodes that went away, with every worker on them) and
+    queue one retry of each: losing a machine is not the trial's doing; their numbers."""
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        node = trial.user_attrs.get(NODE)
+        if node in nodes and _fail(storage, study, trial, f"its node {node} was lost"):
+            RETRY(study, storage.get_trial(_trial_id(storage, study, trial.number)))
+            failed.append(trial.number)
+    return failed
 
 
 def fail_crashed_trials(storage: BaseStorage, study: optuna.Study, worker: str, reason: str) -> list[int]:

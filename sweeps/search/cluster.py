@@ -1,0 +1,193 @@
+"""Ray as the cluster engine: each worker of a sweep is a Ray task, placed by the CPUs and GPUs a trial needs, that
+runs today's worker process (``sweep worker``) on its node. Ray core only: the sampler, the pruner and the tracking
+stay ours; the study lives in PostgreSQL and the runs and checkpoints on an MLflow server, which every node reaches.
+
+The command that starts the sweep is the driver: it connects to ``$RAY_ADDRESS`` (Ray's own convention) or starts
+a Ray instance on this machine, sends the project folder (Ray's ``working_dir``) and the data (the object store,
+checked by digest on arrival), keeps the one MLflow sweep run, and starts a fresh task whenever one ends or is lost
+with its node; the trial of a lost worker goes on from its last epoch wherever the next task runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+# Worker lines as they come, each once, without colour codes in logs (set before Ray is imported).
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+
+import ray
+import ray.exceptions
+
+from sweeps.errors import ClusterError, UsageError, one_line
+from sweeps.search.shipping import DataBundle, data_files, pack, unpack
+from sweeps.search.space import Space
+from sweeps.search.supervisor import STOP_GRACE_S, WorkerProcess
+from sweeps.search.worker import SweepOptions, WorkerSpec
+from sweeps.store.recovery import worker_id
+from sweeps.store.storage import default_storage, is_journal, masked
+from sweeps.store.tracking import tracking_uri
+
+# What the project folder sent to every node leaves out: the stores, caches, reports and environments of this
+# machine (and the data, which goes through the object store).
+NOT_SENT = [".git/", ".venv/", "venv/", ".sweeps/", "mlruns/", "mlartifacts/", "mlflow.db", "*.journal", "reports/",
+            "__pycache__/", "*.egg-info/", "build/"]
+# The settings a worker needs from the driver's environment (the stores it writes to, their credentials).
+PASSED_ON = ("MLFLOW_", "SWEEPS_", "OPTUNA_")
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    return [node for node in ray.nodes() if node["Alive"]]
+
+
+def _check_shared_stores(nodes: int, storage: str, tracking: str) -> None:
+    """On several machines the study and the runs must live where every node reaches them."""
+    if nodes < 2:
+        return
+    if is_journal(storage) or storage.startswith("sqlite"):
+        raise UsageError(f"--cluster ray: {nodes} nodes cannot share the study in {masked(storage)} (a file of this "
+                         "machine); use STORAGE=postgresql://user:pass@host/db, a database every node reaches")
+    if not tracking.startswith(("http://", "https://")):
+        raise UsageError(f"--cluster ray: {nodes} nodes cannot share the MLflow store {masked(tracking)}; start "
+                         "`mlflow server --serve-artifacts` and set MLFLOW_TRACKING_URI=http://host:port")
+
+
+def _check_fits(cpus: float, gpus: float, nodes: list[dict[str, Any]]) -> None:
+    """A worker that fits on no node would wait forever: refuse it."""
+    if any(n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("GPU", 0) >= gpus for n in nodes):
+        return
+    sizes = ", ".join(sorted({f"{n['Resources'].get('CPU', 0):g} CPUs/{n['Resources'].get('GPU', 0):g} GPUs"
+                              for n in nodes}))
+    raise UsageError(f"sweep.resources: a worker needs {cpus:g} CPUs and {gpus:g} GPUs, but no node of the cluster "
+                     f"has that many (its nodes: {sizes}); lower --cpus-per-trial / --gpus-per-trial")
+
+
+def _connect(root: Path, excluded: list[str]) -> None:
+    address = os.environ.get("RAY_ADDRESS")
+    runtime_env = {"working_dir": str(root), "excludes": NOT_SENT + excluded}
+    try:
+        ray.init(address=address or None, runtime_env=runtime_env, log_to_driver=True, include_dashboard=False,
+                 configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"RAY_ADDRESS={address}" if address else "a Ray instance on this machine"
+        raise ClusterError(f"--cluster ray: cannot reach {where} ({one_line(exc)})") from None
+
+
+@dataclass
+class RayPlacement:
+    """Workers as Ray tasks of ``cpus`` CPUs and ``gpus`` GPUs, sharing the stores in ``env`` and the data."""
+
+    storage: str
+    env: dict[str, str]
+    cpus: float
+    gpus: float
+    data: ray.ObjectRef | None
+
+    def spec(self, first: WorkerSpec, index: int) -> WorkerSpec:
+        options = replace(first.options, storage=self.storage)  # the driver's store, not a node's copy's
+        return replace(first, options=options, worker_index=index, threads=max(1, math.floor(self.cpus)))
+
+    def launch(self, spec: WorkerSpec, prefix: str | None) -> WorkerProcess:
+        task = run_worker_task.options(num_cpus=self.cpus, num_gpus=self.gpus)
+        return RayWorker(task.remote(json.dumps(dataclasses.asdict(spec)), self.env, self.data))
+
+
+@contextmanager
+def ray_placement(space: Space, root: Path, options: SweepOptions, console: Any) -> Iterator[RayPlacement]:
+    """Connect to the cluster, check that every node can reach the stores and that a worker fits on a node, send
+    the data; disconnect on the way out."""
+    storage, tracking = options.storage or default_storage(root), tracking_uri(root)
+    found = data_files(space, root)
+    excluded = [] if found is None or found[1] else ["/" + name for name in found[0]]
+    _connect(root, excluded)
+    try:
+        nodes = _alive_nodes()
+        _check_shared_stores(len(nodes), storage, tracking)
+        cpus, gpus = options.resources(space)
+        _check_fits(cpus, gpus, nodes)
+        bundle = pack(space, root)
+        data = ray.put(bundle) if bundle is not None else None
+        sent = f", data {bundle.size / 2**20:.1f} MiB (md5 {bundle.digest[:8]}) sent once" if bundle else ""
+        console.print(f"Ray cluster: {len(nodes)} nodes, {sum(n['Resources'].get('CPU', 0) for n in nodes):g} CPUs; "
+                      f"each worker {cpus:g} CPUs, {gpus:g} GPUs{sent}")
+        env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ON)} | {"MLFLOW_TRACKING_URI": tracking}
+        yield RayPlacement(storage, env, cpus, gpus, data)
+    finally:
+        ray.shutdown()
+
+
+class RayWorker:
+    """A worker task as the supervisor sees a worker process: its exit status, a polite stop (Ray's cancel
+    raises KeyboardInterrupt in the task, which passes SIGTERM on), a kill, and whether its node was lost."""
+
+    def __init__(self, ref: ray.ObjectRef):
+        self.ref = ref
+        self.lost: frozenset[str] | None = None
+        self._code: int | None = None
+        self._worker = "unknown"
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self._code is None:
+            self._code = self._outcome(timeout)
+        return self._code
+
+    def _outcome(self, timeout: float | None) -> int:
+        try:
+            code, self._worker = ray.get(self.ref, timeout=timeout)
+            return code
+        except ray.exceptions.GetTimeoutError:
+            raise TimeoutError("worker task still running") from None
+        except ray.exceptions.TaskCancelledError:
+            return 128 + signal.SIGTERM
+        except ray.exceptions.RayTaskError as exc:  # the task itself raised: the data arrived damaged, …
+            raise ClusterError(f"a worker task failed on its node: {one_line(exc.cause or exc)}") from None
+        except ray.exceptions.RayError:  # its worker process or node died under it
+            self.lost = frozenset(node["NodeID"] for node in ray.nodes() if not node["Alive"])
+            return 1
+
+    def poll(self) -> int | None:
+        try:
+            return self.wait(0)
+        except TimeoutError:
+            return None
+
+    def stop(self) -> None:
+        ray.cancel(self.ref)
+
+    def kill(self) -> None:
+        ray.cancel(self.ref, force=True)
+
+    def worker(self) -> str:
+        return self._worker
+
+
+@ray.remote(max_retries=0)  # the driver starts a fresh task itself, and knows why the last one ended
+def run_worker_task(spec_json: str, env: dict[str, str], data: DataBundle | None) -> tuple[int, str]:
+    """On a node: unpack the data (checked), then run the worker process in this node's copy of the project folder
+    with only this task's GPUs visible; its exit status and ``host:pid``."""
+    fields = json.loads(spec_json)
+    spec = WorkerSpec(**{**fields, "options": SweepOptions(**fields["options"]), "root": os.getcwd()})
+    placed = unpack(data, Path.cwd()) if data is not None else {}
+    context = ray.get_runtime_context()
+    gpus = ",".join(str(g) for g in context.get_accelerator_ids().get("GPU", []))
+    worker_env = {**spec.env(), **env, **placed, "SWEEPS_NODE": context.get_node_id(), "CUDA_VISIBLE_DEVICES": gpus}
+    proc = subprocess.Popen(spec.command(), env=worker_env, start_new_session=True)
+    try:
+        return proc.wait(), worker_id(proc.pid)
+    except KeyboardInterrupt:  # ray.cancel: stop it as the local supervisor would
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise

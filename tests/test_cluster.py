@@ -1,0 +1,126 @@
+"""Ray as the cluster engine, on a real multi-node Ray cluster on this machine (``ray.cluster_utils.Cluster``: a
+head without CPUs and two worker nodes, each a raylet of its own), with PostgreSQL and an MLflow server serving
+the artifacts: trials run on both nodes; a node removed while it trains costs at most the epoch in flight."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from ray.cluster_utils import Cluster
+
+from sweeps.store.keys import CONTINUES, NODE, RESUMED_AT, RUN_NODE
+from sweeps.store.status import problems
+from sweeps.store.storage import open_storage
+from sweeps.store.tracking import Tracker
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 8
+LONG_TRIALS = f"""\
+dataset: fashion_mnist
+model: mlp
+train: {{epochs: {EPOCHS}, batch_size: 64, patience: 20}}
+params:
+  units: {{type: categorical, choices: [48, 64]}}
+sweep: {{n_trials: 2, sampler: {{name: grid}}, pruner: {{name: median}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[Cluster]:
+    """A head that trains nothing and two nodes of 1 CPU each: a worker needs one, so each node holds one."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def _sweep(root: Path, cluster: Cluster, storage: str, tracking: str, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "RAY_ADDRESS": cluster.address, "SWEEPS_STORAGE": storage, "MLFLOW_TRACKING_URI": tracking}
+    return subprocess.Popen([sys.executable, "-m", "sweeps.cli", "run", *args, "--cluster", "ray", "--no-report"],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _consistent(storage: str, tracking: str, name: str) -> tuple[optuna.Study, Tracker]:
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    tracker = Tracker(tracking, name, create=False)
+    assert problems(study, tracker) == []
+    return study, tracker
+
+
+def test_a_journal_is_refused_on_several_nodes_before_anything_is_written(tiny: Path, two_nodes: Cluster):
+    proc = _sweep(tiny, two_nodes, str(tiny / "optuna.journal"), f"sqlite:///{tiny / 'mlflow.db'}", "tiny", "--quick")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert "3 nodes cannot share the study" in out and "STORAGE=postgresql://" in out and "Traceback" not in out
+    assert not (tiny / "optuna.journal").exists() and not (tiny / "mlflow.db").exists()
+
+
+def test_a_quick_sweep_runs_trials_on_both_nodes(tiny: Path, two_nodes: Cluster, postgres, mlflow_server):
+    postgres.createdb("optuna_ray")
+    storage = postgres.url("optuna_ray")
+    proc = _sweep(tiny, two_nodes, storage, mlflow_server, "tiny", "--quick", "--trials", "4", "--workers", "2")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "Ray cluster: 3 nodes, 2 CPUs; each worker 1 CPUs, 0 GPUs, data 29.4 MiB" in out
+    study, tracker = _consistent(storage, mlflow_server, "tiny-quick")
+    finished = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert 4 <= len(finished) <= 5  # TRIALS=4: at most the one trial already running when the 4th finished
+    worker_nodes = {node.node_id for node in two_nodes.worker_nodes}
+    assert {t.user_attrs[NODE] for t in finished} == worker_nodes  # both nodes trained
+    runs = tracker.runs(kind="trial")
+    assert set(runs[f"tags.{RUN_NODE}"]) == worker_nodes
+    assert all(tracker.artifact_names(run_id, "checkpoint") for run_id in runs["run_id"])  # on the server's store
+
+
+def _training_node(study_name: str, storage: str, epochs: int, limit_s: float = 300) -> tuple[int, str]:
+    """(trial, node) of the first trial seen with ``epochs`` epochs reported (its resume point is kept by then)."""
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        try:
+            study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+            for trial in study.get_trials(states=(TrialState.RUNNING,)):
+                if len(trial.intermediate_values) >= epochs and NODE in trial.user_attrs:
+                    return trial.number, trial.user_attrs[NODE]
+        except KeyError:
+            pass  # the study is not created yet
+        time.sleep(0.5)
+    raise AssertionError(f"no trial reached epoch {epochs}")
+
+
+def test_a_node_lost_mid_trial_costs_at_most_the_epoch_in_flight(tiny: Path, two_nodes: Cluster, postgres,
+                                                                   mlflow_server):
+    (tiny / "search_spaces" / "long.yaml").write_text(LONG_TRIALS)
+    postgres.createdb("optuna_chaos")
+    storage = postgres.url("optuna_chaos")
+    proc = _sweep(tiny, two_nodes, storage, mlflow_server, "long", "--workers", "2")
+    lost_trial, node_id = _training_node("long", storage, epochs=3)
+    lost = next(node for node in two_nodes.worker_nodes if node.node_id == node_id)
+    two_nodes.remove_node(lost, allow_graceful=False)  # its raylet and every worker process on it are killed
+    out, _ = proc.communicate(timeout=900)
+    two_nodes.add_node(num_cpus=1)  # the module's other tests find two nodes again
+    assert proc.returncode == 0, out[-3000:]
+
+    study, tracker = _consistent(storage, mlflow_server, "long")
+    trials = study.get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2  # exactly TRIALS
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == lost_trial)
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs[NODE] != node_id  # went on on the other node
+    assert sorted(retry.intermediate_values) == list(range(EPOCHS))  # the pruner saw one history
+    run = tracker.runs(kind="trial").set_index(f"tags.{CONTINUES}").loc[str(lost_trial)]
+    assert int(run[f"tags.{RESUMED_AT}"]) >= 3
+    epochs = [m.step for m in tracker.client.get_metric_history(run["run_id"], "loss")]
+    assert sorted(set(epochs)) == list(range(1, EPOCHS + 1))
+    assert len(epochs) <= EPOCHS + 1  # at most the epoch in flight trained twice (starting over: 3 or more)
+    print(f"node lost after epoch {int(run[f'tags.{RESUMED_AT}'])} of trial {lost_trial}: {len(epochs)} epochs "
+          f"trained for {EPOCHS}")
