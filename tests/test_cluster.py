@@ -5,6 +5,7 @@ the artifacts: trials run on both nodes; a node removed while it trains costs at
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 from ray.cluster_utils import Cluster
 
-from sweeps.store.keys import CONTINUES, NODE, RESUMED_AT, RUN_NODE
+from sweeps.store.keys import CONTINUES, NODE, RESUMED_AT, RUN_NODE, WORKER
 from sweeps.store.status import problems
 from sweeps.store.storage import open_storage
 from sweeps.store.tracking import Tracker
@@ -66,6 +67,14 @@ def test_a_journal_is_refused_on_several_nodes_before_anything_is_written(tiny: 
     assert not (tiny / "optuna.journal").exists() and not (tiny / "mlflow.db").exists()
 
 
+def test_a_worker_that_fits_on_no_node_is_refused(tiny: Path, two_nodes: Cluster, postgres, mlflow_server):
+    postgres.createdb("optuna_gpu")
+    proc = _sweep(tiny, two_nodes, postgres.url("optuna_gpu"), mlflow_server, "tiny", "--quick", "--gpus-per-trial", "1")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert "a worker needs 1 CPUs and 1 GPUs, but no node of the cluster has that many" in out and "Traceback" not in out
+
+
 def test_a_quick_sweep_runs_trials_on_both_nodes(tiny: Path, two_nodes: Cluster, postgres, mlflow_server):
     postgres.createdb("optuna_ray")
     storage = postgres.url("optuna_ray")
@@ -83,15 +92,16 @@ def test_a_quick_sweep_runs_trials_on_both_nodes(tiny: Path, two_nodes: Cluster,
     assert all(tracker.artifact_names(run_id, "checkpoint") for run_id in runs["run_id"])  # on the server's store
 
 
-def _training_node(study_name: str, storage: str, epochs: int, limit_s: float = 300) -> tuple[int, str]:
-    """(trial, node) of the first trial seen with ``epochs`` epochs reported (its resume point is kept by then)."""
+def _training_node(study_name: str, storage: str, epochs: int, limit_s: float = 300) -> tuple[int, str, int]:
+    """(trial, node, worker pid) of the first trial seen with ``epochs`` epochs reported (its resume point is kept
+    by then)."""
     deadline = time.time() + limit_s
     while time.time() < deadline:
         try:
             study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
             for trial in study.get_trials(states=(TrialState.RUNNING,)):
                 if len(trial.intermediate_values) >= epochs and NODE in trial.user_attrs:
-                    return trial.number, trial.user_attrs[NODE]
+                    return trial.number, trial.user_attrs[NODE], int(trial.user_attrs[WORKER].rpartition(":")[2])
         except KeyError:
             pass  # the study is not created yet
         time.sleep(0.5)
@@ -104,12 +114,17 @@ def test_a_node_lost_mid_trial_costs_at_most_the_epoch_in_flight(tiny: Path, two
     postgres.createdb("optuna_chaos")
     storage = postgres.url("optuna_chaos")
     proc = _sweep(tiny, two_nodes, storage, mlflow_server, "long", "--workers", "2")
-    lost_trial, node_id = _training_node("long", storage, epochs=3)
+    lost_trial, node_id, pid = _training_node("long", storage, epochs=3)
     lost = next(node for node in two_nodes.worker_nodes if node.node_id == node_id)
-    two_nodes.remove_node(lost, allow_graceful=False)  # its raylet and every worker process on it are killed
+    # The machine goes away: its worker process at once (on one machine it would outlive its raylet a few seconds
+    # and queue its trial itself), then its raylet and every Ray process on it.
+    os.kill(pid, signal.SIGKILL)
+    two_nodes.remove_node(lost, allow_graceful=False)
     out, _ = proc.communicate(timeout=900)
     two_nodes.add_node(num_cpus=1)  # the module's other tests find two nodes again
     assert proc.returncode == 0, out[-3000:]
+    assert f"trial(s) [{lost_trial}] queued again: its trial goes on from its last epoch" in out  # by the command
+    assert "Traceback" not in out
 
     study, tracker = _consistent(storage, mlflow_server, "long")
     trials = study.get_trials()

@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -98,8 +99,10 @@ class RayPlacement:
         return replace(first, options=options, worker_index=index, threads=max(1, math.floor(self.cpus)))
 
     def launch(self, spec: WorkerSpec, prefix: str | None) -> WorkerProcess:
-        task = run_worker_task.options(num_cpus=self.cpus, num_gpus=self.gpus)
-        return RayWorker(task.remote(json.dumps(dataclasses.asdict(spec)), self.env, self.data))
+        name = f"w{spec.worker_index}-{uuid.uuid4().hex[:8]}"  # its trials record it: a lost task's are retried
+        task = run_worker_task.options(num_cpus=self.cpus, num_gpus=self.gpus, name=f"sweep-worker-{name}")
+        return RayWorker(task.remote(json.dumps(dataclasses.asdict(spec)), {**self.env, "SWEEPS_TASK": name},
+                                     self.data), name)
 
 
 @contextmanager
@@ -130,9 +133,9 @@ class RayWorker:
     """A worker task as the supervisor sees a worker process: its exit status, a polite stop (Ray's cancel
     raises KeyboardInterrupt in the task, which passes SIGTERM on), a kill, and whether its node was lost."""
 
-    def __init__(self, ref: ray.ObjectRef):
-        self.ref = ref
-        self.lost: frozenset[str] | None = None
+    def __init__(self, ref: ray.ObjectRef, name: str):
+        self.ref, self.name = ref, name
+        self.lost: str | None = None
         self._code: int | None = None
         self._worker = "unknown"
 
@@ -151,8 +154,8 @@ class RayWorker:
             return 128 + signal.SIGTERM
         except ray.exceptions.RayTaskError as exc:  # the task itself raised: the data arrived damaged, …
             raise ClusterError(f"a worker task failed on its node: {one_line(exc.cause or exc)}") from None
-        except ray.exceptions.RayError:  # its worker process or node died under it
-            self.lost = frozenset(node["NodeID"] for node in ray.nodes() if not node["Alive"])
+        except ray.exceptions.RayError:  # its Ray worker process or its node died under it
+            self.lost = self.name
             return 1
 
     def poll(self) -> int | None:

@@ -25,6 +25,7 @@ from rich.console import Console
 from sweeps.errors import SweepStopped
 from sweeps.search.progress import MAX_FAILURES_IN_A_ROW
 from sweeps.search.space import Space
+from sweeps.search.stopping import ORPHAN_GRACE_S
 from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
 from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, fail_dead_trials, fail_lost_trials, worker_id
@@ -47,7 +48,7 @@ class WorkerProcess(Protocol):
     """A running worker, wherever it runs: a process of this machine (:class:`LocalProcess`) or a task of a
     cluster (:class:`sweeps.search.cluster.RayWorker`)."""
 
-    lost: frozenset[str] | None  # when the worker was lost with its machine (not its trial's doing): the nodes gone
+    lost: str | None  # when the worker was lost with its node or task (not its trial's doing): the task's name
 
     def wait(self, timeout: float | None = None) -> int:
         """Its exit status (negative: killed by that signal); TimeoutError when still running after ``timeout``."""
@@ -70,7 +71,7 @@ class LocalProcess:
     """A worker process of this machine, in a session of its own (Ctrl-C reaches the command only, which passes
     one SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal."""
 
-    lost: frozenset[str] | None = None
+    lost: str | None = None
 
     def __init__(self, spec: WorkerSpec, prefix: str | None, console: Console):
         output = subprocess.PIPE if prefix else None
@@ -140,14 +141,16 @@ class Workers:
                 raise SweepStopped(f"{MAX_FAILURES_IN_A_ROW} worker processes in a row died (the last {death})")
 
     def lost(self, proc: WorkerProcess) -> None:
-        """A worker was lost with its machine: its trial is failed and queued again (it goes on from its last
-        epoch wherever a worker takes it), its runs closed; not counted as a crash."""
+        """A worker was lost with its node: its trial is failed and queued again (it goes on from its last epoch
+        wherever a worker takes it), its runs closed; not counted as a crash. A worker process that outlived its
+        task queues its trial itself within ORPHAN_GRACE_S: waited for, so the trial is queued once."""
+        time.sleep(ORPHAN_GRACE_S + 1)
         with self.lock:
-            retried = fail_lost_trials(self.sweep.storage, self.sweep.study, set(proc.lost or ()))
+            retried = fail_lost_trials(self.sweep.storage, self.sweep.study, proc.lost or "")
             close_orphan_runs(self.sweep.study, self.sweep.tracker)
-        nodes = ", ".join(sorted(proc.lost or ()))
-        self.console.print(f"a worker was lost with its node ({nodes}); trial(s) {retried} queued again to go on from "
-                           "their last epoch")
+        queued = f"; trial(s) {retried} queued again" if retried else ""
+        self.console.print(f"a worker was lost with its node or task ({proc.lost}){queued}: its trial goes on from its "
+                           "last epoch")
 
     def target_reached(self) -> bool:
         study = self.sweep.study

@@ -31,12 +31,13 @@ from sweeps.store.keys import (
     NODE,
     RESUMED_AT,
     STOP_REASONS,
+    TASK,
     TEST_ACCURACY_MEAN,
     TEST_MAE_MEAN,
     VALUE_STD,
     WORKER,
 )
-from sweeps.store.recovery import node_name, worker_id
+from sweeps.store.recovery import node_name, task_name, worker_id
 from sweeps.store.resume_points import PointKeeper, drop_points, fetch_point, fetch_result, keep_result
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
@@ -173,6 +174,8 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
     trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
     trial.set_user_attr(NODE, node_name())
+    if task_name() is not None:
+        trial.set_user_attr(TASK, task_name())
     if ctx.target is not None and is_surplus(trial.study, trial.number, ctx.target):
         # Another worker's trial, begun at the same moment, completes the study: this one stops untrained (failed,
         # so it is not counted) and the sweep's stop callback ends the study.

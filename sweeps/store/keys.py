@@ -33,7 +33,8 @@ def engine_of(study: str, attrs: dict) -> str:
 
 # Trial attributes.
 WORKER = "worker"  # host:pid of the process training it (a dead one's trials are failed)
-NODE = "node"  # the machine training it (a Ray node's id on a cluster, else the host name; a lost one's are retried)
+NODE = "node"  # the machine training it (a Ray node's id on a cluster, else the host name)
+TASK = "task"  # the cluster task whose worker trains it (a lost task's trials are retried at once)
 MLFLOW_RUN_ID = "mlflow_run_id"
 STOP_REASONS = "stop_reasons"  # one per repeat: max_epochs, early_stopped, time_budget, pruned, nan_loss, error
 VALUE_STD = "value_std"  # spread of the objective over the repeats

@@ -22,10 +22,10 @@ from sweeps.store.keys import (
     FINISHED,
     INTERRUPTED,
     KIND,
-    NODE,
     REPEAT_RUN,
     RUN_WORKER,
     STATE,
+    TASK,
     TRIAL,
     TRIAL_RUN,
     WORKER,
@@ -50,6 +50,11 @@ def worker_id(pid: int | None = None) -> str:
 def node_name() -> str:
     """The machine this process runs on: the Ray node's id its task was given (``$SWEEPS_NODE``), else the host."""
     return os.environ.get("SWEEPS_NODE") or socket.gethostname()
+
+
+def task_name() -> str | None:
+    """The cluster task this worker process runs for (``$SWEEPS_TASK``); None outside a cluster."""
+    return os.environ.get("SWEEPS_TASK") or None
 
 
 def is_alive(worker: str) -> bool | None:
@@ -124,13 +129,12 @@ class DeadWorkerRecovery:
         fail_dead_trials(self.storage, study)
 
 
-def fail_lost_trials(storage: BaseStorage, study: optuna.Study, nodes: set[str]) -> list[int]:
-    """Fail the RUNNING trials trained on ``nodes`` (cluster nodes that went away, with every worker on them) and
-    queue one retry of each: losing a machine is not the trial's doing; their numbers."""
+def fail_lost_trials(storage: BaseStorage, study: optuna.Study, task: str) -> list[int]:
+    """Fail the RUNNING trials of cluster task ``task``, lost with its node or its process, and queue one retry of
+    each: losing a machine is not the trial's doing; their numbers."""
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        node = trial.user_attrs.get(NODE)
-        if node in nodes and _fail(storage, study, trial, f"its node {node} was lost"):
+        if trial.user_attrs.get(TASK) == task and _fail(storage, study, trial, f"its cluster task {task} was lost"):
             RETRY(study, storage.get_trial(_trial_id(storage, study, trial.number)))
             failed.append(trial.number)
     return failed
