@@ -118,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
                                                "trained (writes reports/bench_scale.json)")
     scale.add_argument("--sizes", default="100,300,1000", help="study sizes to grow through, comma-separated")
     scale.add_argument("--workers", default="1,4", help="worker process counts, comma-separated")
+    scale.add_argument("--cluster", choices=("ray",), help="workers as tasks of a multi-node Ray cluster started "
+                       "on this machine (with --servers)")
     scale.add_argument("--full", action="store_true", help="also grow to 3000 trials")
     scale.add_argument("--servers", action="store_true", help="on a PostgreSQL and an MLflow server started on "
                                                               "127.0.0.1 for the run (needs PostgreSQL installed)")

@@ -213,8 +213,11 @@ def bench_scale(args: argparse.Namespace, root: Path, console) -> None:
     if args.servers and (args.storage or os.environ.get("MLFLOW_TRACKING_URI")):
         raise UsageError("--servers starts its own PostgreSQL and MLflow server: leave out --storage and "
                          "MLFLOW_TRACKING_URI (or leave out --servers to use yours)")
+    if args.cluster == "ray" and not args.servers and not (args.storage and os.environ.get("MLFLOW_TRACKING_URI")):
+        raise UsageError("bench-scale --cluster ray: the nodes need a shared study and MLflow store: add --servers "
+                         "(or give --storage postgresql://… and MLFLOW_TRACKING_URI=http://…)")
     results = run_bench_scale(root, tuple(sorted(set(sizes))), numbers(args.workers, "--workers"), console,
-                              args.storage, args.servers)
+                              args.storage, args.servers, args.cluster == "ray")
     print_scale(results, console)
     console.print(f"results: {save_scale(results, root / 'reports')}")
     report(args, root, console)

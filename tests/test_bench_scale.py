@@ -56,6 +56,14 @@ def test_with_servers_two_workers_share_a_postgresql_study_and_an_mlflow_server(
     assert part["rows"][0]["status_consistent"] and not part["rows"][0]["duplicate_timings"]
 
 
+@pytest.mark.slow
+def test_through_ray_two_worker_tasks_on_a_local_multi_node_cluster_reach_the_size_exactly(project: Path):
+    results = run_bench_scale(project, (4,), (2,), Console(quiet=True), servers=True, cluster=True)
+    part = results["2 workers, PostgreSQL + MLflow server on Ray (1 node and a head)"]
+    assert part["rows"][0]["finished"] == 4 and part["rows"][0]["status_consistent"]
+    assert not part["rows"][0]["duplicate_timings"]
+
+
 def test_a_second_run_keeps_the_set_ups_it_did_not_measure(tmp_path):
     about = {"date": "2026-11-26 11:00", "machine": "2 cores", "workers": 1, "stores": "x", "sizes": [100]}
     one = {"about": about, "rows": [row(100, 0.01, 0.1, 3, 10)], "growth": {}}

@@ -37,6 +37,7 @@ from sweeps.store.tracking import tracking_uri
 SPACE = "fashion_cnn"
 SHARE = 250  # trials per worker process before a fresh one: recycling stays a small, constant cost
 SIMULATED = "sweeps.bench.simulation:extensions"
+NODE_CPUS = 4  # the logical CPUs of each node of the local Ray cluster (--cluster ray)
 
 
 def _why(done: subprocess.CompletedProcess) -> str:
@@ -68,9 +69,10 @@ def _peak_rss(project: Path, env: dict[str, str], name: str) -> float | None:
 
 
 def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, storage: str | None = None,
-         tracking: str | None = None) -> list[dict]:
+         tracking: str | None = None, ray_address: str | None = None) -> list[dict]:
     """Grow one simulated study through ``sizes`` with ``workers`` processes; a row of costs per size. ``storage``
-    and ``tracking`` (a URI) replace the project's journal file and SQLite MLflow store."""
+    and ``tracking`` (a URI) replace the project's journal file and SQLite MLflow store; with ``ray_address`` the
+    workers are tasks of that Ray cluster."""
     project = root / ".sweeps" / "bench-scale" / f"workers-{workers}"
     shutil.rmtree(project, ignore_errors=True)
     (project / "search_spaces").mkdir(parents=True)
@@ -79,11 +81,12 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
     shutil.copy(root / "search_spaces" / f"{SPACE}.yaml", project / "search_spaces" / f"{name}.yaml")
     timings_file = project / "timings.jsonl"
     env = {**child_env(storage), "SWEEPS_SCALE_TIMINGS": str(timings_file), "SWEEPS_TRIALS_PER_PROCESS": str(SHARE),
-           **({"MLFLOW_TRACKING_URI": tracking} if tracking else {})}
+           **({"MLFLOW_TRACKING_URI": tracking} if tracking else {}), **({"RAY_ADDRESS": ray_address} if ray_address else {})}
+    placement = ["--cluster", "ray"] if ray_address else []
     rows, previous = [], 0
     for size in sizes:
         wall, done = _sweep(project, "run", name, "--extensions", SIMULATED, "--trials", str(size), "--timeout", "48h",
-                            "--no-report", *(["--workers", str(workers)] if workers > 1 else []), env=env)
+                            "--no-report", *(["--workers", str(workers)] if workers > 1 else []), *placement, env=env)
         if done.returncode != 0:
             raise BenchFailed(f"the simulated sweep to {size} trials failed: {_why(done)}")
         status_s, status = _sweep(project, "status", name, env=env)
@@ -136,16 +139,38 @@ def _stores(storage: str | None, servers: bool) -> Iterator[tuple[str | None, st
             yield postgres.url("optuna"), uri, "PostgreSQL + MLflow server"
 
 
+@contextmanager
+def _placement(workers: int, cluster: bool) -> Iterator[tuple[str | None, str]]:
+    """Where the workers run: this machine's processes, or tasks of a Ray cluster started on this machine for the
+    run (a head that runs nothing and nodes of 4 CPUs, as many as the workers need), stopped after; the cluster's
+    address and a label."""
+    if not cluster:
+        yield None, ""
+        return
+    from ray.cluster_utils import Cluster  # Ray only for the cluster set-up
+
+    nodes = max(1, math.ceil(workers / NODE_CPUS))
+    ray_cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        for _ in range(nodes):
+            ray_cluster.add_node(num_cpus=NODE_CPUS)
+        ray_cluster.wait_for_nodes()
+        yield ray_cluster.address, f" on Ray ({nodes} node{'s' if nodes > 1 else ''} and a head)"
+    finally:
+        ray_cluster.shutdown()
+
+
 def run_bench_scale(root: Path, sizes: tuple[int, ...], workers: tuple[int, ...], console: Console,
-                    storage: str | None = None, servers: bool = False) -> dict:
+                    storage: str | None = None, servers: bool = False, cluster: bool = False) -> dict:
     """Every worker count through every size (with ``servers``: on a PostgreSQL and an MLflow server started
-    afresh for each count, so its report holds its own study alone); per set-up its rows, growth exponents and
-    what ran where."""
+    afresh for each count, so its report holds its own study alone; with ``cluster``: the workers placed by a
+    local multi-node Ray cluster); per set-up its rows, growth exponents and what ran where."""
     results: dict = {}
     for count in workers:
-        with _stores(storage, servers) as (optuna_url, tracking, label):
+        with _stores(storage, servers) as (optuna_url, tracking, label), _placement(count, cluster) as (address, where):
+            label += where
             console.print(f"bench-scale: {count} worker(s), {label}, sizes {list(sizes)}")
-            rows = grow(root, sizes, count, console, optuna_url, tracking)
+            rows = grow(root, sizes, count, console, optuna_url, tracking, address)
         costs = ("sampler_s_per_trial", "mlflow_s_per_trial", "trial_s", "status_s", "report_s", "report_mb")
         results[f"{count} worker{'s' if count > 1 else ''}, {label}"] = {
             "about": {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "workers": count,
