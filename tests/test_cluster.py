@@ -139,3 +139,27 @@ def test_a_node_lost_mid_trial_costs_at_most_the_epoch_in_flight(tiny: Path, two
     assert len(epochs) <= EPOCHS + 1  # at most the epoch in flight trained twice (starting over: 3 or more)
     print(f"node lost after epoch {int(run[f'tags.{RESUMED_AT}'])} of trial {lost_trial}: {len(epochs)} epochs "
           f"trained for {EPOCHS}")
+
+
+def test_sigterm_stops_a_sweep_on_ray_promptly_and_its_trial_goes_on_later(tiny: Path):
+    (tiny / "search_spaces" / "long.yaml").write_text(LONG_TRIALS)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a Ray instance of this command's own
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "run", "long", "--cluster", "ray", "--no-report",
+                             "--keras-log"], cwd=tiny, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    for line in proc.stdout:  # type: ignore[union-attr]
+        if "Epoch 2/" in line:
+            break
+    time.sleep(1)
+    stopped = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    proc.wait(timeout=60)
+    took = time.monotonic() - stopped
+    assert proc.returncode == 143 and took < 10, (took, out[-2000:])
+    assert out.count("interrupted: finished trials are saved") == 1 and "Traceback" not in out
+    study = optuna.load_study(study_name="long", storage=open_storage(str(tiny / "optuna.journal")))
+    stopped_trial, queued = study.get_trials()
+    assert (stopped_trial.state, queued.state) == (TrialState.FAIL, TrialState.WAITING)  # queued to go on
+    worker = int(stopped_trial.user_attrs[WORKER].rpartition(":")[2])
+    assert not Path(f"/proc/{worker}").exists()  # no worker left behind

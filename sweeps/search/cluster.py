@@ -76,12 +76,17 @@ def _check_fits(cpus: float, gpus: float, nodes: list[dict[str, Any]]) -> None:
 def _connect(root: Path, excluded: list[str]) -> None:
     address = os.environ.get("RAY_ADDRESS")
     runtime_env = {"working_dir": str(root), "excludes": NOT_SENT + excluded}
+    # Ray takes SIGTERM over (its core aborts the process on it): the command's own stop is given back after.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ray.init(address=address or None, runtime_env=runtime_env, log_to_driver=True, include_dashboard=False,
                  configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"RAY_ADDRESS={address}" if address else "a Ray instance on this machine"
         raise ClusterError(f"--cluster ray: cannot reach {where} ({one_line(exc)})") from None
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -174,6 +179,16 @@ class RayWorker:
         return self._worker
 
 
+def _wait(proc: subprocess.Popen) -> int:
+    """The worker's exit status, waited for in short steps: Ray's cancel raises KeyboardInterrupt between two
+    Python steps, never inside one long wait."""
+    while True:
+        try:
+            return proc.wait(0.2)
+        except subprocess.TimeoutExpired:
+            continue
+
+
 @ray.remote(max_retries=0)  # the driver starts a fresh task itself, and knows why the last one ended
 def run_worker_task(spec_json: str, env: dict[str, str], data: DataBundle | None) -> tuple[int, str]:
     """On a node: unpack the data (checked), then run the worker process in this node's copy of the project folder
@@ -186,7 +201,7 @@ def run_worker_task(spec_json: str, env: dict[str, str], data: DataBundle | None
     worker_env = {**spec.env(), **env, **placed, "SWEEPS_NODE": context.get_node_id(), "CUDA_VISIBLE_DEVICES": gpus}
     proc = subprocess.Popen(spec.command(), env=worker_env, start_new_session=True)
     try:
-        return proc.wait(), worker_id(proc.pid)
+        return _wait(proc), worker_id(proc.pid)
     except KeyboardInterrupt:  # ray.cancel: stop it as the local supervisor would
         proc.send_signal(signal.SIGTERM)
         try:
