@@ -105,6 +105,8 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
         check_writable(root / "reports")
     if args.workers > 1 and args.engine == "kerastuner":
         raise UsageError("--workers: the kerastuner engine runs in one process; use --engine optuna for workers")
+    if args.cluster and args.engine == "kerastuner":
+        raise UsageError("--cluster: the kerastuner engine runs in one process; use --engine optuna on a cluster")
     code = start_sweep(space, root, options, console)
     if args.refit and code == 0:
         refit(args, root, console)

@@ -88,3 +88,13 @@ def test_data_outside_the_project_cannot_reach_a_cluster(tmp_path):
     space = _space(tmp_path, SPACE.replace("data/rows.csv", "/etc/hosts"))
     with pytest.raises(UsageError, match="outside the project folder"):
         pack(space, tmp_path)
+
+
+def test_the_kerastuner_engine_is_refused_on_a_cluster(tmp_path, monkeypatch, capsys):
+    (tmp_path / "search_spaces").mkdir()
+    (tmp_path / "search_spaces" / "kt.yaml").write_text(
+        "dataset: fashion_mnist\nmodel: mlp\nparams:\n  units: {type: int, low: 8, high: 16}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "kt", "--engine", "kerastuner", "--cluster", "ray", "--no-report"]) == 2
+    assert "use --engine optuna on a cluster" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.journal")) and not (tmp_path / "mlflow.db").exists()  # nothing written
