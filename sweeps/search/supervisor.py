@@ -1,10 +1,11 @@
-"""Run a sweep's trials in worker processes on this machine: ``workers`` at once, each replaced by a fresh one every
+"""Run a sweep's trials in worker processes: ``workers`` at once, each replaced by a fresh one every
 ``trials_per_process`` trials, so memory that TensorFlow keeps from trial to trial is handed back, and a trial that
 crashes its process (out of memory, a segfault) fails alone while the sweep goes on.
 
 This process keeps the study, the one MLflow sweep run, the budget and the count of crashes; it never imports
-TensorFlow (an import contract keeps it so). Each worker is a :class:`~sweeps.search.worker.WorkerSpec` started as
-a process; Ctrl-C or SIGTERM here is passed on to every worker, which each stop as a single sweep would.
+TensorFlow (an import contract keeps it so). Each worker is a :class:`~sweeps.search.worker.WorkerSpec` started by
+a :class:`Placement`: as a process of this machine, or as a task of a Ray cluster (:mod:`sweeps.search.cluster`);
+Ctrl-C or SIGTERM here is passed on to every worker, which each stop as a single sweep would.
 """
 
 from __future__ import annotations
