@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -69,7 +70,8 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes (on this machine, or placed by "
                      "the cluster), one study")
     run.add_argument("--cluster", choices=("ray",), default=os.environ.get("SWEEPS_CLUSTER") or None,
-                     help="place the workers on a Ray cluster: $RAY_ADDRESS, else one started on this machine")
+                     help="place the workers on a Ray cluster: $RAY_ADDRESS, else this machine's (`ray start`), else "
+                     "one started for the sweep")
     run.add_argument("--cpus-per-trial", type=positive_float, help="CPUs of one worker (default: the space's "
                      "sweep.resources.cpus, 1)")
     run.add_argument("--gpus-per-trial", type=non_negative_float, help="GPUs of one worker, 0.5: two share one "
@@ -84,6 +86,27 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument("--engine", choices=ENGINES, default="optuna", help="who picks the params")
     run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                      help="the Keras Tuner search (with --engine kerastuner)")
+
+
+def _add_benches(sub: Any) -> None:
+    """The benchmarks' sub-commands: ``bench`` and ``bench-scale``."""
+    bench = sub.add_parser("bench", help="measure overhead, pruning and search quality (writes reports/bench.json)")
+    bench.add_argument("space", nargs="?", default="fashion_mlp")
+    bench.add_argument("--budget", default="60s", help="wall-clock budget of each search (e.g. 30m for real numbers)")
+    bench.add_argument("--trials", type=positive_int, default=8, help="trials of the pruning comparison")
+    bench.add_argument("--subset", type=int, default=6000, help="training images (0: all)")
+    bench.add_argument("--parts", default="overhead,pruning,search,memory", help="which measurements, comma-separated")
+    bench.add_argument("--searches", default="optuna,random_search,kerastuner_hyperband",
+                       help="the searches of the search part: optuna (the space as shipped), random_search, kerastuner_hyperband")
+    scale = sub.add_parser("bench-scale", help="how the framework's own costs grow with trials and workers, nothing "
+                                               "trained (writes reports/bench_scale.json)")
+    scale.add_argument("--sizes", default="100,300,1000", help="study sizes to grow through, comma-separated")
+    scale.add_argument("--workers", default="1,4", help="worker process counts, comma-separated")
+    scale.add_argument("--cluster", choices=("ray",), help="workers as tasks of a multi-node Ray cluster started "
+                       "on this machine (with --servers)")
+    scale.add_argument("--full", action="store_true", help="also grow to 3000 trials")
+    scale.add_argument("--servers", action="store_true", help="on a PostgreSQL and an MLflow server started on "
+                                                              "127.0.0.1 for the run (needs PostgreSQL installed)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,23 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
     sub.add_parser("worker", help=argparse.SUPPRESS)  # a worker process of `sweep run`: its spec in $SWEEPS_WORKER
     sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
-    bench = sub.add_parser("bench", help="measure overhead, pruning and search quality (writes reports/bench.json)")
-    bench.add_argument("space", nargs="?", default="fashion_mlp")
-    bench.add_argument("--budget", default="60s", help="wall-clock budget of each search (e.g. 30m for real numbers)")
-    bench.add_argument("--trials", type=positive_int, default=8, help="trials of the pruning comparison")
-    bench.add_argument("--subset", type=int, default=6000, help="training images (0: all)")
-    bench.add_argument("--parts", default="overhead,pruning,search,memory", help="which measurements, comma-separated")
-    bench.add_argument("--searches", default="optuna,random_search,kerastuner_hyperband",
-                       help="the searches of the search part: optuna (the space as shipped), random_search, kerastuner_hyperband")
-    scale = sub.add_parser("bench-scale", help="how the framework's own costs grow with trials and workers, nothing "
-                                               "trained (writes reports/bench_scale.json)")
-    scale.add_argument("--sizes", default="100,300,1000", help="study sizes to grow through, comma-separated")
-    scale.add_argument("--workers", default="1,4", help="worker process counts, comma-separated")
-    scale.add_argument("--cluster", choices=("ray",), help="workers as tasks of a multi-node Ray cluster started "
-                       "on this machine (with --servers)")
-    scale.add_argument("--full", action="store_true", help="also grow to 3000 trials")
-    scale.add_argument("--servers", action="store_true", help="on a PostgreSQL and an MLflow server started on "
-                                                              "127.0.0.1 for the run (needs PostgreSQL installed)")
+    _add_benches(sub)
     predict = sub.add_parser("predict", help="predict with the best model of a space: an image, a CSV of rows, a test example")
     predict.add_argument("space")
     source = predict.add_mutually_exclusive_group(required=True)

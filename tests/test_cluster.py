@@ -111,8 +111,8 @@ def _training_node(study_name: str, storage: str, epochs: int, limit_s: float = 
 def test_a_node_lost_mid_trial_costs_at_most_the_epoch_in_flight(tiny: Path, two_nodes: Cluster, postgres,
                                                                    mlflow_server):
     (tiny / "search_spaces" / "long.yaml").write_text(LONG_TRIALS)
-    postgres.createdb("optuna_chaos")
-    storage = postgres.url("optuna_chaos")
+    postgres.createdb("optuna_ray_chaos")
+    storage = postgres.url("optuna_ray_chaos")
     proc = _sweep(tiny, two_nodes, storage, mlflow_server, "long", "--workers", "2")
     lost_trial, node_id, pid = _training_node("long", storage, epochs=3)
     lost = next(node for node in two_nodes.worker_nodes if node.node_id == node_id)
@@ -143,7 +143,7 @@ def test_a_node_lost_mid_trial_costs_at_most_the_epoch_in_flight(tiny: Path, two
 
 def test_sigterm_stops_a_sweep_on_ray_promptly_and_its_trial_goes_on_later(tiny: Path):
     (tiny / "search_spaces" / "long.yaml").write_text(LONG_TRIALS)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a Ray instance of this command's own
+    env = {**os.environ, "RAY_ADDRESS": "local"}  # a Ray instance of the command's own, not this machine's cluster
     proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "run", "long", "--cluster", "ray", "--no-report",
                              "--keras-log"], cwd=tiny, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)

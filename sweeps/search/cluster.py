@@ -2,10 +2,11 @@
 runs today's worker process (``sweep worker``) on its node. Ray core only: the sampler, the pruner and the tracking
 stay ours; the study lives in PostgreSQL and the runs and checkpoints on an MLflow server, which every node reaches.
 
-The command that starts the sweep is the driver: it connects to ``$RAY_ADDRESS`` (Ray's own convention) or starts
-a Ray instance on this machine, sends the project folder (Ray's ``working_dir``) and the data (the object store,
-checked by digest on arrival), keeps the one MLflow sweep run, and starts a fresh task whenever one ends or is lost
-with its node; the trial of a lost worker goes on from its last epoch wherever the next task runs.
+The command that starts the sweep is the driver: it connects to ``$RAY_ADDRESS`` (Ray's own convention), else to
+the cluster ``ray start`` runs on this machine, else starts a Ray instance for the sweep; it sends the project
+folder (Ray's ``working_dir``) and the data (the object store, checked by digest on arrival), keeps the one MLflow
+sweep run, and starts a fresh task whenever one ends or is lost with its node; the trial of a lost worker goes on
+from its last epoch wherever the next task runs.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _connect(root: Path, excluded: list[str]) -> None:
         ray.init(address=address or None, runtime_env=runtime_env, log_to_driver=True, include_dashboard=False,
                  configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"RAY_ADDRESS={address}" if address else "a Ray instance on this machine"
+        where = f"RAY_ADDRESS={address}" if address else "Ray on this machine"
         raise ClusterError(f"--cluster ray: cannot reach {where} ({one_line(exc)})") from None
     finally:
         for sig, handler in handlers.items():
