@@ -98,3 +98,15 @@ def test_the_kerastuner_engine_is_refused_on_a_cluster(tmp_path, monkeypatch, ca
     assert main(["run", "kt", "--engine", "kerastuner", "--cluster", "ray", "--no-report"]) == 2
     assert "use --engine optuna on a cluster" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.journal")) and not (tmp_path / "mlflow.db").exists()  # nothing written
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_at_once(tmp_path, monkeypatch, capsys, data_dir):
+    (tmp_path / "search_spaces").mkdir()
+    (tmp_path / "search_spaces" / "r.yaml").write_text(
+        "dataset: fashion_mnist\nmodel: mlp\nparams:\n  units: {type: int, low: 8, high: 16}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # Ray's own client would retry for minutes
+    assert main(["run", "r", "--cluster", "ray", "--no-report"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: RAY_ADDRESS=127.0.0.1:1: no Ray cluster answers there") and len(err.splitlines()) == 1
+    assert not list(tmp_path.glob("*.journal")) and not (tmp_path / "mlflow.db").exists()

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ NOT_SENT = [".git/", ".venv/", "venv/", ".sweeps/", "mlruns/", "mlartifacts/", "
             "__pycache__/", "*.egg-info/", "build/"]
 # The settings a worker needs from the driver's environment (the stores it writes to, their credentials).
 PASSED_ON = ("MLFLOW_", "SWEEPS_", "OPTUNA_")
+CONNECT_TIMEOUT_S = 10
 
 
 def _alive_nodes() -> list[dict[str, Any]]:
@@ -74,8 +76,22 @@ def _check_fits(cpus: float, gpus: float, nodes: list[dict[str, Any]]) -> None:
                      f"has that many (its nodes: {sizes}); lower --cpus-per-trial / --gpus-per-trial")
 
 
+def _check_answers(address: str) -> None:
+    """A head that does not answer is one line at once: Ray's own client would retry for minutes, logging."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        return  # "auto", "local": Ray's own words
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ClusterError(f"RAY_ADDRESS={address}: no Ray cluster answers there ({exc.strerror or exc}); start its "
+                           "head with `ray start --head`, or unset RAY_ADDRESS for a Ray instance of this sweep") from None
+
+
 def _connect(root: Path, excluded: list[str]) -> None:
     address = os.environ.get("RAY_ADDRESS")
+    if address:
+        _check_answers(address)
     runtime_env = {"working_dir": str(root), "excludes": NOT_SENT + excluded}
     # Ray takes SIGTERM over (its core aborts the process on it): the command's own stop is given back after.
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}

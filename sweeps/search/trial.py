@@ -37,7 +37,7 @@ from sweeps.store.keys import (
     VALUE_STD,
     WORKER,
 )
-from sweeps.store.recovery import node_name, task_name, worker_id
+from sweeps.store.recovery import node_name, retry_history, task_name, worker_id
 from sweeps.store.resume_points import PointKeeper, drop_points, fetch_point, fetch_result, keep_result
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
@@ -164,7 +164,7 @@ def _continues(trial: optuna.Trial) -> tuple[str, list[int]] | None:
     was lost or stopped carries them over); None for a new trial."""
     running = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     frozen = next(t for t in running if t.number == trial.number)  # Optuna's Trial no longer shows system attrs
-    earlier = frozen.system_attrs.get("retry_history", [])  # what RetryHeartbeatStaleTrialCallback records
+    earlier = retry_history(frozen)
     run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
     return (run_id, earlier) if earlier and run_id else None
 

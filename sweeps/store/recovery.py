@@ -12,6 +12,7 @@ import datetime
 import os
 import socket
 import warnings
+from collections.abc import Callable
 
 import optuna
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
@@ -94,23 +95,38 @@ def _unrecorded(trial: FrozenTrial) -> bool:
         (datetime.datetime.now() - started).total_seconds() > GRACE_S
 
 
+def _fail_running(storage: BaseStorage, study: optuna.Study, which: Callable[[FrozenTrial], bool], reason: str,
+                  retry: bool) -> list[int]:
+    """Fail the RUNNING trials ``which`` picks (with ``reason``), queue one retry of each when ``retry``; their
+    numbers (a trial another worker failed first is left to it)."""
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if which(trial) and _fail(storage, study, trial, reason):
+            if retry:
+                RETRY(study, storage.get_trial(_trial_id(storage, study, trial.number)))
+            failed.append(trial.number)
+    return failed
+
+
 def fail_dead_trials(storage: BaseStorage, study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials of dead workers on this machine (and those whose worker was never recorded) and
     queue one retry of each; their numbers."""
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        dead = is_alive(trial.user_attrs.get(WORKER, "")) is False or _unrecorded(trial)
-        if dead and _fail(storage, study, trial, "worker died"):
-            RETRY(study, storage.get_trial(_trial_id(storage, study, trial.number)))
-            failed.append(trial.number)
-    return failed
+    return _fail_running(storage, study, lambda t: is_alive(t.user_attrs.get(WORKER, "")) is False or _unrecorded(t),
+                         "worker died", retry=True)
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """The numbers of the earlier trials ``trial`` retries (Optuna's record; empty for a new trial)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback.retry_history(trial)
 
 
 def queue_interrupted(storage: BaseStorage, study: optuna.Study, numbers: list[int]) -> list[int]:
     """Queue again the trials a stop interrupted in this process (Optuna has failed them), so a later start goes
     on with each from its last epoch; their numbers."""
     queued = []
-    retried = {n for t in study.get_trials(deepcopy=False) for n in t.system_attrs.get("retry_history", [])}
+    retried = {n for t in study.get_trials(deepcopy=False) for n in retry_history(t)}
     for number in numbers:
         trial = storage.get_trial(_trial_id(storage, study, number))
         if trial.state == TrialState.FAIL and number not in retried:  # not already retried as a dead worker's
@@ -132,19 +148,14 @@ class DeadWorkerRecovery:
 def fail_lost_trials(storage: BaseStorage, study: optuna.Study, task: str) -> list[int]:
     """Fail the RUNNING trials of cluster task ``task``, lost with its node or its process, and queue one retry of
     each: losing a machine is not the trial's doing; their numbers."""
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get(TASK) == task and _fail(storage, study, trial, f"its cluster task {task} was lost"):
-            RETRY(study, storage.get_trial(_trial_id(storage, study, trial.number)))
-            failed.append(trial.number)
-    return failed
+    return _fail_running(storage, study, lambda t: t.user_attrs.get(TASK) == task,
+                         f"its cluster task {task} was lost", retry=True)
 
 
 def fail_crashed_trials(storage: BaseStorage, study: optuna.Study, worker: str, reason: str) -> list[int]:
     """Fail the RUNNING trials of ``worker``, a process that crashed under a supervisor that lives on: the
     trial itself is the likely cause (out of memory, a segfault), so it is not retried; their numbers."""
-    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.user_attrs.get(WORKER) == worker and _fail(storage, study, t, reason)]
+    return _fail_running(storage, study, lambda t: t.user_attrs.get(WORKER) == worker, reason, retry=False)
 
 
 def close_orphan_runs(study: optuna.Study, tracker: Tracker) -> int:
