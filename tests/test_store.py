@@ -172,3 +172,17 @@ def test_status_names_each_complete_trial_missing_its_repeats_test_metrics_or_ch
     assert sorted(found) == sorted([f"trial 1 run {runs['1']} has no test metrics",
                                     f"trial 2 run {runs['2']} has no checkpoint",
                                     "trial 3 is COMPLETE but no MLflow run holds its repeats"])
+
+
+def test_a_stopped_trial_its_worker_could_not_queue_is_queued_once_by_the_next_start():
+    from sweeps.store.recovery import INTERRUPTED_TRIAL, queue_left_interrupted
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    stopped = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    stopped.set_user_attr("fail_reason", INTERRUPTED_TRIAL)  # its worker was killed before it queued it
+    study.tell(stopped, state=optuna.trial.TrialState.FAIL)
+    assert queue_left_interrupted(storage, study) == [stopped.number]
+    assert queue_left_interrupted(storage, study) == []  # not twice
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].params == stopped.params

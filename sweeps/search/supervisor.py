@@ -29,7 +29,14 @@ from sweeps.search.space import Space
 from sweeps.search.stopping import ORPHAN_GRACE_S
 from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
-from sweeps.store.recovery import close_orphan_runs, fail_crashed_trials, fail_dead_trials, fail_lost_trials, worker_id
+from sweeps.store.recovery import (
+    close_orphan_runs,
+    fail_crashed_trials,
+    fail_dead_trials,
+    fail_lost_trials,
+    queue_left_interrupted,
+    worker_id,
+)
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import count_finished, count_running
 
@@ -284,6 +291,7 @@ def supervise(space: Space, root: Path, options: SweepOptions, console: Console)
 
 def _supervise(space: Space, root: Path, options: SweepOptions, console: Console, placement: Placement) -> int:
     sweep = open_sweep(space, root, options, console)
+    queue_left_interrupted(sweep.storage, sweep.study)  # once, before any worker starts
     share = options.trials_per_process or None
     recycling = f"; a fresh worker process every {share} trials" if share else ""
     count = f"; {options.workers} worker processes" if options.workers > 1 else ""

@@ -23,7 +23,14 @@ from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep,
 from sweeps.search.trial import TrainRepeat, TrialContext, run_trial
 from sweeps.search.worker import WorkerSpec
 from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_NODE, RUN_SPACE_SHA, STUDY, VALIDATION
-from sweeps.store.recovery import DeadWorkerRecovery, close_orphan_runs, fail_dead_trials, node_name, queue_interrupted
+from sweeps.store.recovery import (
+    DeadWorkerRecovery,
+    close_orphan_runs,
+    fail_dead_trials,
+    node_name,
+    queue_interrupted,
+    queue_left_interrupted,
+)
 from sweeps.store.registry import register_best
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import count_finished
@@ -70,7 +77,7 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
     sweep = open_sweep(space, spec.root_path, spec.options, console, spec.worker_index)
     sweep.study.set_user_attr(INPUT_SCALE, data.input_scale)  # what the registered model must do to raw inputs
     after_trial = extensions.instrument(sweep)
-    _recover(sweep, console)
+    _recover(sweep, console, alone=spec.sweep_run is None)
     timeout = spec.budget_s(space)
     announce = "" if spec.sweep_run is None else None  # a supervisor's worker: the supervisor said where it stands
     if not sweep.has_work(console, announce) or (timeout is not None and timeout <= 0):
@@ -90,9 +97,12 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
     return stops.recycle
 
 
-def _recover(sweep: Sweep, console: Console) -> None:
-    """Fail and retry the trials of dead workers, close their MLflow runs."""
+def _recover(sweep: Sweep, console: Console, alone: bool) -> None:
+    """Fail and retry the trials of dead workers, close their MLflow runs; ``alone`` (no supervisor, which does it
+    once for its workers): queue interrupted trials their worker could not."""
     retried = fail_dead_trials(sweep.storage, sweep.study)
+    if alone:
+        retried += queue_left_interrupted(sweep.storage, sweep.study)
     closed = close_orphan_runs(sweep.study, sweep.tracker)
     if retried or closed:
         console.print(f"recovered from dead workers: trials {retried} failed and queued again, {closed} MLflow runs closed")

@@ -37,7 +37,7 @@ from sweeps.store.keys import (
     VALUE_STD,
     WORKER,
 )
-from sweeps.store.recovery import node_name, retry_history, task_name, worker_id
+from sweeps.store.recovery import INTERRUPTED_TRIAL, node_name, retry_history, task_name, worker_id
 from sweeps.store.resume_points import PointKeeper, drop_points, fetch_point, fetch_result, keep_result
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
@@ -221,6 +221,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     except KeyboardInterrupt:
         interrupted = True
         ctx.interrupted.append(trial.number)
+        trial.set_user_attr(FAIL_REASON, INTERRUPTED_TRIAL)  # so a later start queues it if this process cannot
         raise
     finally:  # every trial, pruned, failed and interrupted ones too
         if not interrupted:  # an interrupted trial's points stay, for the trial that goes on with it

@@ -40,6 +40,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3, inherit_intermediate_values=True)
     GO_ON = RetryHeartbeatStaleTrialCallback(max_retry=None, inherit_intermediate_values=True)
+INTERRUPTED_TRIAL = "interrupted"  # a trial's fail reason when a stop ended it (it is queued to go on)
 GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
 
 
@@ -133,6 +134,14 @@ def queue_interrupted(storage: BaseStorage, study: optuna.Study, numbers: list[i
             GO_ON(study, trial)
             queued.append(number)
     return queued
+
+
+def queue_left_interrupted(storage: BaseStorage, study: optuna.Study) -> list[int]:
+    """Queue again the trials a stop interrupted whose worker was killed before it queued them itself (a second
+    signal while it cleaned up); their numbers. Called by one process per sweep, before its workers start."""
+    left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get(FAIL_REASON) == INTERRUPTED_TRIAL]
+    return queue_interrupted(storage, study, left)
 
 
 class DeadWorkerRecovery:
