@@ -21,6 +21,7 @@ from experiments.batches import ImageBatches
 from experiments.data import Dataset
 from experiments.models import build_for_data
 from experiments.resume import BEST, CheckpointHook, KeepResumePoint, ResumePoint
+from experiments.schedule import FittedCosineDecay
 from experiments.settings import TrainSettings
 
 OPTIMIZERS = {
@@ -148,46 +149,62 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(partial, final)
 
 
-class Deadline(keras.callbacks.Callback):
-    """Stops training when the sweep's time is up: after an epoch when the next one would not end in time,
-    or after the current batch once the deadline has passed. The epoch still validates and checkpoints, so
-    the trial ends with its best weights instead of being thrown away."""
+class TimeBudget(keras.callbacks.Callback):
+    """Fits training to the sweep's time left. After each epoch it counts the epochs that still end before the
+    deadline at that epoch's pace; when fewer than planned, training ends at the last of them and a fitted cosine
+    schedule ends its decay there too, so the model still finishes at a low rate with its best weights (a schedule
+    cut in the middle leaves it at a high one). Past the deadline it stops after the current batch."""
 
-    RESUME_COUNTERS = ("reached",)
+    RESUME_COUNTERS = ("reached", "last_epoch")
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, epochs: int, steps_per_epoch: int):
         super().__init__()
-        self.deadline, self.reached, self._start = deadline, False, 0.0
+        self.deadline, self.planned, self.steps_per_epoch = deadline, epochs, steps_per_epoch
+        self.last_epoch, self.reached, self._start = epochs, False, 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.monotonic()
+        self._fit_schedule()  # again on every epoch: a resumed repeat gets its fitted horizon back here
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if time.monotonic() >= self.deadline:
-            self._stop()
+            self.reached = self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = time.monotonic()
-        if now + (now - self._start) > self.deadline:  # the next epoch would end past it
-            self._stop()
+        if math.isinf(self.deadline):
+            return
+        fits = epoch + 1 + int(max(self.deadline - now, 0.0) // max(now - self._start, 1e-3))
+        if fits < self.last_epoch:  # never later again: the schedule only ever moves its end earlier
+            self.last_epoch = fits
+            self._fit_schedule()
+        if epoch + 1 >= self.last_epoch and self.last_epoch < self.planned:
+            self.reached = self.model.stop_training = True
 
-    def _stop(self) -> None:
-        self.reached = self.model.stop_training = True
+    def _fit_schedule(self) -> None:
+        rate = getattr(self.model.optimizer, "_learning_rate", None)
+        if isinstance(rate, FittedCosineDecay):
+            rate.cut((self.planned - self.last_epoch) * self.steps_per_epoch)
 
 
 def make_optimizer(settings: TrainSettings, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer with its learning rate (cosine: decayed to 0 over ``settings.epochs``) and weight decay."""
+    """The optimizer with its learning rate (cosine: decayed to 0 over ``settings.epochs``, or fewer when the time
+    runs short) and weight decay."""
     rate: float | keras.optimizers.schedules.LearningRateSchedule = settings.learning_rate
     if settings.lr_schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.epochs * steps_per_epoch)
+        rate = FittedCosineDecay(settings.learning_rate, settings.epochs * steps_per_epoch)
     # AdamW needs a float (0.0 turns its decay off); the others take None for none.
     decay = float(settings.weight_decay) if settings.optimizer == "adamw" else settings.weight_decay or None
     return OPTIMIZERS[settings.optimizer](learning_rate=rate, weight_decay=decay)
 
 
+def steps_per_epoch(settings: TrainSettings, train_size: int) -> int:
+    return math.ceil(train_size / settings.batch_size)
+
+
 def compile_model(model: keras.Model, settings: TrainSettings, train_size: int) -> None:
     """Compile ``model`` for training with ``settings`` on ``train_size`` examples (its schedule counts steps)."""
-    model.compile(optimizer=make_optimizer(settings, math.ceil(train_size / settings.batch_size)), loss=settings.loss,
+    model.compile(optimizer=make_optimizer(settings, steps_per_epoch(settings, train_size)), loss=settings.loss,
                   metrics=list(settings.metrics), steps_per_execution=STEPS_PER_EXECUTION)
 
 
@@ -234,7 +251,8 @@ def train_repeat(
         model.set_weights(warm_start.weights)
     result.param_count, result.summary = model.count_params(), _summary(model)
     early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
-    time_up = Deadline(deadline if deadline is not None else math.inf)
+    time_up = TimeBudget(math.inf if deadline is None else deadline, settings.epochs,
+                         steps_per_epoch(settings, len(data.y_train)))
     if resume is not None:
         result.history.update({name: list(values) for name, values in resume.history.items()})
         initial_epoch = resume.epoch
@@ -280,7 +298,7 @@ def _fit(model: keras.Model, settings: TrainSettings, data: Dataset, seed: int,
 
 
 def _fit_callbacks(settings: TrainSettings, data: Dataset, result: RepeatResult, on_epoch: EpochHook | None,
-                   early: keras.callbacks.EarlyStopping, time_up: Deadline,
+                   early: keras.callbacks.EarlyStopping, time_up: TimeBudget,
                    extra: tuple[keras.callbacks.Callback, ...]) -> list[keras.callbacks.Callback]:
     """The standard callbacks of a repeat, in the order they must run: the robustness score first (so the
     checkpoint, early stopping and pruning can watch it), the recorder, the checkpoint, the stops, the caller's."""

@@ -11,7 +11,7 @@ import pytest
 from sweeps.reporting.build import overview
 from sweeps.reporting.results import REPEAT_COLUMNS, StudyResults, trials_table
 from sweeps.reporting.significance import seeds_section, seeds_table
-from sweeps.reporting.space_page import leaderboard, space_page
+from sweeps.reporting.space_page import best_config, leaderboard, space_page
 from sweeps.search.space import load_space, parse_space
 from sweeps.store.keys import ENGINE, QUICK_STUDY, SPACE
 
@@ -130,7 +130,29 @@ def test_overview_row_per_study_with_the_bar_verdict_and_time_to_it():
     assert row["complete"] == 2 and row["pruned"] == 1 and row["epochs"] == 22
     assert row["target"].endswith(">PASS</span>")  # 0.898 ≥ 0.89 and 0.295 ≤ 0.33 on the mean over seeds
     assert row["objective"] == "maximize val_accuracy" and row["target bar"] == "test_accuracy ≥ 0.89, test_loss ≤ 0.33"
-    assert row["first trial meeting the bar (min)"] == pytest.approx(round(150 / 60, 1))  # 2 s idle between trials
+    assert row["first trial meeting the bar (min)"] == "2.5"  # 2 s idle between trials; one decimal, as shown
+    assert row["training wall time (min)"] == f"{result_minutes(snapshot()):.1f}"
+
+
+def result_minutes(result) -> float:
+    return result.trials["duration_s"].sum() / 60
+
+
+def test_the_report_says_which_trials_are_baselines_and_who_found_the_best():
+    result = snapshot()
+    result.trials["found_by"] = ["baseline 2"] + ["sampler"] * (len(result.trials) - 1)
+    board = leaderboard(result)
+    assert board["found by"].tolist()[0] == "baseline 2"
+    assert "baseline 2 of the space file" in best_config(result)
+    assert overview([result]).iloc[0]["winner found by"] == "baseline 2"
+    result.trials["found_by"] = "sampler"
+    assert "chosen by the TPE sampler" in best_config(result)
+
+
+def test_one_seed_gives_no_min_and_max_in_the_best_configuration():
+    result = snapshot()
+    result.trials["n_repeats"] = 1
+    assert "min " not in best_config(result) and "max " not in best_config(result)
 
 
 def test_time_to_the_bar_leaves_out_idle_gaps_between_sweeps_and_counts_parallel_trials_once():

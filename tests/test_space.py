@@ -195,6 +195,7 @@ def test_a_baseline_trains_with_its_own_epochs_and_fixed_values(tmp_path):
     assert model["batch_norm"] is False and settings.epochs == 2
     model, settings = trial_config(space, {**space.spec.sweep.baselines[1].params}, second.user_attrs)
     assert model["batch_norm"] is True and settings.epochs == space.spec.train.epochs == 18
+    assert (first.user_attrs["baseline"], second.user_attrs["baseline"]) == (1, 2)  # the report marks them
 
 
 def test_habits_from_neighbouring_tools_get_a_pointer_to_our_keys(tmp_path, monkeypatch):

@@ -155,3 +155,27 @@ def test_a_batch_norm_cnn_validates_well_after_a_quick_runs_few_steps(small, tmp
     params = {"conv_layers": 2, "filters": 16, "padding": "same", "batch_norm": True, "dense_units": 32}
     result = train_repeat("cnn", params, settings, small, seed=3, workdir=tmp_path)
     assert result.best("val_accuracy") > 0.5  # ten classes: chance is 0.1
+
+
+def test_a_short_budget_ends_training_early_with_its_cosine_schedule_decayed(small, tmp_path):
+    import time
+
+    settings = TrainSettings(epochs=40, batch_size=32, patience=40, verbose=0, lr_schedule="cosine", learning_rate=0.01)
+    start = time.monotonic()
+    result = train_repeat("mlp", {"units": 32}, settings, small, seed=1, workdir=tmp_path, deadline=start + 4)
+    rates = result.history["learning_rate"]
+    assert result.stop_reason == "time_budget" and 2 <= result.epochs < 40
+    assert rates[-1] == pytest.approx(0.0, abs=1e-6)  # decayed to its end at the last epoch that fitted
+    assert rates[0] > 0.005 and all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_a_fitted_schedule_saves_and_loads_with_the_model(tmp_path):
+    import keras
+
+    from experiments.schedule import FittedCosineDecay
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(FittedCosineDecay(0.01, 100)), loss="mse")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert float(loaded.optimizer._learning_rate(50)) == pytest.approx(0.005)

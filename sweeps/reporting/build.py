@@ -44,8 +44,9 @@ def overview(results: list[StudyResults]) -> pd.DataFrame:
             "target": "" if best is None else verdict(meets_target(best, spec.target)),
             "complete": r.count("COMPLETE"), "pruned": r.count("PRUNED"), "failed": r.count("FAIL"),
             "epochs": int(r.trials["epochs"].sum()),
-            "training wall time (min)": round(r.trials["duration_s"].sum() / 60, 1),
-            "first trial meeting the bar (min)": "never" if reach is None else round(reach / 60, 1),
+            "winner found by": "" if best is None else best.get("found_by", ""),
+            "training wall time (min)": f"{r.trials['duration_s'].sum() / 60:.1f}",
+            "first trial meeting the bar (min)": "never" if reach is None else f"{reach / 60:.1f}",
         })
     return pd.DataFrame(rows)
 

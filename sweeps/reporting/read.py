@@ -15,7 +15,7 @@ from sweeps.errors import MissingCheckpoint, SpaceError
 from sweeps.reporting.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.space import Space
 from sweeps.search.study import space_of
-from sweeps.store.keys import FAIL_REASON, KIND, REFIT_RUN, SEED
+from sweeps.store.keys import BASELINE, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
 from sweeps.store.tracking import Tracker, ui_url
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
@@ -62,6 +62,16 @@ def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
     return dict(values), "" if values else "too few completed trials"
 
 
+def found_by(trial: optuna.trial.FrozenTrial, space: Space, engine: str) -> str:
+    """Who chose a trial's params: a baseline of the space file (its place there) or the engine's search. Trials
+    from before baselines were marked are known by their params."""
+    if engine != "optuna":
+        return "Keras Tuner"
+    place = trial.user_attrs.get(BASELINE) or next(
+        (i for i, b in enumerate(space.spec.sweep.baselines, start=1) if dict(b.params) == trial.params), None)
+    return f"baseline {place}" if place else "sampler"
+
+
 def _curves(tracker: Tracker | None, trials: pd.DataFrame, repeats: pd.DataFrame) -> dict[int, pd.DataFrame]:
     """Per-epoch history of the first repeat of each of the top TOP_K completed trials."""
     if tracker is None:
@@ -94,6 +104,8 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
     trials = trials_table(raw, repeats, space.spec.objective.metric, maximise)
     importances, note = _importances(study)
     finished = study.get_trials(deepcopy=False)
+    engine = engine_of(name, study.user_attrs)
+    trials["found_by"] = trials["number"].map({t.number: found_by(t, space, engine) for t in finished})
     intermediate = {t.number: dict(t.intermediate_values) for t in finished if t.intermediate_values}
     failures = {t.number: str(t.user_attrs.get(FAIL_REASON, "no reason recorded")) for t in finished
                 if t.state == optuna.trial.TrialState.FAIL}

@@ -58,6 +58,8 @@ def leaderboard(result: StudyResults, rows: int | None = None) -> pd.DataFrame:
     frame = pd.DataFrame({"trial": t["number"], "state": t["state"],
                           "target": [verdict(meets_target(r, result.space.spec.target)) if r["state"] == "COMPLETE"
                                      else "" for _, r in t.iterrows()]})
+    if "found_by" in t:
+        frame.insert(1, "found by", t["found_by"])
     for col in result.params:  # values from the space file: escaped, as the table is not
         frame[col.removeprefix("params_")] = t[col].map(lambda v: esc(value_text(v)))
     seeds = bool((t["n_repeats"] > 1).any())
@@ -90,12 +92,26 @@ def best_config(result: StudyResults) -> str:
     bar = target_text(result.space.spec.target)
     space = result.attrs.get(SPACE, result.name)
     options = (" ENGINE=kerastuner" if result.engine == "kerastuner" else "") + (" QUICK=1" if result.quick else "")
-    return f"""<p>Trial <b>#{int(best['number'])}</b>: {result.metric} {ci(best, 'value')};
-{result.test_label} {ci(best, result.test_metric)} (min {short(best[result.test_metric + '_min'])}, max {short(best[result.test_metric + '_max'])});
+    test = result.test_metric
+    low_high = f" (min {short(best[test + '_min'])}, max {short(best[test + '_max'])})" if best["n_repeats"] > 1 else ""
+    return f"""<p>Trial <b>#{int(best['number'])}</b>{_origin(result, best)}: {result.metric} {ci(best, 'value')};
+{result.test_label} {ci(best, test)}{low_high};
 test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
 MLflow run {run_link(result, best[MLFLOW_RUN_ID])}.</p>
 <p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{options}</code>
 (trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}{refit_comparison(result, best)}"""
+
+
+def _origin(result: StudyResults, best: pd.Series) -> str:
+    """Who found the best trial: one of the space file's baselines (written by hand) or the search."""
+    origin = best.get("found_by")
+    if not isinstance(origin, str):
+        return ""
+    if origin.startswith("baseline"):
+        return f" ({esc(origin)} of the space file: a configuration written by hand, not found by the search)"
+    if origin == "sampler":
+        return f" (chosen by the {esc(result.space.spec.sweep.sampler.name.upper())} sampler)"
+    return f" (chosen by {esc(origin)})"
 
 
 def refit_comparison(result: StudyResults, best: pd.Series) -> str:

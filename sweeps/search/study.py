@@ -27,6 +27,7 @@ from sweeps.search.space import Space, parse_space
 from sweeps.search.worker import SweepOptions
 from sweeps.store import keys
 from sweeps.store.keys import (
+    BASELINE,
     BASELINE_FIXED,
     EPOCH_BUDGET,
     GIT_COMMIT,
@@ -170,10 +171,10 @@ def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, 
 
 def _enqueue_baselines(study: optuna.Study, space: Space) -> None:
     """Queue the space's known configurations first (once: Optuna skips params the study already has)."""
-    for baseline in space.spec.sweep.baselines:
-        attrs = {**({EPOCH_BUDGET: baseline.epochs} if baseline.epochs else {}),
+    for place, baseline in enumerate(space.spec.sweep.baselines, start=1):
+        attrs = {BASELINE: place, **({EPOCH_BUDGET: baseline.epochs} if baseline.epochs else {}),
                  **({BASELINE_FIXED: dict(baseline.fixed)} if baseline.fixed else {})}
-        study.enqueue_trial(dict(baseline.params), user_attrs=attrs or None, skip_if_exists=True)
+        study.enqueue_trial(dict(baseline.params), user_attrs=attrs, skip_if_exists=True)
 
 
 def trial_config(space: Space, params: dict[str, Any], user_attrs: dict[str, Any]) -> tuple[dict[str, Any], TrainSettings]:

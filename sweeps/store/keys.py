@@ -43,6 +43,7 @@ TEST_MAE_MEAN = "test_mae_mean"  # a regression's
 FAIL_REASON = "fail_reason"
 EPOCH_TIME = "epoch_time_s"  # mean seconds per epoch (what a next trial's epoch may cost)
 EPOCH_BUDGET = "epoch_budget"  # a cheaper epoch budget than the space's: a baseline's, a Hyperband round's
+BASELINE = "baseline"  # a baseline's place (1, 2, …) in its space file's sweep.baselines: not the sampler's pick
 BASELINE_FIXED = "baseline_fixed"  # a baseline's model settings in place of the space's fixed ones
 INITIAL_EPOCH = "initial_epoch"  # a Hyperband promotion: continued an earlier trial's weights from this epoch
 KERASTUNER_TRIAL = "kerastuner_trial"  # the Keras Tuner trial id an Optuna trial trained (found again on promotion)
