@@ -101,3 +101,33 @@ def test_memory_growth_from_trial_10(tmp_path: Path):
     results["memory"] = {"about": about, "peak_rss_mb": [900.0 + 10 * i for i in range(100)]}  # 10 MiB a trial, never given back
     assert "trial 10 990 MiB, trial 100 1890 MiB, highest 1890 MiB: +90.9% (target &lt; 10%: FAIL" in text(
         bench_section(write(tmp_path, results)))
+
+
+def test_best_so_far_against_the_clock_says_who_led_at_each_checkpoint(tmp_path: Path):
+    results = bench(sweep_row(10, 6, 60, 0.8870), sweep_row(10, 0, 150, 0.8880), [9.5, 4.1, 4.1, 4.0, 4.3])
+    rows = results["search_quality"]
+    rows["about"].update(budget_s=1800, together=True)
+    rows["optuna_tpe_pruned"]["best_so_far"] = [{"minutes": 1.0, "val": 0.90, "test": 0.89, "seeds": 1, "trial": 0},
+                                                {"minutes": 25.0, "val": 0.93, "test": 0.925, "seeds": 1, "trial": 5}]
+    rows["kerastuner_hyperband"]["best_so_far"] = [{"minutes": 8.0, "val": 0.91, "test": 0.90, "seeds": 1, "trial": 2}]
+    page = text(bench_section(write(tmp_path, results)))
+    assert "all at the same time, sharing the cores" in page
+    assert "at 10 min: ours 0.9000 (trial 0, test 0.8900, n = 1) vs Keras Tuner 0.9100 (trial 2, test 0.9000, n = 1): FAIL" in page
+    assert "at 30 min: ours 0.9300 (trial 5, test 0.9250, n = 1) vs Keras Tuner 0.9100" in page
+    assert "at 60 min" not in page  # past the 30-minute budget
+    assert 'alt="best so far against minutes"' in bench_section(write(tmp_path, results))
+
+
+def test_best_so_far_steps_only_when_a_trial_beats_the_best_before_it():
+    import pandas as pd
+
+    from sweeps.bench.quality import best_so_far
+
+    t0 = pd.Timestamp("2026-12-02 10:00")
+    trials = pd.DataFrame({"number": [0, 1, 2, 3], "state": ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"],
+                           "value": [0.90, 0.89, 0.95, 0.92], "test_accuracy_mean": [0.88, 0.87, None, 0.91],
+                           "n_repeats": [1, 1, 1, 3], "found_by": ["baseline 1", "sampler", "sampler", "sampler"],
+                           "datetime_complete": [t0 + pd.Timedelta(minutes=m) for m in (1, 2, 3, 4)]})
+    steps = best_so_far(trials, t0, maximise=True)
+    assert [(s["trial"], s["minutes"], s["val"], s["seeds"]) for s in steps] == [(0, 1.0, 0.90, 1), (3, 4.0, 0.92, 3)]
+    assert steps[0]["found_by"] == "baseline 1"

@@ -12,7 +12,7 @@ import os
 import statistics
 import subprocess
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -60,30 +60,71 @@ def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) ->
     return row
 
 
-def command_row(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
-                  console: Console, trials: int = 10_000, quick: bool = False) -> dict:
-    """Run ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
-    folder; the time to the bar counts from the command's start."""
+@dataclass
+class Command:
+    """A ``sweep run`` started by the benchmark in its own project folder."""
+
+    space: Space
+    root: Path
+    budget_s: float | None
+    process: subprocess.Popen
+    started: pd.Timestamp
+    start: float
+
+
+def start_command(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
+                  trials: int = 10_000, quick: bool = False) -> Command:
+    """Start ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
+    folder, its output in ``sweep.log`` there."""
     (root / "search_spaces").mkdir(parents=True, exist_ok=True)
     (root / "search_spaces" / space.path.name).write_text(space.text)
     argv = [*sweep_command("run", space.name), "--trials", str(trials), "--engine", engine,
             *(["--timeout", f"{budget_s:g}"] if budget_s else []), *(["--subset", str(subset)] if subset else []),
             *(["--quick"] if quick else [])]
-    started = pd.Timestamp.now()
-    start = time.monotonic()
-    with open(root / "sweep.log", "w") as log:
-        code = subprocess.run(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "SWEEPS_SPACES_DIR": str(root / "search_spaces")}).returncode
-    wall = time.monotonic() - start
+    with open(root / "sweep.log", "w") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "SWEEPS_SPACES_DIR": str(root / "search_spaces")})
+    return Command(space, root, budget_s, process, pd.Timestamp.now(), time.monotonic())
+
+
+def finish_command(command: Command, console: Console) -> dict:
+    """Wait for a started command and summarise its sweep from its stores; the time to the bar and the best so far
+    count from the command's start."""
+    code = command.process.wait()
+    wall = time.monotonic() - command.start
+    root, space = command.root, command.space
     (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
     row = _summary(result, wall)
     bar = result.trials[result.trials["state"] == "COMPLETE"]
     bar = bar[[meets_target(r, space.spec.target) is True for _, r in bar.iterrows()]]
-    row["first_meeting_bar_s"] = None if bar.empty else round((bar["datetime_complete"].min() - started).total_seconds(), 1)
-    row.update(exit_status=code, budget_s=budget_s, peak_rss_mb=peak_rss_per_trial(tracking_uri(root), result.name),
-               stop_reasons=result.trials["stop_reason"].fillna("").tolist() if "stop_reason" in result.trials else [])
-    console.print(f"  {root.name}: {row}", highlight=False)
+    row["first_meeting_bar_s"] = None if bar.empty else round((bar["datetime_complete"].min() - command.started).total_seconds(), 1)
+    row.update(exit_status=code, budget_s=command.budget_s, peak_rss_mb=peak_rss_per_trial(tracking_uri(root), result.name),
+               stop_reasons=result.trials["stop_reason"].fillna("").tolist() if "stop_reason" in result.trials else [],
+               best_so_far=best_so_far(result.trials, command.started, result.maximise))
+    console.print(f"  {root.name}: { {k: v for k, v in row.items() if k != 'best_so_far'} }", highlight=False)
     return row
+
+
+def command_row(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
+                console: Console, trials: int = 10_000, quick: bool = False) -> dict:
+    """Run ``sweep run`` to its end in its own project folder (see :func:`start_command`) and summarise it."""
+    return finish_command(start_command(space, root, budget_s, subset, engine, trials, quick), console)
+
+
+def best_so_far(trials: pd.DataFrame, started: pd.Timestamp, maximise: bool) -> list[dict]:
+    """Each time a completed trial beat the best before it: the minutes since the command started, its validation
+    score, its test accuracy (mean over its seeds) and the seed count."""
+    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()].sort_values("datetime_complete")
+    steps: list[dict] = []
+    for _, row in done.iterrows():
+        if steps and (row["value"] <= steps[-1]["val"] if maximise else row["value"] >= steps[-1]["val"]):
+            continue
+        test = row.get("test_accuracy_mean")
+        steps.append({"minutes": round((row["datetime_complete"] - started).total_seconds() / 60, 2),
+                      "val": float(row["value"]), "test": None if pd.isna(test) else float(test),
+                      "seeds": int(row["n_repeats"]) if pd.notna(row.get("n_repeats")) else 0,
+                      "trial": int(row["number"]), "found_by": row.get("found_by")})
+    return steps
 
 
 def _summary(result, wall: float) -> dict:
@@ -156,10 +197,11 @@ SEARCHES = {"optuna": "optuna", "kerastuner_hyperband": "kerastuner", "random_se
 
 
 def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: int, subset: int | None,
-              console: Console, parts: tuple[str, ...] = PARTS, searches: tuple[str, ...] = tuple(SEARCHES)) -> dict:
+              console: Console, parts: tuple[str, ...] = PARTS, searches: tuple[str, ...] = tuple(SEARCHES),
+              together: bool = False) -> dict:
     """The chosen measurements; returns (and the caller saves) the raw numbers. The overhead is measured on the
     blog's final CNN (``blog`` with dropout 0.3), the rest on ``space``. Each search is a ``sweep run`` command
-    of its own with the same budget, run one after the other so none shares the cores."""
+    of its own with the same budget, run one after the other so none shares the cores (``together``: at once)."""
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
     about = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
@@ -175,17 +217,28 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
             "without_pruner": _sweep(_variant(space, pruner="none"), bench_root / "unpruned", fixed_trials, console),
         }
     if "search" in parts:
-        results["search_quality"] = {"about": {**about, "budget_s": budget_s,
-                                               "tpe_startup_trials": _tpe_startup_trials(space)}}
-        for name in searches:
-            searched = _variant_file(space, bench_root / name) if name == "random_search" else space
-            results["search_quality"][name] = command_row(searched, bench_root / name, budget_s, subset,
-                                                            SEARCHES[name], console)
+        results["search_quality"] = {"about": {**about, "budget_s": budget_s, "together": together,
+                                               "tpe_startup_trials": _tpe_startup_trials(space)},
+                                     **_searches(space, bench_root, budget_s, subset, searches, together, console)}
     if "memory" in parts:
         results["memory"] = {"about": {**about, "subset": QUICK["subset"]},
                              **command_row(space, bench_root / "memory", None, None, "optuna", console,
                                              trials=MEMORY_TRIALS, quick=True)}
     return results
+
+
+def _searches(space: Space, bench_root: Path, budget_s: float, subset: int | None, searches: tuple[str, ...],
+              together: bool, console: Console) -> dict[str, dict]:
+    """Each search as a ``sweep run`` of its own: one after the other (none shares the cores), or all at once
+    (sharing them, as on a busy machine)."""
+    def start(name: str) -> Command:
+        searched = _variant_file(space, bench_root / name) if name == "random_search" else space
+        return start_command(searched, bench_root / name, budget_s, subset, SEARCHES[name])
+
+    if together:
+        started = {name: start(name) for name in searches}
+        return {name: finish_command(command, console) for name, command in started.items()}
+    return {name: finish_command(start(name), console) for name in searches}
 
 
 def _variant_file(space: Space, root: Path) -> Space:

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeps.reporting.html import esc, table, verdict
+from sweeps.reporting import figures
+from sweeps.reporting.html import esc, image, table, verdict
 
 OVERHEAD_TARGET = 1.05  # framework s/epoch over plain Keras s/epoch
 EPOCHS_SAVED_TARGET = 0.40  # pruning: at least this share of epochs saved ...
 SAME_ACCURACY_POINTS = 0.3  # ... for a best val accuracy within this many points
 BAR_WITHIN_S = 45  # the first trial meeting the bar finishes this soon after the sweep command starts
 BUDGET_SLACK_S = 60  # a sweep ends within its budget plus this (start-up, the capped trial, the report)
+CHECKPOINTS_MIN = (10, 30, 60)  # ours must be ahead of Keras Tuner at each of these minutes (within the budget)
 MEMORY_GROWTH_TARGET = 0.10  # peak RSS from trial 10 to the last of a long quick sweep
 ENGINES = {"optuna": "Optuna, the space as shipped", "optuna_tpe_pruned": "Optuna TPE + pruning",
            "random_search": "random search (no pruning, no baselines)", "kerastuner_hyperband": "Keras Tuner Hyperband"}
@@ -102,13 +104,50 @@ def _pruning(results: dict) -> str:
 
 def _search(results: dict) -> str:
     about = _about(results, "search_quality")
+    order = "all at the same time, sharing the cores" if about.get("together") else "one after the other"
     return (f"<h3>3. Search quality on one budget</h3>{_run_line(about)}<p>Each engine searched the same space for "
-            f"the same wall-clock budget ({about['budget_s'] / 60:.3g} min; the trial in flight is capped to it), one "
-            f"<code>sweep run</code> command after the other; wall and the time to the first trial meeting the "
+            f"the same wall-clock budget ({about['budget_s'] / 60:.3g} min; the trial in flight is fitted to it), one "
+            f"<code>sweep run</code> command each, {order}; wall and the time to the first trial meeting the "
             f"bar count from the command's start (imports and data loading included). The best trial is chosen "
             f"on validation accuracy and its test accuracy and loss reported.</p>"
             f"{table(bench_rows(results['search_quality'], ENGINES), sortable=False)}{_search_verdicts(results, about)}"
-            f"{_startup_note(results, about)}")
+            f"{_race(results['search_quality'], about['budget_s'])}{_startup_note(results, about)}")
+
+
+def best_at(steps: list[dict], minute: float) -> dict | None:
+    """The best-so-far step a search had reached by ``minute`` (None: no completed trial yet)."""
+    reached = [step for step in steps if step["minutes"] <= minute]
+    return reached[-1] if reached else None
+
+
+def _race(rows: dict, budget_s: float) -> str:
+    """Best so far against minutes for every search, and whether ours led Keras Tuner at each checkpoint."""
+    curves = {ENGINES[key]: row["best_so_far"] for key, row in rows.items() if key in ENGINES and "best_so_far" in row}
+    if not curves:
+        return ""
+    ours, theirs = rows.get("optuna") or rows.get("optuna_tpe_pruned"), rows.get("kerastuner_hyperband")
+    items = [] if ours is None or theirs is None else _checkpoints(ours, theirs, budget_s)
+    listed = "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>" if items else ""
+    return (f"<h4>Best so far against the clock</h4><p>The best validation accuracy each search had found by each "
+            f"minute, and that trial's test accuracy (mean over its seeds); ahead means a higher best validation "
+            f"accuracy.</p>{image(figures.best_so_far(curves, budget_s / 60), 'best so far against minutes')}{listed}")
+
+
+def _checkpoints(ours: dict, theirs: dict, budget_s: float) -> list[str]:
+    """At each checkpoint minute within the budget: both searches' best so far, and whether ours led."""
+    items = []
+    for minute in [m for m in CHECKPOINTS_MIN if m <= budget_s / 60 + 1e-9]:
+        a, b = best_at(ours.get("best_so_far", []), minute), best_at(theirs.get("best_so_far", []), minute)
+        items.append(f"at {minute} min: ours {_step(a)} vs Keras Tuner {_step(b)}: "
+                     f"{verdict(a is not None and (b is None or a['val'] > b['val']))}")
+    return items
+
+
+def _step(step: dict | None) -> str:
+    if step is None:
+        return "nothing yet"
+    test = "" if step.get("test") is None else f", test {step['test']:.4f}"
+    return f"{step['val']:.4f} (trial {step['trial']}{test}, n = {step.get('seeds', 1)})"
 
 
 def _memory(results: dict) -> str:

@@ -212,3 +212,19 @@ def to_data_uri(fig: plt.Figure) -> tuple[str, int]:
         kind = "svg+xml"
     plt.close(fig)
     return f"data:image/{kind};base64," + base64.b64encode(buffer.getvalue()).decode(), width
+
+
+def best_so_far(curves: dict[str, list[dict]], budget_min: float) -> plt.Figure:
+    """Best validation score so far, and that trial's test accuracy, against the minutes since each search's command
+    started: one step line per search (``curves``: label → the bench's best-so-far steps)."""
+    rows = [{"search": label, "minutes": step["minutes"], "best validation": step["val"], "its test accuracy": step["test"]}
+            for label, steps in curves.items() for step in [*steps, {**steps[-1], "minutes": budget_min}] if steps]
+    frame = pd.DataFrame(rows, columns=["search", "minutes", "best validation", "its test accuracy"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
+    for ax, column in zip(axes, ("best validation", "its test accuracy"), strict=True):
+        if not frame.empty:
+            sns.lineplot(data=frame, x="minutes", y=column, hue="search", drawstyle="steps-post", marker="o", ax=ax)
+        ax.set_xlim(0, budget_min)
+        ax.set_xlabel("minutes since the command started")
+    fig.tight_layout()
+    return fig
