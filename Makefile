@@ -28,7 +28,7 @@ export SWEEPS_STORAGE := $(STORAGE)
 endif
 
 truthy = $(filter 1 yes true on,$(1))
-SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CPUS_PER_TRIAL),--cpus-per-trial $(CPUS_PER_TRIAL)) $(if $(GPUS_PER_TRIAL),--gpus-per-trial $(GPUS_PER_TRIAL)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
+SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CPUS_PER_TRIAL),--cpus-per-trial $(CPUS_PER_TRIAL)) $(if $(GPUS_PER_TRIAL),--gpus-per-trial $(GPUS_PER_TRIAL)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(CONFIRM),--confirm $(CONFIRM)) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
 
 .PHONY: help lock sweep bench bench-scale status report predict reproduce refit list check lint test test-fast ui dashboard clean
 
@@ -49,7 +49,7 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 lock:  ## re-resolve requirements.lock from pyproject.toml's ranges (every platform, Python 3.10-3.12; needs uv)
 	uv pip compile pyproject.toml --extra test --universal --python-version 3.10 -o requirements.lock
 
-sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1 KERAS_LOG=1 CLUSTER=ray CPUS_PER_TRIAL= GPUS_PER_TRIAL=
+sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1 CONFIRM= KERAS_LOG=1 CLUSTER=ray CPUS_PER_TRIAL= GPUS_PER_TRIAL=
 	$(BIN)/sweep run $(SPACE) $(SWEEP_ARGS)
 
 bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= TOGETHER=1 (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)

@@ -52,6 +52,12 @@ def positive_float(text: str) -> float:
     return _number(text, 0, strict=True)
 
 
+def seed_count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of seeds ≥ 0, got {text!r}")
+    return int(text)
+
+
 def non_negative_float(text: str) -> float:
     return _number(text, 0, strict=False)
 
@@ -65,6 +71,8 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument("--no-report", action="store_true", help="skip rebuilding reports/ at the end")
     run.add_argument("--keras-log", action="store_true", help="Keras's own epoch lines on a terminal too (the live "
                                                               "progress line replaces them there)")
+    run.add_argument("--confirm", type=seed_count, help="after the search, train the winner's params on this many "
+                     "new seeds (default: the space's sweep.confirm); the report counts them as the winner's repeats")
     run.add_argument("--refit", action="store_true", help="at the end, refit the best config on training + "
                                                           "validation images (as `sweep refit`)")
     run.add_argument("--workers", type=positive_int, default=1, help="worker processes (on this machine, or placed by "

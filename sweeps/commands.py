@@ -63,7 +63,7 @@ def sweep_options(args: argparse.Namespace) -> SweepOptions:
                         quick=args.quick, storage=args.storage, engine=args.engine, tuner=args.tuner,
                         workers=args.workers, trials_per_process=args.trials_per_process or None, subset=args.subset,
                         keras_log=args.keras_log, extensions=args.extensions, cluster=args.cluster,
-                        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
+                        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, confirm=args.confirm)
 
 
 def trains_here(args: argparse.Namespace) -> bool:
@@ -108,11 +108,26 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
     if args.cluster and args.engine == "kerastuner":
         raise UsageError("--cluster: the kerastuner engine runs in one process; use --engine optuna on a cluster")
     code = start_sweep(space, root, options, console)
+    _print_winner(args, root, console)
     if args.refit and code == 0:
         refit(args, root, console)
     if not args.no_report:
         report(args, root, console)
     return code
+
+
+def _print_winner(args: argparse.Namespace, root: Path, console) -> None:
+    """The sweep's last line: its best trial over all its seeds (confirmation seeds included)."""
+    from sweeps.reporting.read import collect_study
+    from sweeps.reporting.winner import winner_line
+
+    _, storage, tracking = _stores(args, root)
+    try:
+        result = collect_study(storage, _study_name(args), tracking)
+    except KeyError:  # no study: the sweep stopped before it began
+        return
+    if result is not None:
+        console.print(winner_line(result), highlight=False)
 
 
 def worker(args: argparse.Namespace, root: Path, console) -> int:

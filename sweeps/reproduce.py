@@ -12,7 +12,7 @@ from rich.console import Console
 from experiments.data import load_dataset
 from experiments.train import train_repeat
 from sweeps.errors import UsageError
-from sweeps.search.study import existing_study, quick_settings, trial_config
+from sweeps.search.study import existing_study, quick_settings, trial_config, trial_seeds
 from sweeps.search.trial import StopRequested
 from sweeps.store.keys import INITIAL_EPOCH, KIND, REPRODUCTION_RUN, STUDY, TRIAL
 from sweeps.store.tracking import closing_run
@@ -34,7 +34,7 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
     data = load_dataset(space.data, spec.validation, spec.val_size, spec.sweep.seed, subset)
     tf.config.experimental.enable_op_determinism()  # two reproductions of a trial give the same numbers
     rows: list[dict[str, Any]] = []
-    for seed in range(spec.sweep.seed, spec.sweep.seed + spec.sweep.repeats):
+    for seed in trial_seeds(space, trial.user_attrs):
         run_id = tracker.start_run(f"reproduce-trial-{trial_number}-seed-{seed}", tags={
             KIND: REPRODUCTION_RUN, STUDY: name, TRIAL: trial_number}, params={**model_params, "seed": seed})
         with closing_run(tracker, run_id):

@@ -149,6 +149,12 @@ def test_the_report_says_which_trials_are_baselines_and_who_found_the_best():
     assert "chosen by the TPE sampler" in best_config(result)
 
 
+def test_the_best_configuration_says_which_seeds_only_confirmed_it():
+    result = snapshot()
+    result.trials["n_repeats"], result.trials["confirmation_seeds"] = 3, 2
+    assert "Of its 3 seeds, 1 chose it in the search and 2 were trained after the search" in best_config(result)
+
+
 def test_one_seed_gives_no_min_and_max_in_the_best_configuration():
     result = snapshot()
     result.trials["n_repeats"] = 1

@@ -186,3 +186,27 @@ def test_a_stopped_trial_its_worker_could_not_queue_is_queued_once_by_the_next_s
     assert queue_left_interrupted(storage, study) == []  # not twice
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].params == stopped.params
+
+
+def test_a_winner_is_queued_for_confirmation_once_and_again_only_after_a_failed_one():
+    from sweeps.search.confirm import queue_confirmation
+    from sweeps.search.space import load_space
+
+    from .conftest import SPACES
+
+    space = load_space("fashion_mlp", SPACES)
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for value in (0.8, 0.9, 0.7):
+        study.add_trial(optuna.trial.create_trial(params={"x": value}, distributions=dist, value=value))
+    assert queue_confirmation(study, space, 2).number == 1
+    assert queue_confirmation(study, space, 2).number == 1  # still waiting: not queued twice
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == {"x": 0.9}
+    assert waiting[0].user_attrs == {"confirms": 1, "seeds": [43, 44]}
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert queue_confirmation(study, space, 2).number == 1  # the failed one does not count: queued again
+    trial = study.ask()
+    study.tell(trial, 0.99)  # a confirmation scoring higher is still not a winner of the search
+    assert queue_confirmation(study, space, 2) is None and queue_confirmation(study, space, 0) is None

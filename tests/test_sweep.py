@@ -243,3 +243,30 @@ def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsy
     assert results["search_quality"]["about"]["budget_s"] == 5 and results["search_quality"]["about"]["together"]
     assert "framework overhead" in capsys.readouterr().out
     assert "Benchmark" in (project / "reports" / "summary.html").read_text()
+
+
+def test_the_winner_is_confirmed_on_new_seeds_counted_as_its_repeats(project: Path, capsys):
+    from sweeps.reporting.read import collect_study
+
+    write_space(project, "tiny", pruner="{name: threshold, options: {lower: 0.0}}")  # a pruner, not for confirmations
+    assert main(["run", "tiny", "--quick", "--trials", "2", "--confirm", "2", "--no-report"]) == 0
+    trials = study(project, "tiny-quick").get_trials()
+    winner = max((t for t in trials[:2] if t.value is not None), key=lambda t: t.value)
+    confirmation = trials[2]
+    assert len(trials) == 3 and confirmation.state == optuna.trial.TrialState.COMPLETE
+    assert confirmation.user_attrs["confirms"] == winner.number and confirmation.params == winner.params
+    assert confirmation.user_attrs["seeds"] == [43, 44]  # after the search's seed 42
+    found = runs(project, "tiny-quick")
+    repeat_runs = found[found["tags.sweeps.kind"] == "repeat"]
+    assert sorted(repeat_runs["tags.sweeps.seed"].astype(int)) == [43, 44]
+    assert (found.loc[found["tags.sweeps.trial"] == "2", "tags.sweeps.confirms"] == str(winner.number)).any()
+    result = collect_study(open_storage(default_storage(project)), "tiny-quick", tracking_uri(project))
+    best = result.best()
+    assert len(result.trials) == 2 and best["number"] == winner.number  # no row of its own
+    assert best["n_repeats"] == 3 and best["confirmation_seeds"] == 2
+    assert best["value_mean"] == pytest.approx((winner.value + 2 * confirmation.value) / 3)
+    out = capsys.readouterr().out
+    assert f"confirming the winner, trial {winner.number}, on 2 new seed(s)" in out
+    assert f"best of tiny-quick: trial {winner.number} (found by sampler)" in out and "(n=3)" in out
+    assert main(["run", "tiny", "--quick", "--trials", "2", "--confirm", "2", "--no-report"]) == 0
+    assert len(study(project, "tiny-quick").get_trials()) == 3  # confirmed once

@@ -15,7 +15,7 @@ from sweeps.errors import MissingCheckpoint, SpaceError
 from sweeps.reporting.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.space import Space
 from sweeps.search.study import space_of
-from sweeps.store.keys import BASELINE, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
+from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
 from sweeps.store.tracking import Tracker, ui_url
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
@@ -39,6 +39,18 @@ def _repeats(runs: pd.DataFrame) -> pd.DataFrame:
     frame["seed"] = frame["seed"].astype(int)
     frame["max_epochs"] = pd.to_numeric(frame["max_epochs"])
     return frame.sort_values(["trial", "seed"]).reset_index(drop=True)
+
+
+def _merge_confirmations(raw: pd.DataFrame, repeats: pd.DataFrame,
+                         trials: list[optuna.trial.FrozenTrial]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A completed confirmation's seeds become repeats of the winner it confirms (marked ``confirmation``); no
+    confirmation is a row of its own (an unfinished one counts for nothing)."""
+    confirming = {t.number: t for t in trials if CONFIRMS in t.user_attrs}
+    merged = {n: int(t.user_attrs[CONFIRMS]) for n, t in confirming.items() if t.state == optuna.trial.TrialState.COMPLETE}
+    repeats = repeats[~repeats["trial"].isin(set(confirming) - set(merged))]
+    repeats = repeats.assign(confirmation=repeats["trial"].isin(set(merged)), trial=repeats["trial"].replace(merged))
+    raw = raw[~raw["number"].isin(set(confirming))]
+    return raw, repeats.sort_values(["trial", "confirmation", "seed"]).reset_index(drop=True)
 
 
 def _refits(runs: pd.DataFrame) -> pd.DataFrame:
@@ -101,9 +113,10 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
     raw = study.trials_dataframe(attrs=TRIAL_ATTRS)
     if raw.empty:
         raw = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
+    finished = study.get_trials(deepcopy=False)
+    raw, repeats = _merge_confirmations(raw, repeats, finished)
     trials = trials_table(raw, repeats, space.spec.objective.metric, maximise)
     importances, note = _importances(study)
-    finished = study.get_trials(deepcopy=False)
     engine = engine_of(name, study.user_attrs)
     trials["found_by"] = trials["number"].map({t.number: found_by(t, space, engine) for t in finished})
     intermediate = {t.number: dict(t.intermediate_values) for t in finished if t.intermediate_values}

@@ -137,13 +137,14 @@ def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
     for number, group in repeats.groupby("trial"):
         row = {"number": number, "n_repeats": len(group), "epochs": group["epochs"].sum(),
                "param_count": group["param_count"].iloc[0], MLFLOW_RUN_ID: group["run_id"].iloc[0],
-               "stop_reason": ", ".join(sorted(set(group["stop_reason"].dropna())))}
+               "stop_reason": ", ".join(sorted(set(group["stop_reason"].dropna()))),
+               "confirmation_seeds": int(group["confirmation"].sum()) if "confirmation" in group else 0}
         for name, column in SPREAD_OF.items():
             s = spread(group[column or metric].tolist())
             row.update({f"{name}_mean": s.mean, f"{name}_std": s.std, f"{name}_ci95": s.ci95,
                         f"{name}_min": s.low, f"{name}_max": s.high})
         rows.append(row)
-    columns = ["number", "n_repeats", "epochs", "param_count", MLFLOW_RUN_ID, "stop_reason"]
+    columns = ["number", "n_repeats", "epochs", "param_count", MLFLOW_RUN_ID, "stop_reason", "confirmation_seeds"]
     columns += [f"{name}_{stat}" for name in SPREAD_OF for stat in ("mean", "std", "ci95", "min", "max")]
     return pd.DataFrame(rows, columns=columns)
 

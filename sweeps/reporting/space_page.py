@@ -38,13 +38,18 @@ def honesty(result: StudyResults) -> str:
                 "test": "the test set"}[spec.validation]
     parts = [f"<p>Selection (EarlyStopping, ModelCheckpoint, pruning, the objective) used {selected}; "
              f"scoring used the test set, once per trial, on its restored best checkpoint. "
-             f"Repeats per trial: {spec.sweep.repeats} (seeds {spec.sweep.seed}…{spec.sweep.seed + spec.sweep.repeats - 1}).</p>"]
+             f"Repeats per trial: {spec.sweep.repeats} (seeds {spec.sweep.seed}…{spec.sweep.seed + spec.sweep.repeats - 1})"
+             f"{_confirm_note(spec.sweep.confirm)}.</p>"]
     if spec.validation == "test":
         parts.append(warning("<b>Warning:</b> this space selects on the <b>test set</b> (as the blog did): its test "
                              "numbers are optimistic, not an estimate of accuracy on new images."))
     if result.quick:
         parts.append(warning("Quick smoke run: a small data subset and at most 2 epochs; not real results."))
     return "".join(parts)
+
+
+def _confirm_note(count: int) -> str:
+    return f"; the search's winner trained again on {count} new seed(s) after it (sweep.confirm)" if count else ""
 
 
 LEADERBOARD_ROWS = 200  # a page lists the best trials; every trial is in trials.csv (a page stays small at any size)
@@ -97,7 +102,7 @@ def best_config(result: StudyResults) -> str:
     return f"""<p>Trial <b>#{int(best['number'])}</b>{_origin(result, best)}: {result.metric} {ci(best, 'value')};
 {result.test_label} {ci(best, test)}{low_high};
 test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
-MLflow run {run_link(result, best[MLFLOW_RUN_ID])}.</p>
+{_confirmed(best)}MLflow run {run_link(result, best[MLFLOW_RUN_ID])}.</p>
 <p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{options}</code>
 (trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}{refit_comparison(result, best)}"""
 
@@ -112,6 +117,15 @@ def _origin(result: StudyResults, best: pd.Series) -> str:
     if origin == "sampler":
         return f" (chosen by the {esc(result.space.spec.sweep.sampler.name.upper())} sampler)"
     return f" (chosen by {esc(origin)})"
+
+
+def _confirmed(best: pd.Series) -> str:
+    """Which of the best trial's seeds chose it and which only confirmed it."""
+    extra = int(best.get("confirmation_seeds") or 0)
+    if not extra:
+        return ""
+    return (f"Of its {int(best['n_repeats'])} seeds, {int(best['n_repeats']) - extra} chose it in the search and "
+            f"{extra} were trained after the search to confirm it (the same params, new seeds). ")
 
 
 def refit_comparison(result: StudyResults, best: pd.Series) -> str:

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from rich.console import Console
 
+from sweeps.search.confirm import queue_confirmation
 from sweeps.search.space import Space
+from sweeps.search.study import open_sweep
 from sweeps.search.supervisor import supervise
 from sweeps.search.worker import SweepOptions, WorkerSpec
+from sweeps.store.trials import count_finished
 
 
 def start_sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> int:
-    """Run or continue the sweep of ``space`` in project ``root``: under a supervisor of worker processes when
-    ``options`` ask for workers or recycling (the Optuna engine), else in this process; the exit status."""
+    """Run or continue the sweep of ``space`` in project ``root``, then confirm its winner on new seeds when the space
+    (or ``options.confirm``) asks for it; the exit status."""
+    code = _run(space, root, options, console)
+    count = space.spec.sweep.confirm if options.confirm is None else options.confirm
+    if code != 0 or count < 1 or options.engine != "optuna":
+        return code
+    sweep = open_sweep(space, root, options, Console(quiet=True))
+    winner = queue_confirmation(sweep.study, space, count)
+    if winner is None:
+        return code
+    took = f" (its trial took {winner.duration.total_seconds() / 60:.1f} min)" if winner.duration else ""
+    console.print(f"confirming the winner, trial {winner.number}, on {count} new seed(s) after the search's budget{took}")
+    once = dataclasses.replace(options, trials=count_finished(sweep.study) + 1, timed=False)
+    return _run(space, root, once, console)
+
+
+def _run(space: Space, root: Path, options: SweepOptions, console: Console) -> int:
+    """Under a supervisor of worker processes when ``options`` ask for workers or recycling (the Optuna engine),
+    else in this process."""
     if options.supervised:
         return supervise(space, root, options, console)
     from sweeps.search.sweep import run_worker  # trains in this process: TensorFlow from here on

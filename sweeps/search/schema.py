@@ -234,6 +234,7 @@ class SweepSettings(Section):
     timeout: float | None = Field(1800, gt=0)
     seed: int = Field(42, ge=0)
     repeats: int = Field(1, ge=1, le=100)
+    confirm: int = Field(0, ge=0, le=20)  # after the search: the winner's params again on this many new seeds
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
     baselines: list[Baseline] = Field(default_factory=list)

@@ -36,6 +36,7 @@ from sweeps.store.keys import (
     RUN_ENGINE,
     RUN_SPACE_SHA,
     RUN_WORKER,
+    SEEDS,
     SPACE,
     SPACE_YAML,
     STUDY,
@@ -185,6 +186,12 @@ def trial_config(space: Space, params: dict[str, Any], user_attrs: dict[str, Any
     if user_attrs.get(EPOCH_BUDGET):
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, user_attrs[EPOCH_BUDGET]))
     return model_params, settings
+
+
+def trial_seeds(space: Space, user_attrs: dict[str, Any]) -> list[int]:
+    """The seeds a trial trains with: the space's repeats, or a confirmation's own."""
+    first = space.spec.sweep.seed
+    return list(user_attrs.get(SEEDS) or range(first, first + space.spec.sweep.repeats))
 
 
 def space_of(study: optuna.Study) -> Space:

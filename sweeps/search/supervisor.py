@@ -297,7 +297,7 @@ def _supervise(space: Space, root: Path, options: SweepOptions, console: Console
     count = f"; {options.workers} worker processes" if options.workers > 1 else ""
     if not sweep.has_work(console, announce=count + recycling):
         return 0
-    timeout = options.timeout or space.spec.sweep.timeout
+    timeout = options.budget(space)
     deadline_at = time.time() + timeout if timeout else None
     run_id = start_sweep_run(sweep, timeout)
     first = WorkerSpec.of(space, root, options, sweep_run=run_id, deadline_at=deadline_at, share=share)

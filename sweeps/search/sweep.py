@@ -144,7 +144,7 @@ def _context(sweep: Sweep, spec: WorkerSpec, data: Dataset, run_id: str, deadlin
                         workdir=sweep.root / ".sweeps" / "work" / sweep.name, tags=tags, max_epochs=options.epoch_cap,
                         deadline=deadline, prune=space.spec.sweep.pruner.name != "none" and optuna_engine,
                         progress=SweepProgress(space.spec.objective.metric, sweep.target, deadline,
-                                               options.timeout or space.spec.sweep.timeout,
+                                               options.budget(space),
                                                finished=count_finished(sweep.study)),
                         train=extensions.train, target=sweep.target if optuna_engine else None)
 

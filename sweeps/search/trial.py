@@ -22,9 +22,11 @@ from sweeps.errors import TrialFailed
 from sweeps.search import stopping
 from sweeps.search.live import SweepProgress
 from sweeps.search.space import Space
-from sweeps.search.study import is_surplus, trial_config
+from sweeps.search.study import is_surplus, trial_config, trial_seeds
 from sweeps.stats import spread
 from sweeps.store.keys import (
+    CONFIRMS,
+    CONFIRMS_TRIAL,
     EPOCH_TIME,
     FAIL_REASON,
     MLFLOW_RUN_ID,
@@ -83,9 +85,8 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, index: int,
+def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seed: int, prune: bool,
                 model_params: dict[str, Any], settings: TrainSettings) -> RepeatResult:
-    seed = ctx.space.spec.sweep.seed + index
     finished = fetch_result(ctx.tracker, runs.run_id, seed) if runs.continued and runs.separate else None
     if finished is not None:  # a continued trial: this seed had finished before its process was lost
         return finished
@@ -94,8 +95,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, index: 
     resume = fetch_point(ctx.tracker, runs.run_id, seed, workdir) if runs.continued else None
     if resume is not None:
         ctx.tracker.set_tags(run_id, {RESUMED_AT: resume.epoch})
-    # Optuna takes one report per step, so the pruner watches the first repeat only.
-    pruning = (KerasPruningCallback(trial, settings.monitor),) if ctx.prune and index == 0 else ()
+    pruning = (KerasPruningCallback(trial, settings.monitor),) if prune else ()
     error: BaseException | None = None
     try:
         result = ctx.train(
@@ -169,10 +169,10 @@ def _continues(trial: optuna.Trial) -> tuple[str, list[int]] | None:
     return (run_id, earlier) if earlier and run_id else None
 
 
-def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, float]:
-    """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
-    secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
-    trial.set_user_attr(WORKER, worker_id())  # first, so a worker killed from here on can be recognised
+def _claim(ctx: TrialContext, trial: optuna.Trial) -> None:
+    """Record who trains the trial (first, so a worker killed from here on can be recognised); a surplus trial
+    fails untrained."""
+    trial.set_user_attr(WORKER, worker_id())
     trial.set_user_attr(NODE, node_name())
     if task_name() is not None:
         trial.set_user_attr(TASK, task_name())
@@ -182,20 +182,30 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         reason = f"surplus: the study already has its {ctx.target} trials finished or running"
         trial.set_user_attr(FAIL_REASON, reason)
         raise TrialFailed(reason)
+
+
+def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, float]:
+    """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
+    secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
+    _claim(ctx, trial)
     metric = ctx.space.spec.objective.metric
     model_params, settings = trial_config(ctx.space, ctx.space.suggest(trial), trial.user_attrs)
     if ctx.max_epochs is not None:
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
     if ctx.keras_verbose is not None:
         settings = dataclasses.replace(settings, verbose=ctx.keras_verbose)
+    seeds = trial_seeds(ctx.space, trial.user_attrs)
     runs = TrialRuns(ctx.tracker, ctx.sweep_run, ctx.tags, trial.number,
-                     logged_settings(model_params, settings, ctx.warm_start), ctx.space.spec.sweep.repeats,
-                     _continues(trial))
+                     logged_settings(model_params, settings, ctx.warm_start), len(seeds), _continues(trial))
     trial.set_user_attr(MLFLOW_RUN_ID, runs.run_id)
+    if CONFIRMS in trial.user_attrs:
+        ctx.tracker.set_tags(runs.run_id, {CONFIRMS_TRIAL: trial.user_attrs[CONFIRMS]})
     state, interrupted, summary = "FAIL", False, {}
     try:
-        results = [_run_repeat(ctx, trial, runs, i, model_params, settings)
-                   for i in range(ctx.space.spec.sweep.repeats)]
+        # Optuna takes one report per step, so the pruner watches the first repeat only; a confirmation is not pruned.
+        prune = ctx.prune and CONFIRMS not in trial.user_attrs
+        results = [_run_repeat(ctx, trial, runs, seed, prune and i == 0, model_params, settings)
+                   for i, seed in enumerate(seeds)]
         summary = _summary(results, metric)
         trial.set_user_attr(STOP_REASONS, [r.stop_reason for r in results])
         trial.set_user_attr(VALUE_STD, summary[f"{metric}_std"])

@@ -45,6 +45,12 @@ class SweepOptions:
     cluster: str | None = None  # "ray": workers are tasks placed by a Ray cluster ($RAY_ADDRESS, else a local one)
     cpus_per_trial: float | None = None  # None: the space's sweep.resources
     gpus_per_trial: float | None = None
+    confirm: int | None = None  # confirmation seeds of the winner; None: the space's sweep.confirm
+    timed: bool = True  # False: no time budget at all (the confirmation, which runs after the search's)
+
+    def budget(self, space: Space) -> float | None:
+        """Seconds the sweep may run: the command line's, else the space's; None: no limit."""
+        return (self.timeout or space.spec.sweep.timeout) if self.timed else None
 
     @property
     def train_subset(self) -> int | None:
@@ -96,7 +102,7 @@ class WorkerSpec:
         """Seconds left of the sweep's budget (the supervisor's deadline, else the command line's or the space's)."""
         if self.deadline_at is not None:
             return self.deadline_at - time.time()
-        return self.options.timeout or space.spec.sweep.timeout
+        return self.options.budget(space)
 
     def command(self) -> list[str]:
         """The worker's command line: the ``sweep`` command's hidden ``worker`` sub-command, nothing more."""

@@ -44,6 +44,8 @@ FAIL_REASON = "fail_reason"
 EPOCH_TIME = "epoch_time_s"  # mean seconds per epoch (what a next trial's epoch may cost)
 EPOCH_BUDGET = "epoch_budget"  # a cheaper epoch budget than the space's: a baseline's, a Hyperband round's
 BASELINE = "baseline"  # a baseline's place (1, 2, …) in its space file's sweep.baselines: not the sampler's pick
+CONFIRMS = "confirms"  # a confirmation trial: the number of the winner whose params it trains on new seeds
+SEEDS = "seeds"  # a trial's own seeds, when not the space's (a confirmation's)
 BASELINE_FIXED = "baseline_fixed"  # a baseline's model settings in place of the space's fixed ones
 INITIAL_EPOCH = "initial_epoch"  # a Hyperband promotion: continued an earlier trial's weights from this epoch
 KERASTUNER_TRIAL = "kerastuner_trial"  # the Keras Tuner trial id an Optuna trial trained (found again on promotion)
@@ -63,6 +65,7 @@ VALIDATION = "sweeps.validation"
 RUN_WORKER = "sweeps.worker"  # host:pid of the process that opened a sweep run
 CONTINUES = "sweeps.continues"  # a trial run continued by a later trial: the trial numbers it ran under before
 RESUMED_AT = "sweeps.resumed_at_epoch"  # the epoch after which a continued repeat went on
+CONFIRMS_TRIAL = "sweeps.confirms"  # a confirmation's trial run: the winner whose params it trains on new seeds
 RUN_NODE = "sweeps.node"  # the machine a trial trained on (its Ray node's id on a cluster, else the host name)
 PARENT = "mlflow.parentRunId"
 

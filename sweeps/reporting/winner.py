@@ -1,0 +1,20 @@
+"""The line ``sweep run`` ends with: the study's best trial, who found it, and its scores over all its seeds."""
+
+from __future__ import annotations
+
+from sweeps.reporting.html import ci
+from sweeps.reporting.results import StudyResults
+
+
+def winner_line(result: StudyResults) -> str:
+    """``best of S: trial N (found by X): metric m ± ci (n=k); test …`` or what is missing."""
+    best = result.best()
+    if best is None:
+        return f"best of {result.name}: no completed trial yet"
+    extra = int(best.get("confirmation_seeds") or 0)
+    seeds = (f" — {int(best['n_repeats']) - extra} seed(s) of the search, {extra} confirmation seed(s) after it"
+             if extra else "")
+    found = f" (found by {best['found_by']})" if isinstance(best.get("found_by"), str) else ""
+    return (f"best of {result.name}: trial {int(best['number'])}{found}: {result.metric} {ci(best, 'value')}, "
+            f"{result.test_metric} {ci(best, result.test_metric)}, test_loss {ci(best, 'test_loss')} "
+            f"(mean ± 95% CI over seeds{seeds})")
