@@ -89,7 +89,7 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
                       f"(selected run: {rows[-1]['selected ' + score]:.4f}), test loss {result.test_loss:.4f}")
     frame = pd.DataFrame(rows)
     first = frame.iloc[0]
-    version = register_model(tracker, name, keras.models.load_model(first["checkpoint"]), first["run_id"], "model",
+    version = register_model(tracker, name, keras.models.load_model(first["checkpoint"], compile=False), first["run_id"], "model",
                              {MODEL_TRIAL: best.number, MODEL_SEED: first["seed"], MODEL_SOURCE_RUN: first["run_id"],
                               MODEL_REFIT: "true"}, data.input_scale)
     console.print(f"refit: {score} {spread(frame['refit ' + score].tolist())} vs "

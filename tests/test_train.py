@@ -180,3 +180,25 @@ def test_a_fitted_schedule_saves_and_loads_with_the_model(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert float(loaded.optimizer._learning_rate(50)) == pytest.approx(0.005)
+
+
+def test_a_checkpoint_trained_with_the_fitted_schedule_loads_where_nothing_trained(tmp_path):
+    """The process building the report (or a user's) never imported the training code: the checkpoint still loads."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import keras
+
+    from experiments.schedule import FittedCosineDecay
+    from sweeps.store.registry import CHECKPOINT
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.AdamW(FittedCosineDecay(0.01, 100)), loss="mse")
+    model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0)
+    (tmp_path / "run").mkdir()
+    model.save(tmp_path / "run" / Path(CHECKPOINT).name)
+    code = ("import sys; from pathlib import Path; from sweeps.store.registry import load_checkpoint; "
+            "print(load_checkpoint(None, 'run', Path(sys.argv[1])).count_params())")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "8", done.stderr[-2000:]

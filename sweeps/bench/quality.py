@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
+import optuna
 import pandas as pd
 import yaml
 from optuna.samplers import TPESampler
@@ -34,7 +35,7 @@ from sweeps.search.launch import start_sweep
 from sweeps.search.schema import Pruner, Sampler
 from sweeps.search.space import TRAIN_KEYS, Space, parse_space
 from sweeps.search.worker import SweepOptions
-from sweeps.store.keys import QUICK, TRIAL_RUN
+from sweeps.store.keys import CONFIRMS, QUICK, TRIAL_RUN
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 
@@ -73,14 +74,14 @@ class Command:
 
 
 def start_command(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
-                  trials: int = 10_000, quick: bool = False) -> Command:
+                  trials: int = 10_000, quick: bool = False, confirm: int | None = None) -> Command:
     """Start ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
-    folder, its output in ``sweep.log`` there."""
+    folder, its output in ``sweep.log`` there; ``confirm``: its confirmation seeds (None: the space's)."""
     (root / "search_spaces").mkdir(parents=True, exist_ok=True)
     (root / "search_spaces" / space.path.name).write_text(space.text)
     argv = [*sweep_command("run", space.name), "--trials", str(trials), "--engine", engine,
             *(["--timeout", f"{budget_s:g}"] if budget_s else []), *(["--subset", str(subset)] if subset else []),
-            *(["--quick"] if quick else [])]
+            *(["--quick"] if quick else []), *(["--confirm", str(confirm)] if confirm is not None else [])]
     with open(root / "sweep.log", "w") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, "SWEEPS_SPACES_DIR": str(root / "search_spaces")})
@@ -100,15 +101,23 @@ def finish_command(command: Command, console: Console) -> dict:
     row["first_meeting_bar_s"] = None if bar.empty else round((bar["datetime_complete"].min() - command.started).total_seconds(), 1)
     row.update(exit_status=code, budget_s=command.budget_s, peak_rss_mb=peak_rss_per_trial(tracking_uri(root), result.name),
                stop_reasons=result.trials["stop_reason"].fillna("").tolist() if "stop_reason" in result.trials else [],
-               best_so_far=best_so_far(result.trials, command.started, result.maximise))
+               best_so_far=best_so_far(result.trials, command.started, result.maximise),
+               search_wall_s=round(_search_seconds(root, result.name, command.started, wall), 1))
     console.print(f"  {root.name}: { {k: v for k, v in row.items() if k != 'best_so_far'} }", highlight=False)
     return row
 
 
 def command_row(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
-                console: Console, trials: int = 10_000, quick: bool = False) -> dict:
+                console: Console, trials: int = 10_000, quick: bool = False, confirm: int | None = None) -> dict:
     """Run ``sweep run`` to its end in its own project folder (see :func:`start_command`) and summarise it."""
-    return finish_command(start_command(space, root, budget_s, subset, engine, trials, quick), console)
+    return finish_command(start_command(space, root, budget_s, subset, engine, trials, quick, confirm), console)
+
+
+def _search_seconds(root: Path, study: str, started: pd.Timestamp, wall: float) -> float:
+    """Seconds from the command's start to the end of its search: to the start of its confirmation, when it ran one."""
+    trials = optuna.load_study(study_name=study, storage=open_storage(default_storage(root))).get_trials(deepcopy=False)
+    begun = [t.datetime_start for t in trials if CONFIRMS in t.user_attrs and t.datetime_start is not None]
+    return min((pd.Timestamp(min(begun)) - started).total_seconds(), wall) if begun else wall
 
 
 def best_so_far(trials: pd.DataFrame, started: pd.Timestamp, maximise: bool) -> list[dict]:
@@ -180,7 +189,7 @@ def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs:
     spec = fixed.spec
     data = load_dataset(fixed.data, spec.validation, spec.val_size, spec.sweep.seed, subset)
     plain = _plain_epoch_times(fixed, {}, data, epochs)
-    _sweep(fixed, root / "overhead", SweepOptions(trials=1, subset=subset), console)
+    _sweep(fixed, root / "overhead", SweepOptions(trials=1, subset=subset, confirm=0), console)
     tracker = Tracker(tracking_uri(root / "overhead"), fixed.name, create=False)
     run_id = tracker.runs(kind=TRIAL_RUN)["run_id"].iloc[0]
     framework = tracker.metric_history(run_id, ("epoch_time_s",))["epoch_time_s"].tolist()
@@ -210,7 +219,7 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
     if "overhead" in parts:
         results["overhead"] = overhead(blog, {"dropout": 0.3}, bench_root, subset, epochs=5, console=console)
     if "pruning" in parts:
-        fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None)
+        fixed_trials = SweepOptions(trials=trials, subset=subset, timeout=None, confirm=0)
         results["pruning"] = {
             "about": {**about, "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name},
             "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
@@ -223,7 +232,7 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
     if "memory" in parts:
         results["memory"] = {"about": {**about, "subset": QUICK["subset"]},
                              **command_row(space, bench_root / "memory", None, None, "optuna", console,
-                                             trials=MEMORY_TRIALS, quick=True)}
+                                             trials=MEMORY_TRIALS, quick=True, confirm=0)}
     return results
 
 

@@ -177,8 +177,11 @@ def _search_verdicts(results: dict, about: dict) -> str:
     reach = ours["first_meeting_bar_s"]
     items.append(f"first trial meeting the bar finished {'never' if reach is None else _duration(reach)} after the "
                  f"command started (target ≤ {BAR_WITHIN_S} s): {verdict(reach is not None and reach <= BAR_WITHIN_S)}")
-    items.append(f"wall clock {_duration(ours['wall_s'])} for a {_duration(budget)} budget (target ≤ budget + "
-                 f"{BUDGET_SLACK_S} s): {verdict(ours['wall_s'] <= budget + BUDGET_SLACK_S)}")
+    search_s = ours.get("search_wall_s", ours["wall_s"])
+    after = (f"; its confirmation seeds took {_duration(ours['wall_s'] - search_s)} more"
+             if ours["wall_s"] - search_s > 1 else "")
+    items.append(f"wall clock of the search {_duration(search_s)} for a {_duration(budget)} budget (target ≤ budget + "
+                 f"{BUDGET_SLACK_S} s): {verdict(search_s <= budget + BUDGET_SLACK_S)}{after}")
     return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 

@@ -87,7 +87,7 @@ def load_checkpoint(tracker: Tracker, run_id: str, cache_dir: Path) -> keras.Mod
                                         "artifact folder (mlruns/) moved or deleted?") from None
             os.replace(downloaded, local)
     try:
-        return keras.models.load_model(local)
+        return keras.models.load_model(local, compile=False)  # for inference: the training optimizer is not needed
     except (OSError, ValueError) as exc:  # not a Keras file (damaged, or a simulated trial's stand-in)
         raise MissingCheckpoint(f"MLflow run {run_id}: its checkpoint cannot be loaded ({one_line(exc)})") from None
 
