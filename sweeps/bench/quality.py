@@ -71,6 +71,13 @@ class Command:
     process: subprocess.Popen
     started: pd.Timestamp
     start: float
+    ended: float | None = None  # time.monotonic() when it was seen to end
+
+    def poll(self) -> bool:
+        """Whether it has ended (its end time is noted the first time it is seen)."""
+        if self.ended is None and self.process.poll() is not None:
+            self.ended = time.monotonic()
+        return self.ended is not None
 
 
 def start_command(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
@@ -92,7 +99,7 @@ def finish_command(command: Command, console: Console) -> dict:
     """Wait for a started command and summarise its sweep from its stores; the time to the bar and the best so far
     count from the command's start."""
     code = command.process.wait()
-    wall = time.monotonic() - command.start
+    wall = (command.ended or time.monotonic()) - command.start
     root, space = command.root, command.space
     (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
     row = _summary(result, wall)
@@ -246,6 +253,8 @@ def _searches(space: Space, bench_root: Path, budget_s: float, subset: int | Non
 
     if together:
         started = {name: start(name) for name in searches}
+        while not all([command.poll() for command in started.values()]):  # each one's end, as it happens
+            time.sleep(0.5)
         return {name: finish_command(command, console) for name, command in started.items()}
     return {name: finish_command(start(name), console) for name in searches}
 
