@@ -60,3 +60,18 @@ def test_extensions_are_named_as_module_and_function():
     assert simulated.register_best is False and simulated.train.__name__ == "train"
     with pytest.raises(UsageError, match="--extensions nosuch:thing: expected module:function"):
         load_extensions("nosuch:thing", load_space("fashion_mlp", SPACES))
+
+
+def test_output_to_a_command_that_is_gone_stops_the_worker_politely_instead_of_failing_its_trial(monkeypatch):
+    import os
+
+    from sweeps.search import stopping
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the command that read the worker's output was killed
+    monkeypatch.setattr(stopping, "_requested", [])
+    out = stopping._OrphanSafe(os.fdopen(write_end, "w", buffering=1))
+    assert out.write("Epoch 3/6\n") == len("Epoch 3/6\n")  # no BrokenPipeError into the training loop
+    out.flush()
+    with pytest.raises(KeyboardInterrupt):
+        stopping.check()  # the next batch boundary stops the trial, which is then queued to go on

@@ -19,7 +19,7 @@ def start_sweep(space: Space, root: Path, options: SweepOptions, console: Consol
     """Run or continue the sweep of ``space`` in project ``root``, then confirm its winner on new seeds when the space
     (or ``options.confirm``) asks for it; the exit status."""
     code = _run(space, root, options, console)
-    count = space.spec.sweep.confirm if options.confirm is None else options.confirm
+    count = options.confirm_seeds(space)
     if code != 0 or count < 1 or options.engine != "optuna":
         return code
     sweep = open_sweep(space, root, options, Console(quiet=True))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+from typing import Any, TextIO
 
 _requested: list[int] = []
 ORPHAN_GRACE_S = 3.0  # a worker whose command died stops politely within this, then at once
@@ -54,10 +56,43 @@ def _watch(parent: int, poll_s: float) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # the second signal aborts at once
 
 
+class _OrphanSafe:
+    """A worker's stdout or stderr: a pipe the command that started it reads. Once that command is gone, a write
+    raises BrokenPipeError wherever it happens (a Keras progress line in mid-epoch) and would fail the trial as its
+    own error; instead the output goes nowhere and the worker stops politely, as on SIGTERM, so its trial is queued
+    to go on."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._orphaned()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._orphaned()
+
+    def _orphaned(self) -> None:
+        self._stream = open(os.devnull, "w")  # the process's output from now on
+        if not _requested:
+            _requested.append(signal.SIGTERM)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def stop_with_parent(poll_s: float = 0.5) -> None:
     """End this process when the one that started it dies (a worker of a ``sweep run`` killed by any signal, its
     process group included: the worker runs in a session of its own, so nothing else would reach it). Watching
-    the parent's pid works on every POSIX system, unlike Linux's parent-death signal."""
+    the parent's pid works on every POSIX system, unlike Linux's parent-death signal; a write to the dead parent's
+    pipe, which can come first, stops it politely too."""
+    sys.stdout, sys.stderr = _OrphanSafe(sys.stdout), _OrphanSafe(sys.stderr)
     parent = os.getppid()
     if parent == 1:  # the command died before this process got here
         os.kill(os.getpid(), signal.SIGTERM)

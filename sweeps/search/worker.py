@@ -48,6 +48,13 @@ class SweepOptions:
     confirm: int | None = None  # confirmation seeds of the winner; None: the space's sweep.confirm
     timed: bool = True  # False: no time budget at all (the confirmation, which runs after the search's)
 
+    def confirm_seeds(self, space: Space) -> int:
+        """Confirmation seeds of the winner: the command line's, else the space's; a quick smoke run's numbers are not
+        results, so it confirms only when told to."""
+        if self.confirm is not None:
+            return self.confirm
+        return 0 if self.quick else space.spec.sweep.confirm
+
     def budget(self, space: Space) -> float | None:
         """Seconds the sweep may run: the command line's, else the space's; None: no limit."""
         return (self.timeout or space.spec.sweep.timeout) if self.timed else None
