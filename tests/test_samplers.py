@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import optuna
@@ -18,10 +19,16 @@ from .conftest import SPACES
 CNN = (SPACES / "fashion_cnn.yaml").read_text()
 
 
+def with_sampler(sampler: str) -> str:
+    """fashion_cnn's text with its ``sampler:`` line replaced (exactly one)."""
+    text, count = re.subn(r"(?m)^  sampler: \{.*\}.*$", f"  sampler: {sampler}", CNN)
+    assert count == 1
+    return text
+
+
 def space_with(sampler: str = "tpe", pruner: str = "median"):
-    text = CNN.replace("sampler: {name: tpe}", f"sampler: {{name: {sampler}}}")
-    text = text.replace("pruner: {name: successive_halving, options: {min_resource: 2, reduction_factor: 3}}",
-                        f"pruner: {{name: {pruner}}}")
+    text, count = re.subn(r"(?m)^  pruner: \{.*\}.*$", f"  pruner: {{name: {pruner}}}", with_sampler(f"{{name: {sampler}}}"))
+    assert count == 1
     return parse_space(text, Path("search_spaces/fashion_cnn.yaml"))
 
 
@@ -65,6 +72,6 @@ def test_each_pruner_builds(name):
 
 
 def test_bad_sampler_options_are_one_line():
-    text = CNN.replace("sampler: {name: tpe}", "sampler: {name: tpe, options: {n_startup: 3}}")
+    text = with_sampler("{name: tpe, options: {n_startup: 3}}")
     with pytest.raises(SpaceError, match=r"sweep.sampler.options: .*n_startup"):
         make_sampler(parse_space(text, Path("search_spaces/fashion_cnn.yaml")))

@@ -161,11 +161,11 @@ def test_a_short_budget_ends_training_early_with_its_cosine_schedule_decayed(sma
     import itertools
     import time
 
-    settings = TrainSettings(epochs=40, batch_size=32, patience=40, verbose=0, lr_schedule="cosine", learning_rate=0.01)
+    settings = TrainSettings(epochs=200, batch_size=32, patience=200, verbose=0, lr_schedule="cosine", learning_rate=0.01)
     start = time.monotonic()
-    result = train_repeat("mlp", {"units": 32}, settings, small, seed=1, workdir=tmp_path, deadline=start + 4)
+    result = train_repeat("mlp", {"units": 32}, settings, small, seed=1, workdir=tmp_path, deadline=start + 8)
     rates = result.history["learning_rate"]
-    assert result.stop_reason == "time_budget" and 2 <= result.epochs < 40
+    assert result.stop_reason == "time_budget" and 2 <= result.epochs < 200
     assert rates[-1] == pytest.approx(0.0, abs=1e-6)  # decayed to its end at the last epoch that fitted
     assert rates[0] > 0.005 and all(a >= b for a, b in itertools.pairwise(rates))
 

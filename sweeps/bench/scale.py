@@ -86,7 +86,7 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
     rows, previous = [], 0
     for size in sizes:
         wall, done = _sweep(project, "run", name, "--extensions", SIMULATED, "--trials", str(size), "--timeout", "48h",
-                            "--no-report", *(["--workers", str(workers)] if workers > 1 else []), *placement, env=env)
+                            "--no-report", "--confirm", "0", *(["--workers", str(workers)] if workers > 1 else []), *placement, env=env)
         if done.returncode != 0:
             raise BenchFailed(f"the simulated sweep to {size} trials failed: {_why(done)}")
         status_s, status = _sweep(project, "status", name, env=env)
