@@ -50,11 +50,11 @@ def test_targets_met(tmp_path: Path):
     assert "Epochs saved: 60%" in page and "-0.10 points with the pruner" in page
     assert page.count("PASS") == 4 and page.count("FAIL") == 1  # the bar after 5 min, not 45 s
     assert "0.8800 ± 0.0020 sd (n = 3)" in page and "0.8900 (n = 1)" in page  # seed count, and spread when n > 1
-    assert "Optuna TPE + pruning 9 4 60 2 0.8900 (n = 1) 0.8800 (n = 1) 5.0 min" in page
+    assert "Optuna TPE + pruning 9 4 60 2.0 0.8900 (n = 1) 0.8800 (n = 1) 5.0 min" in page
     assert "ahead of Keras Tuner Hyperband on test accuracy (0.8800 vs nothing): PASS" in page
     assert "first trial meeting the bar finished 5.0 min after the command started (target ≤ 45 s): FAIL" in page
     assert "wall clock of the search 2.0 min for a 8.0 min budget (target ≤ budget + 60 s): PASS" in page
-    assert "Keras Tuner Hyperband 20 0 45 2 never" in page
+    assert "Keras Tuner Hyperband 20 0 45 2.0 never" in page
     assert "dropout=0.3" in page and "it ran 9 in this budget (the space's baselines included), so its model never chose a trial" in page
 
 

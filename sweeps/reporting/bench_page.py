@@ -58,7 +58,7 @@ def bench_rows(rows: dict[str, dict], names: dict[str, str]) -> pd.DataFrame:
     """One display row per sweep of the benchmark (the report's tables and the printed ones)."""
     return pd.DataFrame([{
         "run": names[key], "trials": r["trials"], "pruned": r["pruned"], "epochs trained": r["epochs"],
-        "wall (min)": round(r["wall_s"] / 60, 1), "best validation accuracy": _score(r, "best_val"),
+        "wall (min)": f"{r['wall_s'] / 60:.1f}", "best validation accuracy": _score(r, "best_val"),
         "its test accuracy": _score(r, "its_test_accuracy"),
         "its test loss": _score(r, "its_test_loss"),
         "first model meeting the bar": "never" if r["first_meeting_bar_s"] is None else _duration(r["first_meeting_bar_s"]),
@@ -129,8 +129,8 @@ def _race(rows: dict, budget_s: float) -> str:
     items = [] if ours is None or theirs is None else _checkpoints(ours, theirs, budget_s)
     listed = "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>" if items else ""
     return (f"<h4>Best so far against the clock</h4><p>The best validation accuracy each search had found by each "
-            f"minute, and that trial's test accuracy (mean over its seeds); ahead means a higher best validation "
-            f"accuracy.</p>{image(figures.best_so_far(curves, budget_s / 60), 'best so far against minutes')}{listed}")
+            f"minute (the search's own score of that trial), and that trial's test accuracy as it stands now (mean over "
+            f"all its seeds, confirmation seeds included); ahead means a higher best validation accuracy.</p>{image(figures.best_so_far(curves, budget_s / 60), 'best so far against minutes')}{listed}")
 
 
 def _checkpoints(ours: dict, theirs: dict, budget_s: float) -> list[str]:
