@@ -52,8 +52,8 @@ lock:  ## re-resolve requirements.lock from pyproject.toml's ranges (every platf
 sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1 CONFIRM= KERAS_LOG=1 CLUSTER=ray CPUS_PER_TRIAL= GPUS_PER_TRIAL=
 	$(BIN)/sweep run $(SPACE) $(SWEEP_ARGS)
 
-bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= TOGETHER=1 (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
-	$(BIN)/sweep bench $(or $(BENCH_SPACE),fashion_mlp) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(PARTS),--parts $(PARTS)) $(if $(SEARCHES),--searches $(SEARCHES)) $(if $(call truthy,$(TOGETHER)),--together)
+bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= TOGETHER=1 CONFIRM= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
+	$(BIN)/sweep bench $(or $(BENCH_SPACE),fashion_mlp) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(PARTS),--parts $(PARTS)) $(if $(SEARCHES),--searches $(SEARCHES)) $(if $(call truthy,$(TOGETHER)),--together) $(if $(CONFIRM),--confirm $(CONFIRM))
 
 bench-scale: $(BIN)/.installed  ## framework costs at SIZES=100,300,1000 trials (FULL=1: and 3000) with SCALE_WORKERS=1,4 processes, SERVERS=1 on PostgreSQL + an MLflow server, CLUSTER=ray on a local Ray cluster; nothing trained
 	$(BIN)/sweep bench-scale $(if $(call truthy,$(FULL)),--full) $(if $(call truthy,$(SERVERS)),--servers) $(if $(SCALE_WORKERS),--workers $(SCALE_WORKERS)) $(if $(SIZES),--sizes $(SIZES)) $(if $(CLUSTER),--cluster $(CLUSTER))

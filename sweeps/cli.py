@@ -105,9 +105,12 @@ def _add_benches(sub: Any) -> None:
     bench.add_argument("--subset", type=int, default=6000, help="training images (0: all)")
     bench.add_argument("--parts", default="overhead,pruning,search,memory", help="which measurements, comma-separated")
     bench.add_argument("--searches", default="optuna,random_search,kerastuner_hyperband",
-                       help="the searches of the search part: optuna (the space as shipped), random_search, kerastuner_hyperband")
+                       help="the searches of the search part: optuna (the space as shipped), optuna_no_baselines "
+                            "(the sampler from the first trial), random_search, kerastuner_hyperband")
     bench.add_argument("--together", action="store_true",
                        help="run the searches at the same time, sharing the cores (a busy machine), not one after the other")
+    bench.add_argument("--confirm", type=seed_count, help="confirmation seeds of each Optuna search's winner (default: "
+                       "the space's sweep.confirm; 0 ends each search at its budget)")
     scale = sub.add_parser("bench-scale", help="how the framework's own costs grow with trials and workers, nothing "
                                                "trained (writes reports/bench_scale.json)")
     scale.add_argument("--sizes", default="100,300,1000", help="study sizes to grow through, comma-separated")

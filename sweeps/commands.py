@@ -148,7 +148,7 @@ def bench(args: argparse.Namespace, root: Path, console) -> None:
     space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
     parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
     results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console,
-                        parts, searches, args.together)
+                        parts, searches, args.together, args.confirm)
     print_bench(results, console)
     console.print(f"raw numbers: {save_bench(results, root / 'reports')}")
     report(args, root, console)  # its benchmark section

@@ -131,3 +131,32 @@ def test_best_so_far_steps_only_when_a_trial_beats_the_best_before_it():
     steps = best_so_far(trials, t0, maximise=True)
     assert [(s["trial"], s["minutes"], s["val"], s["seeds"]) for s in steps] == [(0, 1.0, 0.90, 1), (3, 4.0, 0.92, 3)]
     assert steps[0]["found_by"] == "baseline 1"
+
+
+def test_best_by_origin_keeps_the_baselines_and_the_sampler_apart():
+    import pandas as pd
+
+    from sweeps.bench.quality import best_by_origin
+
+    trials = pd.DataFrame({"number": [0, 1, 2, 3, 4], "state": ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE", "COMPLETE"],
+                           "value": [0.90, 0.93, 0.95, 0.92, 0.91], "test_accuracy_mean": [0.88, 0.92, None, 0.91, 0.90],
+                           "n_repeats": [1, 3, 1, 1, 1],
+                           "found_by": ["baseline 1", "baseline 2", "sampler", "sampler", "sampler"]})
+    best = best_by_origin(trials, maximise=True)
+    assert best == {"baselines": {"trial": 1, "val": 0.93, "test": 0.92, "seeds": 3},
+                    "sampler": {"trial": 3, "val": 0.92, "test": 0.91, "seeds": 1}}  # a pruned trial's value never counts
+    assert set(best_by_origin(trials[trials["found_by"] == "sampler"], maximise=True)) == {"sampler"}
+
+
+def test_the_page_says_whether_the_sampler_beat_the_baselines(tmp_path: Path):
+    results = bench(sweep_row(10, 6, 60, 0.8870), sweep_row(10, 0, 150, 0.8880), [9.5, 4.1, 4.1, 4.0, 4.3])
+    rows = results["search_quality"]
+    rows["optuna_tpe_pruned"]["best_by_origin"] = {"baselines": {"trial": 1, "val": 0.93, "test": 0.92, "seeds": 3},
+                                                   "sampler": {"trial": 7, "val": 0.935, "test": 0.925, "seeds": 1}}
+    rows["random_search"]["best_by_origin"] = {"sampler": {"trial": 2, "val": 0.94, "test": 0.93, "seeds": 1}}
+    page = text(bench_section(write(tmp_path, results)))
+    assert ("Optuna TPE + pruning: the sampler's best 0.9350 (trial 7, test 0.9250, n = 1) vs the baselines' best "
+            "0.9300 (trial 1, test 0.9200, n = 3), above them on validation: PASS") in page
+    assert "random search (no pruning, no baselines): the sampler's best" not in page  # nothing to beat
+    rows["optuna_tpe_pruned"]["best_by_origin"]["sampler"]["val"] = 0.92
+    assert "above them on validation: FAIL" in text(bench_section(write(tmp_path, results)))

@@ -109,6 +109,7 @@ def finish_command(command: Command, console: Console) -> dict:
     row.update(exit_status=code, budget_s=command.budget_s, peak_rss_mb=peak_rss_per_trial(tracking_uri(root), result.name),
                stop_reasons=result.trials["stop_reason"].fillna("").tolist() if "stop_reason" in result.trials else [],
                best_so_far=best_so_far(result.trials, command.started, result.maximise),
+               best_by_origin=best_by_origin(result.trials, result.maximise),
                search_wall_s=round(_search_seconds(root, result.name, command.started, wall), 1))
     console.print(f"  {root.name}: { {k: v for k, v in row.items() if k != 'best_so_far'} }", highlight=False)
     return row
@@ -141,6 +142,22 @@ def best_so_far(trials: pd.DataFrame, started: pd.Timestamp, maximise: bool) -> 
                       "seeds": int(row["n_repeats"]) if pd.notna(row.get("n_repeats")) else 0,
                       "trial": int(row["number"]), "found_by": row.get("found_by")})
     return steps
+
+
+def best_by_origin(trials: pd.DataFrame, maximise: bool) -> dict[str, dict]:
+    """The best completed trial the space's baselines gave and the best the sampler chose: its number, validation
+    score, test accuracy (mean over its seeds) and seed count."""
+    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+    origin = done["found_by"].fillna("").map(lambda by: "baselines" if by.startswith("baseline") else by)
+    best = {}
+    for name in ("baselines", "sampler"):
+        mine = done[origin == name].sort_values("value", ascending=not maximise)
+        if not mine.empty:
+            row = mine.iloc[0]
+            test = row.get("test_accuracy_mean")
+            best[name] = {"trial": int(row["number"]), "val": float(row["value"]),
+                          "test": None if pd.isna(test) else float(test), "seeds": int(row["n_repeats"])}
+    return best
 
 
 def _summary(result, wall: float) -> dict:
@@ -209,15 +226,20 @@ def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs:
 
 PARTS = ("overhead", "pruning", "search", "memory")
 MEMORY_TRIALS = 100  # quick trials of the memory part: peak RSS at trial 10 against trial 100
-SEARCHES = {"optuna": "optuna", "kerastuner_hyperband": "kerastuner", "random_search": "optuna"}
+SEARCHES = {"optuna": "optuna", "optuna_no_baselines": "optuna", "kerastuner_hyperband": "kerastuner",
+            "random_search": "optuna"}
+# Searches of a changed copy of the space: what each changes in its sweep section.
+VARIANTS: dict[str, dict] = {"random_search": {"sampler": {"name": "random"}, "pruner": {"name": "none"}, "baselines": []},
+            "optuna_no_baselines": {"baselines": []}}  # a user with no prior: the sampler from its first trial
 
 
 def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: int, subset: int | None,
               console: Console, parts: tuple[str, ...] = PARTS, searches: tuple[str, ...] = tuple(SEARCHES),
-              together: bool = False) -> dict:
+              together: bool = False, confirm: int | None = None) -> dict:
     """The chosen measurements; returns (and the caller saves) the raw numbers. The overhead is measured on the
     blog's final CNN (``blog`` with dropout 0.3), the rest on ``space``. Each search is a ``sweep run`` command
-    of its own with the same budget, run one after the other so none shares the cores (``together``: at once)."""
+    of its own with the same budget, run one after the other so none shares the cores (``together``: at once),
+    its winner confirmed on ``confirm`` seeds (None: the space's)."""
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
     about = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
@@ -234,8 +256,9 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
         }
     if "search" in parts:
         results["search_quality"] = {"about": {**about, "budget_s": budget_s, "together": together,
-                                               "tpe_startup_trials": _tpe_startup_trials(space)},
-                                     **_searches(space, bench_root, budget_s, subset, searches, together, console)}
+                                               "tpe_startup_trials": _tpe_startup_trials(space),
+                                               "confirm": space.spec.sweep.confirm if confirm is None else confirm},
+                                     **_searches(space, bench_root, budget_s, subset, searches, together, confirm, console)}
     if "memory" in parts:
         results["memory"] = {"about": {**about, "subset": QUICK["subset"]},
                              **command_row(space, bench_root / "memory", None, None, "optuna", console,
@@ -244,12 +267,12 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
 
 
 def _searches(space: Space, bench_root: Path, budget_s: float, subset: int | None, searches: tuple[str, ...],
-              together: bool, console: Console) -> dict[str, dict]:
+              together: bool, confirm: int | None, console: Console) -> dict[str, dict]:
     """Each search as a ``sweep run`` of its own: one after the other (none shares the cores), or all at once
     (sharing them, as on a busy machine)."""
     def start(name: str) -> Command:
-        searched = _variant_file(space, bench_root / name) if name == "random_search" else space
-        return start_command(searched, bench_root / name, budget_s, subset, SEARCHES[name])
+        searched = _variant_file(space, bench_root / name, VARIANTS[name]) if name in VARIANTS else space
+        return start_command(searched, bench_root / name, budget_s, subset, SEARCHES[name], confirm=confirm)
 
     if together:
         started = {name: start(name) for name in searches}
@@ -259,10 +282,10 @@ def _searches(space: Space, bench_root: Path, budget_s: float, subset: int | Non
     return {name: finish_command(start(name), console) for name in searches}
 
 
-def _variant_file(space: Space, root: Path) -> Space:
-    """Random search without pruning or baselines, as a space file of its own."""
+def _variant_file(space: Space, root: Path, sweep: dict) -> Space:
+    """The space with its sweep section changed by ``sweep``, as a space file of its own."""
     data = yaml.safe_load(space.text)
-    data.setdefault("sweep", {}).update(sampler={"name": "random"}, pruner={"name": "none"}, baselines=[])
+    data.setdefault("sweep", {}).update(sweep)
     path = root / "variant" / space.path.name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))

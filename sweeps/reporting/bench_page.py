@@ -18,7 +18,8 @@ BAR_WITHIN_S = 45  # the first trial meeting the bar finishes this soon after th
 BUDGET_SLACK_S = 60  # a sweep ends within its budget plus this (start-up, the capped trial, the report)
 CHECKPOINTS_MIN = (10, 30, 60)  # ours must be ahead of Keras Tuner at each of these minutes (within the budget)
 MEMORY_GROWTH_TARGET = 0.10  # peak RSS from trial 10 to the last of a long quick sweep
-ENGINES = {"optuna": "Optuna, the space as shipped", "optuna_tpe_pruned": "Optuna TPE + pruning",
+ENGINES = {"optuna": "Optuna, the space as shipped", "optuna_no_baselines": "Optuna without the space's baselines",
+           "optuna_tpe_pruned": "Optuna TPE + pruning",
            "random_search": "random search (no pruning, no baselines)", "kerastuner_hyperband": "Keras Tuner Hyperband"}
 PRUNING = {"with_pruner": "with the pruner", "without_pruner": "without"}
 
@@ -177,12 +178,25 @@ def _search_verdicts(results: dict, about: dict) -> str:
     reach = ours["first_meeting_bar_s"]
     items.append(f"first trial meeting the bar finished {'never' if reach is None else _duration(reach)} after the "
                  f"command started (target ≤ {BAR_WITHIN_S} s): {verdict(reach is not None and reach <= BAR_WITHIN_S)}")
+    items += _sampler_verdicts(rows)
     search_s = ours.get("search_wall_s", ours["wall_s"])
     after = (f"; its confirmation seeds took {_duration(ours['wall_s'] - search_s)} more"
              if ours["wall_s"] - search_s > 1 else "")
     items.append(f"wall clock of the search {_duration(search_s)} for a {_duration(budget)} budget (target ≤ budget + "
                  f"{BUDGET_SLACK_S} s): {verdict(search_s <= budget + BUDGET_SLACK_S)}{after}")
     return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def _sampler_verdicts(rows: dict) -> list[str]:
+    """For each search with both: whether the sampler's best trial beat the best baseline on validation."""
+    items = []
+    for key, row in rows.items():
+        best = row.get("best_by_origin", {})
+        if key in ENGINES and "baselines" in best and "sampler" in best:
+            sampled, baseline = best["sampler"], best["baselines"]
+            items.append(f"{esc(ENGINES[key])}: the sampler's best {_step(sampled)} vs the baselines' best "
+                         f"{_step(baseline)}, above them on validation: {verdict(sampled['val'] > baseline['val'])}")
+    return items
 
 
 def _startup_note(results: dict, about: dict) -> str:
