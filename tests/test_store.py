@@ -210,3 +210,27 @@ def test_a_winner_is_queued_for_confirmation_once_and_again_only_after_a_failed_
     trial = study.ask()
     study.tell(trial, 0.99)  # a confirmation scoring higher is still not a winner of the search
     assert queue_confirmation(study, space, 2) is None and queue_confirmation(study, space, 0) is None
+
+
+def test_a_retry_of_a_lost_trial_is_owed_even_when_fresh_trials_fill_the_target(monkeypatch):
+    from sweeps.search.study import is_surplus
+    from sweeps.store.keys import WORKER
+    from sweeps.store.recovery import fail_dead_trials, worker_id
+    from sweeps.store.trials import target_reached
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    study.tell(study.ask(), 0.5)
+    lost = study.ask()  # its worker dies before it records itself ...
+    fresh = study.ask()  # ... while a living worker begins a fresh trial
+    fresh.set_user_attr(WORKER, worker_id())
+    monkeypatch.setattr("sweeps.store.recovery.GRACE_S", 0)
+    assert fail_dead_trials(storage, study) == [lost.number]
+    study.tell(fresh, 0.6)  # 2 finished: the target of 2, yet the lost trial's retry waits
+    assert not target_reached(study, target=2)
+    retry = study.ask()  # Optuna hands out a waiting trial first
+    assert not is_surplus(study, retry.number, target=2)
+    study.tell(retry, 0.7)
+    assert target_reached(study, target=2)
+    study.enqueue_trial({})  # a waiting trial that retries nothing (a baseline) is no debt: TRIALS may end first
+    assert target_reached(study, target=2)

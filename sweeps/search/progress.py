@@ -14,7 +14,7 @@ from rich.console import Console
 
 from sweeps.search import stopping
 from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, VALUE_STD
-from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, count_running
+from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, target_reached
 
 MAX_FAILURES_IN_A_ROW = 3
 AfterTrial = Callable[[optuna.Study, FrozenTrial], None]  # what Optuna calls after each trial
@@ -47,8 +47,8 @@ class TrialLine:
 
 
 class SweepStops:
-    """Stops the study when enough trials are finished or in flight (Optuna's MaxTrialsCallback counts finished
-    ones only, so N workers would overshoot by N-1), when the budget leaves no time for an epoch, after
+    """Stops the study when enough trials are finished or in flight and no retry is owed (Optuna's MaxTrialsCallback
+    counts finished ones only, so N workers would overshoot by N-1), when the budget leaves no time for an epoch, after
     MAX_FAILURES_IN_A_ROW identical failures (``stopped_for``), or when this process has run ``share`` trials
     (``recycle``: a fresh process goes on, so memory stays flat). With ``stops`` False (Keras Tuner decides when
     to stop) it only watches failures."""
@@ -67,7 +67,7 @@ class SweepStops:
         if not self.stops:
             return
         self.ran += 1
-        if count_finished(study) + count_running(study) >= self.target:
+        if target_reached(study, self.target):
             study.stop()
         elif self.deadline is not None and self._no_time_left(study, self.deadline):
             study.stop()

@@ -42,17 +42,20 @@ from sweeps.store.keys import (
     STUDY,
     SWEEP_RUN,
 )
-from sweeps.store.recovery import close_orphan_runs, worker_id
+from sweeps.store.recovery import close_orphan_runs, retry_history, worker_id
 from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
-from sweeps.store.trials import FINISHED_STATES, count_finished, count_running
+from sweeps.store.trials import FINISHED_STATES, count_finished, count_running, target_reached
 
 
 def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
     """Whether trial ``number`` would take the study past ``target`` finished trials: the finished ones and the
     running ones begun before it already make the target. Workers that started trials at the same moment agree
-    on which are surplus, as the trial numbers order them."""
+    on which are surplus, as the trial numbers order them. A retry of a lost or interrupted trial never is: it goes
+    on with a trial that counted as running until it was lost."""
     trials = study.get_trials(deepcopy=False)
+    if any(t.number == number and retry_history(t) for t in trials):
+        return False
     finished = sum(t.state in FINISHED_STATES for t in trials)
     earlier = sum(t.state == TrialState.RUNNING and t.number < number for t in trials)
     return finished + earlier >= target
@@ -85,7 +88,7 @@ class Sweep:
         if announce is not None:
             console.print(f"study {self.name} in {masked(self.url)}: {done} finished trials, {running} running, "
                           f"target {self.target}{announce}")
-        if done + running >= self.target:
+        if target_reached(self.study, self.target):
             console.print(f"nothing to do: {done} finished + {running} running ≥ {self.target} (raise TRIALS to go on)")
             return False
         return True

@@ -38,7 +38,7 @@ from sweeps.store.recovery import (
     worker_id,
 )
 from sweeps.store.tracking import closing_run
-from sweeps.store.trials import count_finished, count_running
+from sweeps.store.trials import count_finished, target_reached
 
 # How long a worker may take to stop politely after Ctrl-C / SIGTERM (its next batch boundary, then closing its
 # runs) before it is killed: a stop is prompt even while a worker imports TensorFlow or traces its first step.
@@ -161,8 +161,7 @@ class Workers:
                            "last epoch")
 
     def target_reached(self) -> bool:
-        study = self.sweep.study
-        return count_finished(study) + count_running(study) >= self.sweep.target
+        return target_reached(self.sweep.study, self.sweep.target)
 
     def stop_all(self) -> None:
         """Ask every running worker to stop (it fails and re-queues its trial, closes its runs); kill those that

@@ -5,6 +5,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeps.store.recovery import retry_history
+
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
 
 
@@ -24,3 +26,12 @@ def count_finished(study: optuna.Study) -> int:
 
 def count_running(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def target_reached(study: optuna.Study, target: int) -> bool:
+    """Whether ``target`` trials are finished or in flight and no retry of a lost or interrupted trial is queued: the
+    lost trial stopped counting as running when it failed, so its retry is owed even if a fresh trial filled its place
+    meanwhile."""
+    if any(retry_history(t) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))):
+        return False
+    return count_finished(study) + count_running(study) >= target
