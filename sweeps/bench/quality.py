@@ -229,8 +229,10 @@ MEMORY_TRIALS = 100  # quick trials of the memory part: peak RSS at trial 10 aga
 SEARCHES = {"optuna": "optuna", "optuna_no_baselines": "optuna", "kerastuner_hyperband": "kerastuner",
             "random_search": "optuna"}
 # Searches of a changed copy of the space: what each changes in its sweep section.
-VARIANTS: dict[str, dict] = {"random_search": {"sampler": {"name": "random"}, "pruner": {"name": "none"}, "baselines": []},
-            "optuna_no_baselines": {"baselines": []}}  # a user with no prior: the sampler from its first trial
+VARIANTS: dict[str, dict] = {
+    "random_search": {"sampler": {"name": "random"}, "pruner": {"name": "none"}, "baselines": []},
+    "optuna_no_baselines": {"baselines": []},  # a user with no prior: the sampler from the first trial
+}
 
 
 def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: int, subset: int | None,
