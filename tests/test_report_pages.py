@@ -222,3 +222,14 @@ def test_a_big_study_lists_its_best_trials_and_draws_many_points_as_png():
     fig, ax = plt.subplots()
     ax.plot(range(10), range(10))
     assert figures.to_data_uri(fig)[0].startswith("data:image/svg+xml;base64,")
+
+
+def test_the_winner_line_gives_a_spread_only_over_several_seeds():
+    from sweeps.reporting.winner import winner_line
+
+    line = winner_line(snapshot())
+    assert line.startswith("best of fashion_mlp: trial 2: val_accuracy 0.9050 ± ") and "(n=2)" in line
+    assert line.endswith("(mean ± 95% CI over seeds)")
+    one_seed = snapshot()
+    one_seed.trials = one_seed.trials.assign(n_repeats=1)
+    assert winner_line(one_seed).endswith("(n=1) (one seed, no spread: CONFIRM=N confirms it on N more)")

@@ -15,6 +15,6 @@ def winner_line(result: StudyResults) -> str:
     seeds = (f" — {int(best['n_repeats']) - extra} seed(s) of the search, {extra} confirmation seed(s) after it"
              if extra else "")
     found = f" (found by {best['found_by']})" if isinstance(best.get("found_by"), str) else ""
+    spread = f"mean ± 95% CI over seeds{seeds}" if best["n_repeats"] > 1 else "one seed, no spread: CONFIRM=N confirms it on N more"
     return (f"best of {result.name}: trial {int(best['number'])}{found}: {result.metric} {ci(best, 'value')}, "
-            f"{result.test_metric} {ci(best, result.test_metric)}, test_loss {ci(best, 'test_loss')} "
-            f"(mean ± 95% CI over seeds{seeds})")
+            f"{result.test_metric} {ci(best, result.test_metric)}, test_loss {ci(best, 'test_loss')} ({spread})")
