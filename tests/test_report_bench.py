@@ -160,3 +160,18 @@ def test_the_page_says_whether_the_sampler_beat_the_baselines(tmp_path: Path):
     assert "random search (no pruning, no baselines): the sampler's best" not in page  # nothing to beat
     rows["optuna_tpe_pruned"]["best_by_origin"]["sampler"]["val"] = 0.92
     assert "above them on validation: FAIL" in text(bench_section(write(tmp_path, results)))
+
+
+def test_the_search_variants_change_only_their_sweep_section(tmp_path: Path):
+    from sweeps.bench.quality import VARIANTS, _variant_file
+    from sweeps.search.space import load_space
+    from tests.conftest import SPACES
+
+    shipped = load_space("fashion_cnn", SPACES)
+    no_prior = _variant_file(shipped, tmp_path / "optuna_no_baselines", VARIANTS["optuna_no_baselines"])
+    assert shipped.spec.sweep.baselines and not no_prior.spec.sweep.baselines
+    assert no_prior.spec.sweep.sampler == shipped.spec.sweep.sampler and no_prior.spec.params == shipped.spec.params
+    assert no_prior.path.parent == tmp_path / "optuna_no_baselines" / "variant"
+    random = _variant_file(shipped, tmp_path / "random_search", VARIANTS["random_search"])
+    assert (random.spec.sweep.sampler.name, random.spec.sweep.pruner.name) == ("random", "none")
+    assert not random.spec.sweep.baselines
