@@ -188,9 +188,11 @@ def test_a_stopped_trial_its_worker_could_not_queue_is_queued_once_by_the_next_s
     assert len(waiting) == 1 and waiting[0].params == stopped.params
 
 
-def test_a_winner_is_queued_for_confirmation_once_and_again_only_after_a_failed_one():
+def test_a_winner_is_queued_for_confirmation_once_owed_beyond_trials_and_again_only_after_a_failed_one():
     from sweeps.search.confirm import queue_confirmation
     from sweeps.search.space import load_space
+    from sweeps.search.study import is_surplus
+    from sweeps.store.trials import count_finished, target_reached
 
     from .conftest import SPACES
 
@@ -201,6 +203,7 @@ def test_a_winner_is_queued_for_confirmation_once_and_again_only_after_a_failed_
         study.add_trial(optuna.trial.create_trial(params={"x": value}, distributions=dist, value=value))
     assert queue_confirmation(study, space, 2).number == 1
     assert queue_confirmation(study, space, 2).number == 1  # still waiting: not queued twice
+    assert not target_reached(study, 3) and not is_surplus(study, 3, 3)  # owed, though the search has its 3
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == {"x": 0.9}
     assert waiting[0].user_attrs == {"confirms": 1, "seeds": [43, 44]}
@@ -210,6 +213,7 @@ def test_a_winner_is_queued_for_confirmation_once_and_again_only_after_a_failed_
     trial = study.ask()
     study.tell(trial, 0.99)  # a confirmation scoring higher is still not a winner of the search
     assert queue_confirmation(study, space, 2) is None and queue_confirmation(study, space, 0) is None
+    assert count_finished(study) == 3 and target_reached(study, 3) and not target_reached(study, 4)
 
 
 def test_a_retry_of_a_lost_trial_is_owed_even_when_fresh_trials_fill_the_target(monkeypatch):

@@ -270,3 +270,6 @@ def test_the_winner_is_confirmed_on_new_seeds_counted_as_its_repeats(project: Pa
     assert f"best of tiny-quick: trial {winner.number} (found by sampler)" in out and "(n=3)" in out
     assert main(["run", "tiny", "--quick", "--trials", "2", "--confirm", "2", "--no-report"]) == 0
     assert len(study(project, "tiny-quick").get_trials()) == 3  # confirmed once
+    assert main(["run", "tiny", "--quick", "--trials", "3", "--confirm", "0", "--no-report"]) == 0
+    trials = study(project, "tiny-quick").get_trials()  # the confirmation is not one of the 3 the search samples
+    assert len(trials) == 4 and "confirms" not in trials[3].user_attrs

@@ -42,22 +42,30 @@ from sweeps.store.keys import (
     STUDY,
     SWEEP_RUN,
 )
-from sweeps.store.recovery import close_orphan_runs, retry_history, worker_id
+from sweeps.store.recovery import close_orphan_runs, worker_id
 from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
-from sweeps.store.trials import FINISHED_STATES, count_finished, count_running, target_reached
+from sweeps.store.trials import (
+    FINISHED_STATES,
+    count_finished,
+    count_running,
+    is_owed,
+    is_search_trial,
+    target_reached,
+)
 
 
 def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
-    """Whether trial ``number`` would take the study past ``target`` finished trials: the finished ones and the
-    running ones begun before it already make the target. Workers that started trials at the same moment agree
-    on which are surplus, as the trial numbers order them. A retry of a lost or interrupted trial never is: it goes
-    on with a trial that counted as running until it was lost."""
+    """Whether trial ``number`` would take the study past ``target`` finished search trials: the finished ones and
+    the running ones begun before it already make the target. Workers that started trials at the same moment agree
+    on which are surplus, as the trial numbers order them. An owed trial never is (a retry goes on with a trial that
+    counted as running until it was lost; a confirmation is not one of the search's trials)."""
     trials = study.get_trials(deepcopy=False)
-    if any(t.number == number and retry_history(t) for t in trials):
+    if any(t.number == number and is_owed(t) for t in trials):
         return False
-    finished = sum(t.state in FINISHED_STATES for t in trials)
-    earlier = sum(t.state == TrialState.RUNNING and t.number < number for t in trials)
+    search = [t for t in trials if is_search_trial(t)]
+    finished = sum(t.state in FINISHED_STATES for t in search)
+    earlier = sum(t.state == TrialState.RUNNING and t.number < number for t in search)
     return finished + earlier >= target
 
 

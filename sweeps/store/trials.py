@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeps.store.keys import CONFIRMS
 from sweeps.store.recovery import retry_history
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
@@ -20,18 +21,30 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return pick(study.best_trials, key=lambda t: t.values[0])
 
 
+def is_search_trial(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` is one of the search's, counted toward TRIALS: a confirmation of the winner on new seeds is
+    not (a continued study with ``--trials 30`` samples 30, however many winners were confirmed on the way)."""
+    return CONFIRMS not in trial.user_attrs
+
+
+def is_owed(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` must run even with TRIALS reached: a retry of a lost or interrupted trial (which stopped
+    counting as running when it failed, so a fresh trial may have filled its place) or a queued confirmation."""
+    return bool(retry_history(trial)) or not is_search_trial(trial)
+
+
 def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    """The search's finished trials (confirmations left out)."""
+    return sum(is_search_trial(t) for t in study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
 def count_running(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    """The search's trials in flight (confirmations left out)."""
+    return sum(is_search_trial(t) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def target_reached(study: optuna.Study, target: int) -> bool:
-    """Whether ``target`` trials are finished or in flight and no retry of a lost or interrupted trial is queued: the
-    lost trial stopped counting as running when it failed, so its retry is owed even if a fresh trial filled its place
-    meanwhile."""
-    if any(retry_history(t) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))):
+    """Whether ``target`` search trials are finished or in flight and no owed trial (a retry, a confirmation) waits."""
+    if any(is_owed(t) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))):
         return False
     return count_finished(study) + count_running(study) >= target
