@@ -245,6 +245,13 @@ def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsy
     assert "Benchmark" in (project / "reports" / "summary.html").read_text()
 
 
+def test_bench_pruning_part_compares_the_space_with_and_without_its_pruner(project: Path):
+    write_space(project, "tiny", pruner="{name: threshold, options: {lower: 0.999, n_warmup_steps: 1}}")  # prunes all
+    assert main(["bench", "tiny", "--trials", "2", "--subset", "1500", "--parts", "pruning"]) == 0
+    pruning = json.loads((project / "reports" / "bench.json").read_text())["pruning"]
+    assert pruning["with_pruner"]["pruned"] == 2 and pruning["without_pruner"]["pruned"] == 0
+
+
 def test_the_winner_is_confirmed_on_new_seeds_counted_as_its_repeats(project: Path, capsys):
     from sweeps.reporting.read import collect_study
 

@@ -12,7 +12,7 @@ import os
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -32,19 +32,11 @@ from sweeps.reporting.output import write_file
 from sweeps.reporting.read import collect
 from sweeps.reporting.results import meets_target
 from sweeps.search.launch import start_sweep
-from sweeps.search.schema import Pruner, Sampler
 from sweeps.search.space import TRAIN_KEYS, Space, parse_space
 from sweeps.search.worker import SweepOptions
 from sweeps.store.keys import CONFIRMS, QUICK, TRIAL_RUN
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
-
-
-def _variant(space: Space, sampler: str | None = None, pruner: str | None = None) -> Space:
-    sweep = space.spec.sweep
-    update = {"sampler": Sampler(name=sampler) if sampler else sweep.sampler,
-              "pruner": Pruner(name=pruner) if pruner else sweep.pruner}
-    return replace(space, spec=space.spec.model_copy(update={"sweep": sweep.model_copy(update=update)}))
 
 
 def _sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> dict:
@@ -254,7 +246,9 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
         results["pruning"] = {
             "about": {**about, "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name},
             "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
-            "without_pruner": _sweep(_variant(space, pruner="none"), bench_root / "unpruned", fixed_trials, console),
+            # A space file of its own: the sweep's worker processes read the space from its file.
+            "without_pruner": _sweep(_variant_file(space, bench_root / "unpruned", {"pruner": {"name": "none"}}),
+                                     bench_root / "unpruned", fixed_trials, console),
         }
     if "search" in parts:
         results["search_quality"] = {"about": {**about, "budget_s": budget_s, "together": together,
