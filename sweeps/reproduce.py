@@ -14,7 +14,7 @@ from experiments.train import train_repeat
 from sweeps.errors import UsageError
 from sweeps.search.study import existing_study, quick_settings, trial_config, trial_seeds
 from sweeps.search.trial import StopRequested
-from sweeps.store.keys import INITIAL_EPOCH, KIND, REPRODUCTION_RUN, STUDY, TRIAL
+from sweeps.store.keys import INITIAL_EPOCH, KIND, REPRODUCTION_RUN, STUDY, TRIAL, WARM_FROM
 from sweeps.store.tracking import closing_run
 
 
@@ -25,6 +25,10 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
     if trial_number not in trials:
         raise UsageError(f"--trial {trial_number}: study {name!r} has trials 0…{max(trials, default=-1)}")
     trial = trials[trial_number]
+    if WARM_FROM in trial.user_attrs:
+        source, _, number = str(trial.user_attrs[WARM_FROM]).partition("#")
+        raise UsageError(f"--trial {trial_number}: copied from study {source!r} by the warm start, where it is trial "
+                         f"{number} with its runs: reproduce it there")
     spec = space.spec
     model_params, settings = trial_config(space, trial.params, trial.user_attrs)
     settings, subset = quick_settings(study, settings)

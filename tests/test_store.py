@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -10,7 +11,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.errors import MissingCheckpoint, StoreError
+from sweeps.errors import MissingCheckpoint, SpaceError, StoreError
 from sweeps.store.registry import keep_first_version, load_checkpoint
 from sweeps.store.storage import check_tracking, open_storage
 from sweeps.store.tracking import Tracker
@@ -238,3 +239,71 @@ def test_a_retry_of_a_lost_trial_is_owed_even_when_fresh_trials_fill_the_target(
     assert target_reached(study, target=2)
     study.enqueue_trial({})  # a waiting trial that retries nothing (a baseline) is no debt: TRIALS may end first
     assert target_reached(study, target=2)
+
+
+WARM_SPACE = """\
+dataset: fashion_mnist
+model: mlp
+params:
+  units: {type: categorical, choices: [32, 64]}
+  dropout: {type: float, low: 0.0, high: 0.3}
+sweep:
+  sampler: {name: tpe, options: {n_startup_trials: 2}}
+  baselines:
+    - params: {units: 64, dropout: 0.1}
+  warm_start: %s
+"""
+
+
+def _earlier_study(storage) -> optuna.Study:
+    """An earlier study of the space: two finished trials, a pruned one, one outside the new range, a confirmation."""
+    study = optuna.create_study(study_name="earlier", storage=storage, direction="maximize")
+    dists = {"units": optuna.distributions.CategoricalDistribution([32, 64]),
+             "dropout": optuna.distributions.FloatDistribution(0.0, 0.5)}
+    for units, dropout, value, attrs in ((32, 0.1, 0.85, {}), (64, 0.2, 0.88, {}), (64, 0.45, 0.9, {}),
+                                         (64, 0.2, 0.89, {"confirms": 1})):
+        study.add_trial(optuna.trial.create_trial(params={"units": units, "dropout": dropout}, distributions=dists,
+                                                  value=value, user_attrs=attrs))
+    study.add_trial(optuna.trial.create_trial(params={"units": 32, "dropout": 0.25}, distributions=dists,
+                                              state=optuna.trial.TrialState.PRUNED, intermediate_values={0: 0.5}))
+    return study
+
+
+def test_a_warm_start_copies_the_earlier_studys_finished_trials_in_range_once_not_as_the_sweeps_own(tmp_path: Path):
+    from rich.console import Console
+
+    from sweeps.search.space import parse_space
+    from sweeps.search.study import open_study
+    from sweeps.store.trials import best_trial, count_finished, target_reached
+
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    _earlier_study(storage)
+    space = parse_space(WARM_SPACE % "earlier", tmp_path / "warm.yaml")
+    study = open_study(space, storage, False, Console(quiet=True))
+    copies = [t for t in study.get_trials() if "warm_start_from" in t.user_attrs]
+    # dropout 0.45 is outside this space's range; a confirmation is not one of the search's trials
+    assert sorted(t.user_attrs["warm_start_from"] for t in copies) == ["earlier#0", "earlier#1", "earlier#4"]
+    assert [t.state.name for t in copies] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert copies[0].distributions["dropout"] == optuna.distributions.FloatDistribution(0.0, 0.3)  # this space's
+    assert study.user_attrs["warm_started"] == {"study": "earlier", "trials": 3}
+    assert study.get_trials()[0].state == optuna.trial.TrialState.WAITING  # the baseline still runs first
+    assert count_finished(study) == 0 and best_trial(study) is None and not target_reached(study, 1)
+    study = open_study(space, storage, False, Console(quiet=True))  # a second process, a resumed sweep
+    assert len(study.get_trials()) == 4  # copied once
+    trial = study.ask()  # the baseline, then the sampler's first pick is already TPE's model (2 start-up trials)
+    study.tell(trial, 0.8)
+    assert best_trial(study).number == trial.number and count_finished(study) == 1
+
+
+def test_a_warm_start_from_a_study_that_is_not_there_is_one_error_before_anything_is_written(tmp_path: Path):
+    from rich.console import Console
+
+    from sweeps.search.space import parse_space
+    from sweeps.search.study import open_study
+
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    _earlier_study(storage)
+    for name, why in (("nope", "'nope' is not a study in this storage (studies: earlier)"), ("warm", "'warm' is the study itself")):
+        with pytest.raises(SpaceError, match=re.escape(f"warm.yaml: sweep.warm_start: {why}")):
+            open_study(parse_space(WARM_SPACE % name, tmp_path / "warm.yaml"), storage, False, Console(quiet=True))
+    assert [s.study_name for s in storage.get_all_studies()] == ["earlier"]

@@ -15,7 +15,7 @@ from sweeps.errors import MissingCheckpoint, SpaceError
 from sweeps.reporting.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.space import Space
 from sweeps.search.study import space_of
-from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
+from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, WARM_FROM, engine_of
 from sweeps.store.tracking import Tracker, ui_url
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
@@ -113,7 +113,9 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
     raw = study.trials_dataframe(attrs=TRIAL_ATTRS)
     if raw.empty:
         raw = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
-    finished = study.get_trials(deepcopy=False)
+    # Trials copied in by a warm start belong to their own study's report (they have no runs in this one).
+    finished = [t for t in study.get_trials(deepcopy=False) if WARM_FROM not in t.user_attrs]
+    raw = raw[raw["number"].isin({t.number for t in finished})]
     raw, repeats = _merge_confirmations(raw, repeats, finished)
     trials = trials_table(raw, repeats, space.spec.objective.metric, maximise)
     importances, note = _importances(study)
@@ -127,7 +129,8 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
                           mlflow_ui=ui_url(tracking),
                           curves=_curves(tracker, trials, repeats), importances=importances, importance_note=note,
                           refits=_refits(runs), intermediate=intermediate, failures=failures,
-                          pareto_front=[t.number for t in study.best_trials] if space.spec.objective.secondary else [])
+                          pareto_front=[t.number for t in study.best_trials if WARM_FROM not in t.user_attrs]
+                          if space.spec.objective.secondary else [])
     if cache_dir is not None and tracker is not None:
         from sweeps.reporting.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
 

@@ -12,15 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.search.space import Space
 from sweeps.store.keys import BASELINE_FIXED, CONFIRMS, EPOCH_BUDGET, SEEDS
-
-
-def search_winner(study: optuna.Study) -> FrozenTrial | None:
-    """The best completed trial the search chose (confirmations left out), by the first objective."""
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if CONFIRMS not in t.user_attrs]
-    if not done:
-        return None
-    pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(done, key=lambda t: t.values[0])
+from sweeps.store.trials import best_trial
 
 
 def confirmation_seeds(space: Space, count: int) -> list[int]:
@@ -32,7 +24,7 @@ def confirmation_seeds(space: Space, count: int) -> list[int]:
 def queue_confirmation(study: optuna.Study, space: Space, count: int) -> FrozenTrial | None:
     """Queue the winner's confirmation on ``count`` new seeds unless it has one (done, running or queued); the
     winner whose confirmation now waits, or None when none waits."""
-    winner = search_winner(study)
+    winner = best_trial(study)
     if winner is None or count < 1:
         return None
     confirming = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(CONFIRMS) == winner.number]

@@ -24,6 +24,7 @@ from experiments.settings import TrainSettings
 from sweeps.errors import SpaceError, UsageError
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space, parse_space
+from sweeps.search.warm_start import warm_start, warm_start_source
 from sweeps.search.worker import SweepOptions
 from sweeps.store import keys
 from sweeps.store.keys import (
@@ -170,14 +171,19 @@ def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, work
 
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
                worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
-    """Create or load the space's study and record the space file it runs with."""
-    study = optuna.create_study(study_name=keys.study_name(space.name, quick, engine), storage=storage, sampler=make_sampler(space),
+    """Create or load the space's study and record the space file it runs with; a new one gets the space's baselines
+    first, then the finished trials of the study it warm-starts from."""
+    name = keys.study_name(space.name, quick, engine)
+    source = warm_start_source(space, storage, name) if engine == "optuna" else None  # checked before any write
+    study = optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(space),
                                 pruner=make_pruner(space), directions=space.spec.objective.directions,
                                 load_if_exists=True)
     study.sampler = make_sampler(space, seed_offset=_seed_offset(study, storage, worker_index))
     _record_space(study, space, quick, engine, console)
     if engine == "optuna":
         _enqueue_baselines(study, space)
+    if source is not None:
+        warm_start(study, source, space, console)
     return study
 
 

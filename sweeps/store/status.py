@@ -11,18 +11,23 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from sweeps.store.keys import FINISHED, KIND, SEED, TRIAL, TRIAL_RUN
+from sweeps.store.keys import FINISHED, KIND, SEED, TRIAL, TRIAL_RUN, WARM_FROM, WARM_STARTED
 from sweeps.store.tracking import Tracker
 from sweeps.store.trials import FINISHED_STATES
 
 LISTINGS_AT_ONCE = 8
 
 
+def own_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials less those a warm start copied in (they have their runs in their own study)."""
+    return [t for t in study.get_trials(deepcopy=False) if WARM_FROM not in t.user_attrs]
+
+
 def problems(study: optuna.Study, tracker: Tracker, runs: pd.DataFrame | None = None) -> list[str]:
     """Every way the two stores disagree; an empty list when each finished trial has exactly one finished run,
     with its metrics and checkpoint, and nothing else is left dangling. ``runs``: the experiment's runs, when
     already read."""
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trials = {t.number: t for t in own_trials(study)}
     runs = tracker.runs() if runs is None else runs
     found: list[str] = []
     trial_runs = runs[runs[f"tags.{KIND}"] == TRIAL_RUN] if not runs.empty else runs
@@ -57,13 +62,16 @@ def problems(study: optuna.Study, tracker: Tracker, runs: pd.DataFrame | None = 
 
 def print_status(study: optuna.Study, tracker: Tracker, console: Console) -> list[str]:
     """Print trials by state and runs by kind and status; return the mismatches (also printed)."""
-    states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    states = Counter(t.state.name for t in own_trials(study))
     table = Table(title=f"study {study.study_name}")
     table.add_column("Optuna trials")
     table.add_column("count", justify="right")
     for state in TrialState:
         table.add_row(state.name, str(states.get(state.name, 0)))
     console.print(table)
+    if WARM_STARTED in study.user_attrs:
+        copied = study.user_attrs[WARM_STARTED]
+        console.print(f"and {copied['trials']} finished trials of study {copied['study']} copied in (warm start: no runs here)")
     runs = tracker.runs()
     if not runs.empty:
         counts = runs.groupby([f"tags.{KIND}", "status"]).size()

@@ -5,36 +5,37 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.store.keys import CONFIRMS
+from sweeps.store.keys import CONFIRMS, WARM_FROM
 from sweeps.store.recovery import retry_history
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best completed trial by the first objective (on a Pareto front: its best member by that objective)."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    """The search's best completed trial by the first objective (confirmations and warm-start copies left out; on a
+    Pareto front, the member best by that objective)."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_search_trial(t)]
+    if not done:
         return None
-    if len(study.directions) == 1:
-        return study.best_trial
     pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(study.best_trials, key=lambda t: t.values[0])
+    return pick(done, key=lambda t: t.values[0])
 
 
 def is_search_trial(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` is one of the search's, counted toward TRIALS: a confirmation of the winner on new seeds is
-    not (a continued study with ``--trials 30`` samples 30, however many winners were confirmed on the way)."""
-    return CONFIRMS not in trial.user_attrs
+    """Whether ``trial`` is one of this sweep's search trials, counted toward TRIALS. A confirmation of the winner on
+    new seeds is not (a continued study with ``--trials 30`` samples 30, however many winners were confirmed on the
+    way), nor a trial copied from an earlier study by ``sweep.warm_start``."""
+    return CONFIRMS not in trial.user_attrs and WARM_FROM not in trial.user_attrs
 
 
 def is_owed(trial: FrozenTrial) -> bool:
     """Whether ``trial`` must run even with TRIALS reached: a retry of a lost or interrupted trial (which stopped
     counting as running when it failed, so a fresh trial may have filled its place) or a queued confirmation."""
-    return bool(retry_history(trial)) or not is_search_trial(trial)
+    return bool(retry_history(trial)) or CONFIRMS in trial.user_attrs
 
 
 def count_finished(study: optuna.Study) -> int:
-    """The search's finished trials (confirmations left out)."""
+    """The search's finished trials (confirmations and warm-start copies left out)."""
     return sum(is_search_trial(t) for t in study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
