@@ -288,6 +288,7 @@ def test_a_warm_start_copies_the_earlier_studys_finished_trials_in_range_once_no
     assert study.user_attrs["warm_started"] == {"study": "earlier", "trials": 3}
     assert study.get_trials()[0].state == optuna.trial.TrialState.WAITING  # the baseline still runs first
     assert count_finished(study) == 0 and best_trial(study) is None and not target_reached(study, 1)
+    optuna.delete_study(study_name="earlier", storage=storage)  # a resumed sweep needs it no more
     study = open_study(space, storage, False, Console(quiet=True))  # a second process, a resumed sweep
     assert len(study.get_trials()) == 4  # copied once
     trial = study.ask()  # the baseline, then the sampler's first pick is already TPE's model (2 start-up trials)

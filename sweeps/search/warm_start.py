@@ -22,12 +22,12 @@ from sweeps.store.trials import FINISHED_STATES, is_search_trial
 
 
 def warm_start_source(space: Space, storage: BaseStorage, target: str) -> optuna.Study | None:
-    """The study named by the space's ``sweep.warm_start`` (None when it names none); a SpaceError when it is not in
-    ``storage`` or is the study itself."""
+    """The study to copy from: the one the space's ``sweep.warm_start`` names, unless the ``target`` study has its
+    copies already (or none is named); a SpaceError when it is not in ``storage`` or is the target itself."""
     name = space.spec.sweep.warm_start
-    if name is None:
-        return None
     studies = sorted(s.study_name for s in storage.get_all_studies())
+    if name is None or (target in studies and WARM_STARTED in _study_attrs(storage, target)):
+        return None
     if name == target or name not in studies:
         why = "the study itself" if name == target else f"not a study in this storage (studies: {', '.join(studies) or 'none'})"
         raise SpaceError(f"{space.path}: sweep.warm_start: {name!r} is {why}")
@@ -35,16 +35,28 @@ def warm_start_source(space: Space, storage: BaseStorage, target: str) -> optuna
 
 
 def warm_start(study: optuna.Study, source: optuna.Study, space: Space, console: Console) -> None:
-    """Copy ``source``'s finished search trials into ``study`` once (a resumed or second process finds them there)."""
+    """Copy ``source``'s finished search trials into ``study``; once (a resumed or second process finds them there)."""
     if WARM_STARTED in study.user_attrs:
         return
-    copies = [copy for t in source.get_trials(deepcopy=False, states=FINISHED_STATES)
-              if is_search_trial(t) and (copy := _copy(t, source.study_name, space)) is not None]
-    study.add_trials(copies)
-    study.set_user_attr(WARM_STARTED, {"study": source.study_name, "trials": len(copies)})
-    finished = len(source.get_trials(deepcopy=False, states=FINISHED_STATES))
-    left = f" ({finished - len(copies)} left out: confirmations, or params outside this space)" if finished > len(copies) else ""
-    console.print(f"warm start: {len(copies)} finished trials of study {source.study_name} copied in{left}")
+    finished = [t for t in source.get_trials(deepcopy=False, states=FINISHED_STATES) if is_search_trial(t)]
+    copied = sum(_add(study, copy) for t in finished if (copy := _copy(t, source.study_name, space)) is not None)
+    study.set_user_attr(WARM_STARTED, {"study": source.study_name, "trials": copied})
+    left = len(source.get_trials(deepcopy=False, states=FINISHED_STATES)) - copied
+    note = f" ({left} left out: confirmations, or params outside this space)" if left else ""
+    console.print(f"warm start: {copied} finished trials of study {source.study_name} copied in{note}")
+
+
+def _study_attrs(storage: BaseStorage, name: str) -> dict:
+    return storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+
+
+def _add(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Add ``trial``; False when the study holds a param of the same name of another kind (its space changed so)."""
+    try:
+        study.add_trial(trial)
+    except ValueError:
+        return False
+    return True
 
 
 def _copy(trial: FrozenTrial, source: str, space: Space) -> FrozenTrial | None:
