@@ -244,9 +244,10 @@ def test_a_retry_of_a_lost_trial_is_owed_even_when_fresh_trials_fill_the_target(
 WARM_SPACE = """\
 dataset: fashion_mnist
 model: mlp
+objective: {metric: %s}
 params:
   units: {type: categorical, choices: [32, 64]}
-  dropout: {type: float, low: 0.0, high: 0.3}
+  dropout: {type: float, low: 0.0, high: %s}
 sweep:
   sampler: {name: tpe, options: {n_startup_trials: 2}}
   baselines:
@@ -255,13 +256,17 @@ sweep:
 """
 
 
-def _earlier_study(storage) -> optuna.Study:
-    """An earlier study of the space: two finished trials, a pruned one, one outside the new range, a confirmation."""
+def _earlier_study(storage, metric: str = "val_accuracy", quick: bool = False) -> optuna.Study:
+    """An earlier study of the space (dropout up to 0.5): two finished trials, a pruned one, one outside the new range,
+    a confirmation, a baseline of its own epoch budget."""
     study = optuna.create_study(study_name="earlier", storage=storage, direction="maximize")
+    study.set_user_attr("space_yaml", WARM_SPACE % (metric, 0.5, "null"))
+    study.set_user_attr("space", "earlier")
+    study.set_user_attr("quick", quick)
     dists = {"units": optuna.distributions.CategoricalDistribution([32, 64]),
              "dropout": optuna.distributions.FloatDistribution(0.0, 0.5)}
     for units, dropout, value, attrs in ((32, 0.1, 0.85, {}), (64, 0.2, 0.88, {}), (64, 0.45, 0.9, {}),
-                                         (64, 0.2, 0.89, {"confirms": 1})):
+                                         (64, 0.2, 0.89, {"confirms": 1}), (32, 0.0, 0.8, {"epoch_budget": 2})):
         study.add_trial(optuna.trial.create_trial(params={"units": units, "dropout": dropout}, distributions=dists,
                                                   value=value, user_attrs=attrs))
     study.add_trial(optuna.trial.create_trial(params={"units": 32, "dropout": 0.25}, distributions=dists,
@@ -278,11 +283,11 @@ def test_a_warm_start_copies_the_earlier_studys_finished_trials_in_range_once_no
 
     storage = open_storage(str(tmp_path / "optuna.journal"))
     _earlier_study(storage)
-    space = parse_space(WARM_SPACE % "earlier", tmp_path / "warm.yaml")
+    space = parse_space(WARM_SPACE % ("val_accuracy", 0.3, "earlier"), tmp_path / "warm.yaml")
     study = open_study(space, storage, False, Console(quiet=True))
     copies = [t for t in study.get_trials() if "warm_start_from" in t.user_attrs]
-    # dropout 0.45 is outside this space's range; a confirmation is not one of the search's trials
-    assert sorted(t.user_attrs["warm_start_from"] for t in copies) == ["earlier#0", "earlier#1", "earlier#4"]
+    # dropout 0.45 is outside this space's range; a confirmation and a baseline of its own budget are not copied
+    assert sorted(t.user_attrs["warm_start_from"] for t in copies) == ["earlier#0", "earlier#1", "earlier#5"]
     assert [t.state.name for t in copies] == ["COMPLETE", "COMPLETE", "PRUNED"]
     assert copies[0].distributions["dropout"] == optuna.distributions.FloatDistribution(0.0, 0.3)  # this space's
     assert study.user_attrs["warm_started"] == {"study": "earlier", "trials": 3}
@@ -294,17 +299,26 @@ def test_a_warm_start_copies_the_earlier_studys_finished_trials_in_range_once_no
     trial = study.ask()  # the baseline, then the sampler's first pick is already TPE's model (2 start-up trials)
     study.tell(trial, 0.8)
     assert best_trial(study).number == trial.number and count_finished(study) == 1
+    quick = open_study(space, storage, True, Console(quiet=True))  # a smoke run starts cold (its source is gone too)
+    assert quick.study_name == "warm-quick" and len(quick.get_trials()) == 1
 
 
-def test_a_warm_start_from_a_study_that_is_not_there_is_one_error_before_anything_is_written(tmp_path: Path):
+@pytest.mark.parametrize(("name", "metric", "quick", "why"), [
+    ("nope", "val_accuracy", False, "'nope' is not a study in this storage (studies: earlier)"),
+    ("warm", "val_accuracy", False, "'warm' is the study itself"),
+    ("earlier", "val_accuracy", True, "'earlier' is a quick smoke run"),
+    ("earlier", "val_loss", False, "'earlier' has objective"),
+])
+def test_a_warm_start_from_no_study_or_another_task_is_one_error_before_anything_is_written(tmp_path: Path, name,
+                                                                                            metric, quick, why):
     from rich.console import Console
 
     from sweeps.search.space import parse_space
     from sweeps.search.study import open_study
 
     storage = open_storage(str(tmp_path / "optuna.journal"))
-    _earlier_study(storage)
-    for name, why in (("nope", "'nope' is not a study in this storage (studies: earlier)"), ("warm", "'warm' is the study itself")):
-        with pytest.raises(SpaceError, match=re.escape(f"warm.yaml: sweep.warm_start: {why}")):
-            open_study(parse_space(WARM_SPACE % name, tmp_path / "warm.yaml"), storage, False, Console(quiet=True))
+    _earlier_study(storage, metric, quick)
+    with pytest.raises(SpaceError, match=re.escape(f"warm.yaml: sweep.warm_start: {why}")):
+        open_study(parse_space(WARM_SPACE % ("val_accuracy", 0.3, name), tmp_path / "warm.yaml"), storage, False,
+                   Console(quiet=True))
     assert [s.study_name for s in storage.get_all_studies()] == ["earlier"]

@@ -253,21 +253,22 @@ def test_bench_pruning_part_compares_the_space_with_and_without_its_pruner(proje
 
 
 def test_a_warm_started_sweep_learns_from_the_earlier_study_and_reports_only_its_own_trials(project: Path, capsys):
+    small = ["--trials", "2", "--subset", "1500", "--confirm", "0"]
     write_space(project, "tiny")
-    assert main(["run", "tiny", "--quick", "--no-report"]) == 0
+    assert main(["run", "tiny", *small, "--no-report"]) == 0
     write_space(project, "tiny2")
     path = project / "search_spaces" / "tiny2.yaml"
     path.write_text(path.read_text() + "  warm_start: nope\n")
-    assert main(["run", "tiny2", "--quick"]) == 2  # one line naming the field; nothing created
-    assert "tiny2.yaml: sweep.warm_start: 'nope' is not a study in this storage (studies: tiny-quick)" in capsys.readouterr().err
-    path.write_text(path.read_text().replace("nope", "tiny-quick"))
-    assert main(["run", "tiny2", "--quick"]) == 0
-    assert "warm start: 2 finished trials of study tiny-quick copied in" in capsys.readouterr().out
-    trials = study(project, "tiny2-quick").get_trials()
-    assert [t.user_attrs.get("warm_start_from") for t in trials] == ["tiny-quick#0", "tiny-quick#1", None, None]
-    assert len(pd.read_csv(project / "reports" / "tiny2-quick" / "trials.csv")) == 2  # its own trials only
-    tracker = Tracker(tracking_uri(project), "tiny2-quick", create=False)
-    assert problems(study(project, "tiny2-quick"), tracker) == []  # the copies need no runs here
+    assert main(["run", "tiny2", *small]) == 2  # one line naming the field; nothing created
+    assert "tiny2.yaml: sweep.warm_start: 'nope' is not a study in this storage (studies: tiny)" in capsys.readouterr().err
+    path.write_text(path.read_text().replace("nope", "tiny"))
+    assert main(["run", "tiny2", *small]) == 0
+    assert "warm start: 2 finished trials of study tiny copied in" in capsys.readouterr().out
+    trials = study(project, "tiny2").get_trials()
+    assert [t.user_attrs.get("warm_start_from") for t in trials] == ["tiny#0", "tiny#1", None, None]
+    assert len(pd.read_csv(project / "reports" / "tiny2" / "trials.csv")) == 2  # its own trials only
+    tracker = Tracker(tracking_uri(project), "tiny2", create=False)
+    assert problems(study(project, "tiny2"), tracker) == []  # the copies need no runs here
 
 
 def test_the_winner_is_confirmed_on_new_seeds_counted_as_its_repeats(project: Path, capsys):

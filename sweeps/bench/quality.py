@@ -235,6 +235,9 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
     of its own with the same budget, run one after the other so none shares the cores (``together``: at once),
     its winner confirmed on ``confirm`` seeds (None: the space's)."""
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    if space.spec.sweep.warm_start:  # each run is a fresh project: no earlier study to copy from
+        space = _variant_file(space, bench_root, {"warm_start": None})
+        console.print("bench: the space's sweep.warm_start is left out (every run starts cold in a project of its own)")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
     about = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
              "folder": str(bench_root)}

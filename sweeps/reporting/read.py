@@ -63,6 +63,14 @@ def _refits(runs: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates(["trial", "seed"], keep="last").sort_values(["trial", "seed"]).reset_index(drop=True)
 
 
+def _pareto_front(trials: list[optuna.trial.FrozenTrial], directions: list) -> list[int]:
+    """The numbers of the search's completed trials that no other of them dominates (confirmations left out)."""
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and CONFIRMS not in t.user_attrs]
+    return sorted(t.number for t in _get_pareto_front_trials_by_trials(done, directions))
+
+
 def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
     """Optuna's param importances of the (first) objective, or why they cannot be computed yet."""
     try:
@@ -129,8 +137,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
                           mlflow_ui=ui_url(tracking),
                           curves=_curves(tracker, trials, repeats), importances=importances, importance_note=note,
                           refits=_refits(runs), intermediate=intermediate, failures=failures,
-                          pareto_front=[t.number for t in study.best_trials if WARM_FROM not in t.user_attrs]
-                          if space.spec.objective.secondary else [])
+                          pareto_front=_pareto_front(finished, study.directions) if space.spec.objective.secondary else [])
     if cache_dir is not None and tracker is not None:
         from sweeps.reporting.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
 

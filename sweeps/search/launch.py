@@ -28,8 +28,8 @@ def start_sweep(space: Space, root: Path, options: SweepOptions, console: Consol
         return code
     took = f" (its trial took {winner.duration.total_seconds() / 60:.1f} min)" if winner.duration else ""
     console.print(f"confirming the winner, trial {winner.number}, on {count} new seed(s) after the search's budget{took}")
-    # The search's own count as TRIALS: only the owed confirmation runs.
-    once = dataclasses.replace(options, trials=count_finished(sweep.study), timed=False)
+    # The search's own count as TRIALS, one worker: only the owed confirmation runs.
+    once = dataclasses.replace(options, trials=count_finished(sweep.study), timed=False, workers=1)
     return _run(space, root, once, console)
 
 

@@ -238,8 +238,9 @@ class SweepSettings(Section):
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
     baselines: list[Baseline] = Field(default_factory=list)
-    # An earlier study in the same storage: its finished trials are copied in when this one begins, so the sampler
-    # models from its first pick; they are not this sweep's trials (no runs, not counted, never the winner).
+    # An earlier study of the same task in the same storage: its finished trials are copied in when this study is
+    # created, so the sampler models from its first pick; they are not this sweep's trials (no runs, not counted,
+    # never the winner).
     warm_start: str | None = Field(None, min_length=1)
     resources: Resources = Resources()
 

@@ -144,7 +144,7 @@ def start_sweep_run(sweep: Sweep, budget_s: float | None) -> str:
 def log_trial_counts(sweep: Sweep, run_id: str) -> None:
     """Before a sweep run closes: close what dead workers left open, and log the count of trials in each state."""
     close_orphan_runs(sweep.study, sweep.tracker)  # runs of trials the heartbeat failed while we ran
-    states = [t.state for t in sweep.study.get_trials(deepcopy=False)]
+    states = [t.state for t in sweep.study.get_trials(deepcopy=False) if keys.WARM_FROM not in t.user_attrs]
     sweep.tracker.log_metrics(run_id, {f"trials_{s.name.lower()}": states.count(s) for s in TrialState})
 
 
@@ -171,20 +171,29 @@ def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, work
 
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
                worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
-    """Create or load the space's study and record the space file it runs with; a new one gets the space's baselines
-    first, then the finished trials of the study it warm-starts from."""
+    """Create or load the space's study and record the space file it runs with. The process that creates it queues
+    the space's baselines first and copies in the finished trials of the study it warm-starts from (once: creating
+    a study is atomic in every Optuna storage, so two commands starting at once never both copy)."""
     name = keys.study_name(space.name, quick, engine)
-    source = warm_start_source(space, storage, name) if engine == "optuna" else None  # checked before any write
-    study = optuna.create_study(study_name=name, storage=storage, sampler=make_sampler(space),
-                                pruner=make_pruner(space), directions=space.spec.objective.directions,
-                                load_if_exists=True)
+    source = warm_start_source(space, storage, name, quick, engine, console)  # checked before anything is written
+    study, created = _create_or_load(name, storage, space)
     study.sampler = make_sampler(space, seed_offset=_seed_offset(study, storage, worker_index))
     _record_space(study, space, quick, engine, console)
     if engine == "optuna":
         _enqueue_baselines(study, space)
-    if source is not None:
+    if created and source is not None:
         warm_start(study, source, space, console)
     return study
+
+
+def _create_or_load(name: str, storage: optuna.storages.BaseStorage, space: Space) -> tuple[optuna.Study, bool]:
+    """The study ``name`` and whether this call created it."""
+    sampler, pruner = make_sampler(space), make_pruner(space)
+    try:
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                   directions=space.spec.objective.directions), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner), False
 
 
 def _enqueue_baselines(study: optuna.Study, space: Space) -> None:
