@@ -140,6 +140,8 @@ def test_a_training_setting_can_be_a_param():
     (BASE + "  pooling: {type: categorical, choices: [max, avg]}\nsweep: {baselines: [{params: {pooling: none}}]}\n",
      "sweep.baselines.0.params.pooling: 'none' is not one of the choices ['max', 'avg']"),
     (BASE + "sweep: {baselines: [{epochs: 0}]}\n", "sweep.baselines.0.epochs: Input should be greater than or equal to 1"),
+    (BASE + "train: {epochs: 18}\nsweep: {baselines: [{epochs: 30}]}\n",
+     "sweep.baselines.0.epochs: 30 is more than the 18 of train.epochs (a baseline's epochs is a cheaper first look"),
     (BASE + "sweep: {baselines: [{param: {dropout: 0.1}}]}\n", "sweep.baselines.0: unknown key 'param' (allowed: params, epochs, fixed)"),
     (BASE + "sweep: {baselines: [{fixed: {batch_norm: maybe}}]}\n",
      "sweep.baselines.0.fixed.batch_norm: 'maybe' is not allowed: Input should be a valid boolean"),

@@ -170,7 +170,11 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
                              "value per step); use none")
         if spec.sweep.sampler.name == "cmaes":
             raise ValueError("sweep.sampler.name: cmaes optimises a single objective; use tpe, random, grid, qmc or gp")
+    planned = spec.train.epochs or TrainSettings.epochs
     for i, baseline in enumerate(spec.sweep.baselines):
+        if baseline.epochs and "epochs" not in spec.params and baseline.epochs > planned:
+            raise ValueError(f"sweep.baselines.{i}.epochs: {baseline.epochs} is more than the {planned} of train.epochs "
+                             "(a baseline's epochs is a cheaper first look; raise train.epochs for longer trials)")
         for name, value in baseline.params.items():
             _wrap(f"sweep.baselines.{i}.params.{name}", _check_baseline_value, spec, name, value)
         for name, value in baseline.fixed.items():
