@@ -15,8 +15,9 @@ from sweeps.errors import MissingCheckpoint, SpaceError
 from sweeps.reporting.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.space import Space
 from sweeps.search.study import space_of
-from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, WARM_FROM, engine_of
+from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
 from sweeps.store.tracking import Tracker, ui_url
+from sweeps.store.trials import own_trials
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -122,7 +123,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
     if raw.empty:
         raw = pd.DataFrame(columns=["number", "state", "value", "duration", "datetime_start", "datetime_complete"])
     # Trials copied in by a warm start belong to their own study's report (they have no runs in this one).
-    finished = [t for t in study.get_trials(deepcopy=False) if WARM_FROM not in t.user_attrs]
+    finished = own_trials(study)
     raw = raw[raw["number"].isin({t.number for t in finished})]
     raw, repeats = _merge_confirmations(raw, repeats, finished)
     trials = trials_table(raw, repeats, space.spec.objective.metric, maximise)

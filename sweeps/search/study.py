@@ -52,6 +52,7 @@ from sweeps.store.trials import (
     count_running,
     is_owed,
     is_search_trial,
+    own_trials,
     target_reached,
 )
 
@@ -144,7 +145,7 @@ def start_sweep_run(sweep: Sweep, budget_s: float | None) -> str:
 def log_trial_counts(sweep: Sweep, run_id: str) -> None:
     """Before a sweep run closes: close what dead workers left open, and log the count of trials in each state."""
     close_orphan_runs(sweep.study, sweep.tracker)  # runs of trials the heartbeat failed while we ran
-    states = [t.state for t in sweep.study.get_trials(deepcopy=False) if keys.WARM_FROM not in t.user_attrs]
+    states = [t.state for t in own_trials(sweep.study)]
     sweep.tracker.log_metrics(run_id, {f"trials_{s.name.lower()}": states.count(s) for s in TrialState})
 
 

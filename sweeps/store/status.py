@@ -11,16 +11,11 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from sweeps.store.keys import FINISHED, KIND, SEED, TRIAL, TRIAL_RUN, WARM_FROM, WARM_STARTED
+from sweeps.store.keys import FINISHED, KIND, SEED, TRIAL, TRIAL_RUN, WARM_STARTED
 from sweeps.store.tracking import Tracker
-from sweeps.store.trials import FINISHED_STATES
+from sweeps.store.trials import FINISHED_STATES, own_trials
 
 LISTINGS_AT_ONCE = 8
-
-
-def own_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials less those a warm start copied in (they have their runs in their own study)."""
-    return [t for t in study.get_trials(deepcopy=False) if WARM_FROM not in t.user_attrs]
 
 
 def problems(study: optuna.Study, tracker: Tracker, runs: pd.DataFrame | None = None) -> list[str]:

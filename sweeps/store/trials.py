@@ -28,6 +28,11 @@ def is_search_trial(trial: FrozenTrial) -> bool:
     return CONFIRMS not in trial.user_attrs and WARM_FROM not in trial.user_attrs
 
 
+def own_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's trials less those a warm start copied in (they have their runs in their own study)."""
+    return [t for t in study.get_trials(deepcopy=False) if WARM_FROM not in t.user_attrs]
+
+
 def is_owed(trial: FrozenTrial) -> bool:
     """Whether ``trial`` must run even with TRIALS reached: a retry of a lost or interrupted trial (which stopped
     counting as running when it failed, so a fresh trial may have filled its place) or a queued confirmation."""
