@@ -49,6 +49,11 @@ def _augmentation(get) -> list[keras.layers.Layer]:
         layers.append(keras.layers.RandomRotation(get("augment_rotate") / 360, fill_mode="constant"))
     if get("augment_zoom") > 0:
         layers.append(keras.layers.RandomZoom(get("augment_zoom"), fill_mode="constant"))
+    if get("augment_erase") > 0:
+        # Random Erasing (Zhong et al. 2017): a patch of random noise; Keras draws the probability from
+        # [0, factor] unless given as a range, so (p, p) makes it p. Model inputs are in [0, 1].
+        p = get("augment_erase")
+        layers.append(keras.layers.RandomErasing(factor=(p, p), value_range=(0, 1)))
     return layers
 
 

@@ -57,11 +57,24 @@ def test_cnn_blocks_batch_norm_dropout_and_head():
 def test_augmentation_changes_images_only_while_training():
     import numpy as np
 
-    model = build_model("cnn", {"augment_translate": 0.2, "augment_rotate": 20, "augment_flip": True, "augment_zoom": 0.1}, (28, 28, 1), 10)
-    assert [layer.__class__.__name__ for layer in model.layers[:4]] == [
-        "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom"]
+    model = build_model("cnn", {"augment_translate": 0.2, "augment_rotate": 20, "augment_flip": True, "augment_zoom": 0.1,
+                                "augment_erase": 0.5}, (28, 28, 1), 10)
+    assert [layer.__class__.__name__ for layer in model.layers[:5]] == [
+        "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomErasing"]
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
     augment = model.layers[1]
     assert np.allclose(augment(x, training=False), x)
     assert not np.allclose(augment(x, training=True), x)
     assert np.allclose(model(x, training=False), model(x, training=False))
+
+
+@pytest.mark.parametrize("probability", [0.25, 1.0])
+def test_augment_erase_erases_a_patch_of_that_share_of_training_images(probability):
+    import numpy as np
+
+    erase = build_model("cnn", {"augment_erase": probability}, (28, 28, 1), 10).layers[0]
+    x = np.full((2000, 28, 28, 1), 0.5, dtype="float32")
+    changed = (np.asarray(erase(x, training=True)) != 0.5).mean(axis=(1, 2, 3))
+    assert abs((changed > 0).mean() - probability) < 0.05  # Keras' own default would erase about half as often
+    assert 0 < changed[changed > 0].mean() < 0.5  # a patch, not the whole image
+    assert np.array_equal(erase(x, training=False), x)
