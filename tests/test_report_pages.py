@@ -233,3 +233,22 @@ def test_the_winner_line_gives_a_spread_only_over_several_seeds():
     one_seed = snapshot()
     one_seed.trials = one_seed.trials.assign(n_repeats=1)
     assert winner_line(one_seed).endswith("(n=1) (one seed, no spread: CONFIRM=N confirms it on N more)")
+
+
+def test_importances_read_the_search_trials_alone_not_confirmations_or_warm_start_copies():
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from sweeps.reporting.read import _importances
+    from sweeps.store.keys import CONFIRMS, WARM_FROM
+
+    dists = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
+    study = optuna.create_study(direction="maximize")
+    grid = [(i / 11, (i * 7 % 12) / 11) for i in range(12)]
+    study.add_trials([optuna.trial.create_trial(params={"x": x, "y": y}, distributions=dists, value=x) for x, y in grid])
+    # The winner confirmed and another study's trials copied in, both scoring by y alone: weighed in, y would matter.
+    study.add_trials([optuna.trial.create_trial(params={"x": 1.0, "y": y}, distributions=dists, value=10 * y,
+                                                user_attrs={key: 11}) for key in (CONFIRMS, WARM_FROM)
+                      for _, y in grid])
+    importances, note = _importances(study)
+    assert note == "" and importances["x"] > 0.9 > importances["y"]

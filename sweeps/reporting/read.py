@@ -17,7 +17,7 @@ from sweeps.search.space import Space
 from sweeps.search.study import space_of
 from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
 from sweeps.store.tracking import Tracker, ui_url
-from sweeps.store.trials import own_trials
+from sweeps.store.trials import is_search_trial, own_trials
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -68,16 +68,20 @@ def _pareto_front(trials: list[optuna.trial.FrozenTrial], directions: list) -> l
     """The numbers of the search's completed trials that no other of them dominates (confirmations left out)."""
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
-    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and CONFIRMS not in t.user_attrs]
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and is_search_trial(t)]
     return sorted(t.number for t in _get_pareto_front_trials_by_trials(done, directions))
 
 
 def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
-    """Optuna's param importances of the (first) objective, or why they cannot be computed yet."""
+    """Optuna's param importances of the (first) objective over the search's own trials, or why they cannot be
+    computed yet. Confirmations would weigh the winner's params once per seed, and warm-start copies are another
+    study's, so the evaluator reads an in-memory study of the search trials alone."""
+    search = optuna.create_study(directions=study.directions)
+    search.add_trials([t for t in study.get_trials(deepcopy=False) if is_search_trial(t)])
     try:
         with warnings.catch_warnings():  # "few trials in a regime": the page says how many trials there are
             warnings.simplefilter("ignore", UserWarning)
-            values = optuna.importance.get_param_importances(study, target=lambda t: t.values[0])
+            values = optuna.importance.get_param_importances(search, target=lambda t: t.values[0])
     except (RuntimeError, ValueError) as exc:
         return {}, str(exc)
     return dict(values), "" if values else "too few completed trials"
