@@ -303,6 +303,36 @@ def test_a_warm_start_copies_the_earlier_studys_finished_trials_in_range_once_no
     assert quick.study_name == "warm-quick" and len(quick.get_trials()) == 1
 
 
+@pytest.mark.parametrize("same", [True, False])
+def test_a_warm_start_under_the_same_successive_halving_prunes_from_the_first_trial(tmp_path: Path, same):
+    from rich.console import Console
+
+    from sweeps.search.space import parse_space
+    from sweeps.search.study import open_study
+
+    halving = "  pruner: {name: successive_halving, options: {min_resource: 1, reduction_factor: 2}}\n"
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    source = optuna.create_study(study_name="earlier", storage=storage, direction="maximize",
+                                 pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2))
+    source.set_user_attr("space_yaml", (WARM_SPACE % ("val_accuracy", 0.5, "null")) + halving)
+    source.set_user_attr("space", "earlier")
+    for value in (0.8, 0.85, 0.9):
+        trial = source.ask({"units": optuna.distributions.CategoricalDistribution([32, 64]),
+                            "dropout": optuna.distributions.FloatDistribution(0.0, 0.5)})
+        trial.report(value, 1)
+        assert not trial.should_prune()  # what records its rung
+        source.tell(trial, value)
+    # Other rungs (from epoch 2) make the copies' values at epoch 1 no rung values of this sweep.
+    now = WARM_SPACE % ("val_accuracy", 0.5, "earlier") + (halving if same else halving.replace("min_resource: 1", "min_resource: 2"))
+    study = open_study(parse_space(now, tmp_path / "warm.yaml"), storage, False, Console(quiet=True))
+    study.pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    rungs = [t.system_attrs.get("completed_rung_0") for t in study.get_trials() if "warm_start_from" in t.user_attrs]
+    assert rungs == ([0.8, 0.85, 0.9] if same else [None] * 3)
+    first = study.ask()
+    first.report(0.7, 1)  # worst of four: with the copies' rungs to compete with, not in the top half
+    assert first.should_prune() == same
+
+
 @pytest.mark.parametrize(("name", "metric", "quick", "why"), [
     ("nope", "val_accuracy", False, "'nope' is not a study in this storage (studies: earlier)"),
     ("warm", "val_accuracy", False, "'warm' is the study itself"),

@@ -1,7 +1,8 @@
 """``sweep.warm_start: STUDY``: a study, when it is created, begins with the finished trials of an earlier study of the
 same task in the same storage, so the sampler models from its first pick instead of spending its start-up trials at
-random (TPE counts them among its ``n_startup_trials``). The copies keep their params, values and per-epoch values,
-and carry ``warm_start_from``; they are not the sweep's trials: no MLflow runs, not counted toward TRIALS, never its
+random (TPE counts them among its ``n_startup_trials``). The copies keep their params, values and per-epoch values
+(and, under the same successive-halving pruner, their rungs: the sweep prunes from its first trial), and carry
+``warm_start_from``; they are not the sweep's trials: no MLflow runs, not counted toward TRIALS, never its
 winner, not in its report.
 
 TensorFlow-free: the supervising process creates (and so warm-starts) the study before any worker starts.
@@ -34,6 +35,7 @@ from sweeps.store.keys import (
 from sweeps.store.trials import FINISHED_STATES, is_search_trial
 
 OWN_SETUP = (EPOCH_BUDGET, BASELINE_FIXED, INITIAL_EPOCH)  # trials trained unlike the space's: not copied
+RUNG_PREFIX = "completed_rung_"  # Optuna's SuccessiveHalvingPruner keeps a trial's value at rung N under completed_rung_N
 SAME_TASK = ("dataset", "task", "model", "validation", "val_size", "objective")  # what the source must share
 
 
@@ -80,10 +82,14 @@ def _settings(spec: SpaceFile) -> dict[str, Any]:
 
 def warm_start(study: optuna.Study, source: optuna.Study, space: Space, console: Console) -> None:
     """Copy ``source``'s finished search trials into the just-created ``study``."""
-    earlier = _settings(parse_space(source.user_attrs[SPACE_YAML], space.path).spec)
+    earlier_spec = parse_space(source.user_attrs[SPACE_YAML], space.path).spec
+    earlier = _settings(earlier_spec)
+    # Successive halving's rungs are epochs fixed by its options (the epochs are the same: _difference checks them),
+    # so under the same pruner a copy's rung values compete and the sweep prunes from its first trial.
+    rungs = earlier_spec.sweep.pruner == space.spec.sweep.pruner and space.spec.sweep.pruner.name == "successive_halving"
     finished = source.get_trials(deepcopy=False, states=FINISHED_STATES)
     copies = [copy for t in finished if is_search_trial(t) and not any(key in t.user_attrs for key in OWN_SETUP)
-              and (copy := _copy(t, earlier, source.study_name, space)) is not None]
+              and (copy := _copy(t, earlier, source.study_name, space, rungs)) is not None]
     study.add_trials(copies)
     study.set_user_attr(WARM_STARTED, {"study": source.study_name, "trials": len(copies)})
     left = len(finished) - len(copies)
@@ -91,10 +97,10 @@ def warm_start(study: optuna.Study, source: optuna.Study, space: Space, console:
     console.print(f"warm start: {len(copies)} finished trials of study {source.study_name} copied in{note if left else ''}")
 
 
-def _copy(trial: FrozenTrial, earlier: dict[str, Any], source: str, space: Space) -> FrozenTrial | None:
+def _copy(trial: FrozenTrial, earlier: dict[str, Any], source: str, space: Space, rungs: bool) -> FrozenTrial | None:
     """``trial`` as this space would have sampled it — its params (and the earlier space's fixed settings this one
-    searches) asked again through this space's ranges and choices — or None when one is missing or outside them, or
-    when it searched a setting this space fixes at another value."""
+    searches) asked again through this space's ranges and choices, with its successive-halving rungs when ``rungs`` —
+    or None when one is missing or outside them, or when it searched a setting this space fixes at another value."""
     fixed = FixedTrial({**earlier, **trial.params})
     try:
         with warnings.catch_warnings():
@@ -108,4 +114,6 @@ def _copy(trial: FrozenTrial, earlier: dict[str, Any], source: str, space: Space
     values = trial.values if trial.state == TrialState.COMPLETE else None
     return optuna.trial.create_trial(state=trial.state, params=params, distributions=fixed.distributions, values=values,
                                      intermediate_values=dict(trial.intermediate_values),
-                                     user_attrs={WARM_FROM: f"{source}#{trial.number}"})
+                                     user_attrs={WARM_FROM: f"{source}#{trial.number}"},
+                                     system_attrs={k: v for k, v in trial.system_attrs.items()
+                                                   if rungs and k.startswith(RUNG_PREFIX)})
