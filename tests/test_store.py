@@ -325,7 +325,6 @@ def test_a_warm_start_under_the_same_successive_halving_prunes_from_the_first_tr
     # Other rungs (from epoch 2) make the copies' values at epoch 1 no rung values of this sweep.
     now = WARM_SPACE % ("val_accuracy", 0.5, "earlier") + (halving if same else halving.replace("min_resource: 1", "min_resource: 2"))
     study = open_study(parse_space(now, tmp_path / "warm.yaml"), storage, False, Console(quiet=True))
-    study.pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
     rungs = [t.system_attrs.get("completed_rung_0") for t in study.get_trials() if "warm_start_from" in t.user_attrs]
     assert rungs == ([0.8, 0.85, 0.9] if same else [None] * 3)
     first = study.ask()
