@@ -89,7 +89,8 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, ...], num_classes:
     if get("dropout") > 0:
         layers.append(keras.layers.Dropout(get("dropout")))
     layers.append(output_layer(num_classes))
-    return keras.Sequential(layers, name="cnn")
+    network = keras.Sequential(layers, name="cnn")
+    return with_mirror_averaged(network, input_shape) if get("test_time_flip") else network
 
 
 BUILT_IN = {"mlp": "experiments.models:build_mlp", "cnn": "experiments.models:build_cnn"}
@@ -152,6 +153,44 @@ class TableFeatures(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "numeric": self.numeric, "mean": self.mean, "variance": self.variance,
                 "categories": self.categories}
+
+
+@keras.saving.register_keras_serializable(package="sweeps")
+class MirrorAveraged(keras.layers.Layer):
+    """Test-time augmentation: at inference (validation, test, predictions) the network's outputs for an image and
+    for its horizontal mirror, averaged; while training, the network alone, so an epoch's training costs the same.
+    Saved with the model, so a checkpoint or a registered model predicts the way the sweep scored."""
+
+    def __init__(self, network: keras.Model, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.network = network
+
+    def build(self, input_shape: tuple) -> None:
+        if not self.network.built:
+            self.network.build(input_shape)
+        self.built = True
+
+    def call(self, images: Any, training: bool | None = None) -> Any:
+        outputs = self.network(images, training=training)
+        if training:
+            return outputs
+        return (outputs + self.network(keras.ops.flip(images, axis=-2), training=False)) / 2  # axis -2: the width
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return self.network.compute_output_shape(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "network": keras.saving.serialize_keras_object(self.network)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> MirrorAveraged:
+        return cls(network=keras.saving.deserialize_keras_object(config.pop("network")), **config)
+
+
+def with_mirror_averaged(network: keras.Model, input_shape: tuple[int, ...]) -> keras.Model:
+    """``network`` scoring each image as the mean of its and its mirror's outputs (see :class:`MirrorAveraged`)."""
+    images = keras.Input(input_shape)
+    return keras.Model(images, MirrorAveraged(network, name="mirror_averaged")(images), name=network.name)
 
 
 def with_front(front: TableFront, network: keras.Model) -> keras.Model:

@@ -62,6 +62,7 @@ FAMILIES: dict[str, dict[str, Knob]] = {
         "augment_zoom": Knob(0.0, float, {"ge": 0, "lt": 1}),
         "augment_flip": Knob(False, bool),  # horizontal
         "augment_erase": Knob(0.0, float, {"ge": 0, "le": 1}),  # probability an image gets a patch erased
+        "test_time_flip": Knob(False, bool),  # score an image as the mean of its and its mirror's outputs
     },
 }
 DEFAULTS = {family: {name: knob.default for name, knob in knobs.items()} for family, knobs in FAMILIES.items()}

@@ -78,3 +78,26 @@ def test_augment_erase_erases_a_patch_of_that_share_of_training_images(probabili
     assert abs((changed > 0).mean() - probability) < 0.05  # Keras' own default would erase about half as often
     assert 0 < changed[changed > 0].mean() < 0.5  # a patch, not the whole image
     assert np.array_equal(erase(x, training=False), x)
+
+
+def test_test_time_flip_scores_the_mean_of_image_and_mirror_and_trains_on_the_image_alone(tmp_path):
+    import keras
+    import numpy as np
+
+    model = build_model("cnn", {"test_time_flip": True, "dropout": 0.0}, (28, 28, 1), 10)
+    network = model.get_layer("mirror_averaged").network
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    mirrored = x[:, :, ::-1, :]
+    expected = (np.asarray(network(x)) + np.asarray(network(mirrored))) / 2
+    assert np.allclose(model(x, training=False), expected, atol=1e-6)
+    assert np.allclose(model.predict(mirrored, verbose=0), expected, atol=1e-6)  # a mirror scores as its original
+    assert np.allclose(model(x, training=True), network(x, training=True), atol=1e-6)
+    assert not np.allclose(model(x, training=True), expected, atol=1e-4)
+
+    model.compile("adam", "sparse_categorical_crossentropy")
+    before = [w.copy() for w in network.get_weights()]
+    model.fit(x, np.arange(4), epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, network.get_weights(), strict=True))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
