@@ -18,6 +18,7 @@ import functools
 import hashlib
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import numpy as np
 from experiments.errors import DataError
 from experiments.files import read_npz
 from experiments.idx import IMAGES_MAGIC, LABELS_MAGIC, md5, parse_idx, read_idx, to_idx
-from experiments.tables import TABLE_SUFFIXES, TableFront, TableSchema, read_table
+from experiments.tables import TABLE_SUFFIXES, TEST_SPLIT_SEED, TableFront, TableSchema, read_table
 
 DATA_DIR_ENV = "SWEEPS_DATA_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets")
@@ -294,7 +295,23 @@ def _val_count(val_size: float, train_size: int) -> int:
     return max(1, round(val_size * train_size)) if val_size < 1 else int(val_size)
 
 
-def _split_validation(raw: RawData, validation: str, val_size: float, seed: int):
+def _holdout_rows(y: np.ndarray, val_size: int, classes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation rows of a holdout of ``val_size`` rows that is a property of the file: seeded
+    with TEST_SPLIT_SEED, not the sweep's seed, so every sweep of the file validates on the same rows; stratified
+    by class where every class has rows enough, else (and for a regression) a plain shuffle."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    if classes:
+        try:
+            return train_test_split(rows, test_size=val_size, random_state=TEST_SPLIT_SEED, stratify=y)
+        except ValueError:  # a class of one row, or fewer rows on a side than classes: nothing to stratify by
+            pass
+    return train_test_split(rows, test_size=val_size, random_state=TEST_SPLIT_SEED)
+
+
+def _split_validation(raw: RawData, validation: str, val_size: float, seed: int, tail: bool):
+    """Training and validation parts; ``tail``: a holdout is the last ``val_size`` rows as stored."""
     x, y = raw.arrays["x_train"], raw.arrays["y_train"]
     if "x_val" in raw.arrays:  # the data gives its own validation part
         return (x, y), (raw.arrays["x_val"], raw.arrays["y_val"])
@@ -303,13 +320,27 @@ def _split_validation(raw: RawData, validation: str, val_size: float, seed: int)
         raise DataError(f"val_size {val_size} leaves no training examples of {len(y)} in {raw.source}")
     if validation == "test":
         return (x, y), (x[:0], y[:0])  # filled with the test set once it is final
-    if validation == "holdout":
+    if validation == "holdout" and tail:
         return (x[:-val_size], y[:-val_size]), (x[-val_size:], y[-val_size:])
+    if validation == "holdout":
+        train, val = _holdout_rows(y, val_size, bool(raw.class_names))
+        return (x[train], y[train]), (x[val], y[val])
     from sklearn.model_selection import train_test_split
 
     x_tr, x_val, y_tr, y_val = train_test_split(x, y, test_size=val_size, random_state=seed,
                                                 stratify=y if raw.class_names else None)
     return (x_tr, y_tr), (x_val, y_val)
+
+
+def _warn_missing_classes(raw: RawData, y_train: np.ndarray, y_val: np.ndarray) -> None:
+    """One line on stderr when the validation part lacks classes the training part has: selection is blind to them."""
+    if not raw.class_names or not len(y_val):  # a regression, or a validation part still to come (the test set)
+        return
+    missing = np.setdiff1d(y_train, y_val)
+    if len(missing):
+        names = ", ".join(repr(raw.class_names[i]) for i in missing[:5]) + (", …" if len(missing) > 5 else "")
+        print(f"warning: {raw.source}: the validation part has no example of class {names}, which the training "
+              "part has: validation scores leave them out", file=sys.stderr)
 
 
 def _sample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
@@ -341,16 +372,23 @@ def load_dataset(
     """Load ``source`` (a built-in name or a data file) split into train / validation / test, normalised, once
     per process.
 
-    ``validation``: ``holdout`` (the last ``val_size`` training examples), ``stratified`` (a seeded,
-    class-balanced ``val_size`` sample of the training set) or ``test`` (the test set, as the blog did:
-    selection and scoring on the same images); a data file's own ``x_val``/``y_val`` win. ``val_size`` below 1 is
-    a fraction of the training part. ``subset`` keeps a seeded sample of that many training examples and a
-    proportional share of validation and test examples (smoke runs, tests).
+    ``validation``: ``holdout`` (``val_size`` training examples, the same ones whatever ``seed``: a built-in
+    dataset's last ones, as documented; an image folder's last ones in its cache, shuffled once (seeded); of other
+    data of the user's a shuffle seeded for the file, stratified by class where every class has rows enough),
+    ``stratified`` (a ``seed``-ed, class-balanced ``val_size`` sample of the training set) or ``test`` (the test
+    set, as the blog did: selection and scoring on the same images); a data file's own ``x_val``/``y_val`` win.
+    ``val_size`` below 1 is a fraction of the training part. ``subset`` keeps a seeded sample of that many training
+    examples and a proportional share of validation and test examples (smoke runs, tests). A validation part
+    without a class of the training part is one warning line on stderr.
     """
     if validation not in VALIDATIONS:
         raise DataError(f"unknown validation {validation!r} (allowed: {', '.join(VALIDATIONS)})")
     raw = raw_data(source)
-    (x_tr, y_tr), (x_val, y_val) = _split_validation(raw, validation, val_size, seed)
+    # A built-in dataset keeps its documented holdout; stored images stay on disk, their parts slices of the mapped
+    # cache (which experiments.folders shuffled once), not copies of it.
+    tail = isinstance(source, str) or raw.streamed
+    (x_tr, y_tr), (x_val, y_val) = _split_validation(raw, validation, val_size, seed, tail)
+    _warn_missing_classes(raw, y_tr, y_val)
     x_te, y_te = raw.arrays["x_test"], raw.arrays["y_test"]
     if subset is not None:
         share = subset / len(y_tr)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 from experiments.errors import ModelError
 from experiments.settings import feature_size, layer_value, setting
@@ -122,16 +123,28 @@ def build_model(model: str, params: dict[str, Any], input_shape: tuple[int, ...]
 @keras.saving.register_keras_serializable(package="sweeps")
 class TableFeatures(keras.layers.Layer):
     """A table's row of numbers and text codes → its numbers standardised (Keras' Normalization, with the training
-    part's statistics) and each text column one-hot encoded (Keras' CategoryEncoding). Saved with the model, so a
-    checkpoint or a registered model encodes rows the way the sweep did."""
+    part's statistics) and each text column one-hot encoded (Keras' CategoryEncoding), a code the training part
+    lacks as the unknown (0). Saved with the model, so a checkpoint or a registered model encodes rows the way the
+    sweep did."""
 
     def __init__(self, numeric: Sequence[int], mean: Sequence[float], variance: Sequence[float],
-                 categories: Sequence[Sequence[int]], **kwargs: Any):
+                 categories: Sequence[Sequence[int]], known: Sequence[Sequence[int]] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.numeric, self.mean, self.variance = list(numeric), list(mean), list(variance)
         self.categories = [list(c) for c in categories]  # [column index, one-hot width]
+        # known: each text column's codes in the training part; a model saved before it was kept knows every code
+        self.known = ([[int(code) for code in k] for k in known] if known is not None
+                      else [list(range(width)) for _, width in self.categories])
+        self.lookups = [self._lookup(width, k) for (_, width), k in zip(self.categories, self.known, strict=True)]
         self.standardise = keras.layers.Normalization(mean=self.mean, variance=self.variance) if numeric else None
         self.one_hot = [keras.layers.CategoryEncoding(width, output_mode="one_hot") for _, width in self.categories]
+
+    @staticmethod
+    def _lookup(width: int, known: list[int]) -> np.ndarray:
+        """A constant table: code → itself where the training part had it, else 0, the unknown."""
+        lookup = np.zeros(width, dtype="int32")
+        lookup[known] = known
+        return lookup
 
     def build(self, input_shape: tuple) -> None:
         # Here, not on the first call: built inside a symbolic call, Normalization's constants would be graph-bound.
@@ -143,8 +156,8 @@ class TableFeatures(keras.layers.Layer):
 
     def call(self, rows: Any) -> Any:
         parts = [self.standardise(keras.ops.take(rows, self.numeric, axis=1))] if self.standardise else []
-        parts += [encode(keras.ops.cast(rows[:, column], "int32"))
-                  for (column, _), encode in zip(self.categories, self.one_hot, strict=True)]
+        parts += [encode(keras.ops.take(lookup, keras.ops.cast(rows[:, column], "int32")))
+                  for (column, _), lookup, encode in zip(self.categories, self.lookups, self.one_hot, strict=True)]
         return keras.ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -152,7 +165,7 @@ class TableFeatures(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "numeric": self.numeric, "mean": self.mean, "variance": self.variance,
-                "categories": self.categories}
+                "categories": self.categories, "known": self.known}
 
 
 @keras.saving.register_keras_serializable(package="sweeps")
@@ -196,7 +209,8 @@ def with_mirror_averaged(network: keras.Model, input_shape: tuple[int, ...]) -> 
 def with_front(front: TableFront, network: keras.Model) -> keras.Model:
     """``network`` (built for the front's features) behind a table's encoding: the model takes table rows."""
     rows = keras.Input((len(front.schema.columns),), name="rows")
-    features = TableFeatures(front.schema.numeric, front.mean, front.variance, front.categories, name="table_features")(rows)
+    features = TableFeatures(front.schema.numeric, front.mean, front.variance, front.categories, front.known,
+                             name="table_features")(rows)
     return keras.Model(rows, network(features), name=network.name)
 
 

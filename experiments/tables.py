@@ -1,9 +1,10 @@
 """A user's table (``.csv`` or ``.parquet``) as arrays a model takes: one row of numbers per example.
 
 Numeric columns stay as they are (the model standardises them with statistics of the training part: see
-:class:`TableFront`); text columns become codes into a vocabulary of the training part's values (0: a value it
-never saw), which the model one-hot encodes. Class labels become indices into their sorted names; a regression's
-target stays a number. Every mistake is a DataError naming the file (and column) and what is wrong.
+:class:`TableFront`); text columns become codes into a vocabulary of the values outside the test part (0: a value
+it never saw), which the model one-hot encodes, taking a value the training part lacks as unknown too. Class
+labels become indices into their sorted names; a regression's target stays a number. Every mistake is a DataError
+naming the file (and column) and what is wrong.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ MAX_VOCABULARY = 1000  # distinct values of a text column one-hot encoded; more 
 
 @dataclass(frozen=True)
 class Column:
-    """A feature column: its name, and the vocabulary of a text column (None: a number)."""
+    """A feature column: its name, and the vocabulary of a text column (None: a number): the values of the file
+    but its test part, so that the one-hot width is known before the validation split."""
 
     name: str
     vocabulary: tuple[str, ...] | None = None
@@ -41,6 +43,11 @@ class TableSchema:
     def numeric(self) -> list[int]:
         """The indices of the number columns."""
         return [i for i, c in enumerate(self.columns) if c.vocabulary is None]
+
+    @property
+    def text(self) -> list[int]:
+        """The indices of the text columns."""
+        return [i for i, c in enumerate(self.columns) if c.vocabulary is not None]
 
     @property
     def width(self) -> int:
@@ -69,11 +76,13 @@ class TableSchema:
 @dataclass(frozen=True)
 class TableFront:
     """What the model puts in front of a builder's network for a table: standardise the numeric columns with the
-    training part's mean and variance, one-hot encode each text column's codes (the vocabulary and an unknown)."""
+    training part's mean and variance, one-hot encode each text column's codes (the vocabulary and an unknown),
+    a code the training part lacks as the unknown."""
 
     schema: TableSchema
     mean: tuple[float, ...]  # of each numeric column, in order
     variance: tuple[float, ...]
+    known: tuple[tuple[int, ...], ...]  # of each text column, in order: the codes the training part has
 
     @property
     def categories(self) -> list[tuple[int, int]]:
@@ -82,8 +91,10 @@ class TableFront:
 
     @classmethod
     def fit(cls, schema: TableSchema, x_train: np.ndarray) -> TableFront:
+        """The front of ``schema`` fitted on the training part's rows alone."""
         numeric = x_train[:, schema.numeric].astype(np.float64)
-        return cls(schema, tuple(numeric.mean(axis=0).tolist()), tuple(numeric.var(axis=0).tolist()))
+        known = tuple(tuple(np.unique(x_train[:, i]).astype(int).tolist()) for i in schema.text)
+        return cls(schema, tuple(numeric.mean(axis=0).tolist()), tuple(numeric.var(axis=0).tolist()), known)
 
 
 def _check_complete(values: pd.Series, where: str) -> None:
@@ -164,8 +175,8 @@ def read_table(path: Path, target: str | None, test: Path | None, test_size: flo
     for name in frame.columns:  # before any split, so the line numbers are the file's
         _check_complete(frame[name], where)
     _labels(frame, target, regression, where)
-    if test is not None:  # shuffled once (seeded), so that a holdout validation split is not the file's last rows
-        train, held_out = frame.sample(frac=1, random_state=TEST_SPLIT_SEED), read_frame(test)
+    if test is not None:  # the validation split shuffles the training part (experiments.data)
+        train, held_out = frame, read_frame(test)
         _labels(held_out, target, regression, str(test))
     else:
         train, held_out = _split_test(frame, target, test_size, regression, where)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments import data as data_module
-from experiments.data import FILES, load_dataset, load_raw
+from experiments.data import FILES, load_dataset, load_raw, model_inputs
 from experiments.errors import DataError
 from experiments.idx import to_idx
 
@@ -114,6 +114,13 @@ def test_holdout_validation_is_the_last_10000_training_images(data_dir):
     assert np.array_equal(ds.y_val, raw.arrays["y_train"][-10000:])
     assert ds.x_train.dtype == np.float32 and ds.x_train.shape[1:] == (28, 28, 1)
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+
+
+def test_the_built_in_holdout_stays_the_tail_of_the_training_file_whatever_the_seed(data_dir):
+    x = load_raw("fashion_mnist", download=False).arrays["x_train"]
+    for seed in (0, 1):
+        ds = load_dataset("fashion_mnist", "holdout", seed=seed)
+        assert np.array_equal(ds.x_val, model_inputs(x[-10000:])) and np.array_equal(ds.x_train, model_inputs(x[:-10000]))
 
 
 def test_stratified_validation_is_balanced_and_seeded(data_dir):

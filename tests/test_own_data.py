@@ -51,6 +51,55 @@ def digits_npz(path: Path, labels: str = "int") -> Path:
     return path
 
 
+def class_sorted_digits_npz(path: Path) -> Path:
+    """scikit-learn's digits sorted by label (as an .npz built by walking folders class by class is): every fifth
+    image a test image, the other 1,437 the training part, all of them in class order."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    order = np.argsort(y, kind="stable")
+    x, y = (x[order].reshape(-1, 8, 8, 1) / 16).astype(np.float32), y[order]
+    test = np.arange(len(y)) % 5 == 0
+    np.savez(path, x_train=x[~test], y_train=y[~test], x_test=x[test], y_test=y[test])
+    return path
+
+
+def test_a_holdout_of_a_class_sorted_npz_is_stratified_and_the_same_rows_whatever_the_sweep_seed(tmp_path):
+    source = UserData(class_sorted_digits_npz(tmp_path / "sorted.npz"))
+    data = load_dataset(source, "holdout", 0.2, 0)
+    every = np.bincount(np.concatenate([data.y_train, data.y_val]))
+    assert len(data.y_val) == round(0.2 * 1437)
+    assert np.abs(np.bincount(data.y_val, minlength=10) - 0.2 * every).max() <= 1  # each class in its share
+    again = load_dataset(source, "holdout", 0.2, 1)
+    assert np.array_equal(again.x_val, data.x_val) and np.array_equal(again.y_val, data.y_val)
+
+
+def test_a_regression_holdout_is_a_shuffle_not_the_largest_targets(tmp_path):
+    y = np.arange(100, dtype=np.float32)  # sorted: the last rows would be the largest targets
+    np.savez(tmp_path / "r.npz", x_train=y[:, None], y_train=y, x_test=y[:10, None], y_test=y[:10])
+    data = load_dataset(UserData(tmp_path / "r.npz", regression=True), "holdout", 0.2, 0)
+    assert len(data.y_val) == 20 and data.y_val.min() < 50
+    assert np.array_equal(data.x_val[:, 0], data.y_val)  # rows stay whole
+
+
+def test_a_class_too_rare_to_stratify_falls_back_to_a_plain_shuffle(tmp_path):
+    y = np.array([0, 1] * 20 + [2])  # class 2: one row, no stratified split can put it on both sides
+    np.savez(tmp_path / "rare.npz", x_train=np.arange(41.0)[:, None], y_train=y, x_test=np.zeros((2, 1)),
+             y_test=np.array([0, 1]))
+    data = load_dataset(UserData(tmp_path / "rare.npz"), "holdout", 0.2, 0)
+    assert len(data.y_val) == 8 and sorted(np.concatenate([data.x_train, data.x_val])[:, 0]) == list(range(41))
+
+
+def test_a_validation_part_without_a_class_of_the_training_part_is_one_warning_line(tmp_path, capsys):
+    names = np.array(["bird", "cat", "dog"])
+    np.savez(tmp_path / "pets.npz", x_train=np.zeros((6, 2)), y_train=names[[0, 1, 2, 0, 1, 2]],
+             x_val=np.zeros((2, 2)), y_val=names[[1, 2]], x_test=np.zeros((3, 2)), y_test=names[[0, 1, 2]])
+    load_dataset(UserData(tmp_path / "pets.npz"))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: ")
+    assert "pets.npz" in err and "'bird'" in err and "'cat'" not in err
+
+
 def test_labels_become_class_indices_with_their_names_and_val_size_may_be_a_fraction(tmp_path):
     data = load_dataset(UserData(digits_npz(tmp_path / "digits.npz", labels="str")), "stratified", 0.25, 0)
     assert data.class_names == ("eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero")

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import sweeps
-from experiments.data import UserData, builder_inputs, load_dataset
+from experiments.data import UserData, builder_inputs, load_dataset, raw_data
 from experiments.errors import DataError
-from experiments.models import build_for_data
+from experiments.models import TableFeatures, build_for_data
 from sweeps.cli import main
 
 CANCER_SPACE = """\
@@ -97,6 +97,29 @@ def test_the_model_carries_the_encoding_so_a_saved_checkpoint_reads_raw_rows(tmp
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert np.allclose(loaded.predict(data.x_test, verbose=0), model.predict(data.x_test, verbose=0))
+
+
+def test_a_text_value_only_in_the_validation_rows_is_unknown_to_the_model(tmp_path):
+    frame = pd.DataFrame({"row": np.arange(60.0), "colour": "red", "y": ["a", "b"] * 30})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    source = UserData(tmp_path / "t.csv", target="y")
+    row = int(load_dataset(source, "holdout", 0.25).x_val[0, 0])
+    load_dataset.cache_clear()
+    raw_data.cache_clear()
+    frame.loc[row, "colour"] = "violet"  # the split follows from the labels alone: the row stays in validation
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    data = load_dataset(source, "holdout", 0.25)
+    assert data.front.schema.columns[1].vocabulary == ("red", "violet")
+    model = build_for_data("mlp", {"units": 4}, data.input_shape, data.num_classes, data.front)
+    front = model.get_layer("table_features")
+    violet = data.x_val[data.x_val[:, 0] == row]
+    assert violet[0, 1] == 2 and front(violet).numpy()[0, 1:].tolist() == [1, 0, 0]  # code 2 → the unknown
+    assert front(data.x_train[:1]).numpy()[0, 1:].tolist() == [0, 1, 0]  # red, seen in training
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras").get_layer("table_features")
+    assert loaded(violet).numpy()[0, 1:].tolist() == [1, 0, 0]
+    before = {k: v for k, v in front.get_config().items() if k != "known"}  # a model saved before "known" was kept
+    assert TableFeatures.from_config(before)(violet).numpy()[0, 1:].tolist() == [0, 0, 1]
 
 
 def test_a_regression_keeps_its_target_a_number(tmp_path):
