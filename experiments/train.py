@@ -19,6 +19,7 @@ import numpy as np
 
 from experiments.batches import ImageBatches
 from experiments.data import Dataset
+from experiments.metrics import metric_mode
 from experiments.models import build_for_data
 from experiments.resume import BEST, CheckpointHook, KeepResumePoint, ResumePoint
 from experiments.schedule import FittedCosineDecay
@@ -212,7 +213,7 @@ def _best_epoch(history: dict[str, list[float]], monitor: str, first_epoch: int)
     values = np.asarray(history.get(monitor, []), dtype=float)
     if values.size == 0 or np.isnan(values).all():
         return None
-    pick = np.nanargmin if monitor.endswith("loss") else np.nanargmax
+    pick = np.nanargmax if metric_mode(monitor) == "max" else np.nanargmin
     return int(pick(values)) + first_epoch
 
 
@@ -306,7 +307,7 @@ def _fit_callbacks(settings: TrainSettings, data: Dataset, result: RepeatResult,
         *([RobustAccuracy(data.x_val_moved, data.y_val)] if settings.robust else []),
         EpochRecorder(result.history, on_epoch),
         AtomicModelCheckpoint(str(result.checkpoint), monitor=settings.monitor, save_best_only=True,
-                              mode="min" if settings.monitor.endswith("loss") else "max"),
+                              mode=metric_mode(settings.monitor)),
         early,
         keras.callbacks.TerminateOnNaN(),
         time_up,

@@ -41,7 +41,7 @@ def overview(results: list[StudyResults]) -> pd.DataFrame:
             "its test accuracy or MAE": "" if best is None else (
                 ci(best, r.test_metric) + (" (MAE)" if r.test_metric == "test_mae" else "")),
             "its test loss": "" if best is None else ci(best, "test_loss"),
-            "target": "" if best is None else verdict(meets_target(best, spec.target)),
+            "target": "no bar" if not spec.target else "" if best is None else verdict(meets_target(best, spec.target)),
             "complete": r.count("COMPLETE"), "pruned": r.count("PRUNED"), "failed": r.count("FAIL"),
             "epochs": int(r.trials["epochs"].sum()),
             "winner found by": "" if best is None else best.get("found_by", ""),

@@ -21,12 +21,13 @@ SPLIT_COLOURS = {"train": sns.color_palette("colorblind")[0], "validation": sns.
 
 def learning_curves(history: pd.DataFrame, title: str, best_epoch: int | None = None,
                     overfit_epoch: int | None = None) -> plt.Figure:
-    """Train vs validation loss and accuracy per epoch, with the best epoch and the overfitting onset marked.
+    """Train vs validation loss and accuracy (a regression's: mean absolute error) per epoch, with the best epoch and
+    the overfitting onset marked.
 
-    ``history`` has an ``epoch`` column and Keras' log keys (loss, accuracy, val_loss, val_accuracy).
+    ``history`` has an ``epoch`` column and Keras' log keys (loss, accuracy or mae, and their ``val_`` ones).
     """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+    for ax, metric in zip(axes, ("loss", "mae" if "mae" in history else "accuracy"), strict=True):
         if metric not in history:
             ax.set_visible(False)
             continue

@@ -156,7 +156,9 @@ def target_text(target: dict, joiner: str = " and ") -> str:
 
 
 def meets_target(row: pd.Series, target: dict) -> bool | None:
-    """Whether the mean test metrics of ``row`` meet every bound of the target (None if unknown)."""
+    """Whether the mean test metrics of ``row`` meet every bound of the target (None if unknown, or no bar)."""
+    if not target:
+        return None
     verdicts = []
     for metric, bound in target.items():
         value = row.get(f"{metric}_mean")

@@ -55,14 +55,21 @@ def _confirm_note(count: int) -> str:
 LEADERBOARD_ROWS = 200  # a page lists the best trials; every trial is in trials.csv (a page stays small at any size)
 
 
+def _bar_verdict(best: pd.Series, target: dict) -> str:
+    if not target:
+        return "No target bar set."
+    return f"Target bar ({esc(target_text(target))}, on the mean over seeds): {verdict(meets_target(best, target))}."
+
+
 def leaderboard(result: StudyResults, rows: int | None = None) -> pd.DataFrame:
     """One row per trial (the best ``rows`` when given), best first: its params, the target verdict, each score's
     mean ± 95 % CI (min and max when some trial has several seeds) and, with several seeds, whether the best is
     better than it."""
     t = result.trials.head(rows) if rows else result.trials
-    frame = pd.DataFrame({"trial": t["number"], "state": t["state"],
-                          "target": [verdict(meets_target(r, result.space.spec.target)) if r["state"] == "COMPLETE"
-                                     else "" for _, r in t.iterrows()]})
+    frame = pd.DataFrame({"trial": t["number"], "state": t["state"]})
+    if result.space.spec.target:  # no bar, no verdict column
+        frame["target"] = [verdict(meets_target(r, result.space.spec.target)) if r["state"] == "COMPLETE" else ""
+                           for _, r in t.iterrows()]
     if "found_by" in t:
         frame.insert(1, "found by", t["found_by"])
     for col in result.params:  # values from the space file: escaped, as the table is not
@@ -94,14 +101,13 @@ def best_config(result: StudyResults) -> str:
         return "<p>No completed trial yet.</p>"
     params = pd.DataFrame({"param": [p.removeprefix("params_") for p in result.params if pd.notna(best[p])],
                            "value": [short(best[p]) for p in result.params if pd.notna(best[p])]})
-    bar = target_text(result.space.spec.target)
     space = result.attrs.get(SPACE, result.name)
     options = (" ENGINE=kerastuner" if result.engine == "kerastuner" else "") + (" QUICK=1" if result.quick else "")
     test = result.test_metric
     low_high = f" (min {short(best[test + '_min'])}, max {short(best[test + '_max'])})" if best["n_repeats"] > 1 else ""
     return f"""<p>Trial <b>#{int(best['number'])}</b>{_origin(result, best)}: {result.metric} {ci(best, 'value')};
 {result.test_label} {ci(best, test)}{low_high};
-test loss {ci(best, 'test_loss')}. Target bar ({esc(bar)}, on the mean over seeds): {verdict(meets_target(best, result.space.spec.target))}.
+test loss {ci(best, 'test_loss')}. {_bar_verdict(best, result.space.spec.target)}
 {_confirmed(best)}MLflow run {run_link(result, best[MLFLOW_RUN_ID])}.</p>
 <p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{options}</code>
 (trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}{refit_comparison(result, best)}"""

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from experiments.data import DATASETS, VALIDATIONS
+from experiments.metrics import direction as metric_direction
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
 
 Scalar = bool | int | float | str
@@ -174,13 +175,21 @@ class Objective(Section):
     direction: Literal["maximize", "minimize"] | None = None
     secondary: Literal[SECONDARY] | None = None  # type: ignore[valid-type]  # a second objective: a Pareto front
 
+    @model_validator(mode="after")
+    def _direction_agrees(self) -> Objective:
+        """A direction the metric contradicts would select the worst model: it is refused, not obeyed."""
+        if self.direction and self.direction != metric_direction(self.metric):
+            raise ValueError(f"direction: {self.metric} is better {'high' if metric_direction(self.metric) == 'maximize' else 'low'}"
+                             f", so it is {metric_direction(self.metric)}d (leave direction out)")
+        return self
+
     @property
     def directions(self) -> list[Literal["minimize", "maximize"]]:
         """One direction per objective: the metric's, then the secondary one's (a cost is minimised, an accuracy
         maximised)."""
         if not self.secondary:
             return [self.resolved_direction]
-        return [self.resolved_direction, "maximize" if self.secondary.endswith("accuracy") else "minimize"]
+        return [self.resolved_direction, metric_direction(self.secondary)]
 
     @property
     def robust(self) -> bool:
@@ -189,8 +198,8 @@ class Objective(Section):
 
     @property
     def resolved_direction(self) -> Literal["minimize", "maximize"]:
-        """The direction, defaulting to minimise for losses and maximise otherwise."""
-        return self.direction or ("minimize" if self.metric.endswith("loss") else "maximize")
+        """The metric's direction (``experiments.metrics``: accuracies maximised, losses and errors minimised)."""
+        return metric_direction(self.metric)
 
 
 class Bound(Section):

@@ -50,6 +50,7 @@ from sweeps.store.trials import (
     FINISHED_STATES,
     count_finished,
     count_running,
+    cut_by_the_budget,
     is_owed,
     is_search_trial,
     own_trials,
@@ -66,7 +67,7 @@ def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
     if any(t.number == number and is_owed(t) for t in trials):
         return False
     search = [t for t in trials if is_search_trial(t)]
-    finished = sum(t.state in FINISHED_STATES for t in search)
+    finished = sum(t.state in FINISHED_STATES and not cut_by_the_budget(t) for t in search)
     earlier = sum(t.state == TrialState.RUNNING and t.number < number for t in search)
     return finished + earlier >= target
 

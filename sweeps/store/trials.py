@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.store.keys import CONFIRMS, WARM_FROM
+from sweeps.store.keys import CONFIRMS, STOP_REASONS, WARM_FROM
 from sweeps.store.recovery import retry_history
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
@@ -39,9 +39,15 @@ def is_owed(trial: FrozenTrial) -> bool:
     return bool(retry_history(trial)) or CONFIRMS in trial.user_attrs
 
 
+def cut_by_the_budget(trial: FrozenTrial) -> bool:
+    """Whether the sweep's time budget stopped ``trial`` mid-schedule (it is pruned, and no result)."""
+    return "time_budget" in trial.user_attrs.get(STOP_REASONS, ())
+
+
 def count_finished(study: optuna.Study) -> int:
-    """The search's finished trials (confirmations and warm-start copies left out)."""
-    return sum(is_search_trial(t) for t in study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    """The search's finished trials (confirmations, warm-start copies and trials the budget cut left out)."""
+    return sum(is_search_trial(t) and not cut_by_the_budget(t)
+               for t in study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
 def count_running(study: optuna.Study) -> int:
