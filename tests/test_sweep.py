@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import experiments.train
+import sweeps
 from sweeps.cli import main
 from sweeps.store.status import problems
 from sweeps.store.storage import default_storage, open_storage
@@ -299,3 +300,37 @@ def test_the_winner_is_confirmed_on_new_seeds_counted_as_its_repeats(project: Pa
     assert main(["run", "tiny", "--quick", "--trials", "3", "--confirm", "0", "--no-report"]) == 0
     trials = study(project, "tiny-quick").get_trials()  # the confirmation is not one of the 3 the search samples
     assert len(trials) == 4 and "confirms" not in trials[3].user_attrs
+
+
+def digits_npz(path: Path) -> Path:
+    """scikit-learn's 8×8 digits (1,797 images) as an .npz of numbers: a data set none of the other tests use."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    np.savez(path, x_train=x[:1400] / 16, y_train=y[:1400], x_test=x[1400:] / 16, y_test=y[1400:])
+    return path
+
+
+CUT = """\
+dataset: {path: digits.npz}
+model: mlp
+train: {epochs: 1000, batch_size: 8, patience: 100}
+params:
+  units: {type: int, low: 16, high: 32}
+sweep: {n_trials: 3, timeout: 25, sampler: {name: random}, pruner: {name: none}}
+"""
+
+
+@pytest.mark.parametrize("per_process", [0, 1])  # in this process; in the supervised workers `sweep run` starts
+def test_a_trial_the_budget_cuts_is_pruned_not_counted_and_never_the_winner(project: Path, capfd, per_process):
+    digits_npz(project / "digits.npz")
+    (project / "search_spaces" / "cut.yaml").write_text(CUT)
+    assert main(["run", "cut", "--no-report", "--trials-per-process", str(per_process)]) == 0
+    trials = study(project, "cut").get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED]
+    assert trials[0].user_attrs["stop_reasons"] == ["time_budget"] and len(trials[0].intermediate_values) == 1
+    assert sweeps.best("cut") is None
+    out = capfd.readouterr().out
+    assert "cut by the time budget at epoch" in out
+    assert "study cut: 0 finished trials of 3 — ended: the time budget of 0.4167 min (sweep.timeout) was spent" in out

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from pathlib import Path
 
 from rich.console import Console
 
 from sweeps.search.confirm import queue_confirmation
+from sweeps.search.progress import end_line
 from sweeps.search.space import Space
 from sweeps.search.study import open_sweep
 from sweeps.search.supervisor import supervise
@@ -18,19 +20,32 @@ from sweeps.store.trials import count_finished
 def start_sweep(space: Space, root: Path, options: SweepOptions, console: Console) -> int:
     """Run or continue the sweep of ``space`` in project ``root``, then confirm its winner on new seeds when the space
     (or ``options.confirm``) asks for it; the exit status."""
+    started = datetime.datetime.now()  # naive local time, as Optuna stamps its trials
     code = _run(space, root, options, console)
-    count = options.confirm_seeds(space)
-    if code != 0 or count < 1 or options.engine != "optuna":
+    if code != 0:
         return code
     sweep = open_sweep(space, root, options, Console(quiet=True))
+    console.print(end_line(sweep.study, sweep.target, options.budget(space), started,
+                           _budget_from(space, options)), highlight=False)
+    count = options.confirm_seeds(space)
+    if count < 1 or options.engine != "optuna":
+        return code
     winner = queue_confirmation(sweep.study, space, count)
     if winner is None:
         return code
-    took = f" (its trial took {winner.duration.total_seconds() / 60:.1f} min)" if winner.duration else ""
-    console.print(f"confirming the winner, trial {winner.number}, on {count} new seed(s) after the search's budget{took}")
+    took = (f": about {count * winner.duration.total_seconds() / 60:.1f} min more (its trial took "
+            f"{winner.duration.total_seconds() / 60:.1f} min)" if winner.duration else "")
+    console.print(f"confirming the winner, trial {winner.number}, on {count} new seed(s) after the search's budget{took}",
+                  highlight=False)
     # The search's own count as TRIALS, one worker: only the owed confirmation runs.
     once = dataclasses.replace(options, trials=count_finished(sweep.study), timed=False, workers=1)
     return _run(space, root, once, console)
+
+
+def _budget_from(space: Space, options: SweepOptions) -> str:
+    if options.timeout:
+        return "--timeout"
+    return "sweep.timeout" if "timeout" in space.spec.sweep.model_fields_set else "sweep.timeout's default"
 
 
 def _run(space: Space, root: Path, options: SweepOptions, console: Console) -> int:

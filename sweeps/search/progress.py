@@ -4,6 +4,7 @@ this process's share of trials). Dead workers' trials are recovered by :func:`sw
 
 from __future__ import annotations
 
+import datetime
 import statistics
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from rich.console import Console
 
 from sweeps.search import stopping
 from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, VALUE_STD
-from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, target_reached
+from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, cut_by_the_budget, target_reached
 
 MAX_FAILURES_IN_A_ROW = 3
 AfterTrial = Callable[[optuna.Study, FrozenTrial], None]  # what Optuna calls after each trial
@@ -36,7 +37,8 @@ class TrialLine:
         elif trial.state == TrialState.FAIL:
             result = f"failed: {trial.user_attrs.get(FAIL_REASON, 'see MLflow run')}"
         else:
-            result = f"stopped at epoch {max(trial.intermediate_values, default=-1) + 1}"
+            cut = "cut by the time budget" if cut_by_the_budget(trial) else "stopped"
+            result = f"{cut} at epoch {max(trial.intermediate_values, default=-1) + 1}"
         top = best_trial(study)
         best = "" if top is None else f"best {top.values[0]:.4f} (#{top.number})"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
@@ -69,8 +71,8 @@ class SweepStops:
         self.ran += 1
         if target_reached(study, self.target):
             study.stop()
-        elif self.deadline is not None and self._no_time_left(study, self.deadline):
-            study.stop()
+        elif self.deadline is not None and (cut_by_the_budget(trial) or self._no_time_left(study, self.deadline)):
+            study.stop()  # a trial the budget cut found too little time left for any other
         elif self.share is not None and self.ran >= self.share and not self.stopped_for:
             self.recycle = True
             study.stop()
@@ -96,3 +98,21 @@ class SweepStops:
             self.stopped_for = recent[0]
             if self.stops:
                 study.stop()
+
+
+def end_line(study: optuna.Study, target: int, budget_s: float | None, started: datetime.datetime,
+             budget_from: str) -> str:
+    """The last line of a sweep begun at ``started``: what the study holds and which rule ended the sweep (TRIALS, the
+    time budget, the engine's own end). ``budget_from`` says where the budget was set (``--timeout``, ``sweep.timeout``
+    or its default)."""
+    finished = count_finished(study)
+    head = f"study {study.study_name}: {finished} finished trials"
+    if finished >= target:
+        return f"{head} — ended: TRIALS reached ({target})"
+    spent = (datetime.datetime.now() - started).total_seconds()
+    cut = any(cut_by_the_budget(t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+              if t.datetime_start and t.datetime_start >= started)
+    if budget_s is not None and (cut or spent >= budget_s):
+        return (f"{head} of {target} — ended: the time budget of {budget_s / 60:.4g} min ({budget_from}) was spent; "
+                "--timeout to extend it, the same command to go on")
+    return f"{head} of {target} — ended: the search had no more trials to run"

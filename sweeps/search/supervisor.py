@@ -38,7 +38,7 @@ from sweeps.store.recovery import (
     worker_id,
 )
 from sweeps.store.tracking import closing_run
-from sweeps.store.trials import count_finished, target_reached
+from sweeps.store.trials import target_reached
 
 # How long a worker may take to stop politely after Ctrl-C / SIGTERM (its next batch boundary, then closing its
 # runs) before it is killed: a stop is prompt even while a worker imports TensorFlow or traces its first step.
@@ -306,6 +306,4 @@ def _supervise(space: Space, root: Path, options: SweepOptions, console: Console
         code = _wait(workers, specs)
         if code != 0:
             end.fail()
-    if code == 0:
-        console.print(f"study {sweep.name}: {count_finished(sweep.study)} finished trials")
     return code

@@ -55,6 +55,7 @@ class StopRequested(keras.callbacks.Callback):
         stopping.check()
 
 
+TIME_BUDGET = "time_budget"  # a repeat's stop reason when the sweep's time ran out mid-schedule
 TrainRepeat = Callable[..., RepeatResult]  # experiments.train.train_repeat's signature
 
 
@@ -184,6 +185,26 @@ def _claim(ctx: TrialContext, trial: optuna.Trial) -> None:
         raise TrialFailed(reason)
 
 
+def _run_repeats(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seeds: list[int], prune: bool,
+                 model_params: dict[str, Any], settings: TrainSettings) -> list[RepeatResult]:
+    """One repeat per seed, the pruner watching the first; none after a repeat the time budget cut short."""
+    results: list[RepeatResult] = []
+    for i, seed in enumerate(seeds):
+        results.append(_run_repeat(ctx, trial, runs, seed, prune and i == 0, model_params, settings))
+        if results[-1].stop_reason == TIME_BUDGET:
+            break
+    return results
+
+
+def _cut_by_the_budget(trial: optuna.Trial, results: list[RepeatResult], unreported: float | None) -> None:
+    """A trial the time budget stopped mid-schedule is no result: it is told to Optuna as pruned at the epoch it
+    reached (the sampler learns it as a partial curve, never as a finished one) and not counted toward TRIALS.
+    ``unreported``: its value, when no pruner reported its epochs."""
+    if unreported is not None:  # the step Keras' pruning callback would have used: the last epoch, from 0
+        trial.report(unreported, step=results[0].first_epoch + results[0].epochs - 2)
+    raise optuna.TrialPruned(TIME_BUDGET)
+
+
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, float]:
     """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
     secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
@@ -204,8 +225,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     try:
         # Optuna takes one report per step, so the pruner watches the first repeat only; a confirmation is not pruned.
         prune = ctx.prune and CONFIRMS not in trial.user_attrs
-        results = [_run_repeat(ctx, trial, runs, seed, prune and i == 0, model_params, settings)
-                   for i, seed in enumerate(seeds)]
+        results = _run_repeats(ctx, trial, runs, seeds, prune, model_params, settings)
         summary = _summary(results, metric)
         trial.set_user_attr(STOP_REASONS, [r.stop_reason for r in results])
         trial.set_user_attr(VALUE_STD, summary[f"{metric}_std"])
@@ -216,13 +236,16 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         if epoch_time.n:
             trial.set_user_attr(EPOCH_TIME, epoch_time.mean)
         value = summary[f"{metric}_mean"]
+        if results[-1].stop_reason == TIME_BUDGET:
+            _cut_by_the_budget(trial, results, None if prune else value)
         if value is None:  # every repeat ended before its first validation
             raise TrialFailed(f"no {metric}")
         outcome = _objectives(ctx.space.spec.objective.secondary, value, results, epoch_time.mean)
         state = "COMPLETE"
         return outcome
     except optuna.TrialPruned:
-        trial.set_user_attr(STOP_REASONS, ["pruned"])
+        if STOP_REASONS not in trial.user_attrs:
+            trial.set_user_attr(STOP_REASONS, ["pruned"])
         state = "PRUNED"
         raise
     except TrialFailed as exc:
