@@ -68,9 +68,7 @@ class OptunaTrials:
             warm_start = self._weights_of(hp.values["tuner/trial_id"], hp.values["tuner/initial_epoch"])
         epochs = hp.values.get("tuner/epochs", self.epochs)
         budget = min(epochs, self.ctx.max_epochs or epochs)
-        self.study.enqueue_trial(self.ctx.space.suggest(HPSuggester(hp)))
-        trial = self.study.ask()
-        trial.set_user_attr(KERASTUNER_TRIAL, kt_trial.trial_id)
+        trial = self._start(kt_trial.trial_id, self.ctx.space.suggest(HPSuggester(hp)))
         trial.set_user_attr(EPOCH_BUDGET, budget)  # what `sweep reproduce` needs to train this trial again
         if warm_start is not None:
             trial.set_user_attr(INITIAL_EPOCH, warm_start.initial_epoch)
@@ -86,6 +84,23 @@ class OptunaTrials:
             for callback in self.after_trial:  # what study.optimize calls after each trial of the Optuna engine
                 callback(self.study, finished)
         return {self.ctx.space.spec.objective.metric: float(value)}  # type: ignore[arg-type]
+
+    def _start(self, kt_trial_id: str, chosen: dict[str, Any]) -> optuna.Trial:
+        """A new RUNNING trial of the study holding ``chosen``, the params of Keras Tuner's trial ``kt_trial_id``.
+
+        Created as that very trial: ``enqueue_trial`` + ``ask`` would start the oldest WAITING trial of the study
+        instead, whatever params it holds (a retry that recovery queued, a trial queued by hand)."""
+        # Study starts a trial only in ``ask``, which pops its queue first: the trial is created here as ``ask``
+        # creates one, its params fixed as ``enqueue_trial`` fixes them.
+        template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, system_attrs={"fixed_params": chosen},
+                                             user_attrs={KERASTUNER_TRIAL: kt_trial_id})
+        trial = optuna.Trial(self.study, self.study._storage.create_new_trial(self.study._study_id, template))
+        held = self.ctx.space.suggest(trial)  # every param set now, as the oracle chose it
+        if held != chosen:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise kt.errors.FatalError(f"Optuna trial {trial.number} holds {held}, not {chosen}, the params Keras "
+                                       f"Tuner's trial {kt_trial_id} chose")
+        return trial
 
     def _weights_of(self, kt_trial_id: str, initial_epoch: int) -> WarmStart:
         """The best weights of the Optuna trial that trained Keras Tuner's ``kt_trial_id`` (its first seed)."""

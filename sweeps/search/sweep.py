@@ -99,9 +99,10 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
 
 def _recover(sweep: Sweep, console: Console, alone: bool) -> None:
     """Fail and retry the trials of dead workers, close their MLflow runs; ``alone`` (no supervisor, which does it
-    once for its workers): queue interrupted trials their worker could not."""
+    once for its workers): queue interrupted trials their worker could not (not Keras Tuner's: its oracle runs its
+    unfinished trial again itself, as a new Optuna trial)."""
     retried = fail_dead_trials(sweep.storage, sweep.study)
-    if alone:
+    if alone and sweep.options.engine != "kerastuner":
         retried += queue_left_interrupted(sweep.storage, sweep.study)
     closed = close_orphan_runs(sweep.study, sweep.tracker)
     if retried or closed:
