@@ -351,3 +351,71 @@ def test_a_warm_start_from_no_study_or_another_task_is_one_error_before_anything
         open_study(parse_space(WARM_SPACE % ("val_accuracy", 0.3, name), tmp_path / "warm.yaml"), storage, False,
                    Console(quiet=True))
     assert [s.study_name for s in storage.get_all_studies()] == ["earlier"]
+
+
+def _dead_worker() -> str:
+    """The identity of a process of this machine that has ended."""
+    import subprocess
+    import sys
+
+    from sweeps.store.recovery import worker_id
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    dead = worker_id(proc.pid)
+    proc.wait()
+    return dead
+
+
+def test_a_retry_carries_its_params_and_lineage_not_the_dead_attempts_identity():
+    from sweeps.store.keys import FAIL_REASON, MLFLOW_RUN_ID, STOP_REASONS, WORKER
+    from sweeps.store.recovery import fail_dead_trials, retry_history
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    for key, value in {WORKER: _dead_worker(), MLFLOW_RUN_ID: "run-1", STOP_REASONS: ["max_epochs"]}.items():
+        trial.set_user_attr(key, value)
+    trial.report(0.5, step=0)
+    assert fail_dead_trials(storage, study) == [trial.number]
+    retry = study.get_trials(states=(optuna.trial.TrialState.WAITING,))[0]
+    assert retry.params == trial.params and retry.intermediate_values == {0: 0.5}
+    assert retry.user_attrs == {MLFLOW_RUN_ID: "run-1"} and retry_history(retry) == [trial.number]
+    assert FAIL_REASON not in retry.user_attrs
+
+    popped = study.ask()  # a live worker takes the retry; before it records itself, another worker recovers
+    assert popped.number == retry.number
+    assert fail_dead_trials(storage, study) == []
+    assert study.get_trials()[retry.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_a_pid_given_to_a_later_process_is_not_the_dead_worker():
+    import os
+
+    from sweeps.store.recovery import is_alive, worker_id
+
+    me = worker_id()
+    assert is_alive(me) is True and me.count(":") == 2
+    assert is_alive(f"{me.rsplit(':', 1)[0]}:12.34") is False  # this pid, started at another time: another process
+    assert is_alive(_dead_worker()) is False and is_alive(f"elsewhere:{os.getpid()}:1.0") is None
+
+
+def test_stops_are_retried_always_crashes_up_to_the_cap_and_only_queued_ones_are_said_queued():
+    from sweeps.store.keys import FAIL_REASON, WORKER
+    from sweeps.store.recovery import INTERRUPTED_TRIAL, MAX_CRASH_RETRIES, fail_dead_trials, queue_interrupted
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    study.enqueue_trial({})
+    for _ in range(MAX_CRASH_RETRIES + 2):  # the user stops it again and again: it is owed every time
+        trial = study.ask()
+        trial.set_user_attr(FAIL_REASON, INTERRUPTED_TRIAL)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        assert queue_interrupted(storage, study, [trial.number]) == [trial.number]
+    queued = []
+    for _ in range(MAX_CRASH_RETRIES + 1):  # then its worker dies each time: retried up to the cap
+        trial = study.ask()
+        trial.set_user_attr(WORKER, _dead_worker())
+        queued.append(fail_dead_trials(storage, study))
+    assert queued == [[n] for n in range(MAX_CRASH_RETRIES + 2, 2 * MAX_CRASH_RETRIES + 2)] + [[]]
+    assert study.get_trials()[-1].state == optuna.trial.TrialState.FAIL  # failed, not queued: said nowhere as queued
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))

@@ -165,9 +165,11 @@ def test_an_interrupted_sweep_leaves_nothing_running_and_resumes(project: Path, 
     assert "RUNNING" not in set(found["status"])
     assert set(found.loc[found["tags.sweeps.kind"] == "sweep", "status"]) == {"KILLED"}
 
+    stopped = [t for t in study(project, "slow-quick").get_trials() if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert len(stopped) == 1
     assert main(["run", "slow", "--quick", "--trials", "1", "--no-report"]) == 0  # the same study goes on
-    finished = [t for t in study(project, "slow-quick").get_trials() if t.state.is_finished() and t.state.name != "FAIL"]
-    assert len(finished) >= 1
+    resumed = [t for t in study(project, "slow-quick").get_trials() if t.state.name == "COMPLETE"]
+    assert [(t.system_attrs.get("failed_trial"), t.params) for t in resumed] == [(stopped[0].number, stopped[0].params)]
 
 
 def test_a_secondary_objective_gives_a_pareto_front(project: Path):
@@ -334,3 +336,27 @@ def test_a_trial_the_budget_cuts_is_pruned_not_counted_and_never_the_winner(proj
     out = capfd.readouterr().out
     assert "cut by the time budget at epoch" in out
     assert "study cut: 0 finished trials of 3 — ended: the time budget of 0.4167 min (sweep.timeout) was spent" in out
+
+
+def test_a_trial_another_process_took_over_goes_on_as_its_retry_and_the_worker_goes_on(project: Path, monkeypatch,
+                                                                                         capsys):
+    from experiments.models import build_for_data
+    from sweeps.store.recovery import _fail, queue_retry
+
+    def taken_over_while_building(*args, **kwargs):  # another worker takes this one for dead, once
+        found = study(project, "tiny-quick")
+        running = found.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        if not found.get_trials(states=(optuna.trial.TrialState.FAIL,)):
+            storage = open_storage(default_storage(project))
+            assert _fail(storage, found, running[0], "worker died")
+            assert queue_retry(found, storage.get_trial(running[0]._trial_id))
+        return build_for_data(*args, **kwargs)
+
+    write_space(project, "tiny")
+    monkeypatch.setattr(experiments.train, "build_for_data", taken_over_while_building)
+    assert main(["run", "tiny", "--quick", "--no-report"]) == 0
+    assert "ended by another process meanwhile" in capsys.readouterr().out
+    trials = study(project, "tiny-quick").get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
+    assert main(["status", "tiny", "--quick"]) == 0 and "consistent" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from typing import Any
 import keras_tuner as kt
 import optuna
 
+from experiments.metrics import metric_mode
 from experiments.train import WarmStart
 from sweeps.errors import SweepStopped
 from sweeps.search.progress import AfterTrial
@@ -76,6 +77,9 @@ class OptunaTrials:
         try:
             value = run_trial(ctx, trial)
             self.study.tell(trial, value)
+        except optuna.TrialPruned:  # the sweep's time budget cut it (Keras Tuner's trials are not pruned otherwise)
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            raise kt.errors.FatalError(TIME_UP) from None
         except BaseException:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
@@ -163,7 +167,7 @@ def search(space: Space, ctx: TrialContext, study: optuna.Study, tuner: str, tri
     or ``timeout`` seconds have passed (a running trial finishes)."""
     deadline = time.monotonic() + timeout if timeout else None
     spec = space.spec
-    objective = kt.Objective(spec.objective.metric, "max" if spec.objective.resolved_direction == "maximize" else "min")
+    objective = kt.Objective(spec.objective.metric, metric_mode(spec.objective.metric))
     _, settings = space.resolve({})
     epochs = ctx.max_epochs or settings.epochs
     options: dict[str, Any] = {"max_epochs": epochs} if tuner == "hyperband" else {"max_trials": trials}

@@ -92,8 +92,6 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
             register_best(sweep.study, sweep.tracker, run_id, sweep.root / ".sweeps" / "cache")
         if stops.stopped_for:
             raise SweepStopped(f"stopped after {MAX_FAILURES_IN_A_ROW} trials in a row failed with: {stops.stopped_for}")
-    if spec.sweep_run is None:
-        console.print(f"study {sweep.name}: {count_finished(sweep.study)} finished trials")
     return stops.recycle
 
 
@@ -101,12 +99,14 @@ def _recover(sweep: Sweep, console: Console, alone: bool) -> None:
     """Fail and retry the trials of dead workers, close their MLflow runs; ``alone`` (no supervisor, which does it
     once for its workers): queue interrupted trials their worker could not (not Keras Tuner's: its oracle runs its
     unfinished trial again itself, as a new Optuna trial)."""
-    retried = fail_dead_trials(sweep.storage, sweep.study)
-    if alone and sweep.options.engine != "kerastuner":
+    optuna_engine = sweep.options.engine == "optuna"
+    retried = fail_dead_trials(sweep.storage, sweep.study, retry=optuna_engine)
+    if alone and optuna_engine:
         retried += queue_left_interrupted(sweep.storage, sweep.study)
     closed = close_orphan_runs(sweep.study, sweep.tracker)
     if retried or closed:
-        console.print(f"recovered from dead workers: trials {retried} failed and queued again, {closed} MLflow runs closed")
+        done = "failed and queued again" if optuna_engine else "failed (Keras Tuner runs them again itself)"
+        console.print(f"recovered from dead workers: trials {retried} {done}, {closed} MLflow runs closed")
 
 
 @contextmanager
@@ -160,8 +160,8 @@ def _optimize(sweep: Sweep, spec: WorkerSpec, ctx: TrialContext, extra: list[Aft
         ctx.keras_verbose = 0  # the live line replaces Keras's epoch lines on a terminal
     stops = SweepStops(console, sweep.target, stops=options.engine == "optuna", deadline=ctx.deadline,
                        share=spec.share)
-    after_trial: list[AfterTrial] = [live, TrialLine(console, metric, sweep.target), DeadWorkerRecovery(sweep.storage),
-                                     *extra, stops]
+    recovery = DeadWorkerRecovery(sweep.storage, retry=options.engine == "optuna")
+    after_trial: list[AfterTrial] = [live, TrialLine(console, metric, sweep.target), recovery, *extra, stops]
     with live:
         if options.engine == "kerastuner":
             from sweeps.search import kerastuner  # Keras Tuner (and TensorBoard) only for its own engine
@@ -170,10 +170,29 @@ def _optimize(sweep: Sweep, spec: WorkerSpec, ctx: TrialContext, extra: list[Aft
                               sweep.root / ".sweeps" / "kerastuner", after_trial, sweep.root / ".sweeps" / "cache",
                               timeout)
         else:
-            try:  # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
-                sweep.study.optimize(lambda trial: run_trial(ctx, trial), timeout=timeout, catch=(TrialFailed,),
-                                     callbacks=after_trial)
+            try:
+                _optimize_while_taken_over(sweep, ctx, after_trial, timeout, console)
             except KeyboardInterrupt:  # Optuna failed the trial in flight: queued again, it goes on from its epoch
                 queue_interrupted(sweep.storage, sweep.study, ctx.interrupted)
                 raise
     return stops
+
+
+def _optimize_while_taken_over(sweep: Sweep, ctx: TrialContext, after_trial: list[AfterTrial], timeout: float | None,
+                               console: Console) -> None:
+    """Optuna's ``optimize``, going on when the trial in flight was ended by another process (which took this worker
+    for dead, or its heartbeat for stale): the trial is its retry's now, and for this worker a stop, not a crash."""
+    ends = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if ends is None else ends - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        try:  # No gc_after_trial: each repeat's keras.backend.clear_session() already collects.
+            sweep.study.optimize(lambda trial: run_trial(ctx, trial), timeout=left, catch=(TrialFailed,),
+                                 callbacks=after_trial)
+            return
+        except ValueError as exc:  # Optuna's tell of a trial another process has finished
+            if not str(exc).startswith("Cannot tell a "):
+                raise
+            console.print("a trial this worker trained was ended by another process meanwhile: it goes on as its "
+                          "retry; this worker goes on with the next", highlight=False)

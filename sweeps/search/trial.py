@@ -39,7 +39,7 @@ from sweeps.store.keys import (
     VALUE_STD,
     WORKER,
 )
-from sweeps.store.recovery import INTERRUPTED_TRIAL, node_name, retry_history, task_name, worker_id
+from sweeps.store.recovery import INTERRUPTED_TRIAL, node_name, retry_history, still_runs, task_name, worker_id
 from sweeps.store.resume_points import PointKeeper, drop_points, fetch_point, fetch_result, keep_result
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
@@ -257,7 +257,8 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         trial.set_user_attr(FAIL_REASON, INTERRUPTED_TRIAL)  # so a later start queues it if this process cannot
         raise
     finally:  # every trial, pruned, failed and interrupted ones too
-        if not interrupted:  # an interrupted trial's points stay, for the trial that goes on with it
-            drop_points(ctx.tracker, runs.run_id)
-        runs.end(state, {**summary, "peak_rss_mb": peak_rss_mb()}, interrupted)
+        if still_runs(trial):  # else its retry goes on in the run, from its points: they are the retry's now
+            if not interrupted:  # an interrupted trial's points stay, for the trial that goes on with it
+                drop_points(ctx.tracker, runs.run_id)
+            runs.end(state, {**summary, "peak_rss_mb": peak_rss_mb()}, interrupted)
         shutil.rmtree(ctx.workdir / f"trial-{trial.number}", ignore_errors=True)  # checkpoints now live in MLflow

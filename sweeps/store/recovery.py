@@ -3,7 +3,7 @@
 RDB storages do this for trials with heartbeats (see :mod:`sweeps.store.storage`). The journal file has no
 heartbeat, so each trial records its worker (``host:pid``) and any worker on the same machine fails
 the trials of a process that no longer exists, then queues a retry with Optuna's own stale-trial
-callback (same params, a new trial number).
+the way Optuna's stale-trial callback does (same params, a new trial number), without the dead attempt's identity.
 """
 
 from __future__ import annotations
@@ -15,38 +15,47 @@ import warnings
 from collections.abc import Callable
 
 import optuna
+import psutil
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.store.keys import (
+    EPOCH_TIME,
     FAIL_REASON,
     FINISHED,
     INTERRUPTED,
     KIND,
+    NODE,
     REPEAT_RUN,
     RUN_WORKER,
     STATE,
+    STOP_REASONS,
     TASK,
     TRIAL,
     TRIAL_RUN,
+    VALUE_STD,
     WORKER,
 )
 from sweeps.store.tracking import Tracker
 
-# A trial queued again keeps the intermediate values reported before (the pruner sees its history) and its user
-# attributes (the MLflow run it goes on in, see sweeps.store.resume_points). A dead worker's trial is retried up to
-# 3 times; one interrupted by a stop (Ctrl-C, SIGTERM, its command gone) as often as it is stopped.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    RETRY = RetryHeartbeatStaleTrialCallback(max_retry=3, inherit_intermediate_values=True)
-    GO_ON = RetryHeartbeatStaleTrialCallback(max_retry=None, inherit_intermediate_values=True)
 INTERRUPTED_TRIAL = "interrupted"  # a trial's fail reason when a stop ended it (it is queued to go on)
+MAX_CRASH_RETRIES = 3  # a trial whose worker died (or went silent) is retried this often; a stopped one always
+CRASH_RETRIES = "sweeps:crash_retries"  # a retry's system attribute: how many of its attempts crashed
+# The failed attempt's own attributes, which its retry must not carry: above all the dead process that ran it (a
+# retry showing it would look dead to every worker's recovery until its new worker records itself).
+ATTEMPT_ATTRS = (WORKER, NODE, TASK, FAIL_REASON, STOP_REASONS, VALUE_STD, EPOCH_TIME)
 GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
 
 
 def worker_id(pid: int | None = None) -> str:
-    """A process of this machine (this one by default), as ``host:pid``."""
-    return f"{socket.gethostname()}:{pid or os.getpid()}"
+    """A process of this machine (this one by default), as ``host:pid:start``: its start time tells it from a later
+    process given the same pid."""
+    pid = pid or os.getpid()
+    try:
+        start = f"{psutil.Process(pid).create_time():.2f}"
+    except psutil.Error:  # already gone: no later process can match it
+        start = "gone"
+    return f"{socket.gethostname()}:{pid}:{start}"
 
 
 def node_name() -> str:
@@ -60,21 +69,29 @@ def task_name() -> str | None:
 
 
 def is_alive(worker: str) -> bool | None:
-    """Whether ``host:pid`` still runs; None when it ran on another machine (only a heartbeat can tell)."""
-    host, _, pid = worker.rpartition(":")
+    """Whether the process ``host:pid:start`` (or an older record's ``host:pid``) still runs; None when it ran on
+    another machine (only a heartbeat can tell)."""
+    host, pid, start = (*worker.split(":"), "", "")[:3]
     if host != socket.gethostname() or not pid.isdigit():
         return None
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        running = psutil.Process(int(pid))
+        return not start or f"{running.create_time():.2f}" == start
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.Error:  # another user's process: it exists
         return True
-    return True
 
 
 def _trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:
     return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+def still_runs(trial: optuna.Trial) -> bool:
+    """Whether this process still owns ``trial``: it is RUNNING and recorded as this worker's (another process may
+    have failed it meanwhile, taking this one for dead, and queued its retry)."""
+    frozen = trial.storage.get_trial(_trial_id(trial.storage, trial.study, trial.number))
+    return frozen.state == TrialState.RUNNING and frozen.user_attrs.get(WORKER) == worker_id()
 
 
 def _fail(storage: BaseStorage, study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
@@ -98,22 +115,47 @@ def _unrecorded(trial: FrozenTrial) -> bool:
 
 def _fail_running(storage: BaseStorage, study: optuna.Study, which: Callable[[FrozenTrial], bool], reason: str,
                   retry: bool) -> list[int]:
-    """Fail the RUNNING trials ``which`` picks (with ``reason``), queue one retry of each when ``retry``; their
-    numbers (a trial another worker failed first is left to it)."""
-    failed = []
+    """Fail the RUNNING trials ``which`` picks (with ``reason``) and, when ``retry``, queue one retry of each that
+    the retry cap allows; the numbers failed (when ``retry``: those queued again). A trial another worker failed
+    first is left to it."""
+    done = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if which(trial) and _fail(storage, study, trial, reason):
-            if retry:
-                RETRY(study, storage.get_trial(_trial_id(storage, study, trial.number)))
-            failed.append(trial.number)
-    return failed
+        if not (which(trial) and _fail(storage, study, trial, reason)):
+            continue
+        if not retry or queue_retry(study, storage.get_trial(_trial_id(storage, study, trial.number))):
+            done.append(trial.number)
+    return done
 
 
-def fail_dead_trials(storage: BaseStorage, study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials of dead workers on this machine (and those whose worker was never recorded) and
-    queue one retry of each; their numbers."""
+def queue_retry(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Queue the failed ``trial`` to go on as a new trial: its params, intermediate values, MLflow run and lineage
+    (``failed_trial``, ``retry_history``, as Optuna's ``RetryHeartbeatStaleTrialCallback`` records them), none of
+    the failed attempt's own attributes. A stop is retried as often as it happens; a crash (a dead or silent worker,
+    a lost node) up to MAX_CRASH_RETRIES times. Whether it was queued."""
+    stopped = trial.user_attrs.get(FAIL_REASON) == INTERRUPTED_TRIAL
+    crashes = trial.system_attrs.get(CRASH_RETRIES, 0) + (0 if stopped else 1)
+    if crashes > MAX_CRASH_RETRIES:
+        return False
+    lineage = {"failed_trial": trial.system_attrs.get("failed_trial", trial.number),
+               "retry_history": [*trial.system_attrs.get("retry_history", []), trial.number], CRASH_RETRIES: crashes}
+    study.add_trial(optuna.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k not in ATTEMPT_ATTRS},
+        system_attrs={**trial.system_attrs, **lineage}, intermediate_values=trial.intermediate_values))
+    return True
+
+
+def retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """An RDB storage's heartbeat callback: a trial whose worker went silent is a crash, retried as one."""
+    queue_retry(study, trial)
+
+
+def fail_dead_trials(storage: BaseStorage, study: optuna.Study, retry: bool = True) -> list[int]:
+    """Fail the RUNNING trials of dead workers on this machine (and those whose worker was never recorded) and, when
+    ``retry`` (not in a Keras Tuner study: its oracle runs its unfinished trial again itself), queue a retry of
+    each; their numbers (those queued again, when ``retry``)."""
     return _fail_running(storage, study, lambda t: is_alive(t.user_attrs.get(WORKER, "")) is False or _unrecorded(t),
-                         "worker died", retry=True)
+                         "worker died", retry=retry)
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:
@@ -130,9 +172,8 @@ def queue_interrupted(storage: BaseStorage, study: optuna.Study, numbers: list[i
     retried = {n for t in study.get_trials(deepcopy=False) for n in retry_history(t)}
     for number in numbers:
         trial = storage.get_trial(_trial_id(storage, study, number))
-        if trial.state == TrialState.FAIL and number not in retried:  # not already retried as a dead worker's
-            GO_ON(study, trial)
-            queued.append(number)
+        if trial.state == TrialState.FAIL and number not in retried and queue_retry(study, trial):
+            queued.append(number)  # (not already retried as a dead worker's)
     return queued
 
 
@@ -147,11 +188,11 @@ def queue_left_interrupted(storage: BaseStorage, study: optuna.Study) -> list[in
 class DeadWorkerRecovery:
     """Optuna callback: after each trial, fail and retry the trials of workers that died meanwhile."""
 
-    def __init__(self, storage: BaseStorage):
-        self.storage = storage
+    def __init__(self, storage: BaseStorage, retry: bool = True):
+        self.storage, self.retry = storage, retry
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        fail_dead_trials(self.storage, study)
+        fail_dead_trials(self.storage, study, self.retry)
 
 
 def fail_lost_trials(storage: BaseStorage, study: optuna.Study, task: str) -> list[int]:

@@ -27,7 +27,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from sweeps.errors import StoreError, UsageError, one_line
 from sweeps.store import recovery
-from sweeps.store.recovery import RETRY
+from sweeps.store.recovery import retry_stale
 
 HEARTBEAT_S = int(os.environ.get("SWEEPS_HEARTBEAT_S", "20"))  # RDB storages: a running trial's pulse
 SQLITE_WAIT_S = 10.0  # how long a locked MLflow SQLite store is waited for before giving up
@@ -136,7 +136,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                 engine_kwargs={"pool_pre_ping": True},  # a restarted database costs a reconnect, not the sweep
                 heartbeat_interval=HEARTBEAT_S,
                 grace_period=recovery.GRACE_S,
-                heartbeat_stale_trial_callback=RETRY,
+                heartbeat_stale_trial_callback=retry_stale,
             )
     except sqlalchemy.exc.ArgumentError:
         raise UsageError(f"STORAGE={masked(url)}: not a database URL (e.g. postgresql://user:pass@host/db, "

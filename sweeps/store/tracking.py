@@ -96,9 +96,10 @@ class Tracker:
         get_artifact_repository(uri, tracking_uri=self.uri).delete_artifacts(folder)
 
     def reopen_run(self, run_id: str, tags: dict[str, Any]) -> None:
-        """Set a closed run RUNNING again (a trial continued where it stopped), with ``tags``."""
-        self.client.update_run(run_id, status="RUNNING")
+        """Set a closed run RUNNING again (a trial continued where it stopped), with ``tags``: the tags first, so no
+        one reading the runs meanwhile sees a RUNNING run of the trial that failed (and closes it as an orphan)."""
         self.set_tags(run_id, tags)
+        self.client.update_run(run_id, status="RUNNING")
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """Close a run as FINISHED, FAILED or KILLED."""
