@@ -86,9 +86,12 @@ def _check_builder(space: Space, console) -> None:
 
     if is_built_in(space.spec.model) and isinstance(space.data, str):
         return
-    from sweeps.search.model_check import check_model  # TensorFlow: for a builder or data of the user's only
+    from sweeps.search.model_check import check_cnn_fits, check_model  # TensorFlow: for a builder or data of the user's only
 
-    model = check_model(space, *builder_inputs(space.data))
+    shape, classes = builder_inputs(space.data)
+    if space.spec.model == "cnn" and len(shape) == 3:  # every net the space can sample must fit these images
+        check_cnn_fits(space, min(shape[:2]))
+    model = check_model(space, shape, classes)
     console.print(f"model {space.spec.model}: builds, {model.count_params():,} parameters")
 
 

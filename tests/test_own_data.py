@@ -150,3 +150,24 @@ def test_a_quick_sweep_of_digits_with_the_users_builder_end_to_end(project: Path
     page = (project / "reports" / "digits-quick.html").read_text()
     assert "Confusion matrix" in page and "Robustness: rotated" not in page  # 8x8 digits are not moved
     assert main(["predict", "digits", "--quick", "--from-test", "3"]) == 0
+
+
+CNN_SPACE = """\
+dataset: {path: images-SIDE.npz}
+model: cnn
+params:
+  conv_layers: {type: int, low: 1, high: LAYERS}
+"""
+
+
+@pytest.mark.parametrize(("side", "layers", "verdict"), [(8, 3, "shrinks the 8x8 input below 1x1"),
+                                                         (64, 4, "builds")])
+def test_the_cnn_size_check_uses_the_datas_own_image_side(project: Path, capsys, side: int, layers: int, verdict: str):
+    rng = np.random.default_rng(0)  # 28x28 would refuse 4 layers and accept 3: neither is these images' answer
+    images = rng.integers(0, 256, (40, side, side), dtype=np.uint8)
+    np.savez(project / f"images-{side}.npz", x_train=images[:30], y_train=np.arange(30) % 3, x_test=images[30:],
+             y_test=np.arange(10) % 3)
+    (project / "search_spaces" / "imgs.yaml").write_text(CNN_SPACE.replace("LAYERS", str(layers)).replace("SIDE", str(side)))
+    code = main(["check", "imgs"])
+    out, err = capsys.readouterr()
+    assert (code, verdict in (out if code == 0 else err)) == (0 if verdict == "builds" else 2, True), out + err

@@ -12,7 +12,7 @@ import optuna
 from experiments.errors import ModelError
 from experiments.models import build_model
 from sweeps.errors import BadModel, one_line
-from sweeps.search.space import Space
+from sweeps.search.space import Space, check_cnn_size
 
 
 def _draw(space: Space) -> dict[str, Any]:
@@ -20,6 +20,15 @@ def _draw(space: Space) -> dict[str, Any]:
     so log scales, steps and choices are Optuna's own)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=space.spec.sweep.seed))
     return space.suggest(study.ask())
+
+
+def check_cnn_fits(space: Space, side: int) -> None:
+    """The built-in cnn's deepest net the space can sample keeps a feature map of images ``side`` pixels across (the
+    smaller side of the data's images); a BadModel naming the space file otherwise."""
+    try:
+        check_cnn_size(space.spec, side)
+    except ValueError as exc:
+        raise BadModel(f"{space.path}: {exc}") from None
 
 
 def check_model(space: Space, input_shape: tuple[int, ...], num_classes: int | None) -> keras.Model:

@@ -179,8 +179,8 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
             _wrap(f"sweep.baselines.{i}.params.{name}", _check_baseline_value, spec, name, value)
         for name, value in baseline.fixed.items():
             _wrap(f"sweep.baselines.{i}.fixed.{name}", _check_baseline_fixed, spec, name, value)
-    if family == "cnn":
-        _check_cnn_size(spec)
+    if family == "cnn" and isinstance(spec.dataset, str):  # the built-in datasets' 28x28; data of yours: see commands
+        check_cnn_size(spec, 28)
 
 
 def _check_baseline_fixed(spec: SpaceFile, name: str, value: Any) -> None:
@@ -218,7 +218,9 @@ def _reachable(spec: SpaceFile, name: str) -> list[Any]:
     return [spec.fixed.get(name, DEFAULTS[spec.model][name])]
 
 
-def _check_cnn_size(spec: SpaceFile) -> None:
+def check_cnn_size(spec: SpaceFile, side: int) -> None:
+    """The deepest, widest-kernelled net the space can sample keeps a feature map of the input's ``side``; a
+    ValueError naming the params and the side otherwise."""
     worst = {
         "conv_layers": max(_reachable(spec, "conv_layers")),
         "convs_per_block": max(_reachable(spec, "convs_per_block")),
@@ -226,10 +228,10 @@ def _check_cnn_size(spec: SpaceFile) -> None:
         "padding": "valid" if "valid" in _reachable(spec, "padding") else "same",
         "pooling": "max" if set(_reachable(spec, "pooling")) - {"none"} else "none",
     }
-    if feature_size(worst) < 1:
+    if feature_size(worst, side) < 1:
         raise ValueError(
             f"params: conv_layers up to {worst['conv_layers']} ({worst['convs_per_block']} per block) with kernel_size up to {worst['kernel_size']} "
-            f"(padding {worst['padding']}, pooling {worst['pooling']}) shrinks the 28x28 input below 1x1; "
+            f"(padding {worst['padding']}, pooling {worst['pooling']}) shrinks the {side}x{side} input below 1x1; "
             "lower them or use padding: same"
         )
 
