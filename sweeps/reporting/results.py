@@ -132,19 +132,25 @@ def trials_table(trials: pd.DataFrame, repeats: pd.DataFrame, metric: str, maxim
 
 
 def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per trial, from the logged repeat runs: mean, std, 95 % CI, min, max and count of each score."""
+    """Per trial, from the logged repeat runs: mean, std, 95 % CI, min, max and count of each score. A confirmed
+    winner's scores are its confirmation seeds' alone: the seed it was selected on is the best of many noisy draws
+    (the winner's curse), so it is kept beside them (``search_value``), not pooled with them."""
     rows = []
     for number, group in repeats.groupby("trial"):
-        row = {"number": number, "n_repeats": len(group), "epochs": group["epochs"].sum(),
+        confirming = group["confirmation"].astype(bool) if "confirmation" in group else pd.Series(False, group.index)
+        scored = group[confirming] if confirming.any() else group
+        row = {"number": number, "n_repeats": len(scored), "epochs": group["epochs"].sum(),
                "param_count": group["param_count"].iloc[0], MLFLOW_RUN_ID: group["run_id"].iloc[0],
                "stop_reason": ", ".join(sorted(set(group["stop_reason"].dropna()))),
-               "confirmation_seeds": int(group["confirmation"].sum()) if "confirmation" in group else 0}
+               "confirmation_seeds": int(confirming.sum()),
+               "search_value": spread(group.loc[~confirming, metric].tolist()).mean if confirming.any() else None}
         for name, column in SPREAD_OF.items():
-            s = spread(group[column or metric].tolist())
+            s = spread(scored[column or metric].tolist())
             row.update({f"{name}_mean": s.mean, f"{name}_std": s.std, f"{name}_ci95": s.ci95,
                         f"{name}_min": s.low, f"{name}_max": s.high})
         rows.append(row)
-    columns = ["number", "n_repeats", "epochs", "param_count", MLFLOW_RUN_ID, "stop_reason", "confirmation_seeds"]
+    columns = ["number", "n_repeats", "epochs", "param_count", MLFLOW_RUN_ID, "stop_reason", "confirmation_seeds",
+               "search_value"]
     columns += [f"{name}_{stat}" for name in SPREAD_OF for stat in ("mean", "std", "ci95", "min", "max")]
     return pd.DataFrame(rows, columns=columns)
 

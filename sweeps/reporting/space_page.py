@@ -130,8 +130,9 @@ def _confirmed(best: pd.Series) -> str:
     extra = int(best.get("confirmation_seeds") or 0)
     if not extra:
         return ""
-    return (f"Of its {int(best['n_repeats'])} seeds, {int(best['n_repeats']) - extra} chose it in the search and "
-            f"{extra} were trained after the search to confirm it (the same params, new seeds). ")
+    return (f"Its scores are those of the {extra} seed(s) trained after the search to confirm it (the same params, "
+            f"new seeds); the seed the search chose it on scored {short(best['search_value'])}, kept apart: a winner's "
+            "own seed is the best of many noisy draws. ")
 
 
 def refit_comparison(result: StudyResults, best: pd.Series) -> str:

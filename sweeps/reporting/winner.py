@@ -12,9 +12,13 @@ def winner_line(result: StudyResults) -> str:
     if best is None:
         return f"best of {result.name}: no completed trial yet"
     extra = int(best.get("confirmation_seeds") or 0)
-    seeds = (f" — {int(best['n_repeats']) - extra} seed(s) of the search, {extra} confirmation seed(s) after it"
-             if extra else "")
     found = f" (found by {best['found_by']})" if isinstance(best.get("found_by"), str) else ""
-    spread = f"mean ± 95% CI over seeds{seeds}" if best["n_repeats"] > 1 else "one seed, no spread: CONFIRM=N confirms it on N more"
+    if extra:
+        spread = (f"mean ± 95% CI over its {extra} confirmation seed(s) alone; the seed the search chose it on scored "
+                  f"{best['search_value']:.4f}")
+    elif best["n_repeats"] > 1:
+        spread = "mean ± 95% CI over seeds"
+    else:
+        spread = "one seed, no spread: CONFIRM=N confirms it on N more"
     return (f"best of {result.name}: trial {int(best['number'])}{found}: {result.metric} {ci(best, 'value')}, "
             f"{result.test_metric} {ci(best, result.test_metric)}, test_loss {ci(best, 'test_loss')} ({spread})")
