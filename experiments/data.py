@@ -116,6 +116,21 @@ DataSource = str | UserData  # a built-in dataset's name, or data of the user's
 
 
 @dataclass(frozen=True)
+class TargetScale:
+    """A regression's target in the training part: its mean and standard deviation. The model's network learns
+    the target standardised with them and its output is mapped back (``experiments.models.TargetUnits``)."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, y_train: np.ndarray) -> TargetScale:
+        """The scale of the training part's targets (a constant target: a spread of 1, nothing to divide by 0)."""
+        y = y_train.astype(np.float64)
+        return cls(float(y.mean()), float(y.std()) or 1.0)
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Normalised arrays ready for ``fit``: uint8 images as float32 in [0, 1] with a channel axis, other numbers
     as float32."""
@@ -134,6 +149,7 @@ class Dataset:
     input_scale: float | None = 1 / 255  # what raw inputs were multiplied by (None: taken as they are)
     front: TableFront | None = None  # a table's standardisation and encoding, put in front of the model
     streamed: bool = False  # x_* are stored uint8 images, scaled batch by batch (experiments.batches)
+    target: TargetScale | None = None  # a regression's: the training part's target mean and spread
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -379,7 +395,8 @@ def load_dataset(
     set, as the blog did: selection and scoring on the same images); a data file's own ``x_val``/``y_val`` win.
     ``val_size`` below 1 is a fraction of the training part. ``subset`` keeps a seeded sample of that many training
     examples and a proportional share of validation and test examples (smoke runs, tests). A validation part
-    without a class of the training part is one warning line on stderr.
+    without a class of the training part is one warning line on stderr. A regression carries its training part's
+    target mean and spread (``target``), which its model's output is scaled by.
     """
     if validation not in VALIDATIONS:
         raise DataError(f"unknown validation {validation!r} (allowed: {', '.join(VALIDATIONS)})")
@@ -408,4 +425,5 @@ def load_dataset(
         input_scale=1 / 255 if raw.arrays["x_train"].dtype == np.uint8 else None,
         front=TableFront.fit(raw.schema, x_tr) if raw.schema else None,  # the training part's statistics only
         streamed=raw.streamed,
+        target=None if raw.class_names else TargetScale.fit(y_tr),  # the training part's, as the front's
     )

@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from experiments.data import TargetScale
 from experiments.errors import ModelError
 from experiments.settings import feature_size, layer_value, setting
 from experiments.tables import TableFront
@@ -206,6 +207,35 @@ def with_mirror_averaged(network: keras.Model, input_shape: tuple[int, ...]) -> 
     return keras.Model(images, MirrorAveraged(network, name="mirror_averaged")(images), name=network.name)
 
 
+@keras.saving.register_keras_serializable(package="sweeps")
+class TargetUnits(keras.layers.Layer):
+    """A regression's output in the user's units: ``z * std + mean`` with the training part's target statistics.
+    The network before it learns the standardised target, so it starts at the mean with the target's spread
+    whatever the units (a target in the hundreds trained worse than predicting the mean); the loss and the MAE
+    stay in the user's units. Saved with the model, so a checkpoint or a registered model predicts in them."""
+
+    def __init__(self, mean: float, std: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.mean, self.std = float(mean), float(std)
+
+    def call(self, standardised: Any) -> Any:
+        return standardised * self.std + self.mean
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+def in_target_units(target: TargetScale, network: keras.Model, input_shape: tuple[int, ...]) -> keras.Model:
+    """``network`` (taking inputs of ``input_shape``) with its output mapped to the target's units (see
+    :class:`TargetUnits`)."""
+    inputs = keras.Input(input_shape)
+    outputs = TargetUnits(target.mean, target.std, name="target_units")(network(inputs))
+    return keras.Model(inputs, outputs, name=network.name)
+
+
 def with_front(front: TableFront, network: keras.Model) -> keras.Model:
     """``network`` (built for the front's features) behind a table's encoding: the model takes table rows."""
     rows = keras.Input((len(front.schema.columns),), name="rows")
@@ -215,9 +245,12 @@ def with_front(front: TableFront, network: keras.Model) -> keras.Model:
 
 
 def build_for_data(model: str, params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int | None,
-                   front: TableFront | None = None) -> keras.Model:
+                   front: TableFront | None = None, target: TargetScale | None = None) -> keras.Model:
     """The space's model for its data: a table's rows go through its front into a network built for the front's
-    features; other inputs go straight in."""
-    if front is None:
-        return build_model(model, params, input_shape, num_classes)
-    return with_front(front, build_model(model, params, (front.schema.width,), num_classes))
+    features; other inputs go straight in. A regression's network (``target``: the training part's target
+    statistics, any builder's) learns the standardised target, its output mapped back to the target's units."""
+    features = (front.schema.width,) if front is not None else input_shape
+    network = build_model(model, params, features, num_classes)
+    if target is not None:
+        network = in_target_units(target, network, features)
+    return network if front is None else with_front(front, network)

@@ -209,6 +209,12 @@ def compile_model(model: keras.Model, settings: TrainSettings, train_size: int) 
                   metrics=list(settings.metrics), steps_per_execution=STEPS_PER_EXECUTION)
 
 
+def build_for(family: str, model_params: dict[str, Any], data: Dataset) -> keras.Model:
+    """The model of ``family`` for ``data``, as every training builds it: behind a table's front, and a
+    regression's output in the target's units (see :func:`experiments.models.build_for_data`)."""
+    return build_for_data(family, model_params, data.input_shape, data.num_classes, data.front, data.target)
+
+
 def _best_epoch(history: dict[str, list[float]], monitor: str, first_epoch: int) -> int | None:
     values = np.asarray(history.get(monitor, []), dtype=float)
     if values.size == 0 or np.isnan(values).all():
@@ -246,7 +252,7 @@ def train_repeat(
     initial_epoch = warm_start.initial_epoch if warm_start else 0
     result = RepeatResult(seed=seed, checkpoint=workdir / BEST, first_epoch=initial_epoch + 1)
     start = time.perf_counter()
-    model = build_for_data(family, model_params, data.input_shape, data.num_classes, data.front)
+    model = build_for(family, model_params, data)
     compile_model(model, settings, len(data.y_train))
     if warm_start is not None:
         model.set_weights(warm_start.weights)
@@ -366,7 +372,7 @@ def refit_repeat(
     train_size = len(data.y_train) + len(data.y_val)
     result = RepeatResult(seed=seed, checkpoint=workdir / "refit.keras", stop_reason="max_epochs")
     start = time.perf_counter()
-    model = build_for_data(family, model_params, data.input_shape, data.num_classes, data.front)
+    model = build_for(family, model_params, data)
     compile_model(model, settings, train_size)
     result.param_count = model.count_params()
     model.fit(**_training_inputs(parts, data.streamed, settings.batch_size, seed), epochs=epochs,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import keras
+import numpy as np
 import pytest
 
-from experiments.models import build_model
+from experiments.data import TargetScale
+from experiments.models import build_for_data, build_model
 from experiments.settings import feature_size
 from sweeps.search.space import load_space
 
@@ -101,3 +104,23 @@ def test_test_time_flip_scores_the_mean_of_image_and_mirror_and_trains_on_the_im
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def tiny_regressor(params, input_shape, num_classes):
+    """A builder of the user's (``tests.test_models:tiny_regressor``): one linear unit."""
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Dense(1)], name="tiny")
+
+
+@pytest.mark.parametrize("model", ["mlp", "tests.test_models:tiny_regressor"])
+def test_a_regression_network_of_any_builder_outputs_in_the_targets_units(model):
+    built = build_for_data(model, {}, (4,), None, target=TargetScale(mean=1000.0, std=50.0))
+    network = built.layers[1]
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    assert np.allclose(built(x), np.asarray(network(x)) * 50 + 1000, atol=1e-3)
+    assert abs(float(np.mean(built(x))) - 1000) < 50  # untrained, it starts near the mean, not near 0
+
+
+def test_a_classifier_is_built_as_its_builder_made_it():
+    built = build_for_data("mlp", {}, (28, 28, 1), 10)
+    assert isinstance(built, keras.Sequential) and built.count_params() == 784 * 128 + 128 + 128 * 10 + 10
+    assert "target_units" not in [layer.name for layer in built.layers]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
@@ -17,7 +18,9 @@ import sweeps
 from experiments.data import UserData, builder_inputs, load_dataset, raw_data
 from experiments.errors import DataError
 from experiments.models import TableFeatures, build_for_data
+from experiments.tables import TEST_SPLIT_SEED
 from sweeps.cli import main
+from sweeps.store.storage import default_storage, open_storage
 
 CANCER_SPACE = """\
 dataset: {{path: {path}, target: diagnosis}}
@@ -203,7 +206,23 @@ def test_diabetes_regression_csv_end_to_end(project: Path, capsys):
     assert main(["predict", "diabetes", "--quick", "--from-test", "0"]) == 0
     assert "predicted" in capsys.readouterr().out
     best = sweeps.best("diabetes", quick=True)
-    assert best is not None and best.test_accuracy is None and 0 < best.test_mae < 400
+    assert best is not None and best.test_accuracy is None
+    study = optuna.load_study(study_name=best.study, storage=open_storage(default_storage(project)))
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE  # val_mae: lower is better
+    assert best.value == min(t.value for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    # Measured 2026-12-06 (units 17 and 31): best test MAE 49.9 with the target standardised, 149.4 without; floor 59.0.
+    assert best.test_mae < mean_predictor_mae(project / "diabetes.csv", "progression")
+
+
+def mean_predictor_mae(path: Path, target: str) -> float:
+    """The test MAE of predicting the training part's mean, from the file: its test part and validation holdout
+    split off as experiments.tables and experiments.data do for a regression (seeded shuffles, 20 % each)."""
+    from sklearn.model_selection import train_test_split
+
+    frame = pd.read_csv(path)
+    rest, test = train_test_split(frame, test_size=0.2, random_state=TEST_SPLIT_SEED)
+    train, _ = train_test_split(rest, test_size=round(0.2 * len(rest)), random_state=TEST_SPLIT_SEED)
+    return float((test[target] - train[target].mean()).abs().mean())
 
 
 def test_a_built_in_cnn_given_a_table_is_refused_before_anything_trains(project: Path, capsys):
