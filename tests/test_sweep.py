@@ -124,7 +124,7 @@ def test_pruned_trials_are_finished_and_logged_as_pruned(project: Path):
 
 
 def test_a_failing_trial_keeps_its_traceback_and_repeated_failures_stop_the_sweep(project: Path, monkeypatch, capsys):
-    def broken_builder(family, params, input_shape, num_classes, front=None):
+    def broken_builder(family, params, input_shape, num_classes, front=None, target=None):
         raise ValueError(f"cannot build {family} with {sorted(params)}")
 
     monkeypatch.setattr(experiments.train, "build_for_data", broken_builder)
@@ -362,3 +362,26 @@ def test_a_trial_another_process_took_over_goes_on_as_its_retry_and_the_worker_g
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
     assert main(["status", "tiny", "--quick"]) == 0 and "consistent" in capsys.readouterr().out
+
+
+FAILS_IN_WORKERS = """\
+import os
+
+import keras
+
+
+def build(params, input_shape, num_classes):  # builds for the command's check, fails in every trial
+    if "SWEEPS_WORKER" in os.environ:
+        raise ValueError("no model in a worker")
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(), keras.layers.Dense(num_classes, activation="softmax")])
+"""
+
+
+def test_three_failures_in_a_row_stop_a_sweep_whose_workers_run_one_trial_each(project: Path, capfd):
+    (project / "failing.py").write_text(FAILS_IN_WORKERS)
+    write_space(project, "failing")
+    space = project / "search_spaces" / "failing.yaml"
+    space.write_text(space.read_text().replace("model: mlp", "model: failing:build").replace("units", "width"))
+    assert main(["run", "failing", "--quick", "--trials", "20", "--trials-per-process", "1", "--no-report"]) == 1
+    assert "3 trials in a row failed with: ValueError: no model in a worker" in capfd.readouterr().err
+    assert [t.state.name for t in study(project, "failing-quick").get_trials()] == ["FAIL"] * 3

@@ -15,9 +15,11 @@ from rich.console import Console
 
 from sweeps.search import stopping
 from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, VALUE_STD
-from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, cut_by_the_budget, target_reached
+from sweeps.store.recovery import INTERRUPTED_TRIAL
+from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, cut_by_the_budget, is_search_trial, target_reached
 
 MAX_FAILURES_IN_A_ROW = 3
+NOT_THE_TRIALS_DOING = (INTERRUPTED_TRIAL, "worker died", "surplus", "its cluster task")  # fail reasons' beginnings
 AfterTrial = Callable[[optuna.Study, FrozenTrial], None]  # what Optuna calls after each trial
 
 
@@ -60,7 +62,6 @@ class SweepStops:
         self.console, self.target, self.stops = console, target, stops
         self.deadline = deadline  # time.monotonic() when the budget ends
         self.share, self.ran, self.recycle = share, 0, False
-        self.failures: list[str] = []
         self.stopped_for: str | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -90,14 +91,23 @@ class SweepStops:
 
     def _watch_failures(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.FAIL:
-            self.failures.clear()
             return
-        self.failures.append(trial.user_attrs.get(FAIL_REASON, ""))
-        recent = self.failures[-MAX_FAILURES_IN_A_ROW:]
-        if len(recent) == MAX_FAILURES_IN_A_ROW and len(set(recent)) == 1:
-            self.stopped_for = recent[0]
-            if self.stops:
-                study.stop()
+        self.stopped_for = failure_streak(study)
+        if self.stopped_for and self.stops:
+            study.stop()
+
+
+def failure_streak(study: optuna.Study) -> str | None:
+    """The reason the study's last MAX_FAILURES_IN_A_ROW ended search trials all failed with, read from the study so
+    that every worker process (however few trials each runs) sees the same streak; None when they did not. Failures
+    that are not the trial's doing (a stop, a dead worker, a surplus trial) neither count nor break it."""
+    ended = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+             if is_search_trial(t) and not str(t.user_attrs.get(FAIL_REASON, "")).startswith(NOT_THE_TRIALS_DOING)]
+    last = sorted(ended, key=lambda t: t.datetime_complete or datetime.datetime.min)[-MAX_FAILURES_IN_A_ROW:]
+    reasons = {t.user_attrs.get(FAIL_REASON, "") if t.state == TrialState.FAIL else None for t in last}
+    if len(last) < MAX_FAILURES_IN_A_ROW or len(reasons) != 1 or None in reasons:
+        return None
+    return reasons.pop()
 
 
 def end_line(study: optuna.Study, target: int, budget_s: float | None, started: datetime.datetime,
