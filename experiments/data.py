@@ -103,6 +103,9 @@ class UserData:
     image_size: tuple[int, int] | None = None
     color_mode: str | None = None
     regression: bool = False
+    # Which file and which version of it (see :func:`file_version`): part of the key the loaded arrays are cached
+    # under, so a file edited, or another project's file of the same relative name, is read afresh.
+    version: tuple = ()
 
     @property
     def name(self) -> str:
@@ -113,6 +116,18 @@ class UserData:
 
 
 DataSource = str | UserData  # a built-in dataset's name, or data of the user's
+
+
+def file_version(*paths: Path | None) -> tuple:
+    """What tells one version of data files from another: each one's absolute path, size and modification time (a
+    folder's, and its class folders', whose times change when an image is added or removed)."""
+    version: list = []
+    for path in paths:
+        if path is None or not path.exists():
+            continue
+        stats = [path, *sorted(p for p in path.iterdir() if p.is_dir())] if path.is_dir() else [path]
+        version += [str(path.resolve()), *((s.st_size, s.st_mtime_ns) for s in (p.stat() for p in stats))]
+    return tuple(version)
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,18 @@ def test_the_cnn_size_check_uses_the_datas_own_image_side(project: Path, capsys,
     code = main(["check", "imgs"])
     out, err = capsys.readouterr()
     assert (code, verdict in (out if code == 0 else err)) == (0 if verdict == "builds" else 2, True), out + err
+
+
+def test_an_edited_file_or_another_folders_file_of_the_same_name_is_read_afresh(tmp_path: Path, monkeypatch):
+    from experiments.data import file_version, raw_data
+
+    def save(folder: Path, rows: int) -> UserData:
+        folder.mkdir(exist_ok=True)
+        monkeypatch.chdir(folder)
+        x = np.arange(rows * 4, dtype=np.float32).reshape(rows, 4)
+        np.savez("d.npz", x_train=x, y_train=np.arange(rows) % 2, x_test=x[:4], y_test=np.arange(4) % 2)
+        return UserData(Path("d.npz"), version=file_version(Path("d.npz")))  # as a space names it: relative
+
+    assert len(raw_data(save(tmp_path / "a", 10)).arrays["y_train"]) == 10
+    assert len(raw_data(save(tmp_path / "b", 12)).arrays["y_train"]) == 12  # another project's d.npz
+    assert len(raw_data(save(tmp_path / "b", 14)).arrays["y_train"]) == 14  # the same file, edited

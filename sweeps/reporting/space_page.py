@@ -33,7 +33,8 @@ def honesty(result: StudyResults) -> str:
     spec = result.space.spec
     size = f"{spec.val_size:.0%} of the" if spec.val_size < 1 else f"{int(spec.val_size):,}"
     what = "images" if isinstance(spec.dataset, str) else f"examples of {spec.dataset.path} (or its own x_val, if any)"
-    selected = {"holdout": f"the last {size} training {what} (held out of training)",
+    holdout = "the last" if isinstance(spec.dataset, str) else "a seeded, class-stratified share fixed by the file:"
+    selected = {"holdout": f"{holdout} {size} training {what} (held out of training)",
                 "stratified": f"a seeded, class-balanced {size} training {what} (held out)",
                 "test": "the test set"}[spec.validation]
     parts = [f"<p>Selection (EarlyStopping, ModelCheckpoint, pruning, the objective) used {selected}; "

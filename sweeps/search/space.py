@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from experiments.data import DataSource, UserData
+from experiments.data import DataSource, UserData, file_version
 from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, is_built_in, layer_name
 from sweeps.errors import SpaceError, one_line
 from sweeps.search.schema import (
@@ -59,9 +59,10 @@ class Space:
         dataset = self.spec.dataset
         if isinstance(dataset, str):
             return dataset
-        return UserData(Path(dataset.path), target=dataset.target, test=Path(dataset.test) if dataset.test else None,
-                        test_size=dataset.test_size, image_size=dataset.image_size, color_mode=dataset.color_mode,
-                        regression=self.spec.task == "regression")
+        path, test = Path(dataset.path), Path(dataset.test) if dataset.test else None
+        return UserData(path, target=dataset.target, test=test, test_size=dataset.test_size,
+                        image_size=dataset.image_size, color_mode=dataset.color_mode,
+                        regression=self.spec.task == "regression", version=file_version(path, test))
 
     @property
     def data_label(self) -> str:
