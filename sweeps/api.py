@@ -3,7 +3,10 @@ rebuild the report. The same entry point and stores as the ``sweep`` command."""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +45,9 @@ def run(space: str, trials: int | None = None, timeout: float | None = None, *, 
         sys.path.insert(0, str(folder))
     loaded = load_space(space, folder / "search_spaces")
     options = SweepOptions(trials=trials, timeout=timeout, quick=quick, engine=engine)
-    if start_sweep(loaded, folder, options, console or Console()) != 0:
-        raise SweepStopped(f"the sweep of {space} did not finish")
+    with in_project(folder):
+        if start_sweep(loaded, folder, options, console or Console()) != 0:
+            raise SweepStopped(f"the sweep of {space} did not finish")
     return best(space, root=folder, quick=quick, engine=engine)
 
 
@@ -74,5 +78,17 @@ def report(*, root: str | Path = ".") -> Path:
     folder = Path(root).resolve()
     if not (folder / "search_spaces").is_dir():
         raise UsageError(f"{folder}: not a project folder (no search_spaces/; `sweep init` starts one)")
-    return build_report(open_storage(default_storage(folder)), tracking_uri(folder), folder / "reports",
-                        folder / ".sweeps" / "cache")
+    with in_project(folder):
+        return build_report(open_storage(default_storage(folder)), tracking_uri(folder), folder / "reports",
+                            folder / ".sweeps" / "cache")
+
+
+@contextmanager
+def in_project(folder: Path) -> Iterator[None]:
+    """Work from the project folder, as the ``sweep`` command does: a space's data paths are relative to it."""
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)

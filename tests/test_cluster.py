@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from ray.cluster_utils import Cluster
 
 from sweeps.store.keys import CONTINUES, FAIL_REASON, NODE, RESUMED_AT, RUN_NODE, WORKER
+from sweeps.store.recovery import worker_pid
 from sweeps.store.status import problems
 from sweeps.store.storage import open_storage
 from sweeps.store.tracking import Tracker
@@ -101,7 +102,7 @@ def _training_node(study_name: str, storage: str, epochs: int, limit_s: float = 
             study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
             for trial in study.get_trials(states=(TrialState.RUNNING,)):
                 if len(trial.intermediate_values) >= epochs and NODE in trial.user_attrs:
-                    return trial.number, trial.user_attrs[NODE], int(trial.user_attrs[WORKER].rpartition(":")[2])
+                    return trial.number, trial.user_attrs[NODE], worker_pid(trial.user_attrs[WORKER])
         except KeyError:
             pass  # the study is not created yet
         time.sleep(0.5)
@@ -166,5 +167,5 @@ def test_sigterm_stops_a_sweep_on_ray_promptly_and_its_trial_goes_on_later(tiny:
     study = optuna.load_study(study_name="long", storage=open_storage(str(tiny / "optuna.journal")))
     stopped_trial, queued = study.get_trials()
     assert (stopped_trial.state, queued.state) == (TrialState.FAIL, TrialState.WAITING)  # queued to go on
-    worker = int(stopped_trial.user_attrs[WORKER].rpartition(":")[2])
+    worker = worker_pid(stopped_trial.user_attrs[WORKER])
     assert not Path(f"/proc/{worker}").exists()  # no worker left behind

@@ -4,6 +4,7 @@ the built-in cnn, through both engines."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,10 @@ def test_a_png_folder_with_the_built_in_cnn_end_to_end_on_both_engines(project: 
     page = (project / "reports" / "shapes-quick.html").read_text()
     assert "Confusion matrix" in page and "misclassified test images" in page and "Robustness: rotated" not in page
     assert main(["predict", "shapes", "--quick", "--image", "shapes/red/3.png"]) == 0
-    assert "1. " in capsys.readouterr().out
+    ranked = re.findall(r"^\s+(\d)\. (\S+)\s+([\d.]+)%$", capsys.readouterr().out, flags=re.MULTILINE)
+    assert [int(rank) for rank, _, _ in ranked] == [1, 2, 3] and {cls for _, cls, _ in ranked} == set(COLOURS)
+    shares = [float(share) for _, _, share in ranked]  # every class once, most likely first, adding up to 100 %
+    assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(100, abs=0.2)
     assert main(["run", "shapes", "--quick", "--engine", "kerastuner"]) == 0
     assert main(["status", "shapes", "--quick", "--engine", "kerastuner"]) == 0
     assert "consistent" in capsys.readouterr().out

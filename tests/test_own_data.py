@@ -186,3 +186,18 @@ def test_an_edited_file_or_another_folders_file_of_the_same_name_is_read_afresh(
     assert len(raw_data(save(tmp_path / "a", 10)).arrays["y_train"]) == 10
     assert len(raw_data(save(tmp_path / "b", 12)).arrays["y_train"]) == 12  # another project's d.npz
     assert len(raw_data(save(tmp_path / "b", 14)).arrays["y_train"]) == 14  # the same file, edited
+
+
+@pytest.mark.slow
+def test_the_python_api_finds_data_of_yours_in_the_project_folder_from_anywhere(project: Path, monkeypatch):
+    import sweeps
+
+    digits_npz(project / "mine.npz")
+    (project / "search_spaces" / "mine.yaml").write_text(
+        "dataset: {path: mine.npz}\nmodel: mlp\ntrain: {epochs: 1}\nparams:\n  units: {type: int, low: 8, high: 16}\n")
+    elsewhere = project / "notebooks"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a notebook beside the project, as a user runs it
+    best = sweeps.run("mine", trials=1, quick=True, root=project)
+    assert best is not None and best.test_accuracy is not None and Path.cwd() == elsewhere
+    assert sweeps.report(root=project).is_file()

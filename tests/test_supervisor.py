@@ -13,6 +13,7 @@ import optuna
 import pytest
 
 from sweeps.store.keys import WORKER
+from sweeps.store.recovery import worker_pid
 from sweeps.store.status import problems
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
@@ -41,7 +42,7 @@ def _running_worker(root: Path, timeout: float = 120) -> tuple[int, int]:
             for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                 if WORKER in trial.user_attrs and trial.number >= 1:
                     time.sleep(1.5)  # inside fit
-                    return trial.number, int(trial.user_attrs[WORKER].rpartition(":")[2])
+                    return trial.number, worker_pid(trial.user_attrs[WORKER])
         except (KeyError, ValueError):
             pass  # the study is not created yet
         time.sleep(0.5)

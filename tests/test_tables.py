@@ -194,10 +194,11 @@ def test_breast_cancer_csv_with_the_users_builder_end_to_end(project: Path, caps
 
 
 @pytest.mark.slow
-def test_diabetes_regression_csv_end_to_end(project: Path, capsys):
+@pytest.mark.parametrize("per_process", [0, 1])  # in this process; in the supervised workers `sweep run` starts
+def test_diabetes_regression_csv_end_to_end(project: Path, capsys, per_process: int):
     diabetes_csv(project / "diabetes.csv")
     (project / "search_spaces" / "diabetes.yaml").write_text(DIABETES_SPACE)
-    assert main(["run", "diabetes", "--quick"]) == 0
+    assert main(["run", "diabetes", "--quick", "--trials-per-process", str(per_process)]) == 0
     assert main(["status", "diabetes", "--quick"]) == 0
     assert "consistent" in capsys.readouterr().out
     page = (project / "reports" / "diabetes-quick.html").read_text()

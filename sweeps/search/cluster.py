@@ -217,8 +217,9 @@ def run_worker_task(spec_json: str, env: dict[str, str], data: DataBundle | None
     gpus = ",".join(str(g) for g in context.get_accelerator_ids().get("GPU", []))
     worker_env = {**spec.env(), **env, **placed, "SWEEPS_NODE": context.get_node_id(), "CUDA_VISIBLE_DEVICES": gpus}
     proc = subprocess.Popen(spec.command(), env=worker_env, start_new_session=True)
+    ident = worker_id(proc.pid)  # now, while it runs: its start time is part of it
     try:
-        return _wait(proc), worker_id(proc.pid)
+        return _wait(proc), ident
     except KeyboardInterrupt:  # ray.cancel: stop it as the local supervisor would
         proc.send_signal(signal.SIGTERM)
         try:

@@ -85,6 +85,7 @@ class LocalProcess:
         output = subprocess.PIPE if prefix else None
         self.proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, stdout=output,
                                      stderr=subprocess.STDOUT if prefix else None, text=True)
+        self.id = worker_id(self.proc.pid)  # now, while it runs: its start time is part of it
         if prefix:
             threading.Thread(target=self._pump, args=(prefix, console), daemon=True).start()
 
@@ -108,7 +109,7 @@ class LocalProcess:
         self.proc.kill()
 
     def worker(self) -> str:
-        return worker_id(self.proc.pid)
+        return self.id
 
 
 @dataclass

@@ -58,6 +58,11 @@ def worker_id(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid}:{start}"
 
 
+def worker_pid(worker: str) -> int:
+    """The pid of a worker recorded as ``host:pid:start`` (or ``host:pid``)."""
+    return int(worker.split(":")[1])
+
+
 def node_name() -> str:
     """The machine this process runs on: the Ray node's id its task was given (``$SWEEPS_NODE``), else the host."""
     return os.environ.get("SWEEPS_NODE") or socket.gethostname()
