@@ -81,6 +81,11 @@ class TrialFailed(Exception):
     """A trial could not produce a result (NaN loss, a builder or training error); Optuna records it FAILED."""
 
 
+class TrialTakenOver(Exception):
+    """Another process ended the trial this one trains (taking it for dead) and queued its retry: this attempt
+    stops writing at once; the run and the resume points are the retry's."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip()

@@ -60,12 +60,36 @@ def _consistent(storage: str, tracking: str, name: str) -> tuple[optuna.Study, T
     return study, tracker
 
 
-def test_a_journal_is_refused_on_several_nodes_before_anything_is_written(tiny: Path, two_nodes: Cluster):
-    proc = _sweep(tiny, two_nodes, str(tiny / "optuna.journal"), f"sqlite:///{tiny / 'mlflow.db'}", "tiny", "--quick")
+@pytest.fixture
+def one_remote_node() -> Iterator[Cluster]:
+    """A head that trains nothing and ONE node of 1 CPU at another address (127.0.0.2): as Ray sees it, another
+    machine, whose disk does not hold this machine's files."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.2")
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+def test_a_journal_is_refused_when_one_node_is_another_machine_before_anything_is_written(tiny: Path,
+                                                                                          one_remote_node: Cluster):
+    proc = _sweep(tiny, one_remote_node, str(tiny / "optuna.journal"), f"sqlite:///{tiny / 'mlflow.db'}", "tiny",
+                  "--quick")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2, out
-    assert "3 nodes cannot share the study" in out and "STORAGE=postgresql://" in out and "Traceback" not in out
+    assert "nodes at 127.0.0.2 (not this machine" in out and "cannot share the study" in out
+    assert "STORAGE=postgresql://" in out and "Traceback" not in out
     assert not (tiny / "optuna.journal").exists() and not (tiny / "mlflow.db").exists()
+
+
+def test_nodes_of_this_machine_share_its_journal_and_mlflow_file(tiny: Path, two_nodes: Cluster):
+    journal, tracking = tiny / "optuna.journal", f"sqlite:///{tiny / 'mlflow.db'}"
+    proc = _sweep(tiny, two_nodes, str(journal), tracking, "tiny", "--quick", "--trials", "2", "--workers", "2")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    study, _ = _consistent(str(journal), tracking, "tiny-quick")
+    finished = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]  # one study, where the command is
+    assert len(finished) == 2 and {t.user_attrs[NODE] for t in finished} <= {n.node_id for n in two_nodes.worker_nodes}
 
 
 def test_a_worker_that_fits_on_no_node_is_refused(tiny: Path, two_nodes: Cluster, postgres, mlflow_server):
@@ -169,3 +193,87 @@ def test_sigterm_stops_a_sweep_on_ray_promptly_and_its_trial_goes_on_later(tiny:
     assert (stopped_trial.state, queued.state) == (TrialState.FAIL, TrialState.WAITING)  # queued to go on
     worker = worker_pid(stopped_trial.user_attrs[WORKER])
     assert not Path(f"/proc/{worker}").exists()  # no worker left behind
+
+
+@pytest.fixture
+def token_head(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A head begun as the README says (`ray start --head`), checking a token (Ray's token authentication), in a
+    home of its own that holds the token; its address and that home. Stopped by its own process group, not `ray
+    stop` (which would stop every Ray of the machine)."""
+    import socket
+
+    home = tmp_path / "head-home"
+    home.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, check=True, capture_output=True)
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                             "--include-dashboard=false", f"--temp-dir={tmp_path / 'ray'}"], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until its port answers
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}", home
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        subprocess.run(["pkill", "-f", str(tmp_path / "ray")], check=False)  # its daemons, by their temp folder
+
+
+def test_a_ray_start_head_with_token_authentication_runs_the_sweep_and_a_missing_token_is_named(
+        tiny: Path, token_head: tuple[str, Path], tmp_path: Path):
+    address, home = token_head
+
+    def sweep(home: Path) -> subprocess.CompletedProcess:
+        env = {**os.environ, "RAY_ADDRESS": address, "HOME": str(home)}
+        env.pop("RAY_AUTH_MODE", None)  # as a user types it: the command sends the token it finds by itself
+        return subprocess.run([sys.executable, "-m", "sweeps.cli", "run", "tiny", "--quick", "--trials", "1",
+                               "--cluster", "ray", "--no-report"], cwd=tiny, env=env, capture_output=True, text=True,
+                              timeout=600)
+
+    bare = tmp_path / "no-token-home"
+    bare.mkdir()
+    refused = sweep(bare)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "did not let this command join: most likely its token authentication (this machine holds no token)" in \
+        refused.stderr
+    done = sweep(home)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    study = optuna.load_study(study_name="tiny-quick", storage=open_storage(str(tiny / "optuna.journal")))
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
+
+
+def test_rays_errors_are_told_apart_a_lost_process_goes_on_a_task_that_cannot_run_is_one_line():
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from sweeps.errors import ClusterError
+    from sweeps.search.cluster import RayWorker
+
+    @ray.remote(max_retries=0)
+    def dies() -> tuple[int, str]:
+        os._exit(1)  # its Ray worker process goes away under it, as with a lost machine
+
+    @ray.remote(max_retries=0)
+    def fine() -> tuple[int, str]:
+        return 0, "host:1:1.0"
+
+    ray.init(num_cpus=1, include_dashboard=False, address="local")
+    try:
+        lost = RayWorker(dies.remote(), "w0-lost")
+        assert lost.wait(60) == 1 and lost.lost == "w0-lost"
+        nowhere = NodeAffinitySchedulingStrategy(node_id="ab" * 28, soft=False)  # a node the cluster never had
+        with pytest.raises(ClusterError, match=r"a worker task cannot run on the cluster \(TaskUnschedulableError"):
+            RayWorker(fine.options(scheduling_strategy=nowhere).remote(), "w1").wait(60)
+        done = RayWorker(fine.remote(), "w2")
+        assert done.wait(60) == 0 and done.lost is None and done.worker() == "host:1:1.0"
+    finally:
+        ray.shutdown()

@@ -77,3 +77,26 @@ def test_a_regression_keeps_the_epoch_of_least_validation_error(tmp_path: Path):
     restored = keras.models.load_model(result.checkpoint)
     _, val_mae = restored.evaluate(data.x_val, data.y_val, verbose=0)
     assert val_mae == pytest.approx(min(errors), rel=1e-5)
+
+
+@given(values=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=12, unique=True),
+       metric=st.sampled_from(sorted(METRICS)))
+@settings(max_examples=60, deadline=None)
+def test_the_studys_best_trial_and_the_reports_first_row_are_the_argmin_or_argmax(values: list[float], metric: str):
+    import optuna
+    import pandas as pd
+
+    from sweeps.reporting.results import trials_table
+    from sweeps.store.trials import best_trial
+
+    study = optuna.create_study(direction=direction(metric))
+    for value in values:
+        study.tell(study.ask(), value)
+    pick = int(np.argmax(values) if metric_mode(metric) == "max" else np.argmin(values))
+    assert best_trial(study).number == pick
+    raw = study.trials_dataframe(attrs=("number", "state", "value", "duration", "datetime_start", "datetime_complete"))
+    repeats = pd.DataFrame({"trial": range(len(values)), "seed": 42, metric: values, "test_accuracy": None,
+                            "test_loss": None, "test_mae": None, "epochs": 1, "param_count": 1, "run_id": "r",
+                            "stop_reason": "max_epochs"})
+    table = trials_table(raw, repeats, metric, maximise=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    assert table.iloc[0]["number"] == pick

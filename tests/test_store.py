@@ -419,3 +419,19 @@ def test_stops_are_retried_always_crashes_up_to_the_cap_and_only_queued_ones_are
     assert queued == [[n] for n in range(MAX_CRASH_RETRIES + 2, 2 * MAX_CRASH_RETRIES + 2)] + [[]]
     assert study.get_trials()[-1].state == optuna.trial.TrialState.FAIL  # failed, not queued: said nowhere as queued
     assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+
+
+def test_a_supervisors_worker_joins_its_commands_study_and_never_starts_one(tiny: Path):
+    from rich.console import Console
+
+    from sweeps.search.space import load_space
+    from sweeps.search.study import open_sweep
+    from sweeps.search.worker import SweepOptions
+
+    space = load_space("tiny", tiny / "search_spaces")
+    with pytest.raises(StoreError, match="study tiny-quick is not in this worker's storage: on a cluster every node"):
+        open_sweep(space, tiny, SweepOptions(quick=True), Console(quiet=True), create=False)
+    assert optuna.get_all_study_names(open_storage(str(tiny / "optuna.journal"))) == []  # nothing created
+    open_sweep(space, tiny, SweepOptions(quick=True), Console(quiet=True))  # the command creates it ...
+    joined = open_sweep(space, tiny, SweepOptions(quick=True), Console(quiet=True), worker_index=1, create=False)
+    assert joined.study.study_name == "tiny-quick"  # ... and its workers join it

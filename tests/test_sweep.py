@@ -362,6 +362,10 @@ def test_a_trial_another_process_took_over_goes_on_as_its_retry_and_the_worker_g
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
     assert main(["status", "tiny", "--quick"]) == 0 and "consistent" in capsys.readouterr().out
+    client = mlflow.MlflowClient()
+    for run_id in runs(project, "tiny-quick")["run_id"]:  # the taken-over attempt logged no epoch beside its retry
+        steps = [m.step for m in client.get_metric_history(run_id, "loss")]
+        assert len(steps) == len(set(steps)), (run_id, steps)
 
 
 FAILS_IN_WORKERS = """\

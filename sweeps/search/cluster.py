@@ -48,21 +48,28 @@ NOT_SENT = [".git/", ".venv/", "venv/", ".sweeps/", "mlruns/", "mlartifacts/", "
 # The settings a worker needs from the driver's environment (the stores it writes to, their credentials).
 PASSED_ON = ("MLFLOW_", "SWEEPS_", "OPTUNA_")
 CONNECT_TIMEOUT_S = 10
+# Ray's errors that mean a machine or a process went away under a worker (not the trial's doing: it goes on).
+LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.LocalRayletDiedError,
+        ray.exceptions.ObjectLostError)
 
 
 def _alive_nodes() -> list[dict[str, Any]]:
     return [node for node in ray.nodes() if node["Alive"]]
 
 
-def _check_shared_stores(nodes: int, storage: str, tracking: str) -> None:
-    """On several machines the study and the runs must live where every node reaches them."""
-    if nodes < 2:
+def _check_shared_stores(nodes: list[dict[str, Any]], storage: str, tracking: str) -> None:
+    """A node that is not this machine must reach the study and the runs: files of this machine are refused then,
+    however few nodes there are (one remote node would open a study of its own on its own disk)."""
+    here = ray.util.get_node_ip_address()
+    elsewhere = sorted({n["NodeManagerAddress"] for n in nodes} - {here})
+    if not elsewhere:
         return
+    where = f"nodes at {', '.join(elsewhere[:3])} (not this machine, {here})"
     if is_journal(storage) or storage.startswith("sqlite"):
-        raise UsageError(f"--cluster ray: {nodes} nodes cannot share the study in {masked(storage)} (a file of this "
+        raise UsageError(f"--cluster ray: {where} cannot share the study in {masked(storage)} (a file of this "
                          "machine); use STORAGE=postgresql://user:pass@host/db, a database every node reaches")
     if not tracking.startswith(("http://", "https://")):
-        raise UsageError(f"--cluster ray: {nodes} nodes cannot share the MLflow store {masked(tracking)}; start "
+        raise UsageError(f"--cluster ray: {where} cannot share the MLflow store {masked(tracking)}; start "
                          "`mlflow server --serve-artifacts` and set MLFLOW_TRACKING_URI=http://host:port")
 
 
@@ -88,22 +95,41 @@ def _check_answers(address: str) -> None:
                            "head with `ray start --head`, or unset RAY_ADDRESS for a Ray instance of this sweep") from None
 
 
+def _token_found() -> bool:
+    """Whether this machine holds a Ray authentication token (where Ray looks for one)."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or Path(path).is_file()
+
+
 def _connect(root: Path, excluded: list[str]) -> None:
     address = os.environ.get("RAY_ADDRESS")
     if address:
         _check_answers(address)
+        if "RAY_AUTH_MODE" not in os.environ and _token_found():
+            # A cluster begun with `ray start` checks a token (Ray 2.59 on); a driver joining by address sends the
+            # one it holds only in token mode.
+            os.environ["RAY_AUTH_MODE"] = "token"
     runtime_env = {"working_dir": str(root), "excludes": NOT_SENT + excluded}
     # Ray takes SIGTERM over (its core aborts the process on it): the command's own stop is given back after.
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ray.init(address=address or None, runtime_env=runtime_env, log_to_driver=True, include_dashboard=False,
                  configure_logging=False)
+    except ray.exceptions.AuthenticationError as exc:
+        raise ClusterError(f"--cluster ray: {_unauthenticated(address)} ({one_line(exc)})") from None
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"RAY_ADDRESS={address}" if address else "Ray on this machine"
-        raise ClusterError(f"--cluster ray: cannot reach {where} ({one_line(exc)})") from None
+        if address:  # its port answered (checked above): the head turned this command away
+            raise ClusterError(f"--cluster ray: {_unauthenticated(address)} ({one_line(exc)})") from None
+        raise ClusterError(f"--cluster ray: cannot start Ray on this machine ({one_line(exc)})") from None
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+def _unauthenticated(address: str | None) -> str:
+    held = "the token this machine holds was refused" if _token_found() else "this machine holds no token"
+    return (f"RAY_ADDRESS={address} answers but did not let this command join: most likely its token authentication "
+            f"({held}); copy the head's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN) and RAY_AUTH_MODE=token")
 
 
 @dataclass
@@ -137,7 +163,7 @@ def ray_placement(space: Space, root: Path, options: SweepOptions, console: Any)
     _connect(root, excluded)
     try:
         nodes = _alive_nodes()
-        _check_shared_stores(len(nodes), storage, tracking)
+        _check_shared_stores(nodes, storage, tracking)
         cpus, gpus = options.resources(space)
         _check_fits(cpus, gpus, nodes)
         bundle = pack(space, root)
@@ -176,9 +202,13 @@ class RayWorker:
             return 128 + signal.SIGTERM
         except ray.exceptions.RayTaskError as exc:  # the task itself raised: the data arrived damaged, …
             raise ClusterError(f"a worker task failed on its node: {one_line(exc.cause or exc)}") from None
-        except ray.exceptions.RayError:  # its Ray worker process or its node died under it
+        except ray.exceptions.OutOfMemoryError:  # Ray's memory monitor killed it: the trial's doing, as locally
+            return -signal.SIGKILL
+        except LOST:  # its node, its Ray worker process or the data's owner died under it
             self.lost = self.name
             return 1
+        except ray.exceptions.RayError as exc:  # no worker can run as asked: a broken runtime env, no node fits, …
+            raise ClusterError(f"a worker task cannot run on the cluster ({type(exc).__name__}: {one_line(exc)})") from None
 
     def poll(self) -> int | None:
         try:

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from experiments.data import raw_data
 from experiments.settings import TrainSettings
-from sweeps.errors import SpaceError, UsageError
+from sweeps.errors import SpaceError, StoreError, UsageError
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.space import Space, parse_space
 from sweeps.search.warm_start import warm_start, warm_start_source
@@ -105,8 +105,10 @@ class Sweep:
         return True
 
 
-def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console, worker_index: int = 0) -> Sweep:
-    """Check the input, then open the stores and the space's study and MLflow experiment (created when new).
+def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console, worker_index: int = 0,
+               create: bool = True) -> Sweep:
+    """Check the input, then open the stores and the space's study and MLflow experiment (created when new; a
+    supervisor's worker, ``create`` False, only joins the study its command created).
 
     Everything that can be wrong with the input (sampler and pruner options, the data files) is found before
     anything is written anywhere. TensorFlow-free: the supervisor of worker processes opens its sweep here too.
@@ -117,7 +119,7 @@ def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console
     storage = open_storage(url)
     tracking = tracking_uri(root)
     check_tracking(tracking)
-    study = open_study(space, storage, options.quick, console, worker_index, options.engine)
+    study = open_study(space, storage, options.quick, console, worker_index, options.engine, create)
     return Sweep(space, root, options, url, storage, study, Tracker(tracking, study.study_name))
 
 
@@ -172,13 +174,13 @@ def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, work
 
 
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
-               worker_index: int = 0, engine: str = "optuna") -> optuna.Study:
+               worker_index: int = 0, engine: str = "optuna", create: bool = True) -> optuna.Study:
     """Create or load the space's study and record the space file it runs with. The process that creates it queues
     the space's baselines first and copies in the finished trials of the study it warm-starts from (once: creating
     a study is atomic in every Optuna storage, so two commands starting at once never both copy)."""
     name = keys.study_name(space.name, quick, engine)
     source = warm_start_source(space, storage, name, quick, engine, console)  # checked before anything is written
-    study, created = _create_or_load(name, storage, space)
+    study, created = _create_or_load(name, storage, space) if create else (_join(name, storage, space), False)
     study.sampler = make_sampler(space, seed_offset=_seed_offset(study, storage, worker_index))
     _record_space(study, space, quick, engine, console)
     if engine == "optuna":
@@ -196,6 +198,16 @@ def _create_or_load(name: str, storage: optuna.storages.BaseStorage, space: Spac
                                    directions=space.spec.objective.directions), True
     except optuna.exceptions.DuplicatedStudyError:
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner), False
+
+
+def _join(name: str, storage: optuna.storages.BaseStorage, space: Space) -> optuna.Study:
+    """The study ``name`` its command created; a StoreError when this process's storage does not hold it (a file
+    of another machine: a cluster node must reach the driver's database, never start a study of its own)."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(space), pruner=make_pruner(space))
+    except KeyError:
+        raise StoreError(f"study {name} is not in this worker's storage: on a cluster every node must reach the "
+                         "command's database (STORAGE=postgresql://…), not a file of its own machine") from None
 
 
 def _enqueue_baselines(study: optuna.Study, space: Space) -> None:

@@ -45,6 +45,9 @@ from sweeps.store.trials import target_reached
 STOP_GRACE_S = 6
 
 
+MAX_LOST_IN_A_ROW = 5  # worker tasks lost with their nodes, in a row, before the sweep stops (none came back)
+
+
 def _died(code: int) -> str | None:
     """How a worker died, or None when it exited by itself."""
     if code < 0:
@@ -123,6 +126,7 @@ class Workers:
     launch: Launch
     running: dict[int, WorkerProcess] = field(default_factory=dict)
     crashes: int = 0
+    lost_in_a_row: int = 0
     error: BaseException | None = None
     stopping: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -157,6 +161,10 @@ class Workers:
         with self.lock:
             retried = fail_lost_trials(self.sweep.storage, self.sweep.study, proc.lost or "")
             close_orphan_runs(self.sweep.study, self.sweep.tracker)
+            self.lost_in_a_row += 1
+            if self.lost_in_a_row > MAX_LOST_IN_A_ROW:
+                raise SweepStopped(f"{self.lost_in_a_row} worker tasks in a row were lost (the last: {proc.lost}): the "
+                                   "cluster keeps losing its nodes or processes")
         queued = f"; trial(s) {retried} queued again" if retried else ""
         self.console.print(f"a worker was lost with its node or task ({proc.lost}){queued}: its trial goes on from its "
                            "last epoch")
@@ -202,7 +210,7 @@ def _slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None) -> 
         elif death is not None:
             workers.crashed(proc, death)
         else:
-            workers.crashes = 0
+            workers.crashes = workers.lost_in_a_row = 0
         if workers.target_reached():
             return 0
     return 0 if code == RECYCLE else code

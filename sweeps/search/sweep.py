@@ -74,7 +74,7 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
     """Continue the study of ``spec`` in this process (see :func:`run_worker`)."""
     data = load_dataset(space.data, space.spec.validation, space.spec.val_size, space.spec.sweep.seed,
                         spec.options.train_subset)
-    sweep = open_sweep(space, spec.root_path, spec.options, console, spec.worker_index)
+    sweep = open_sweep(space, spec.root_path, spec.options, console, spec.worker_index, create=spec.sweep_run is None)
     sweep.study.set_user_attr(INPUT_SCALE, data.input_scale)  # what the registered model must do to raw inputs
     after_trial = extensions.instrument(sweep)
     _recover(sweep, console, alone=spec.sweep_run is None)

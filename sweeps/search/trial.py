@@ -18,7 +18,7 @@ from optuna_integration import KerasPruningCallback
 
 from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
-from sweeps.errors import TrialFailed
+from sweeps.errors import TrialFailed, TrialTakenOver
 from sweeps.search import stopping
 from sweeps.search.live import SweepProgress
 from sweeps.search.space import Space
@@ -101,11 +101,13 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seed: i
     try:
         result = ctx.train(
             ctx.space.spec.model, model_params, settings, ctx.data, seed, workdir, (*pruning, StopRequested()),
-            on_epoch=lambda step, metrics: _epoch_done(ctx, runs, run_id, trial.number, seed, settings.epochs, step, metrics),
+            on_epoch=lambda step, metrics: _epoch_done(ctx, runs, run_id, trial, seed, settings.epochs, step, metrics),
             warm_start=ctx.warm_start, deadline=ctx.deadline, on_checkpoint=PointKeeper(ctx.tracker, runs.run_id, seed),
             resume=resume,
         )
     except TrainingInterrupted as stop:
+        if isinstance(stop.__cause__, TrialTakenOver):
+            raise stop.__cause__ from None  # nothing more written: the run is the retry's
         result, error = stop.result, stop.__cause__
     except Exception as exc:  # e.g. the model builder rejected this param combination
         result, error = RepeatResult(seed=seed), exc
@@ -127,11 +129,15 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seed: i
     return result
 
 
-def _epoch_done(ctx: TrialContext, runs: TrialRuns, run_id: str, trial: int, seed: int, epochs: int, step: int,
-                metrics: dict[str, float]) -> None:
+def _epoch_done(ctx: TrialContext, runs: TrialRuns, run_id: str, trial: optuna.Trial, seed: int, epochs: int,
+                step: int, metrics: dict[str, float]) -> None:
+    """Log the epoch, while this process still owns the trial (its resume point is kept after this, so an attempt
+    another process took over neither logs nor uploads again)."""
+    if not still_runs(trial):
+        raise TrialTakenOver(f"trial {trial.number}")
     runs.epoch(run_id, step, metrics)
     if ctx.progress is not None:
-        ctx.progress.epoch(trial, seed, step, epochs, metrics)
+        ctx.progress.epoch(trial.number, seed, step, epochs, metrics)
 
 
 def _summary(results: list[RepeatResult], metric: str) -> dict[str, float | None]:
