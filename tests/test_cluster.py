@@ -5,9 +5,11 @@ the artifacts: trials run on both nodes; a node removed while it trains costs at
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,50 +204,59 @@ def token_head(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     stop` (which would stop every Ray of the machine)."""
     import socket
 
+    import ray
+
+    host = ray.util.get_node_ip_address()  # where `ray start` listens: this machine's address, not 127.0.0.1
     home = tmp_path / "head-home"
     home.mkdir()
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         port = probe.getsockname()[1]
     ray_cli = str(Path(sys.executable).with_name("ray"))
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token"}
     env.pop("RAY_ADDRESS", None)
     subprocess.run([ray_cli, "get-auth-token", "--generate"], env=env, check=True, capture_output=True)
     head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
-                             "--include-dashboard=false", f"--temp-dir={tmp_path / 'ray'}"], env=env,
+                             "--include-dashboard=false", f"--temp-dir={temp}"], env=env,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # until its port answers
             with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                if probe.connect_ex((host, port)) == 0:
                     break
             time.sleep(0.5)
-        yield f"127.0.0.1:{port}", home
+        else:
+            raise AssertionError(f"`ray start --head` did not answer on {host}:{port}")
+        yield f"{host}:{port}", home
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
-        subprocess.run(["pkill", "-f", str(tmp_path / "ray")], check=False)  # its daemons, by their temp folder
+        subprocess.run(["pkill", "-f", temp], check=False)  # its daemons, by their temp folder
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_ray_start_head_with_token_authentication_runs_the_sweep_and_a_missing_token_is_named(
         tiny: Path, token_head: tuple[str, Path], tmp_path: Path):
     address, home = token_head
 
-    def sweep(home: Path) -> subprocess.CompletedProcess:
-        env = {**os.environ, "RAY_ADDRESS": address, "HOME": str(home)}
-        env.pop("RAY_AUTH_MODE", None)  # as a user types it: the command sends the token it finds by itself
+    def sweep(home: Path, mode: str | None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "RAY_ADDRESS": address, "HOME": str(home), "RAY_AUTH_MODE": mode or ""}
+        if mode is None:
+            env.pop("RAY_AUTH_MODE")
         return subprocess.run([sys.executable, "-m", "sweeps.cli", "run", "tiny", "--quick", "--trials", "1",
                                "--cluster", "ray", "--no-report"], cwd=tiny, env=env, capture_output=True, text=True,
                               timeout=600)
 
     bare = tmp_path / "no-token-home"
     bare.mkdir()
-    refused = sweep(bare)
+    refused = sweep(home, None)  # the head's token is here, but Ray sends it only in token mode
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
-    assert "did not let this command join: most likely its token authentication (this machine holds no token)" in \
-        refused.stderr
-    done = sweep(home)
+    assert "did not let this command join: most likely its token authentication (RAY_AUTH_MODE is not token); set " \
+           "RAY_AUTH_MODE=token with the head's token here" in refused.stderr
+    assert "(this machine holds no token)" in sweep(bare, "token").stderr
+    done = sweep(home, "token")  # as the README says: RAY_AUTH_MODE=token and the head's token
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     study = optuna.load_study(study_name="tiny-quick", storage=open_storage(str(tiny / "optuna.journal")))
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]

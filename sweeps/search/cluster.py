@@ -105,10 +105,6 @@ def _connect(root: Path, excluded: list[str]) -> None:
     address = os.environ.get("RAY_ADDRESS")
     if address:
         _check_answers(address)
-        if "RAY_AUTH_MODE" not in os.environ and _token_found():
-            # A cluster begun with `ray start` checks a token (Ray 2.59 on); a driver joining by address sends the
-            # one it holds only in token mode.
-            os.environ["RAY_AUTH_MODE"] = "token"
     runtime_env = {"working_dir": str(root), "excludes": NOT_SENT + excluded}
     # Ray takes SIGTERM over (its core aborts the process on it): the command's own stop is given back after.
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -127,9 +123,15 @@ def _connect(root: Path, excluded: list[str]) -> None:
 
 
 def _unauthenticated(address: str | None) -> str:
-    held = "the token this machine holds was refused" if _token_found() else "this machine holds no token"
+    """Why a head that answers turns a driver away, as far as this machine can tell: Ray's token authentication,
+    which a driver joins only in token mode (set by the user: turned on for a cluster without it, it breaks the
+    nodes' transfers), with the head's token."""
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        held = "RAY_AUTH_MODE is not token"
+    else:
+        held = "the token here was refused" if _token_found() else "this machine holds no token"
     return (f"RAY_ADDRESS={address} answers but did not let this command join: most likely its token authentication "
-            f"({held}); copy the head's ~/.ray/auth_token here (or set RAY_AUTH_TOKEN) and RAY_AUTH_MODE=token")
+            f"({held}); set RAY_AUTH_MODE=token with the head's token here (its ~/.ray/auth_token, or RAY_AUTH_TOKEN)")
 
 
 @dataclass
