@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 from pathlib import Path
 
+import optuna
 from rich.console import Console
 
 from sweeps.search.confirm import queue_confirmation
@@ -14,6 +15,8 @@ from sweeps.search.space import Space
 from sweeps.search.study import open_sweep
 from sweeps.search.supervisor import supervise
 from sweeps.search.worker import SweepOptions, WorkerSpec
+from sweeps.store.keys import study_name
+from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.trials import count_finished
 
 
@@ -24,12 +27,14 @@ def start_sweep(space: Space, root: Path, options: SweepOptions, console: Consol
     code = _run(space, root, options, console)
     if code != 0:
         return code
-    sweep = open_sweep(space, root, options, Console(quiet=True))
-    console.print(end_line(sweep.study, sweep.target, options.budget(space), started,
-                           _budget_from(space, options)), highlight=False)
+    study = optuna.load_study(study_name=study_name(space.name, options.quick, options.engine),
+                              storage=open_storage(options.storage or default_storage(root)))
+    console.print(end_line(study, options.target(space), options.budget(space), started, _budget_from(space, options)),
+                  highlight=False)
     count = options.confirm_seeds(space)
     if count < 1 or options.engine != "optuna":
         return code
+    sweep = open_sweep(space, root, options, Console(quiet=True))
     winner = queue_confirmation(sweep.study, space, count)
     if winner is None:
         return code

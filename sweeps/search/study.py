@@ -91,7 +91,7 @@ class Sweep:
     @property
     def target(self) -> int:
         """Finished trials the study should reach."""
-        return self.options.trials or (QUICK["trials"] if self.options.quick else self.space.spec.sweep.n_trials)
+        return self.options.target(self.space)
 
     def has_work(self, console: Console, announce: str | None = "") -> bool:
         """Whether the study wants more trials; prints where it stands (``announce``: appended; None: silent)."""

@@ -55,6 +55,10 @@ class SweepOptions:
             return self.confirm
         return 0 if self.quick else space.spec.sweep.confirm
 
+    def target(self, space: Space) -> int:
+        """Finished trials the study should reach: the command line's, else a quick run's, else the space's."""
+        return self.trials or (QUICK["trials"] if self.quick else space.spec.sweep.n_trials)
+
     def budget(self, space: Space) -> float | None:
         """Seconds the sweep may run: the command line's, else the space's; None: no limit."""
         return (self.timeout or space.spec.sweep.timeout) if self.timed else None
