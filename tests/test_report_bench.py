@@ -118,6 +118,15 @@ def test_best_so_far_against_the_clock_says_who_led_at_each_checkpoint(tmp_path:
     assert 'alt="best so far against minutes"' in bench_section(write(tmp_path, results))
 
 
+def test_a_search_that_completed_no_trial_in_its_budget_is_in_the_race_without_a_line(tmp_path: Path):
+    results = bench(sweep_row(10, 6, 60, 0.8870), sweep_row(10, 0, 150, 0.8880), [9.5, 4.1, 4.1, 4.0, 4.3])
+    rows = results["search_quality"]
+    rows["about"].update(budget_s=5, together=True)  # every trial cut by the budget: no result, no step
+    rows["optuna_tpe_pruned"]["best_so_far"] = []
+    rows["kerastuner_hyperband"]["best_so_far"] = [{"minutes": 0.05, "val": 0.7, "test": 0.69, "seeds": 1, "trial": 0}]
+    assert 'alt="best so far against minutes"' in bench_section(write(tmp_path, results))
+
+
 def test_best_so_far_steps_only_when_a_trial_beats_the_best_before_it():
     import pandas as pd
 

@@ -115,3 +115,29 @@ def test_a_trial_stopped_mid_training_goes_on_from_its_last_epoch(tiny: Path, ho
     assert sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
     assert len(steps) <= 6 + 1  # at most the epoch in flight trained (and logged) twice; a restart: 6 + 3
     assert not tracker.artifact_names(run["run_id"], "resume")  # the points are dropped once the trial ended
+
+
+def test_each_attempt_keeps_its_own_points_and_a_retry_goes_on_from_the_furthest_of_its_lineage(tmp_path: Path):
+    from experiments.resume import STATE, WEIGHTS
+    from sweeps.store.resume_points import PointKeeper, fetch_point
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "points")
+    run_id = tracker.start_run("trial-0", None, {}, {})
+
+    def point(epoch: int) -> Path:
+        folder = tmp_path / f"point-{epoch}"
+        folder.mkdir(exist_ok=True)
+        (folder / WEIGHTS).write_bytes(b"weights")
+        (folder / STATE).write_text(json.dumps({"epoch": epoch, "history": {}, "counters": {}, "done": False}))
+        return folder
+
+    first, retry = PointKeeper(tracker, run_id, 0, 42), PointKeeper(tracker, run_id, 1, 42)
+    first(point(1), 1)
+    first(point(2), 2)
+    assert fetch_point(tracker, run_id, [0], 42, tmp_path / "w1").epoch == 2  # the retry (attempt 1) goes on from 2
+    retry(point(3), 3)
+    first(point(4), 4)  # the first attempt, still running somewhere, moves on: it removes its own epoch 2 only
+    first(point(5), 5)
+    assert fetch_point(tracker, run_id, [1], 42, tmp_path / "w2").epoch == 3  # the retry's own point is intact
+    assert fetch_point(tracker, run_id, [0, 1], 42, tmp_path / "w3").epoch == 5  # the furthest of a lineage
+    assert fetch_point(tracker, run_id, [2], 42, tmp_path / "w4") is None

@@ -219,7 +219,8 @@ def best_so_far(curves: dict[str, list[dict]], budget_min: float) -> plt.Figure:
     """Best validation score so far, and that trial's test accuracy, against the minutes since each search's command
     started: one step line per search (``curves``: label → the bench's best-so-far steps)."""
     rows = [{"search": label, "minutes": step["minutes"], "best validation": step["val"], "its test accuracy": step["test"]}
-            for label, steps in curves.items() for step in [*steps, {**steps[-1], "minutes": budget_min}] if steps]
+            for label, steps in curves.items() if steps  # a search that completed no trial draws no line
+            for step in [*steps, {**steps[-1], "minutes": budget_min}]]
     frame = pd.DataFrame(rows, columns=["search", "minutes", "best validation", "its test accuracy"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
     for ax, column in zip(axes, ("best validation", "its test accuracy"), strict=True):

@@ -88,12 +88,12 @@ def peak_rss_mb() -> float:
 
 def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seed: int, prune: bool,
                 model_params: dict[str, Any], settings: TrainSettings) -> RepeatResult:
-    finished = fetch_result(ctx.tracker, runs.run_id, seed) if runs.continued and runs.separate else None
+    finished = fetch_result(ctx.tracker, runs.run_id, runs.earlier, seed) if runs.continued and runs.separate else None
     if finished is not None:  # a continued trial: this seed had finished before its process was lost
         return finished
     run_id = runs.repeat_started(seed)
     workdir = ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}"
-    resume = fetch_point(ctx.tracker, runs.run_id, seed, workdir) if runs.continued else None
+    resume = fetch_point(ctx.tracker, runs.run_id, runs.earlier, seed, workdir) if runs.continued else None
     if resume is not None:
         ctx.tracker.set_tags(run_id, {RESUMED_AT: resume.epoch})
     pruning = (KerasPruningCallback(trial, settings.monitor),) if prune else ()
@@ -102,7 +102,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seed: i
         result = ctx.train(
             ctx.space.spec.model, model_params, settings, ctx.data, seed, workdir, (*pruning, StopRequested()),
             on_epoch=lambda step, metrics: _epoch_done(ctx, runs, run_id, trial, seed, settings.epochs, step, metrics),
-            warm_start=ctx.warm_start, deadline=ctx.deadline, on_checkpoint=PointKeeper(ctx.tracker, runs.run_id, seed),
+            warm_start=ctx.warm_start, deadline=ctx.deadline, on_checkpoint=PointKeeper(ctx.tracker, runs.run_id, trial.number, seed),
             resume=resume,
         )
     except TrainingInterrupted as stop:
@@ -125,7 +125,7 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seed: i
     if result.stop_reason == "nan_loss":
         raise TrialFailed("nan_loss")
     if runs.separate:
-        keep_result(ctx.tracker, runs.run_id, result)
+        keep_result(ctx.tracker, runs.run_id, trial.number, result)
     return result
 
 

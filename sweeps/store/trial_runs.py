@@ -46,9 +46,10 @@ class TrialRuns:
         self.tags = {**tags, TRIAL: trial}
         self.separate = repeats > 1  # one seed: the trial's own run holds it
         self.continued = continues is not None
+        self.earlier: list[int] = []  # the numbers of the attempts this trial goes on from, oldest first
         if continues is not None:
-            self.run_id, earlier = continues
-            tracker.reopen_run(self.run_id, {**self.tags, CONTINUES: ",".join(map(str, earlier))})
+            self.run_id, self.earlier = continues
+            tracker.reopen_run(self.run_id, {**self.tags, CONTINUES: ",".join(map(str, self.earlier))})
         else:
             self.run_id = tracker.start_run(f"trial-{trial}", parent, {**self.tags, KIND: TRIAL_RUN}, params)
 
