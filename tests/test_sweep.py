@@ -235,8 +235,10 @@ def _kerastuner_trials(project_dir: Path) -> list:
 
 def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsys):
     write_space(project, "tiny")
-    assert main(["bench", "tiny", "--budget", "5s", "--trials", "2", "--subset", "1500", "--parts", "overhead,pruning,search",
-                 "--together"]) == 0  # the three searches at once
+    # The three searches at once, each long enough to complete a trial (one the budget cuts is no result) beside the
+    # other two and TensorFlow's start on 2 cores.
+    assert main(["bench", "tiny", "--budget", "15s", "--trials", "2", "--subset", "1500", "--parts",
+                 "overhead,pruning,search", "--together"]) == 0
     results = json.loads((project / "reports" / "bench.json").read_text())
     assert results["overhead"]["plain_s_per_epoch"] > 0 and results["overhead"]["ratio"] > 0
     assert results["pruning"]["with_pruner"]["trials"] == results["pruning"]["without_pruner"]["trials"] == 2
@@ -244,7 +246,7 @@ def test_bench_measures_overhead_pruning_and_search_quality(project: Path, capsy
     assert set(searches) == {"optuna", "random_search", "kerastuner_hyperband"}
     assert all(row["trials"] >= 1 and row["exit_status"] == 0 for row in searches.values())
     assert all(row["best_so_far"] and row["best_so_far"][0]["minutes"] > 0 for row in searches.values())
-    assert results["search_quality"]["about"]["budget_s"] == 5 and results["search_quality"]["about"]["together"]
+    assert results["search_quality"]["about"]["budget_s"] == 15 and results["search_quality"]["about"]["together"]
     assert "framework overhead" in capsys.readouterr().out
     assert "Benchmark" in (project / "reports" / "summary.html").read_text()
 
