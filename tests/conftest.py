@@ -30,18 +30,27 @@ def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+# The main end-to-end tests run both ways: ``@BOTH_WAYS`` gives them the project once with trials in the test's
+# own process and once in the supervised worker processes ``sweep run`` starts by default.
+BOTH_WAYS = pytest.mark.parametrize("project", ["in-process", "workers"], indirect=True)
+
+
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Path:
-    """An empty project root (cwd) with the shipped spaces, its own Optuna and MLflow stores."""
+def project(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Path:
+    """An empty project root (cwd) with the shipped spaces, its own Optuna and MLflow stores; trials in the test's
+    own process unless the test asks for "workers" (indirect parametrization, as ``BOTH_WAYS`` does)."""
     shutil.copytree(SPACES, tmp_path / "search_spaces")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("SWEEPS_STORAGE", raising=False)
     monkeypatch.delenv("SWEEPS_SPACES_DIR", raising=False)
     monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
-    # Trials run in the test's own process, so a test can patch training; tests of the worker processes
-    # (tests/test_supervisor.py) ask for them with --trials-per-process.
-    monkeypatch.setenv("SWEEPS_TRIALS_PER_PROCESS", "0")
+    # Trials run in the test's own process, so a test can patch training; tests of the worker processes ask for
+    # them ("workers", or --trials-per-process).
+    if getattr(request, "param", "in-process") == "in-process":
+        monkeypatch.setenv("SWEEPS_TRIALS_PER_PROCESS", "0")
+    else:
+        monkeypatch.delenv("SWEEPS_TRIALS_PER_PROCESS", raising=False)
     return tmp_path
 
 

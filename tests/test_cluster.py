@@ -154,11 +154,14 @@ def test_a_node_lost_mid_trial_costs_at_most_the_epoch_in_flight(tiny: Path, two
 
     study, tracker = _consistent(storage, mlflow_server, "long")
     trials = study.get_trials()
-    # The command fails and queues it ("trial(s) [N] queued again"); on this one-host cluster the other worker may
-    # see the dead pid first, after its own trial, as on one machine. Either way it is queued once (below).
+    # Ray told the command its task was lost (the lost path ran, whatever else did) ...
+    assert "a worker was lost with its node or task (w" in out, out[-3000:]
+    # ... and the command failed and queued the trial, unless the other worker saw the dead pid first, as on one
+    # machine (Ray kills a lost task's processes of this host, so that race cannot be kept out here).
     reason = trials[lost_trial].user_attrs.get(FAIL_REASON, "")
     assert (f"trial(s) [{lost_trial}] queued again: its trial goes on from its last epoch" in out
-            if "cluster task" in reason else reason == "worker died"), (reason, out[-3000:])
+            if reason.startswith("its cluster task") else reason == "worker died"), (reason, out[-3000:])
+    assert sum(t.system_attrs.get("failed_trial") == lost_trial for t in trials) == 1  # queued once
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2  # exactly TRIALS
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == lost_trial)
     assert retry.state == TrialState.COMPLETE and retry.user_attrs[NODE] != node_id  # went on on the other node
@@ -288,3 +291,62 @@ def test_rays_errors_are_told_apart_a_lost_process_goes_on_a_task_that_cannot_ru
         assert done.wait(60) == 0 and done.lost is None and done.worker() == "host:1:1.0"
     finally:
         ray.shutdown()
+
+
+def test_a_task_rays_memory_monitor_kills_is_the_trials_crash_not_a_lost_node():
+    """Ray's memory monitor (set here to act above 5 % of this machine's memory) kills a task that holds 1 GiB:
+    the worker is told as killed (SIGKILL, the trial's crash, as a local out-of-memory kill), not as lost."""
+    import ray
+
+    from sweeps.search.cluster import RayWorker
+
+    @ray.remote(max_retries=0)
+    def hog() -> tuple[int, str]:
+        held = bytearray(2**30)
+        time.sleep(60)
+        return len(held), "host:1:1.0"
+
+    ray.init(num_cpus=1, include_dashboard=False, address="local",
+             _system_config={"memory_usage_threshold": 0.05, "memory_monitor_refresh_ms": 100})
+    try:
+        killed = RayWorker(hog.remote(), "w0-hog")
+        assert killed.wait(60) == -signal.SIGKILL and killed.lost is None
+    finally:
+        ray.shutdown()
+
+
+def test_a_cluster_that_keeps_losing_its_worker_tasks_stops_the_sweep(tiny: Path, monkeypatch: pytest.MonkeyPatch):
+    """Every worker task dies with its process: the sweep goes on past each (not the trial's doing), and stops with
+    one line once MAX_LOST_IN_A_ROW are lost in a row, where it would otherwise start tasks until its budget."""
+    import ray
+    from rich.console import Console
+
+    from sweeps.errors import SweepStopped
+    from sweeps.search import supervisor
+    from sweeps.search.cluster import RayWorker
+    from sweeps.search.space import load_space
+    from sweeps.search.study import open_sweep
+    from sweeps.search.worker import SweepOptions
+
+    @ray.remote(max_retries=0)
+    def dies() -> tuple[int, str]:
+        os._exit(1)
+
+    monkeypatch.setattr(supervisor, "ORPHAN_GRACE_S", 0)  # no worker process outlives these tasks
+    options = SweepOptions(quick=True, trials=2)
+    sweep = open_sweep(load_space("tiny", tiny / "search_spaces"), tiny, options, Console())
+    launched: list[str] = []
+
+    def launch(spec: object, prefix: str | None) -> RayWorker:
+        launched.append(f"w0-{len(launched)}")
+        return RayWorker(dies.remote(), launched[-1])
+
+    ray.init(num_cpus=1, include_dashboard=False, address="local")
+    try:
+        workers = supervisor.Workers(sweep, Console(), time.time() + 120, launch)  # without the cap: to the deadline
+        with pytest.raises(SweepStopped, match=rf"{supervisor.MAX_LOST_IN_A_ROW + 1} worker tasks in a row were lost "
+                                               r"\(the last: w0-5\)"):
+            supervisor._slot(workers, None, 0, None)  # type: ignore[arg-type]
+    finally:
+        ray.shutdown()
+    assert len(launched) == supervisor.MAX_LOST_IN_A_ROW + 1

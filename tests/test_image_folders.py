@@ -14,6 +14,7 @@ from PIL import Image
 from experiments.data import UserData, builder_inputs, load_dataset, raw_data
 from experiments.errors import DataError
 from sweeps.cli import main
+from tests.conftest import BOTH_WAYS
 
 COLOURS = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}
 
@@ -109,20 +110,21 @@ def test_image_folder_mistakes_are_one_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_png_folder_with_the_built_in_cnn_end_to_end_on_both_engines(project: Path, capsys):
+@BOTH_WAYS
+def test_a_png_folder_with_the_built_in_cnn_end_to_end_on_both_engines(project: Path, capfd):
     shapes_folder(project / "shapes")
     (project / "search_spaces" / "shapes.yaml").write_text(SPACE)
     assert main(["run", "shapes", "--quick"]) == 0
     assert main(["status", "shapes", "--quick"]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "data shapes from shapes: train 58, validation 14" in out and "consistent" in out
     page = (project / "reports" / "shapes-quick.html").read_text()
     assert "Confusion matrix" in page and "misclassified test images" in page and "Robustness: rotated" not in page
     assert main(["predict", "shapes", "--quick", "--image", "shapes/red/3.png"]) == 0
-    ranked = re.findall(r"^\s+(\d)\. (\S+)\s+([\d.]+)%$", capsys.readouterr().out, flags=re.MULTILINE)
+    ranked = re.findall(r"^\s+(\d)\. (\S+)\s+([\d.]+)%$", capfd.readouterr().out, flags=re.MULTILINE)
     assert [int(rank) for rank, _, _ in ranked] == [1, 2, 3] and {cls for _, cls, _ in ranked} == set(COLOURS)
     shares = [float(share) for _, _, share in ranked]  # every class once, most likely first, adding up to 100 %
     assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(100, abs=0.2)
     assert main(["run", "shapes", "--quick", "--engine", "kerastuner"]) == 0
     assert main(["status", "shapes", "--quick", "--engine", "kerastuner"]) == 0
-    assert "consistent" in capsys.readouterr().out
+    assert "consistent" in capfd.readouterr().out

@@ -12,6 +12,7 @@ import pytest
 from experiments.data import UserData, load_dataset
 from experiments.errors import DataError
 from sweeps.cli import main
+from tests.conftest import BOTH_WAYS
 
 SPACE = """\
 dataset: {{path: {path}}}
@@ -138,14 +139,15 @@ def test_a_missing_or_unreadable_data_file_is_one_line_before_anything_is_writte
 
 
 @pytest.mark.slow
-def test_a_quick_sweep_of_digits_with_the_users_builder_end_to_end(project: Path, capsys):
+@BOTH_WAYS
+def test_a_quick_sweep_of_digits_with_the_users_builder_end_to_end(project: Path, capfd):
     digits_npz(project / "digits.npz")
     (project / "digits_models.py").write_text(BUILDER)
     (project / "search_spaces" / "digits.yaml").write_text(SPACE.format(path="digits.npz"))
     assert main(["check", "digits"]) == 0
     assert main(["run", "digits", "--quick"]) == 0
     assert main(["status", "digits", "--quick"]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "data digits.npz from digits.npz: train 1150, validation 287" in out and "consistent" in out
     page = (project / "reports" / "digits-quick.html").read_text()
     assert "Confusion matrix" in page and "Robustness: rotated" not in page  # 8x8 digits are not moved

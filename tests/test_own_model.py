@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.cli import main
+from tests.conftest import BOTH_WAYS
 
 SPACE = """\
 dataset: fashion_mnist
@@ -98,11 +99,12 @@ def test_per_layer_params_need_a_built_in_model(project: Path, capsys):
 
 
 @pytest.mark.slow
-def test_a_quick_sweep_of_the_users_model_ends_consistent_with_its_report(project: Path, capsys):
+@BOTH_WAYS
+def test_a_quick_sweep_of_the_users_model_ends_consistent_with_its_report(project: Path, capfd):
     _project(project, "own_models_sweep:small", "own_models_sweep")
     assert main(["run", "own", "--quick"]) == 0
     assert main(["status", "own", "--quick"]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "2 finished trials" in out and "consistent" in out
     page = (project / "reports" / "own-quick.html").read_text()
     assert "own_models_sweep:small" in page

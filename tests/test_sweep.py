@@ -51,6 +51,8 @@ def write_space(root: Path, name: str, repeats: int = 1, pruner: str = "{name: n
     (root / "search_spaces" / f"{name}.yaml").write_text(textwrap.dedent(TINY_MLP.format(repeats=repeats, pruner=pruner)))
 
 
+# The default path, trials in supervised worker processes (the report's tests run the same sweep in-process).
+@pytest.mark.parametrize("project", ["workers"], indirect=True)
 def test_quick_cnn_sweep_tracks_every_trial_and_resumes(project: Path):
     assert main(["run", "fashion_cnn", "--quick"]) == 0
     trials = study(project, "fashion_cnn-quick").get_trials()

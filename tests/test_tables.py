@@ -21,6 +21,7 @@ from experiments.models import TableFeatures, build_for_data
 from experiments.tables import TEST_SPLIT_SEED
 from sweeps.cli import main
 from sweeps.store.storage import default_storage, open_storage
+from tests.conftest import BOTH_WAYS
 
 CANCER_SPACE = """\
 dataset: {{path: {path}, target: diagnosis}}
@@ -172,13 +173,14 @@ def test_table_mistakes_in_a_space_are_one_line_before_anything_is_written(proje
 
 
 @pytest.mark.slow
-def test_breast_cancer_csv_with_the_users_builder_end_to_end(project: Path, capsys):
+@BOTH_WAYS
+def test_breast_cancer_csv_with_the_users_builder_end_to_end(project: Path, capfd):
     cancer_csv(project / "cancer.csv")
     (project / "cancer_models.py").write_text(CANCER_BUILDER)
     (project / "search_spaces" / "cancer.yaml").write_text(CANCER_SPACE.format(path="cancer.csv"))
     assert main(["run", "cancer", "--quick"]) == 0
     assert main(["status", "cancer", "--quick"]) == 0
-    assert "consistent" in capsys.readouterr().out
+    assert "consistent" in capfd.readouterr().out
     page = (project / "reports" / "cancer-quick.html").read_text()
     assert "Confusion matrix" in page and "most confident mistakes" in page and "misclassified test images" not in page
     rows = pd.read_csv(project / "cancer.csv").drop(columns="diagnosis").head(7)
@@ -190,7 +192,7 @@ def test_breast_cancer_csv_with_the_users_builder_end_to_end(project: Path, caps
     assert predicted["probability"].between(0.5, 1).all()
     rows.drop(columns="clinic").to_csv(project / "short.csv", index=False)
     assert main(["predict", "cancer", "--quick", "--rows", "short.csv"]) == 2
-    assert "short.csv: missing column 'clinic'" in capsys.readouterr().err
+    assert "short.csv: missing column 'clinic'" in capfd.readouterr().err
 
 
 @pytest.mark.slow
