@@ -94,7 +94,7 @@ class RawData:
 
 @dataclass(frozen=True)
 class UserData:
-    """Data of the user's: a file or folder, and how to read it (see ``sweeps.search.schema.DataFile``)."""
+    """Data of the user's: a file or folder, and how to read it (see ``sweeps.space.schema.DataFile``)."""
 
     path: Path
     target: str | None = None

@@ -36,9 +36,9 @@ def run(space: str, trials: int | None = None, timeout: float | None = None, *, 
     """Run or continue the sweep of ``space`` (a file of ``root``/search_spaces) in this process until its study
     has ``trials`` finished trials or ``timeout`` seconds have passed (None: as the space file says); the study's
     best trial (None when no trial completed)."""
-    from sweeps.search.launch import start_sweep
-    from sweeps.search.space import load_space
-    from sweeps.search.worker import SweepOptions
+    from sweeps.execution.launch import start_sweep
+    from sweeps.search.options import SweepOptions
+    from sweeps.space.space import load_space
 
     folder = Path(root).resolve()
     if str(folder) not in sys.path:  # a space's model: module:function is imported from the project folder

@@ -20,9 +20,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import optuna
 from rich.console import Console
 
-from sweeps import commands
+from sweeps import commands, signals
 from sweeps.errors import as_sweeps_error
-from sweeps.search import stopping
 from sweeps.store.keys import ENGINES
 
 
@@ -87,7 +86,7 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument("--subset", type=positive_int, help="train on a seeded, stratified sample of this many images")
     run.add_argument("--extensions", metavar="MODULE:FUNCTION",
                      help="plug in a training function and after-trial callbacks: a function of the space returning "
-                          "sweeps.search.sweep.Extensions (the benchmarks' simulated trials use it)")
+                          "sweeps.execution.worker_loop.Extensions (the benchmarks' simulated trials use it)")
     run.add_argument("--trials-per-process", type=whole_number, default=os.environ.get("SWEEPS_TRIALS_PER_PROCESS", "10"),
                      help="trials a worker process runs before a fresh one takes over (memory stays flat, a crash "
                           "fails one trial); 0 runs every trial in this process (default: 10)")
@@ -176,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # e.g. its INFO on creating a fresh store's tables
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.
-    stopping.install(polite=commands.trains_here(args))
+    signals.install(polite=commands.trains_here(args))
     if str(Path.cwd()) not in sys.path:  # the project folder: a space's model: module:function is imported from it
         sys.path.insert(0, str(Path.cwd()))
     console = Console(highlight=False, soft_wrap=True)
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.command != "worker":  # the command that started a worker says it, once
             print("interrupted: finished trials are saved; run the same command to continue", file=sys.stderr)
-        return stopping.exit_status()
+        return signals.exit_status()
     except Exception as exc:  # ours, or a foreign error with a meaning for the user: one line; a bug: its traceback
         error = as_sweeps_error(exc)
         if error is None:

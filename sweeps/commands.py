@@ -19,8 +19,8 @@ from sweeps.errors import UsageError
 from sweeps.store.keys import ENGINES, study_name
 
 if TYPE_CHECKING:
-    from sweeps.search.space import Space
-    from sweeps.search.worker import SweepOptions
+    from sweeps.search.options import SweepOptions
+    from sweeps.space.space import Space
 
 
 def parse_duration(text: str) -> float:
@@ -57,7 +57,7 @@ def report(args: argparse.Namespace, root: Path, console) -> None:
 
 def sweep_options(args: argparse.Namespace) -> SweepOptions:
     """What the user chose on the command line for ``sweep run``."""
-    from sweeps.search.worker import SweepOptions
+    from sweeps.search.options import SweepOptions
 
     return SweepOptions(trials=args.trials, timeout=parse_duration(args.timeout) if args.timeout else None,
                         quick=args.quick, storage=args.storage, engine=args.engine, tuner=args.tuner,
@@ -69,7 +69,7 @@ def sweep_options(args: argparse.Namespace) -> SweepOptions:
 def trains_here(args: argparse.Namespace) -> bool:
     """Whether this process trains (a worker, or ``sweep run`` without worker processes), so that a stop waits
     for a batch boundary; a supervisor only waits for its workers."""
-    from sweeps.search.worker import SweepOptions
+    from sweeps.search.options import SweepOptions
 
     if args.command != "run":
         return args.command == "worker"
@@ -86,7 +86,7 @@ def _check_builder(space: Space, console) -> None:
 
     if is_built_in(space.spec.model) and isinstance(space.data, str):
         return
-    from sweeps.search.model_check import check_cnn_fits, check_model  # TensorFlow: for a builder or data of the user's only
+    from sweeps.objective.model_check import check_cnn_fits, check_model  # TensorFlow: for a builder or data of the user's only
 
     shape, classes = builder_inputs(space.data)
     if space.spec.model == "cnn" and len(shape) == 3:  # every net the space can sample must fit these images
@@ -97,9 +97,9 @@ def _check_builder(space: Space, console) -> None:
 
 def run(args: argparse.Namespace, root: Path, console) -> int:
     """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
+    from sweeps.execution.launch import start_sweep
     from sweeps.reporting.output import check_writable
-    from sweeps.search.launch import start_sweep
-    from sweeps.search.space import load_space
+    from sweeps.space.space import load_space
 
     space = load_space(args.space, args.spaces_dir)
     _check_builder(space, console)
@@ -135,18 +135,18 @@ def _print_winner(args: argparse.Namespace, root: Path, console) -> None:
 
 def worker(args: argparse.Namespace, root: Path, console) -> int:
     """A worker process of ``sweep run``: the sweep its spec (in ``$SWEEPS_WORKER``) describes."""
-    from sweeps.search import stopping
-    from sweeps.search.sweep import run_worker
-    from sweeps.search.worker import RECYCLE, WorkerSpec
+    from sweeps import signals
+    from sweeps.execution.spec import RECYCLE, WorkerSpec
+    from sweeps.execution.worker_loop import run_worker
 
-    stopping.stop_with_parent()  # a worker never outlives the command that started it
+    signals.stop_with_parent()  # a worker never outlives the command that started it
     return RECYCLE if run_worker(WorkerSpec.from_env(), console) else 0
 
 
 def bench(args: argparse.Namespace, root: Path, console) -> None:
     """Measure overhead, pruning, search quality and memory; write reports/bench.json."""
     from sweeps.bench.quality import PARTS, SEARCHES, print_bench, run_bench, save_bench
-    from sweeps.search.space import load_space
+    from sweeps.space.space import load_space
 
     space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
     parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
@@ -167,7 +167,7 @@ def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...
 
 def check(args: argparse.Namespace, root: Path, console) -> None:
     """Validate a space file; with a study of it in the store, print hints to change it."""
-    from sweeps.search.space import load_space
+    from sweeps.space.space import load_space
     from sweeps.store.storage import default_storage
 
     space = load_space(args.space, args.spaces_dir)
@@ -264,7 +264,7 @@ def reproduce(args: argparse.Namespace, root: Path, console) -> None:
 def list_spaces(args: argparse.Namespace, root: Path, console) -> None:
     """The space files and whether each is valid."""
     from sweeps.errors import SpaceError
-    from sweeps.search.space import available, load_space
+    from sweeps.space.space import available, load_space
 
     for name in available(args.spaces_dir):
         try:

@@ -13,8 +13,8 @@ from rich.console import Console
 from experiments.data import load_dataset
 from experiments.train import refit_repeat
 from sweeps.errors import TrainingFailed, UsageError
+from sweeps.objective.trial import StopRequested
 from sweeps.search.study import existing_study, quick_settings, trial_config
-from sweeps.search.trial import StopRequested
 from sweeps.stats import spread
 from sweeps.store.keys import (
     FINISHED,

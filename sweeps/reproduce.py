@@ -12,8 +12,8 @@ from rich.console import Console
 from experiments.data import load_dataset
 from experiments.train import train_repeat
 from sweeps.errors import UsageError
+from sweeps.objective.trial import StopRequested
 from sweeps.search.study import existing_study, quick_settings, trial_config, trial_seeds
-from sweeps.search.trial import StopRequested
 from sweeps.store.keys import INITIAL_EPOCH, KIND, REPRODUCTION_RUN, STUDY, TRIAL, WARM_FROM
 from sweeps.store.tracking import closing_run
 

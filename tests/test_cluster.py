@@ -270,7 +270,7 @@ def test_rays_errors_are_told_apart_a_lost_process_goes_on_a_task_that_cannot_ru
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from sweeps.errors import ClusterError
-    from sweeps.search.cluster import RayWorker
+    from sweeps.execution.ray_cluster import RayWorker
 
     @ray.remote(max_retries=0)
     def dies() -> tuple[int, str]:
@@ -298,7 +298,7 @@ def test_a_task_rays_memory_monitor_kills_is_the_trials_crash_not_a_lost_node():
     the worker is told as killed (SIGKILL, the trial's crash, as a local out-of-memory kill), not as lost."""
     import ray
 
-    from sweeps.search.cluster import RayWorker
+    from sweeps.execution.ray_cluster import RayWorker
 
     @ray.remote(max_retries=0)
     def hog() -> tuple[int, str]:
@@ -322,11 +322,11 @@ def test_a_cluster_that_keeps_losing_its_worker_tasks_stops_the_sweep(tiny: Path
     from rich.console import Console
 
     from sweeps.errors import SweepStopped
-    from sweeps.search import supervisor
-    from sweeps.search.cluster import RayWorker
-    from sweeps.search.space import load_space
+    from sweeps.execution import pool as supervisor
+    from sweeps.execution.ray_cluster import RayWorker
+    from sweeps.search.options import SweepOptions
     from sweeps.search.study import open_sweep
-    from sweeps.search.worker import SweepOptions
+    from sweeps.space.space import load_space
 
     @ray.remote(max_retries=0)
     def dies() -> tuple[int, str]:

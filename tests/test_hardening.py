@@ -22,7 +22,7 @@ from experiments.settings import TrainSettings
 from experiments.train import TrainingInterrupted, train_repeat
 from sweeps.cli import main
 from sweeps.errors import SpaceError
-from sweeps.search.space import parse_space
+from sweeps.space.space import parse_space
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import tracking_uri
 

@@ -18,10 +18,10 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps.cli import main
-from sweeps.search.kerastuner import HPSuggester, SpaceHyperModel
-from sweeps.search.space import load_space
+from sweeps.objective.kerastuner import HPSuggester, SpaceHyperModel
+from sweeps.search.options import SweepOptions
 from sweeps.search.study import open_sweep
-from sweeps.search.worker import SweepOptions
+from sweeps.space.space import load_space
 from sweeps.store.keys import KERASTUNER_TRIAL
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import tracking_uri

@@ -12,7 +12,7 @@ from optuna.distributions import FloatDistribution
 from rich.console import Console
 from rich.text import Text
 
-from sweeps.search.live import LiveLine, SweepProgress, clock
+from sweeps.console.live import LiveLine, SweepProgress, clock
 
 
 def test_the_line_shows_trials_budget_eta_best_and_the_running_epoch():
@@ -38,9 +38,9 @@ def test_no_live_line_off_a_terminal():
 
 @pytest.mark.slow
 def test_a_terminal_gets_the_live_line_instead_of_kerass_epoch_lines(tiny: Path):
-    from sweeps.search.launch import start_sweep
-    from sweeps.search.space import load_space
-    from sweeps.search.worker import SweepOptions
+    from sweeps.execution.launch import start_sweep
+    from sweeps.search.options import SweepOptions
+    from sweeps.space.space import load_space
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=200)

@@ -14,7 +14,7 @@ from experiments.data import UserData, load_dataset
 from experiments.metrics import UnknownMetric, direction, metric_mode
 from experiments.settings import TrainSettings
 from experiments.train import _best_epoch, train_repeat
-from sweeps.search.schema import METRICS, SECONDARY, TARGET_METRICS, SpaceFile
+from sweeps.space.schema import METRICS, SECONDARY, TARGET_METRICS, SpaceFile
 
 LOWER_IS_BETTER = {"val_loss", "val_mae", "test_loss", "test_mae", "param_count", "epoch_time_s"}
 

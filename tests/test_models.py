@@ -9,7 +9,7 @@ import pytest
 from experiments.data import TargetScale
 from experiments.models import build_for_data, build_model
 from experiments.settings import feature_size
-from sweeps.search.space import load_space
+from sweeps.space.space import load_space
 
 from .conftest import SPACES
 

@@ -12,10 +12,11 @@ from rich.console import Console
 
 from sweeps.cli import main
 from sweeps.errors import ClusterError, UsageError
-from sweeps.search.shipping import pack, unpack
-from sweeps.search.space import parse_space
-from sweeps.search.supervisor import LocalPlacement
-from sweeps.search.worker import SweepOptions, WorkerSpec
+from sweeps.execution.local import LocalPlacement
+from sweeps.execution.shipping import pack, unpack
+from sweeps.execution.spec import WorkerSpec
+from sweeps.search.options import SweepOptions
+from sweeps.space.space import parse_space
 
 SPACE = """\
 dataset: {path: data/rows.csv, target: label}

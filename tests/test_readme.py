@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.cli import _parser
-from sweeps.search.space import load_space, parse_space
+from sweeps.space.space import load_space, parse_space
 
 from .conftest import REPO, SPACES
 

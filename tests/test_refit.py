@@ -11,8 +11,8 @@ from optuna.distributions import CategoricalDistribution
 from rich.console import Console
 
 from sweeps.cli import main
-from sweeps.search.space import load_space
 from sweeps.search.study import open_study
+from sweeps.space.space import load_space
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 

@@ -173,7 +173,7 @@ def test_the_page_says_whether_the_sampler_beat_the_baselines(tmp_path: Path):
 
 def test_the_search_variants_change_only_their_sweep_section(tmp_path: Path):
     from sweeps.bench.quality import VARIANTS, _variant_file
-    from sweeps.search.space import load_space
+    from sweeps.space.space import load_space
     from tests.conftest import SPACES
 
     shipped = load_space("fashion_cnn", SPACES)

@@ -12,7 +12,7 @@ from sweeps.reporting.build import overview
 from sweeps.reporting.results import REPEAT_COLUMNS, StudyResults, trials_table
 from sweeps.reporting.significance import seeds_section, seeds_table
 from sweeps.reporting.space_page import best_config, leaderboard, space_page
-from sweeps.search.space import load_space, parse_space
+from sweeps.space.space import load_space, parse_space
 from sweeps.store.keys import ENGINE, QUICK_STUDY, SPACE
 
 from .conftest import SPACES

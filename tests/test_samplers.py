@@ -11,8 +11,8 @@ import pytest
 
 from sweeps.errors import SpaceError
 from sweeps.search.samplers import PRUNERS, make_pruner, make_sampler
-from sweeps.search.schema import SAMPLERS
-from sweeps.search.space import parse_space
+from sweeps.space.schema import SAMPLERS
+from sweeps.space.space import parse_space
 
 from .conftest import SPACES
 

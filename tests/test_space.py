@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from sweeps.errors import SpaceError
-from sweeps.search.space import available, load_space, parse_space
+from sweeps.space.space import available, load_space, parse_space
 
 from .conftest import SPACES
 

@@ -12,7 +12,7 @@ from PIL import Image
 from experiments.evaluate import PERTURBATIONS, TestScores, rotate, shift
 from sweeps.predict import prepare_image
 from sweeps.reporting.results import meets_target
-from sweeps.search.schema import Bound
+from sweeps.space.schema import Bound
 from sweeps.stats import compare, overfitting_onset, spread
 
 

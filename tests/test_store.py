@@ -191,8 +191,8 @@ def test_a_stopped_trial_its_worker_could_not_queue_is_queued_once_by_the_next_s
 
 def test_a_winner_is_queued_for_confirmation_once_owed_beyond_trials_and_again_only_after_a_failed_one():
     from sweeps.search.confirm import queue_confirmation
-    from sweeps.search.space import load_space
     from sweeps.search.study import is_surplus
+    from sweeps.space.space import load_space
     from sweeps.store.trials import count_finished, target_reached
 
     from .conftest import SPACES
@@ -277,8 +277,8 @@ def _earlier_study(storage, metric: str = "val_accuracy", quick: bool = False) -
 def test_a_warm_start_copies_the_earlier_studys_finished_trials_in_range_once_not_as_the_sweeps_own(tmp_path: Path):
     from rich.console import Console
 
-    from sweeps.search.space import parse_space
     from sweeps.search.study import open_study
+    from sweeps.space.space import parse_space
     from sweeps.store.trials import best_trial, count_finished, target_reached
 
     storage = open_storage(str(tmp_path / "optuna.journal"))
@@ -307,8 +307,8 @@ def test_a_warm_start_copies_the_earlier_studys_finished_trials_in_range_once_no
 def test_a_warm_start_under_the_same_successive_halving_prunes_from_the_first_trial(tmp_path: Path, same):
     from rich.console import Console
 
-    from sweeps.search.space import parse_space
     from sweeps.search.study import open_study
+    from sweeps.space.space import parse_space
 
     halving = "  pruner: {name: successive_halving, options: {min_resource: 1, reduction_factor: 2}}\n"
     storage = open_storage(str(tmp_path / "optuna.journal"))
@@ -342,8 +342,8 @@ def test_a_warm_start_from_no_study_or_another_task_is_one_error_before_anything
                                                                                             metric, quick, why):
     from rich.console import Console
 
-    from sweeps.search.space import parse_space
     from sweeps.search.study import open_study
+    from sweeps.space.space import parse_space
 
     storage = open_storage(str(tmp_path / "optuna.journal"))
     _earlier_study(storage, metric, quick)
@@ -424,9 +424,9 @@ def test_stops_are_retried_always_crashes_up_to_the_cap_and_only_queued_ones_are
 def test_a_supervisors_worker_joins_its_commands_study_and_never_starts_one(tiny: Path):
     from rich.console import Console
 
-    from sweeps.search.space import load_space
+    from sweeps.search.options import SweepOptions
     from sweeps.search.study import open_sweep
-    from sweeps.search.worker import SweepOptions
+    from sweeps.space.space import load_space
 
     space = load_space("tiny", tiny / "search_spaces")
     with pytest.raises(StoreError, match="study tiny-quick is not in this worker's storage: on a cluster every node"):

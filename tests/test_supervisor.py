@@ -106,7 +106,7 @@ def test_a_worker_never_outlives_its_command_killed_with_its_process_group(proje
 DEAF = """\
 import time
 
-from sweeps.search.sweep import Extensions
+from sweeps.execution.worker_loop import Extensions
 
 
 def deaf_training(*args, **kwargs):

@@ -204,9 +204,9 @@ def test_keras_tuner_engine_runs_the_same_space_into_the_same_stores(project: Pa
 def test_hyperband_promotions_continue_from_the_earlier_weights(project: Path):
     from rich.console import Console
 
-    from sweeps.search.launch import start_sweep
-    from sweeps.search.space import load_space
-    from sweeps.search.worker import SweepOptions
+    from sweeps.execution.launch import start_sweep
+    from sweeps.search.options import SweepOptions
+    from sweeps.space.space import load_space
 
     write_space(project, "tiny")
     options = SweepOptions(trials=100, subset=1500, max_epochs=3, engine="kerastuner", tuner="hyperband")

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from sweeps.errors import UsageError
-from sweeps.search.space import load_space
-from sweeps.search.sweep import Extensions, load_extensions
-from sweeps.search.worker import SPEC_ENV, SweepOptions, WorkerSpec
+from sweeps.execution.spec import SPEC_ENV, WorkerSpec
+from sweeps.execution.worker_loop import Extensions, load_extensions
+from sweeps.search.options import SweepOptions
+from sweeps.space.space import load_space
 from sweeps.store.tracking import Tracker, closing_run
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -65,13 +66,13 @@ def test_extensions_are_named_as_module_and_function():
 def test_output_to_a_command_that_is_gone_stops_the_worker_politely_instead_of_failing_its_trial(monkeypatch):
     import os
 
-    from sweeps.search import stopping
+    from sweeps import signals
 
     read_end, write_end = os.pipe()
     os.close(read_end)  # the command that read the worker's output was killed
-    monkeypatch.setattr(stopping, "_requested", [])
-    out = stopping._OrphanSafe(os.fdopen(write_end, "w", buffering=1))
+    monkeypatch.setattr(signals, "_requested", [])
+    out = signals._OrphanSafe(os.fdopen(write_end, "w", buffering=1))
     assert out.write("Epoch 3/6\n") == len("Epoch 3/6\n")  # no BrokenPipeError into the training loop
     out.flush()
     with pytest.raises(KeyboardInterrupt):
-        stopping.check()  # the next batch boundary stops the trial, which is then queued to go on
+        signals.check()  # the next batch boundary stops the trial, which is then queued to go on

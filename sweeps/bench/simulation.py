@@ -23,11 +23,11 @@ from experiments.data import Dataset
 from experiments.resume import ResumePoint
 from experiments.settings import TrainSettings
 from experiments.train import RepeatResult, TrainingInterrupted, WarmStart
-from sweeps.search.progress import AfterTrial
-from sweeps.search.schema import CategoricalParam, FloatParam, IntParam
-from sweeps.search.space import Space
+from sweeps.execution.worker_loop import Extensions
+from sweeps.search.stop_rules import AfterTrial
 from sweeps.search.study import Sweep
-from sweeps.search.sweep import Extensions
+from sweeps.space.schema import CategoricalParam, FloatParam, IntParam
+from sweeps.space.space import Space
 
 TIMINGS = "SWEEPS_SCALE_TIMINGS"  # env: the JSON-lines file a simulated sweep appends each trial's costs to
 

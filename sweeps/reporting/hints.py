@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from experiments.settings import base_name
-from sweeps.search.schema import CategoricalParam, FloatParam, IntParam
-from sweeps.search.space import TRAIN_KEYS, Space, is_allowed
+from sweeps.space.schema import CategoricalParam, FloatParam, IntParam
+from sweeps.space.space import TRAIN_KEYS, Space, is_allowed
 
 MIN_TRIALS = 5  # completed trials before an edge means more than one lucky draw
 MIN_TRIALS_IMPORTANCE = 10  # Optuna's importance from fewer trials is mostly noise

@@ -13,8 +13,8 @@ from optuna.storages import BaseStorage
 
 from sweeps.errors import MissingCheckpoint, SpaceError
 from sweeps.reporting.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
-from sweeps.search.space import Space
 from sweeps.search.study import space_of
+from sweeps.space.space import Space
 from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
 from sweeps.store.tracking import Tracker, ui_url
 from sweeps.store.trials import is_search_trial, own_trials

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from sweeps.search.space import Space
+from sweeps.space.space import Space
 from sweeps.stats import spread
 from sweeps.store.keys import MLFLOW_RUN_ID, QUICK_STUDY, SEED, STOP_REASON, TRIAL, engine_of
 

@@ -13,7 +13,7 @@ from sweeps.reporting.hints import hints
 from sweeps.reporting.html import ci, esc, fragment, image, render, short, table, value_text, verdict, warning
 from sweeps.reporting.results import TOP_K, StudyResults, meets_target, target_text
 from sweeps.reporting.significance import label, versus_best
-from sweeps.search.schema import CategoricalParam
+from sweeps.space.schema import CategoricalParam
 from sweeps.stats import overfitting_onset, spread
 from sweeps.store.keys import MLFLOW_RUN_ID, SPACE, SPACE_YAML
 

@@ -1,1 +1,2 @@
-"""Deciding and running trials: the space format, samplers and pruners, the study, the objective, the sweep driver, its worker processes and engines."""
+"""What to try and when the study is done: the options, samplers and pruners, the study, everything that
+queues a trial (baselines, confirmation, warm start) and the stop rules."""

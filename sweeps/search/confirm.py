@@ -10,7 +10,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.search.space import Space
+from sweeps.space.space import Space
 from sweeps.store.keys import BASELINE_FIXED, CONFIRMS, EPOCH_BUDGET, SEEDS
 from sweeps.store.trials import best_trial
 

@@ -7,7 +7,7 @@ import warnings
 
 import optuna
 
-from sweeps.search.space import Space, SpaceError
+from sweeps.space.space import Space, SpaceError
 
 PRUNERS = {
     "none": optuna.pruners.NopPruner,

@@ -22,10 +22,10 @@ from rich.console import Console
 from experiments.data import raw_data
 from experiments.settings import TrainSettings
 from sweeps.errors import SpaceError, StoreError, UsageError
+from sweeps.search.options import SweepOptions
 from sweeps.search.samplers import make_pruner, make_sampler
-from sweeps.search.space import Space, parse_space
 from sweeps.search.warm_start import warm_start, warm_start_source
-from sweeps.search.worker import SweepOptions
+from sweeps.space.space import Space, parse_space
 from sweeps.store import keys
 from sweeps.store.keys import (
     BASELINE,

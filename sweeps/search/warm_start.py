@@ -20,8 +20,8 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps.errors import SpaceError
-from sweeps.search.schema import SpaceFile
-from sweeps.search.space import Space, parse_space
+from sweeps.space.schema import SpaceFile
+from sweeps.space.space import Space, parse_space
 from sweeps.store.keys import (
     BASELINE_FIXED,
     EPOCH_BUDGET,

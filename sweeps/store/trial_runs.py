@@ -1,5 +1,5 @@
 """The MLflow side of a trial: its run, a child run per repeat seed when it has several, and everything logged to
-them. The objective (``sweeps.search.trial``) decides what happened; this module is the one place that writes it."""
+them. The objective (``sweeps.objective.trial``) decides what happened; this module is the one place that writes it."""
 
 from __future__ import annotations
 

@@ -9,12 +9,14 @@ from pathlib import Path
 import optuna
 from rich.console import Console
 
+from sweeps.console.lines import end_line
+from sweeps.execution.local import LocalPlacement
+from sweeps.execution.pool import supervise
+from sweeps.execution.spec import WorkerSpec
 from sweeps.search.confirm import queue_confirmation
-from sweeps.search.progress import end_line
-from sweeps.search.space import Space
+from sweeps.search.options import SweepOptions
 from sweeps.search.study import open_sweep
-from sweeps.search.supervisor import supervise
-from sweeps.search.worker import SweepOptions, WorkerSpec
+from sweeps.space.space import Space
 from sweeps.store.keys import study_name
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.trials import count_finished
@@ -54,11 +56,17 @@ def _budget_from(space: Space, options: SweepOptions) -> str:
 
 
 def _run(space: Space, root: Path, options: SweepOptions, console: Console) -> int:
-    """Under a supervisor of worker processes when ``options`` ask for workers or recycling (the Optuna engine),
-    else in this process."""
+    """Under a supervisor of worker tasks of a Ray cluster (``options.cluster``), of worker processes of this machine
+    when ``options`` ask for workers or recycling (the Optuna engine), else in this process. The one place that
+    picks a placement."""
+    if options.cluster == "ray":  # connected to, and checked, before anything is written
+        from sweeps.execution.ray_cluster import ray_placement  # Ray only for a sweep on a cluster
+
+        with ray_placement(space, root, options, console) as placement:
+            return supervise(space, root, options, console, placement)
     if options.supervised:
-        return supervise(space, root, options, console)
-    from sweeps.search.sweep import run_worker  # trains in this process: TensorFlow from here on
+        return supervise(space, root, options, console, LocalPlacement(options, console))
+    from sweeps.execution.worker_loop import run_worker  # trains in this process: TensorFlow from here on
 
     run_worker(WorkerSpec.of(space, root, options), console)
     return 0

@@ -18,11 +18,11 @@ from optuna_integration import KerasPruningCallback
 
 from experiments.data import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
+from sweeps import signals
+from sweeps.console.live import SweepProgress
 from sweeps.errors import TrialFailed, TrialTakenOver
-from sweeps.search import stopping
-from sweeps.search.live import SweepProgress
-from sweeps.search.space import Space
 from sweeps.search.study import is_surplus, trial_config, trial_seeds
+from sweeps.space.space import Space
 from sweeps.stats import spread
 from sweeps.store.keys import (
     CONFIRMS,
@@ -46,13 +46,13 @@ from sweeps.store.trial_runs import TrialRuns, logged_settings
 
 
 class StopRequested(keras.callbacks.Callback):
-    """Ends ``fit`` at the next batch boundary once Ctrl-C or SIGTERM asked for a stop (see sweeps.search.stopping)."""
+    """Ends ``fit`` at the next batch boundary once Ctrl-C or SIGTERM asked for a stop (see sweeps.signals)."""
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        stopping.check()
+        signals.check()
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        stopping.check()
+        signals.check()
 
 
 TIME_BUDGET = "time_budget"  # a repeat's stop reason when the sweep's time ran out mid-schedule

@@ -1,6 +1,6 @@
 """One worker's sweep in this process: continue the space's study until it holds TRIALS finished trials, the budget
 is spent or the process has run its share. ``run_worker`` → ``run_sweep`` → ``_optimize`` (one engine's loop) →
-:func:`sweeps.search.trial.run_trial`, as Optuna's ``optimize`` → ``_optimize`` → ``_run_trial``."""
+:func:`sweeps.objective.trial.run_trial`, as Optuna's ``optimize`` → ``_optimize`` → ``_run_trial``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from rich.console import Console
 from experiments.data import Dataset, load_dataset
 from experiments.tables import TEST_SPLIT_SEED
 from experiments.train import train_repeat
+from sweeps.console.lines import TrialLine
+from sweeps.console.live import LiveLine, SweepProgress
 from sweeps.errors import SweepStopped, TrialFailed, UsageError
-from sweeps.search.live import LiveLine, SweepProgress
-from sweeps.search.progress import MAX_FAILURES_IN_A_ROW, AfterTrial, SweepStops, TrialLine
-from sweeps.search.space import Space
+from sweeps.execution.spec import WorkerSpec
+from sweeps.objective.trial import TrainRepeat, TrialContext, run_trial
+from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW, AfterTrial, SweepStops
 from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
-from sweeps.search.trial import TrainRepeat, TrialContext, run_trial
-from sweeps.search.worker import WorkerSpec
+from sweeps.space.space import Space
 from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_NODE, RUN_SPACE_SHA, STUDY, VALIDATION
 from sweeps.store.recovery import (
     DeadWorkerRecovery,
@@ -164,7 +165,7 @@ def _optimize(sweep: Sweep, spec: WorkerSpec, ctx: TrialContext, extra: list[Aft
     after_trial: list[AfterTrial] = [live, TrialLine(console, metric, sweep.target), recovery, *extra, stops]
     with live:
         if options.engine == "kerastuner":
-            from sweeps.search import kerastuner  # Keras Tuner (and TensorBoard) only for its own engine
+            from sweeps.objective import kerastuner  # Keras Tuner (and TensorBoard) only for its own engine
 
             kerastuner.search(sweep.space, ctx, sweep.study, options.tuner, sweep.target,
                               sweep.root / ".sweeps" / "kerastuner", after_trial, sweep.root / ".sweeps" / "cache",

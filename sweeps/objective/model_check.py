@@ -12,7 +12,7 @@ import optuna
 from experiments.errors import ModelError
 from experiments.models import build_model
 from sweeps.errors import BadModel, one_line
-from sweeps.search.space import Space, check_cnn_size
+from sweeps.space.space import Space, check_cnn_size
 
 
 def _draw(space: Space) -> dict[str, Any]:

@@ -3,47 +3,38 @@
 crashes its process (out of memory, a segfault) fails alone while the sweep goes on.
 
 This process keeps the study, the one MLflow sweep run, the budget and the count of crashes; it never imports
-TensorFlow (an import contract keeps it so). Each worker is a :class:`~sweeps.search.worker.WorkerSpec` started by
-a :class:`Placement`: as a process of this machine, or as a task of a Ray cluster (:mod:`sweeps.search.cluster`);
-Ctrl-C or SIGTERM here is passed on to every worker, which each stop as a single sweep would.
+TensorFlow (an import contract keeps it so). Each worker is a :class:`~sweeps.execution.spec.WorkerSpec` started by
+a :class:`~sweeps.execution.placement.Placement` the launcher chose; Ctrl-C or SIGTERM here is passed on to every
+worker, which each stop as a single sweep would.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from rich.console import Console
 
 from sweeps.errors import SweepStopped
-from sweeps.search.progress import MAX_FAILURES_IN_A_ROW
-from sweeps.search.space import Space
-from sweeps.search.stopping import ORPHAN_GRACE_S
+from sweeps.execution.placement import STOP_GRACE_S, Launch, Placement, WorkerProcess
+from sweeps.execution.spec import RECYCLE, WorkerSpec
+from sweeps.search.options import SweepOptions
+from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW
 from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
-from sweeps.search.worker import RECYCLE, SweepOptions, WorkerSpec
+from sweeps.signals import ORPHAN_GRACE_S
+from sweeps.space.space import Space
 from sweeps.store.recovery import (
     close_orphan_runs,
     fail_crashed_trials,
     fail_dead_trials,
     fail_lost_trials,
     queue_left_interrupted,
-    worker_id,
 )
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import target_reached
-
-# How long a worker may take to stop politely after Ctrl-C / SIGTERM (its next batch boundary, then closing its
-# runs) before it is killed: a stop is prompt even while a worker imports TensorFlow or traces its first step.
-STOP_GRACE_S = 6
-
 
 MAX_LOST_IN_A_ROW = 5  # worker tasks lost with their nodes, in a row, before the sweep stops (none came back)
 
@@ -53,66 +44,6 @@ def _died(code: int) -> str | None:
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return None
-
-
-class WorkerProcess(Protocol):
-    """A running worker, wherever it runs: a process of this machine (:class:`LocalProcess`) or a task of a
-    cluster (:class:`sweeps.search.cluster.RayWorker`)."""
-
-    lost: str | None  # when the worker was lost with its node or task (not its trial's doing): the task's name
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Its exit status (negative: killed by that signal); TimeoutError when still running after ``timeout``."""
-
-    def poll(self) -> int | None: ...
-
-    def stop(self) -> None:
-        """Ask it to stop politely (its trial is queued again to go on later)."""
-
-    def kill(self) -> None: ...
-
-    def worker(self) -> str:
-        """The worker process as its trials record it (``host:pid``)."""
-
-
-Launch = Callable[[WorkerSpec, str | None], WorkerProcess]
-
-
-class LocalProcess:
-    """A worker process of this machine, in a session of its own (Ctrl-C reaches the command only, which passes
-    one SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal."""
-
-    lost: str | None = None
-
-    def __init__(self, spec: WorkerSpec, prefix: str | None, console: Console):
-        output = subprocess.PIPE if prefix else None
-        self.proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, stdout=output,
-                                     stderr=subprocess.STDOUT if prefix else None, text=True)
-        self.id = worker_id(self.proc.pid)  # now, while it runs: its start time is part of it
-        if prefix:
-            threading.Thread(target=self._pump, args=(prefix, console), daemon=True).start()
-
-    def _pump(self, prefix: str, console: Console) -> None:
-        for line in self.proc.stdout or ():
-            console.print(f"{prefix} {line.rstrip()}", highlight=False, markup=False)
-
-    def wait(self, timeout: float | None = None) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f"worker {self.proc.pid} still running") from None
-
-    def poll(self) -> int | None:
-        return self.proc.poll()
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.proc.kill()
-
-    def worker(self) -> str:
-        return self.id
 
 
 @dataclass
@@ -246,58 +177,9 @@ def _wait(workers: Workers, specs: list[WorkerSpec]) -> int:
     return max(codes)
 
 
-def local_gpus() -> list[str]:
-    """The GPUs of this machine a worker may be given: those in $CUDA_VISIBLE_DEVICES when set, else those
-    ``nvidia-smi`` lists (none without it)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [d for d in visible.split(",") if d.strip() and d.strip() != "-1"]
-    if shutil.which("nvidia-smi") is None:
-        return []
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout
-    return [str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")]
-
-
-class Placement(Protocol):
-    """Where a sweep's workers run and with what: this machine's processes, or a cluster's tasks."""
-
-    def spec(self, first: WorkerSpec, index: int) -> WorkerSpec:
-        """Worker ``index``'s spec: ``first`` with what this placement decides for it (threads, GPUs)."""
-
-    def launch(self, spec: WorkerSpec, prefix: str | None) -> WorkerProcess: ...
-
-
-@dataclass
-class LocalPlacement:
-    """Worker processes of this machine: the cores split between them (unless --cpus-per-trial says), and on a
-    machine with GPUs each worker its own (round robin)."""
-
-    options: SweepOptions
-    console: Console
-    gpus: list[str] = field(default_factory=local_gpus)
-
-    def spec(self, first: WorkerSpec, index: int) -> WorkerSpec:
-        workers = self.options.workers
-        threads = self.options.cpus_per_trial or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)
-        devices = self.gpus[index % len(self.gpus)] if self.gpus and workers > 1 else None
-        return replace(first, worker_index=index, threads=int(threads) if threads else None, devices=devices)
-
-    def launch(self, spec: WorkerSpec, prefix: str | None) -> WorkerProcess:
-        return LocalProcess(spec, prefix, self.console)
-
-
-def supervise(space: Space, root: Path, options: SweepOptions, console: Console) -> int:
-    """Run workers until the study has its trials or the budget is spent; the exit status of the sweep. On this
-    machine, or placed by a Ray cluster (``options.cluster``), connected to before anything is written."""
-    if options.cluster == "ray":
-        from sweeps.search.cluster import ray_placement  # Ray only for a sweep on a cluster
-
-        with ray_placement(space, root, options, console) as placement:
-            return _supervise(space, root, options, console, placement)
-    return _supervise(space, root, options, console, LocalPlacement(options, console))
-
-
-def _supervise(space: Space, root: Path, options: SweepOptions, console: Console, placement: Placement) -> int:
+def supervise(space: Space, root: Path, options: SweepOptions, console: Console, placement: Placement) -> int:
+    """Run workers where ``placement`` puts them until the study has its trials or the budget is spent; the exit
+    status of the sweep."""
     sweep = open_sweep(space, root, options, console)
     queue_left_interrupted(sweep.storage, sweep.study)  # once, before any worker starts
     share = options.trials_per_process or None
@@ -316,3 +198,4 @@ def _supervise(space: Space, root: Path, options: SweepOptions, console: Console
         if code != 0:
             end.fail()
     return code
+

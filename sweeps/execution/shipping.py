@@ -17,7 +17,7 @@ from pathlib import Path
 
 from experiments.data import DATA_DIR_ENV, DATASETS, FILES
 from sweeps.errors import ClusterError, UsageError
-from sweeps.search.space import Space
+from sweeps.space.space import Space
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,11 @@ import ray
 import ray.exceptions
 
 from sweeps.errors import ClusterError, UsageError, one_line
-from sweeps.search.shipping import DataBundle, data_files, pack, unpack
-from sweeps.search.space import Space
-from sweeps.search.supervisor import STOP_GRACE_S, WorkerProcess
-from sweeps.search.worker import SweepOptions, WorkerSpec
+from sweeps.execution.placement import STOP_GRACE_S, WorkerProcess
+from sweeps.execution.shipping import DataBundle, data_files, pack, unpack
+from sweeps.execution.spec import WorkerSpec
+from sweeps.search.options import SweepOptions
+from sweeps.space.space import Space
 from sweeps.store.recovery import worker_id
 from sweeps.store.storage import default_storage, is_journal, masked
 from sweeps.store.tracking import tracking_uri

@@ -2,7 +2,7 @@
 
 As in Keras Tuner itself, the oracle (Hyperband, Bayesian optimisation or random search) chooses each trial's
 params and the tuner's ``run_trial`` trains them. Here ``run_trial`` is overridden: each choice becomes a trial of
-the Optuna study ``<space>-kerastuner``, trained by :func:`sweeps.search.trial.run_trial`, so the MLflow runs,
+the Optuna study ``<space>-kerastuner``, trained by :func:`sweeps.objective.trial.run_trial`, so the MLflow runs,
 the checks of ``sweep status`` and the report are the same for both engines, and no model is built that is not
 trained. When Hyperband promotes a trial to a longer round, the new trial continues from the best checkpoint
 of the earlier one (read from its MLflow run) at the epoch where that round stopped.
@@ -22,9 +22,9 @@ import optuna
 from experiments.metrics import metric_mode
 from experiments.train import WarmStart
 from sweeps.errors import SweepStopped
-from sweeps.search.progress import AfterTrial
-from sweeps.search.space import Space
-from sweeps.search.trial import TrialContext, run_trial
+from sweeps.objective.trial import TrialContext, run_trial
+from sweeps.search.stop_rules import AfterTrial
+from sweeps.space.space import Space
 from sweeps.store.keys import EPOCH_BUDGET, INITIAL_EPOCH, KERASTUNER_TRIAL, MLFLOW_RUN_ID
 from sweeps.store.registry import first_seed_run, load_checkpoint
 

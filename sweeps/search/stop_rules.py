@@ -1,6 +1,6 @@
-"""What happens after each trial, as Optuna callbacks with one job each: :class:`TrialLine` prints it, and
-:class:`SweepStops` decides whether the sweep goes on (the target, the time budget, repeated identical failures,
-this process's share of trials). Dead workers' trials are recovered by :func:`sweeps.store.recovery.recover_dead_workers`."""
+"""Whether the sweep goes on after each trial, as an Optuna callback: :class:`SweepStops` decides it (the target,
+the time budget, repeated identical failures, this process's share of trials). Dead workers' trials are recovered by
+:func:`sweeps.store.recovery.recover_dead_workers`."""
 
 from __future__ import annotations
 
@@ -13,41 +13,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from sweeps.search import stopping
-from sweeps.store.keys import EPOCH_TIME, FAIL_REASON, VALUE_STD
+from sweeps import signals
+from sweeps.store.keys import EPOCH_TIME, FAIL_REASON
 from sweeps.store.recovery import INTERRUPTED_TRIAL
-from sweeps.store.trials import FINISHED_STATES, best_trial, count_finished, cut_by_the_budget, is_search_trial, target_reached
+from sweeps.store.trials import FINISHED_STATES, cut_by_the_budget, is_search_trial, target_reached
 
 MAX_FAILURES_IN_A_ROW = 3
 NOT_THE_TRIALS_DOING = (INTERRUPTED_TRIAL, "worker died", "surplus", "its cluster task")  # fail reasons' beginnings
 AfterTrial = Callable[[optuna.Study, FrozenTrial], None]  # what Optuna calls after each trial
-
-
-class TrialLine:
-    """Prints one line per finished trial: state, result, time, best so far, progress to the target, params."""
-
-    def __init__(self, console: Console, metric: str, target: int):
-        self.console, self.metric, self.target = console, metric, target
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        start, end = trial.datetime_start, trial.datetime_complete
-        elapsed = (end - start).total_seconds() if start and end else 0.0
-        if trial.state == TrialState.COMPLETE:
-            result = f"{self.metric} {trial.values[0]:.4f} ± {trial.user_attrs.get(VALUE_STD, 0):.4f}"
-            if len(trial.values) > 1:
-                result += f", {trial.values[1]:.4g}"
-        elif trial.state == TrialState.FAIL:
-            result = f"failed: {trial.user_attrs.get(FAIL_REASON, 'see MLflow run')}"
-        else:
-            cut = "cut by the time budget" if cut_by_the_budget(trial) else "stopped"
-            result = f"{cut} at epoch {max(trial.intermediate_values, default=-1) + 1}"
-        top = best_trial(study)
-        best = "" if top is None else f"best {top.values[0]:.4f} (#{top.number})"
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-        self.console.print(
-            f"trial {trial.number:>3} {trial.state.name:<8} {result:<32} {elapsed:6.0f}s  {best}  "
-            f"[{count_finished(study)}/{self.target}]  {params}", highlight=False,
-        )
 
 
 class SweepStops:
@@ -65,7 +38,7 @@ class SweepStops:
         self.stopped_for: str | None = None
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        stopping.check()  # a stop asked for while the trial finished
+        signals.check()  # a stop asked for while the trial finished
         self._watch_failures(study, trial)
         if not self.stops:
             return
@@ -108,21 +81,3 @@ def failure_streak(study: optuna.Study) -> str | None:
     if len(last) < MAX_FAILURES_IN_A_ROW or len(reasons) != 1 or None in reasons:
         return None
     return reasons.pop()
-
-
-def end_line(study: optuna.Study, target: int, budget_s: float | None, started: datetime.datetime,
-             budget_from: str) -> str:
-    """The last line of a sweep begun at ``started``: what the study holds and which rule ended the sweep (TRIALS, the
-    time budget, the engine's own end). ``budget_from`` says where the budget was set (``--timeout``, ``sweep.timeout``
-    or its default)."""
-    finished = count_finished(study)
-    head = f"study {study.study_name}: {finished} finished trials"
-    if finished >= target:
-        return f"{head} — ended: TRIALS reached ({target})"
-    spent = (datetime.datetime.now() - started).total_seconds()
-    cut = any(cut_by_the_budget(t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-              if t.datetime_start and t.datetime_start >= started)
-    if budget_s is not None and (cut or spent >= budget_s):
-        return (f"{head} of {target} — ended: the time budget of {budget_s / 60:.4g} min ({budget_from}) was spent; "
-                "--timeout to extend it, the same command to go on")
-    return f"{head} of {target} — ended: the search had no more trials to run"

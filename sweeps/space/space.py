@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from experiments.data import DataSource, UserData, file_version
 from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, is_built_in, layer_name
 from sweeps.errors import SpaceError, one_line
-from sweeps.search.schema import (
+from sweeps.space.schema import (
     FAMILY_KEYS,
     TASK_TRAINING,
     CategoricalParam,

@@ -1,0 +1,58 @@
+"""The lines a sweep prints: one per finished trial (:class:`TrialLine`, an Optuna callback) and its last one, saying
+which rule ended it (:func:`end_line`)."""
+
+from __future__ import annotations
+
+import datetime
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+
+from sweeps.store.keys import FAIL_REASON, VALUE_STD
+from sweeps.store.trials import best_trial, count_finished, cut_by_the_budget
+
+
+class TrialLine:
+    """Prints one line per finished trial: state, result, time, best so far, progress to the target, params."""
+
+    def __init__(self, console: Console, metric: str, target: int):
+        self.console, self.metric, self.target = console, metric, target
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        start, end = trial.datetime_start, trial.datetime_complete
+        elapsed = (end - start).total_seconds() if start and end else 0.0
+        if trial.state == TrialState.COMPLETE:
+            result = f"{self.metric} {trial.values[0]:.4f} ± {trial.user_attrs.get(VALUE_STD, 0):.4f}"
+            if len(trial.values) > 1:
+                result += f", {trial.values[1]:.4g}"
+        elif trial.state == TrialState.FAIL:
+            result = f"failed: {trial.user_attrs.get(FAIL_REASON, 'see MLflow run')}"
+        else:
+            cut = "cut by the time budget" if cut_by_the_budget(trial) else "stopped"
+            result = f"{cut} at epoch {max(trial.intermediate_values, default=-1) + 1}"
+        top = best_trial(study)
+        best = "" if top is None else f"best {top.values[0]:.4f} (#{top.number})"
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        self.console.print(
+            f"trial {trial.number:>3} {trial.state.name:<8} {result:<32} {elapsed:6.0f}s  {best}  "
+            f"[{count_finished(study)}/{self.target}]  {params}", highlight=False,
+        )
+
+
+def end_line(study: optuna.Study, target: int, budget_s: float | None, started: datetime.datetime,
+             budget_from: str) -> str:
+    """The last line of a sweep begun at ``started``: what the study holds and which rule ended the sweep (TRIALS, the
+    time budget, the engine's own end). ``budget_from`` says where the budget was set (``--timeout``, ``sweep.timeout``
+    or its default)."""
+    finished = count_finished(study)
+    head = f"study {study.study_name}: {finished} finished trials"
+    if finished >= target:
+        return f"{head} — ended: TRIALS reached ({target})"
+    spent = (datetime.datetime.now() - started).total_seconds()
+    cut = any(cut_by_the_budget(t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+              if t.datetime_start and t.datetime_start >= started)
+    if budget_s is not None and (cut or spent >= budget_s):
+        return (f"{head} of {target} — ended: the time budget of {budget_s / 60:.4g} min ({budget_from}) was spent; "
+                "--timeout to extend it, the same command to go on")
+    return f"{head} of {target} — ended: the search had no more trials to run"
