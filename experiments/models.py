@@ -12,10 +12,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from experiments.data import TargetScale
+from experiments.data.loading import TargetScale
+from experiments.data.tables import TableFront
 from experiments.errors import ModelError
 from experiments.settings import feature_size, layer_value, setting
-from experiments.tables import TableFront
 
 Builder = Callable[[dict[str, Any], tuple[int, ...], int | None], keras.Model]
 # Batch norm's moving statistics move 10 % a step (PyTorch's default), not Keras's 1 %: with Keras's, a quick run's

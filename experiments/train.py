@@ -17,8 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from experiments.batches import ImageBatches
-from experiments.data import Dataset
+from experiments.data.batches import ImageBatches
+from experiments.data.loading import Dataset
 from experiments.metrics import metric_mode
 from experiments.models import build_for_data
 from experiments.resume import BEST, CheckpointHook, KeepResumePoint, ResumePoint

@@ -81,7 +81,7 @@ def _check_builder(space: Space, console) -> None:
     """A builder of the user's, or a built-in family on data of the user's (a cnn given a table, a stack of convs
     too deep for small images), is built once before anything is written or trained; a built-in family on a
     built-in dataset is checked by the space file's rules."""
-    from experiments.data import builder_inputs
+    from experiments.data.loading import builder_inputs
     from experiments.settings import is_built_in
 
     if is_built_in(space.spec.model) and isinstance(space.data, str):
@@ -121,8 +121,8 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
 
 def _print_winner(args: argparse.Namespace, root: Path, console) -> None:
     """The sweep's last line: its best trial over all its seeds (confirmation seeds included)."""
-    from sweeps.reporting.read import collect_study
     from sweeps.reporting.winner import winner_line
+    from sweeps.results.read import collect_study
 
     _, storage, tracking = _stores(args, root)
     try:
@@ -182,8 +182,8 @@ def _print_hints(args: argparse.Namespace, root: Path, space: str, console) -> N
     """The hints of each engine's study of ``space`` to change its file."""
     import optuna
 
-    from sweeps.reporting.hints import hints
-    from sweeps.reporting.read import collect_study
+    from sweeps.results.hints import hints
+    from sweeps.results.read import collect_study
 
     _, storage, tracking = _stores(args, root)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}

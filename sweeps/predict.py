@@ -12,9 +12,10 @@ from optuna.storages import BaseStorage
 from PIL import Image, ImageOps
 from rich.console import Console
 
-from experiments.data import RawData, model_inputs, raw_data, to_model_input
+from experiments.data.loading import model_inputs, raw_data, to_model_input
+from experiments.data.raw import RawData
+from experiments.data.tables import read_frame
 from experiments.errors import DataError
-from experiments.tables import read_frame
 from sweeps.errors import UsageError
 from sweeps.search.study import existing_study
 from sweeps.store.registry import best_run, load_checkpoint

@@ -10,7 +10,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 from rich.console import Console
 
-from experiments.data import load_dataset
+from experiments.data.loading import load_dataset
 from experiments.train import refit_repeat
 from sweeps.errors import TrainingFailed, UsageError
 from sweeps.objective.trial import StopRequested

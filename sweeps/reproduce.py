@@ -9,7 +9,7 @@ import tensorflow as tf
 from optuna.storages import BaseStorage
 from rich.console import Console
 
-from experiments.data import load_dataset
+from experiments.data.loading import load_dataset
 from experiments.train import train_repeat
 from sweeps.errors import UsageError
 from sweeps.objective.trial import StopRequested

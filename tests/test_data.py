@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import data as data_module
-from experiments.data import FILES, load_dataset, load_raw, model_inputs
+from experiments.data import builtin as data_module
+from experiments.data.builtin import FILES, load_raw
+from experiments.data.idx import to_idx
+from experiments.data.loading import load_dataset, model_inputs
 from experiments.errors import DataError
-from experiments.idx import to_idx
 
 
 @pytest.fixture(autouse=True)

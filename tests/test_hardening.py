@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments.data import load_dataset
+from experiments.data.loading import load_dataset
 from experiments.settings import TrainSettings
 from experiments.train import TrainingInterrupted, train_repeat
 from sweeps.cli import main

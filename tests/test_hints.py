@@ -6,7 +6,7 @@ import textwrap
 
 import pandas as pd
 
-from sweeps.reporting.hints import hints
+from sweeps.results.hints import hints
 from sweeps.space.space import load_space, parse_space
 
 from .conftest import SPACES

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.data import UserData, builder_inputs, load_dataset, raw_data
+from experiments.data.loading import builder_inputs, load_dataset, raw_data
+from experiments.data.raw import UserData
 from experiments.errors import DataError
 from sweeps.cli import main
 from tests.conftest import BOTH_WAYS
@@ -69,7 +70,7 @@ def test_an_image_folder_is_decoded_once_into_the_cache_split_once_and_fingerpri
 
 
 def test_streamed_batches_are_scaled_seeded_reshuffled_and_cover_every_image_once(tmp_path, monkeypatch):
-    from experiments.batches import ImageBatches
+    from experiments.data.batches import ImageBatches
 
     monkeypatch.chdir(tmp_path)
     data = load_dataset(UserData(shapes_folder(tmp_path / "shapes")), "holdout", 0.25, 0)

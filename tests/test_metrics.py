@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.data import UserData, load_dataset
+from experiments.data.loading import load_dataset
+from experiments.data.raw import UserData
 from experiments.metrics import UnknownMetric, direction, metric_mode
 from experiments.settings import TrainSettings
 from experiments.train import _best_epoch, train_repeat
@@ -86,7 +87,7 @@ def test_the_studys_best_trial_and_the_reports_first_row_are_the_argmin_or_argma
     import optuna
     import pandas as pd
 
-    from sweeps.reporting.results import trials_table
+    from sweeps.results.study_results import trials_table
     from sweeps.store.trials import best_trial
 
     study = optuna.create_study(direction=direction(metric))

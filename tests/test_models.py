@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from experiments.data import TargetScale
+from experiments.data.loading import TargetScale
 from experiments.models import build_for_data, build_model
 from experiments.settings import feature_size
 from sweeps.space.space import load_space

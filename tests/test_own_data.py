@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.data import UserData, load_dataset
+from experiments.data.loading import load_dataset
+from experiments.data.raw import UserData
 from experiments.errors import DataError
 from sweeps.cli import main
 from tests.conftest import BOTH_WAYS
@@ -176,7 +177,8 @@ def test_the_cnn_size_check_uses_the_datas_own_image_side(project: Path, capsys,
 
 
 def test_an_edited_file_or_another_folders_file_of_the_same_name_is_read_afresh(tmp_path: Path, monkeypatch):
-    from experiments.data import file_version, raw_data
+    from experiments.data.loading import raw_data
+    from experiments.data.raw import file_version
 
     def save(folder: Path, rows: int) -> UserData:
         folder.mkdir(exist_ok=True)

@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from experiments.data import Dataset, TargetScale, UserData, load_dataset
+from experiments.data.loading import Dataset, TargetScale, load_dataset
+from experiments.data.raw import UserData
 from experiments.settings import TrainSettings
 from experiments.train import refit_repeat, train_repeat
 

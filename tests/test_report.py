@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.data import DATASETS, load_raw
+from experiments.data.builtin import DATASETS, load_raw
 from sweeps.cli import main
 from sweeps.store.tracking import tracking_uri
 

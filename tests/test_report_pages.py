@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from sweeps.reporting.build import overview
-from sweeps.reporting.results import REPEAT_COLUMNS, StudyResults, trials_table
 from sweeps.reporting.significance import seeds_section, seeds_table
 from sweeps.reporting.space_page import best_config, leaderboard, space_page
+from sweeps.results.study_results import REPEAT_COLUMNS, StudyResults, trials_table
 from sweeps.space.space import load_space, parse_space
 from sweeps.store.keys import ENGINE, QUICK_STUDY, SPACE
 
@@ -240,7 +240,7 @@ def test_importances_read_the_search_trials_alone_not_confirmations_or_warm_star
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from sweeps.reporting.read import _importances
+    from sweeps.results.read import _importances
     from sweeps.store.keys import CONFIRMS, WARM_FROM
 
     dists = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}

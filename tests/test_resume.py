@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from experiments.data import load_dataset
+from experiments.data.loading import load_dataset
 from experiments.resume import ResumePoint
 from experiments.settings import TrainSettings
 from experiments.train import TrainingInterrupted, train_repeat

@@ -11,7 +11,7 @@ from PIL import Image
 
 from experiments.evaluate import PERTURBATIONS, TestScores, rotate, shift
 from sweeps.predict import prepare_image
-from sweeps.reporting.results import meets_target
+from sweeps.results.study_results import meets_target
 from sweeps.space.schema import Bound
 from sweeps.stats import compare, overfitting_onset, spread
 

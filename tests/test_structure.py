@@ -1,6 +1,6 @@
-"""Rules the code keeps that no linter checks: functions fit a screen, and a private attribute of another library
-is used only where a test pins the behaviour it relies on (Keras, Optuna, MLflow and Keras Tuner may change them in
-any release)."""
+"""Rules the code keeps that no linter checks: functions fit a screen, modules and packages stay small, no two modules
+import each other (directly or round a loop), and a private attribute of another library is used only where a test
+pins the behaviour it relies on (Keras, Optuna, MLflow and Keras Tuner may change them in any release)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 60
+MAX_MODULE_LINES = 400
+MAX_PACKAGE_LINES = 1500  # the modules of one folder, together
 # Private attributes reached through another object or super(), and the test that pins each.
 PINNED = {
     "_save_model": "tests/test_train.py::test_checkpoints_are_written_beside_and_renamed_so_a_failed_save_keeps_the_last_best",
@@ -30,6 +32,26 @@ def test_no_function_is_longer_than_a_screen():
             for path, tree in _trees() for node in ast.walk(tree)
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > MAX_LINES]
     assert long == []
+
+
+def test_modules_and_packages_stay_small():
+    sizes = {path: len(path.read_text(encoding="utf-8").splitlines())
+             for package in ("sweeps", "experiments") for path in (REPO / package).rglob("*.py")}
+    folders: dict[Path, int] = {}
+    for path, lines in sizes.items():
+        folders[path.parent] = folders.get(path.parent, 0) + lines
+    assert {str(p.relative_to(REPO)): n for p, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+    assert {str(p.relative_to(REPO)): n for p, n in folders.items() if n > MAX_PACKAGE_LINES} == {}
+
+
+def test_no_module_imports_itself_round_a_loop():
+    """Deferred imports included: a loop of imports is a loop of knowledge, wherever the import statement sits."""
+    import grimp
+
+    graph = grimp.build_graph("sweeps", "experiments")
+    loops = sorted({tuple(sorted({a, b})) for a in graph.modules for b in graph.find_modules_directly_imported_by(a)
+                    if graph.chain_exists(importer=b, imported=a)})
+    assert loops == []
 
 
 def _private_reached(node: ast.AST) -> str | None:

@@ -280,7 +280,7 @@ def test_a_warm_started_sweep_learns_from_the_earlier_study_and_reports_only_its
 
 
 def test_the_winner_is_confirmed_on_new_seeds_counted_as_its_repeats(project: Path, capsys):
-    from sweeps.reporting.read import collect_study
+    from sweeps.results.read import collect_study
 
     write_space(project, "tiny", pruner="{name: threshold, options: {lower: 0.0}}")  # a pruner, not for confirmations
     assert main(["run", "tiny", "--quick", "--trials", "2", "--confirm", "2", "--no-report"]) == 0

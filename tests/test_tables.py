@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 
 import sweeps
-from experiments.data import UserData, builder_inputs, load_dataset, raw_data
+from experiments.data.loading import builder_inputs, load_dataset, raw_data
+from experiments.data.raw import UserData
+from experiments.data.tables import TEST_SPLIT_SEED
 from experiments.errors import DataError
 from experiments.models import TableFeatures, build_for_data
-from experiments.tables import TEST_SPLIT_SEED
 from sweeps.cli import main
 from sweeps.store.storage import default_storage, open_storage
 from tests.conftest import BOTH_WAYS
@@ -219,7 +220,7 @@ def test_diabetes_regression_csv_end_to_end(project: Path, capsys, per_process: 
 
 def mean_predictor_mae(path: Path, target: str) -> float:
     """The test MAE of predicting the training part's mean, from the file: its test part and validation holdout
-    split off as experiments.tables and experiments.data do for a regression (seeded shuffles, 20 % each)."""
+    split off as experiments.data.tables and experiments.data do for a regression (seeded shuffles, 20 % each)."""
     from sklearn.model_selection import train_test_split
 
     frame = pd.read_csv(path)

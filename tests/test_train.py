@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from experiments.data import load_dataset
+from experiments.data.loading import load_dataset
 from experiments.settings import OPTIMIZER_NAMES, TrainSettings
 from experiments.train import OPTIMIZERS, TrainingInterrupted, WarmStart, train_repeat
 

@@ -23,15 +23,15 @@ from optuna.samplers import TPESampler
 from rich.console import Console
 from rich.table import Table
 
-from experiments.data import load_dataset
+from experiments.data.loading import load_dataset
 from experiments.models import build_model
 from experiments.train import compile_model
 from sweeps.bench.measure import machine, peak_rss_per_trial, sweep_command
 from sweeps.execution.launch import start_sweep
 from sweeps.reporting.bench_page import ENGINES, OVERHEAD_TARGET, PRUNING, bench_rows
 from sweeps.reporting.output import write_file
-from sweeps.reporting.read import collect
-from sweeps.reporting.results import meets_target
+from sweeps.results.read import collect
+from sweeps.results.study_results import meets_target
 from sweeps.search.options import SweepOptions
 from sweeps.space.space import TRAIN_KEYS, Space, parse_space
 from sweeps.store.keys import CONFIRMS, QUICK, TRIAL_RUN

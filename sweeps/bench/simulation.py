@@ -19,7 +19,7 @@ import optuna
 from mlflow import MlflowClient
 from optuna.trial import FrozenTrial
 
-from experiments.data import Dataset
+from experiments.data.loading import Dataset
 from experiments.resume import ResumePoint
 from experiments.settings import TrainSettings
 from experiments.train import RepeatResult, TrainingInterrupted, WarmStart

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.data import DATA_DIR_ENV, DATASETS, FILES
+from experiments.data.builtin import DATA_DIR_ENV, DATASETS, FILES
 from sweeps.errors import ClusterError, UsageError
 from sweeps.space.space import Space
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from experiments.data import Dataset, load_dataset
-from experiments.tables import TEST_SPLIT_SEED
+from experiments.data.loading import Dataset, load_dataset
+from experiments.data.tables import TEST_SPLIT_SEED
 from experiments.train import train_repeat
 from sweeps.console.lines import TrialLine
 from sweeps.console.live import LiveLine, SweepProgress

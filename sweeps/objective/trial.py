@@ -16,7 +16,7 @@ import keras
 import optuna
 from optuna_integration import KerasPruningCallback
 
-from experiments.data import Dataset
+from experiments.data.loading import Dataset
 from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
 from sweeps import signals
 from sweeps.console.live import SweepProgress

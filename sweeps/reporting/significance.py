@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sweeps.reporting.html import ci, esc, table, value_text
-from sweeps.reporting.results import StudyResults
+from sweeps.results.study_results import StudyResults
 from sweeps.stats import Difference, compare
 
 SHOWN = 10  # configs per table: the best and the next ones

@@ -9,16 +9,16 @@ import pandas as pd
 from experiments.evaluate import RegressionScores
 from experiments.settings import base_name
 from sweeps.reporting import figures, model_figures
-from sweeps.reporting.hints import hints
 from sweeps.reporting.html import ci, esc, fragment, image, render, short, table, value_text, verdict, warning
-from sweeps.reporting.results import TOP_K, StudyResults, meets_target, target_text
 from sweeps.reporting.significance import label, versus_best
+from sweeps.results.hints import hints
+from sweeps.results.study_results import TOP_K, StudyResults, meets_target, target_text
 from sweeps.space.schema import CategoricalParam
 from sweeps.stats import overfitting_onset, spread
 from sweeps.store.keys import MLFLOW_RUN_ID, SPACE, SPACE_YAML
 
 if TYPE_CHECKING:
-    from sweeps.reporting.best_scores import BestModelScores
+    from sweeps.results.best_scores import BestModelScores
 
 def run_link(result: StudyResults, run_id: object) -> str:
     """A link to the run in the MLflow UI, or its id when no UI address is known."""

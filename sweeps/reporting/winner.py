@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sweeps.reporting.html import ci
-from sweeps.reporting.results import StudyResults
+from sweeps.results.study_results import StudyResults
 
 
 def winner_line(result: StudyResults) -> str:

@@ -19,7 +19,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from rich.console import Console
 
-from experiments.data import raw_data
+from experiments.data.loading import raw_data
 from experiments.settings import TrainSettings
 from sweeps.errors import SpaceError, StoreError, UsageError
 from sweeps.search.options import SweepOptions

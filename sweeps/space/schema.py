@@ -7,7 +7,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from experiments.data import DATASETS, VALIDATIONS
+from experiments.data.builtin import DATASETS
+from experiments.data.loading import VALIDATIONS
 from experiments.metrics import direction as metric_direction
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
 

@@ -10,8 +10,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from experiments.batches import predict_images
-from experiments.data import DataSource, model_inputs, raw_data
+from experiments.data.batches import predict_images
+from experiments.data.loading import model_inputs, raw_data
+from experiments.data.raw import DataSource
 from experiments.evaluate import PERTURBATIONS, RegressionScores, TestScores, robustness
 from sweeps.store.registry import BestRun, best_run, load_checkpoint
 from sweeps.store.tracking import Tracker

@@ -1,6 +1,6 @@
 """A study's results as plain data (the report's snapshot): what every page and figure is computed from.
 
-No Optuna or MLflow handle in here: :mod:`sweeps.reporting.read` fills a snapshot from the stores, and a test can
+No Optuna or MLflow handle in here: :mod:`sweeps.results.read` fills a snapshot from the stores, and a test can
 build one by hand.
 """
 
@@ -17,7 +17,7 @@ from sweeps.stats import spread
 from sweeps.store.keys import MLFLOW_RUN_ID, QUICK_STUDY, SEED, STOP_REASON, TRIAL, engine_of
 
 if TYPE_CHECKING:
-    from sweeps.reporting.best_scores import BestModelScores
+    from sweeps.results.best_scores import BestModelScores
 
 TOP_K = 3  # the top trials whose learning curves the report shows
 

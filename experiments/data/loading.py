@@ -1,133 +1,21 @@
-"""Datasets: find the real files offline, verify them, split off an honest validation set.
-
-Resolution order for the raw files (the first place that has them wins; a place that has them
-but corrupt is an error, never skipped):
-
-1. ``$SWEEPS_DATA_DIR/<folder>/`` with the four canonical IDX gzip files,
-2. the Keras cache (``$KERAS_HOME`` or ``~/.keras``) ``datasets/fashion-mnist/`` or ``datasets/mnist.npz``,
-3. Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist/``),
-4. the Keras download (needs the network).
-
-Every file is checked by magic number, example count and the md5 of its decompressed IDX content
-(the published checksums), so a re-gzipped copy is accepted and a different dataset is not.
-"""
+"""Data as a sweep trains on it: the verified arrays of a built-in dataset or of data of the user's (an .npz, a
+table, an image folder), split into training, validation and test parts, normalised, once per process."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
-import socket
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from experiments.data.builtin import DATASETS, load_raw
+from experiments.data.files import read_npz
+from experiments.data.raw import DataSource, RawData, UserData
+from experiments.data.tables import TABLE_SUFFIXES, TEST_SPLIT_SEED, TableFront, read_table
 from experiments.errors import DataError
-from experiments.files import read_npz
-from experiments.idx import IMAGES_MAGIC, LABELS_MAGIC, md5, parse_idx, read_idx, to_idx
-from experiments.tables import TABLE_SUFFIXES, TEST_SPLIT_SEED, TableFront, TableSchema, read_table
 
-DATA_DIR_ENV = "SWEEPS_DATA_DIR"
-DEBIAN_DIR = Path("/usr/share/datasets")
 VALIDATIONS = ("holdout", "stratified", "test")
-
-# part -> (canonical file name, IDX magic, example count)
-FILES = {
-    "x_train": ("train-images-idx3-ubyte.gz", IMAGES_MAGIC, 60000),
-    "y_train": ("train-labels-idx1-ubyte.gz", LABELS_MAGIC, 60000),
-    "x_test": ("t10k-images-idx3-ubyte.gz", IMAGES_MAGIC, 10000),
-    "y_test": ("t10k-labels-idx1-ubyte.gz", LABELS_MAGIC, 10000),
-}
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a dataset is: where it lives and how to recognise its files."""
-
-    name: str
-    folder: str
-    class_names: tuple[str, ...]
-    content_md5: dict[str, str]  # part -> md5 of the decompressed IDX file
-
-
-DATASETS = {
-    "fashion_mnist": DatasetInfo(
-        name="fashion_mnist",
-        folder="fashion-mnist",
-        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        content_md5={
-            "x_train": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-            "y_train": "9018921c3c673c538a1fc5bad174d6f9",
-            "x_test": "8181f5470baa50b63fa0f6fddb340f0a",
-            "y_test": "15d484375f8d13e6eb1aabb0c3f46965",
-        },
-    ),
-    "mnist": DatasetInfo(
-        name="mnist",
-        folder="mnist",
-        class_names=tuple(str(d) for d in range(10)),
-        content_md5={
-            "x_train": "6bbc9ace898e44ae57da46a324031adb",
-            "y_train": "a25bea736e30d166cdddb491f175f624",
-            "x_test": "2646ac647ad5339dbf082846283269ea",
-            "y_test": "27ae3e4e09519cfbb04c329615203637",
-        },
-    ),
-}
-
-
-@dataclass(frozen=True)
-class RawData:
-    """The verified arrays of a dataset (labels as class indices, or numbers for a regression), its class names
-    (none for a regression) and where it came from."""
-
-    arrays: dict[str, np.ndarray]  # x_train, y_train, x_test, y_test; x_val, y_val when the data gives them
-    source: str
-    md5: str  # one fingerprint of the verified files
-    class_names: tuple[str, ...]
-    schema: TableSchema | None = None  # a table's columns: how its rows become model inputs
-    streamed: bool = False  # uint8 images memory-mapped from the image cache: trained on in streamed batches
-
-
-@dataclass(frozen=True)
-class UserData:
-    """Data of the user's: a file or folder, and how to read it (see ``sweeps.space.schema.DataFile``)."""
-
-    path: Path
-    target: str | None = None
-    test: Path | None = None
-    test_size: float = 0.2
-    image_size: tuple[int, int] | None = None
-    color_mode: str | None = None
-    regression: bool = False
-    # Which file and which version of it (see :func:`file_version`): part of the key the loaded arrays are cached
-    # under, so a file edited, or another project's file of the same relative name, is read afresh.
-    version: tuple = ()
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-
-DataSource = str | UserData  # a built-in dataset's name, or data of the user's
-
-
-def file_version(*paths: Path | None) -> tuple:
-    """What tells one version of data files from another: each one's absolute path, size and modification time (a
-    folder's, and its class folders', whose times change when an image is added or removed)."""
-    version: list = []
-    for path in paths:
-        if path is None or not path.exists():
-            continue
-        stats = [path, *sorted(p for p in path.iterdir() if p.is_dir())] if path.is_dir() else [path]
-        version += [str(path.resolve()), *((s.st_size, s.st_mtime_ns) for s in (p.stat() for p in stats))]
-    return tuple(version)
 
 
 @dataclass(frozen=True)
@@ -163,7 +51,7 @@ class Dataset:
     md5: str
     input_scale: float | None = 1 / 255  # what raw inputs were multiplied by (None: taken as they are)
     front: TableFront | None = None  # a table's standardisation and encoding, put in front of the model
-    streamed: bool = False  # x_* are stored uint8 images, scaled batch by batch (experiments.batches)
+    streamed: bool = False  # x_* are stored uint8 images, scaled batch by batch (experiments.data.batches)
     target: TargetScale | None = None  # a regression's: the training part's target mean and spread
 
     @property
@@ -183,86 +71,6 @@ class Dataset:
         from experiments.evaluate import moved_copy  # scipy: only for spaces that measure robustness
 
         return moved_copy(model_inputs(self.x_val) if self.streamed else self.x_val, seed=0)
-
-
-def _verify(info: DatasetInfo, blobs: dict[str, bytes], source: str) -> RawData:
-    arrays = {}
-    for part, (fname, magic, count) in FILES.items():
-        where = f"{source}/{fname}" if not source.startswith("keras") else f"{source} [{part}]"
-        arrays[part] = parse_idx(blobs[part], where, magic, count)
-        if md5(blobs[part]) != info.content_md5[part]:
-            raise DataError(f"{where}: md5 mismatch, this is not the original {info.name} {part} data")
-    fingerprint = hashlib.md5("".join(info.content_md5[p] for p in FILES).encode()).hexdigest()
-    return RawData(arrays=arrays, source=source, md5=fingerprint, class_names=info.class_names)
-
-
-def _from_idx_dir(info: DatasetInfo, folder: Path) -> RawData | None:
-    if not folder.is_dir():
-        return None
-    missing = [fname for fname, _, _ in FILES.values() if not (folder / fname).is_file()]
-    if len(missing) == len(FILES):
-        return None
-    if missing:
-        raise DataError(f"{folder}: missing {', '.join(missing)} (a {info.name} folder needs all four IDX gzip files)")
-    return _verify(info, {part: read_idx(folder / f) for part, (f, _, _) in FILES.items()}, str(folder))
-
-
-def _from_arrays(info: DatasetInfo, arrays: tuple, source: str) -> RawData:
-    (x_train, y_train), (x_test, y_test) = arrays
-    parts = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    return _verify(info, {p: to_idx(np.asarray(a)) for p, a in parts.items()}, source)
-
-
-def _from_keras_cache(info: DatasetInfo) -> RawData | None:
-    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-    if info.name == "mnist":
-        npz = cache / "mnist.npz"
-        if not npz.is_file():
-            return None
-        with np.load(npz) as f:
-            return _from_arrays(info, ((f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])), f"keras cache {npz}")
-    return _from_idx_dir(info, cache / info.folder)
-
-
-def _from_keras_download(info: DatasetInfo) -> RawData | None:
-    import keras
-
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(30)
-    try:
-        arrays = getattr(keras.datasets, info.name).load_data()
-    except Exception:  # no network, proxy, HTTP error: all mean "not available here"
-        return None
-    finally:
-        socket.setdefaulttimeout(previous)
-    return _from_arrays(info, arrays, "keras download")
-
-
-@functools.cache
-def load_raw(name: str, data_dir: str | None = None, download: bool = True) -> RawData:
-    """Find, read and verify dataset ``name``; cached so each process reads the files once."""
-    info = DATASETS[name]
-    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
-    tried = []
-    if data_dir:
-        tried.append(f"{DATA_DIR_ENV}={data_dir}/{info.folder}")
-        if raw := _from_idx_dir(info, Path(data_dir) / info.folder):
-            return raw
-    tried.append("the Keras cache")
-    if raw := _from_keras_cache(info):
-        return raw
-    if info.name == "fashion_mnist":
-        tried.append(f"{DEBIAN_DIR / info.folder} (Debian dataset-fashion-mnist)")
-        if raw := _from_idx_dir(info, DEBIAN_DIR / info.folder):
-            return raw
-    if download:
-        tried.append("the Keras download")
-        if raw := _from_keras_download(info):
-            return raw
-    raise DataError(
-        f"dataset {name} not found (tried {'; '.join(tried)}): set {DATA_DIR_ENV} (make DATA_DIR=…) to a folder "
-        f"holding {info.folder}/ with {', '.join(f for f, _, _ in FILES.values())}"
-    )
 
 
 @functools.cache
@@ -289,7 +97,7 @@ def _user_data(data: UserData) -> RawData:
     elif path.is_dir():
         if data.regression:
             raise DataError(f"{path}: an image folder's sub-folders are classes; task: regression needs an .npz or a table")
-        from experiments.folders import read_image_folder  # PIL: only for image folders
+        from experiments.data.folders import read_image_folder  # PIL: only for image folders
 
         arrays, names, digest = read_image_folder(path, data.image_size, data.color_mode, data.test_size)
         return RawData(arrays=arrays, source=str(path), md5=digest, class_names=names, streamed=True)
@@ -417,7 +225,7 @@ def load_dataset(
         raise DataError(f"unknown validation {validation!r} (allowed: {', '.join(VALIDATIONS)})")
     raw = raw_data(source)
     # A built-in dataset keeps its documented holdout; stored images stay on disk, their parts slices of the mapped
-    # cache (which experiments.folders shuffled once), not copies of it.
+    # cache (which experiments.data.folders shuffled once), not copies of it.
     tail = isinstance(source, str) or raw.streamed
     (x_tr, y_tr), (x_val, y_val) = _split_validation(raw, validation, val_size, seed, tail)
     _warn_missing_classes(raw, y_tr, y_val)

@@ -3,7 +3,7 @@ arrays of one size and colour mode. Every mistake is a DataError naming the fold
 
 The images are decoded once into a uint8 ``.npy`` file in the project's cache (named by the folder's content
 digest, the split, the size and colour), which every later read — each worker process, each sweep — opens memory-mapped: training
-streams batches from it (``experiments.batches``) instead of holding the folder in memory, and nothing is decoded
+streams batches from it (``experiments.data.batches``) instead of holding the folder in memory, and nothing is decoded
 twice."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from experiments.data.tables import TEST_SPLIT_SEED
 from experiments.errors import DataError
-from experiments.tables import TEST_SPLIT_SEED
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 IMAGE_CACHE = Path(".sweeps") / "cache" / "images"  # in the project folder (the working directory)

@@ -12,7 +12,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from sweeps.errors import MissingCheckpoint, SpaceError
-from sweeps.reporting.results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
+from sweeps.results.study_results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
 from sweeps.search.study import space_of
 from sweeps.space.space import Space
 from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
@@ -144,7 +144,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
                           refits=_refits(runs), intermediate=intermediate, failures=failures,
                           pareto_front=_pareto_front(finished, study.directions) if space.spec.objective.secondary else [])
     if cache_dir is not None and tracker is not None:
-        from sweeps.reporting.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
+        from sweeps.results.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
 
         try:
             result.best_model = evaluate_best(study, tracker, space.data, cache_dir)

@@ -186,7 +186,7 @@ def read_table(path: Path, target: str | None, test: Path | None, test_size: flo
     if regression:
         arrays |= {"y_train": train[target].to_numpy(np.float32), "y_test": held_out[target].to_numpy(np.float32)}
         return arrays, (), digest, schema
-    from experiments.files import class_indices
+    from experiments.data.files import class_indices
 
     class_names, labels = class_indices(where, {"y_train": train[target].to_numpy(), "y_test": held_out[target].to_numpy()})
     return arrays | labels, class_names, digest, schema
