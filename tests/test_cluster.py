@@ -4,6 +4,7 @@ the artifacts: trials run on both nodes; a node removed while it trains costs at
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -234,10 +235,25 @@ def token_head(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             raise AssertionError(f"`ray start --head` did not answer on {host}:{port}")
         yield f"{host}:{port}", home
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
+        # SIGKILL to its process group (all its daemons are in it): a SIGTERM makes `ray start --block` stop them
+        # one by one, some 30 s; nothing of this throw-away head needs a clean stop.
+        os.killpg(head.pid, signal.SIGKILL)
         head.wait(timeout=60)
-        subprocess.run(["pkill", "-f", temp], check=False)  # its daemons, by their temp folder
+        for pid in _pids_naming(temp):  # any that left the group: by their temp folder, each by its id
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _pids_naming(text: str) -> list[int]:
+    """The processes whose command line holds ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+    return found
 
 
 def test_a_ray_start_head_with_token_authentication_runs_the_sweep_and_a_missing_token_is_named(
@@ -332,7 +348,7 @@ def test_a_cluster_that_keeps_losing_its_worker_tasks_stops_the_sweep(tiny: Path
     def dies() -> tuple[int, str]:
         os._exit(1)
 
-    monkeypatch.setattr(supervisor, "ORPHAN_GRACE_S", 0)  # no worker process outlives these tasks
+    monkeypatch.setattr(supervisor, "STOP_GRACE_S", 0)  # no worker process outlives these tasks
     options = SweepOptions(quick=True, trials=2)
     sweep = open_sweep(load_space("tiny", tiny / "search_spaces"), tiny, options, Console())
     launched: list[str] = []
