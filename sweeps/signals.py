@@ -15,7 +15,10 @@ import time
 from typing import Any, TextIO
 
 _requested: list[int] = []
-ORPHAN_GRACE_S = 3.0  # a worker whose command died stops politely within this, then at once
+# How long a polite stop may take before it is forced, wherever it is forced (a pool ending its workers, a cluster
+# task its worker process, a worker whose command died itself): its next batch boundary, then closing its runs; a
+# stop is prompt even while a worker imports TensorFlow or traces its first step.
+STOP_GRACE_S = 6.0
 
 
 def _on_signal(signum: int, frame) -> None:
@@ -52,7 +55,7 @@ def _watch(parent: int, poll_s: float) -> None:
     while os.getppid() == parent:
         time.sleep(poll_s)
     os.kill(os.getpid(), signal.SIGTERM)  # a polite stop: the trial is failed and queued again, its runs closed
-    time.sleep(ORPHAN_GRACE_S)
+    time.sleep(STOP_GRACE_S)
     os.kill(os.getpid(), signal.SIGTERM)  # the second signal aborts at once
 
 

@@ -15,7 +15,6 @@ Every file is checked by magic number, example count and the md5 of its decompre
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import socket
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.data.idx import IMAGES_MAGIC, LABELS_MAGIC, md5, parse_idx, read_idx, to_idx
+from experiments.data.fingerprint import fingerprint
+from experiments.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_idx, to_idx
 from experiments.data.raw import RawData
 from experiments.errors import DataError
 
@@ -81,10 +81,10 @@ def _verify(info: DatasetInfo, blobs: dict[str, bytes], source: str) -> RawData:
     for part, (fname, magic, count) in FILES.items():
         where = f"{source}/{fname}" if not source.startswith("keras") else f"{source} [{part}]"
         arrays[part] = parse_idx(blobs[part], where, magic, count)
-        if md5(blobs[part]) != info.content_md5[part]:
+        if fingerprint([blobs[part]]) != info.content_md5[part]:
             raise DataError(f"{where}: md5 mismatch, this is not the original {info.name} {part} data")
-    fingerprint = hashlib.md5("".join(info.content_md5[p] for p in FILES).encode()).hexdigest()
-    return RawData(arrays=arrays, source=source, md5=fingerprint, class_names=info.class_names)
+    return RawData(arrays=arrays, source=source, md5=fingerprint(info.content_md5[p] for p in FILES),
+                   class_names=info.class_names)
 
 
 def _from_idx_dir(info: DatasetInfo, folder: Path) -> RawData | None:

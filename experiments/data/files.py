@@ -4,11 +4,11 @@ names kept; every mistake is a DataError naming the file and what is wrong."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from experiments.data.fingerprint import fingerprint
 from experiments.errors import DataError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
@@ -35,7 +35,7 @@ def read_npz(path: Path, regression: bool = False) -> tuple[dict[str, np.ndarray
     for part in ("train", "val", "test"):
         if f"x_{part}" in arrays:
             _check_part(path, part, arrays[f"x_{part}"], arrays[f"y_{part}"])
-    digest = hashlib.md5(blob).hexdigest()
+    digest = fingerprint([blob])
     if regression:
         return {k: v.astype(np.float32) if k.startswith("y_") else v for k, v in arrays.items()}, (), digest
     class_names, labels = class_indices(str(path), arrays)

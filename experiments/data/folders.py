@@ -8,7 +8,6 @@ twice."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from experiments.data.fingerprint import fingerprint
 from experiments.data.tables import TEST_SPLIT_SEED
 from experiments.errors import DataError
 
@@ -112,21 +112,17 @@ def _digest(files: list[ImageFile], root: Path, cache: Path) -> str:
     """An md5 of the folder's content: every image's path (relative to the folder) and bytes. Remembered in the
     cache under a fingerprint of every file's path, size and modification time, so a worker starting on an
     unchanged folder lists it instead of reading every byte again."""
-    listing = hashlib.md5()
-    for f in files:
-        stat = f.path.stat()
-        listing.update(f"{f.path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    memo = cache / f"{listing.hexdigest()}.digest"
+    stats = ((f.path.relative_to(root), f.path.stat()) for f in files)
+    listing = fingerprint(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n" for name, stat in stats)
+    memo = cache / f"{listing}.digest"
     if memo.is_file():
         return memo.read_text().strip()
-    content = hashlib.md5()
-    for f in files:
-        content.update(str(f.path.relative_to(root)).encode() + b"\0" + f.path.read_bytes())
+    content = fingerprint(str(f.path.relative_to(root)).encode() + b"\0" + f.path.read_bytes() for f in files)
     cache.mkdir(parents=True, exist_ok=True)
     partial = memo.with_name(f".{memo.name}.{os.getpid()}")
-    partial.write_text(content.hexdigest())
+    partial.write_text(content)
     os.replace(partial, memo)
-    return content.hexdigest()
+    return content
 
 
 def read_image_folder(root: Path, image_size: tuple[int, int] | None, color_mode: str | None, test_size: float,

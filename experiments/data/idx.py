@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import zlib
 from pathlib import Path
 
@@ -51,8 +50,3 @@ def to_idx(array: np.ndarray) -> bytes:
     magic = IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC
     dims = b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     return magic.to_bytes(4, "big") + dims + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-
-
-def md5(blob: bytes) -> str:
-    """Hex md5 of ``blob``."""
-    return hashlib.md5(blob).hexdigest()

@@ -9,13 +9,13 @@ naming the file (and column) and what is wrong.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from experiments.data.fingerprint import fingerprint
 from experiments.errors import DataError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -182,7 +182,7 @@ def read_table(path: Path, target: str | None, test: Path | None, test_size: flo
         train, held_out = _split_test(frame, target, test_size, regression, where)
     schema = _schema(train, target, where)
     arrays = {"x_train": schema.encode(train, where), "x_test": schema.encode(held_out, str(test or path))}
-    digest = hashlib.md5(path.read_bytes() + (test.read_bytes() if test else b"")).hexdigest()
+    digest = fingerprint([path.read_bytes(), test.read_bytes() if test else b""])
     if regression:
         arrays |= {"y_train": train[target].to_numpy(np.float32), "y_test": held_out[target].to_numpy(np.float32)}
         return arrays, (), digest, schema

@@ -30,8 +30,8 @@ from rich.table import Table
 from sweeps.bench.local_servers import MlflowServer, local_postgres
 from sweeps.bench.measure import machine, peak_rss_per_trial, sweep_command
 from sweeps.errors import BenchFailed
+from sweeps.execution.spec import child_env
 from sweeps.reporting.output import write_file
-from sweeps.store.storage import child_env
 from sweeps.store.tracking import tracking_uri
 
 SPACE = "fashion_cnn"
@@ -80,8 +80,8 @@ def grow(root: Path, sizes: tuple[int, ...], workers: int, console: Console, sto
     name = f"scale_{time.strftime('%Y%m%d_%H%M%S')}_w{workers}"
     shutil.copy(root / "search_spaces" / f"{SPACE}.yaml", project / "search_spaces" / f"{name}.yaml")
     timings_file = project / "timings.jsonl"
-    env = {**child_env(storage), "SWEEPS_SCALE_TIMINGS": str(timings_file), "SWEEPS_TRIALS_PER_PROCESS": str(SHARE),
-           **({"MLFLOW_TRACKING_URI": tracking} if tracking else {}), **({"RAY_ADDRESS": ray_address} if ray_address else {})}
+    env = child_env(SWEEPS_STORAGE=storage, SWEEPS_SCALE_TIMINGS=str(timings_file), SWEEPS_TRIALS_PER_PROCESS=str(SHARE),
+                    MLFLOW_TRACKING_URI=tracking, RAY_ADDRESS=ray_address)
     placement = ["--cluster", "ray"] if ray_address else []
     rows, previous = [], 0
     for size in sizes:

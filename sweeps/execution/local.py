@@ -5,54 +5,31 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field, replace
 
 from rich.console import Console
 
-from sweeps.execution.placement import WorkerProcess
+from sweeps.execution.placement import ChildProcess, WorkerProcess
 from sweeps.execution.spec import WorkerSpec
 from sweeps.search.options import SweepOptions
-from sweeps.store.recovery import worker_id
 
 
-class LocalProcess:
-    """A worker process of this machine, in a session of its own (Ctrl-C reaches the command only, which passes
-    one SIGTERM on); its output prefixed with ``prefix`` when several workers share the terminal."""
+class LocalProcess(ChildProcess):
+    """A worker process of this machine (the command passes one SIGTERM on to it on Ctrl-C); its output prefixed
+    with ``prefix`` when several workers share the terminal."""
 
     lost: str | None = None
 
     def __init__(self, spec: WorkerSpec, prefix: str | None, console: Console):
-        output = subprocess.PIPE if prefix else None
-        self.proc = subprocess.Popen(spec.command(), env=spec.env(), start_new_session=True, stdout=output,
-                                     stderr=subprocess.STDOUT if prefix else None, text=True)
-        self.id = worker_id(self.proc.pid)  # now, while it runs: its start time is part of it
+        super().__init__(spec.command(), spec.env(), subprocess.PIPE if prefix else None)
         if prefix:
             threading.Thread(target=self._pump, args=(prefix, console), daemon=True).start()
 
     def _pump(self, prefix: str, console: Console) -> None:
         for line in self.proc.stdout or ():
             console.print(f"{prefix} {line.rstrip()}", highlight=False, markup=False)
-
-    def wait(self, timeout: float | None = None) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f"worker {self.proc.pid} still running") from None
-
-    def poll(self) -> int | None:
-        return self.proc.poll()
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.proc.kill()
-
-    def worker(self) -> str:
-        return self.id
 
 
 def local_gpus() -> list[str]:

@@ -19,12 +19,12 @@ from pathlib import Path
 from rich.console import Console
 
 from sweeps.errors import SweepStopped
-from sweeps.execution.placement import STOP_GRACE_S, Launch, Placement, WorkerProcess
+from sweeps.execution.placement import Launch, Placement, WorkerProcess, stop_then_kill, wait_in_steps
 from sweeps.execution.spec import RECYCLE, WorkerSpec
 from sweeps.search.options import SweepOptions
 from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW
 from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
-from sweeps.signals import ORPHAN_GRACE_S
+from sweeps.signals import STOP_GRACE_S
 from sweeps.space.space import Space
 from sweeps.store.recovery import (
     close_orphan_runs,
@@ -87,8 +87,8 @@ class Workers:
     def lost(self, proc: WorkerProcess) -> None:
         """A worker was lost with its node: its trial is failed and queued again (it goes on from its last epoch
         wherever a worker takes it), its runs closed; not counted as a crash. A worker process that outlived its
-        task queues its trial itself within ORPHAN_GRACE_S: waited for, so the trial is queued once."""
-        time.sleep(ORPHAN_GRACE_S + 1)
+        task queues its trial itself within STOP_GRACE_S: waited for, so the trial is queued once."""
+        time.sleep(STOP_GRACE_S + 1)
         with self.lock:
             retried = fail_lost_trials(self.sweep.storage, self.sweep.study, proc.lost or "")
             close_orphan_runs(self.sweep.study, self.sweep.tracker)
@@ -104,22 +104,12 @@ class Workers:
         return target_reached(self.sweep.study, self.sweep.target)
 
     def stop_all(self) -> None:
-        """Ask every running worker to stop (it fails and re-queues its trial, closes its runs); kill those that
-        take longer than STOP_GRACE_S in all, or all at once when interrupted again, and do that for them."""
+        """Ask every running worker to stop (it fails and re-queues its trial, closes its runs), killing those that
+        take longer than the grace period, and do that for the killed ones."""
         with self.lock:
             self.stopping = True
             procs = [p for p in self.running.values() if p.poll() is None]
-        for proc in procs:
-            proc.stop()
-        until, killed = time.monotonic() + STOP_GRACE_S, False
-        for proc in procs:
-            try:
-                proc.wait(max(0.0, until - time.monotonic()))
-            except (TimeoutError, KeyboardInterrupt):
-                proc.kill()
-                proc.wait()
-                killed = True
-        if killed:  # their trials failed and queued again, their runs closed, as the worker would have
+        if stop_then_kill(procs):  # their trials failed and queued again, their runs closed, as the worker would have
             fail_dead_trials(self.sweep.storage, self.sweep.study)
             close_orphan_runs(self.sweep.study, self.sweep.tracker)
 
@@ -164,13 +154,9 @@ def _wait(workers: Workers, specs: list[WorkerSpec]) -> int:
     for thread in threads:
         thread.start()
     try:
-        while True:
-            if workers.error is not None:
-                raise workers.error
-            alive = [t for t in threads if t.is_alive()]
-            if not alive:
-                break
-            alive[0].join(0.2)  # a short wait: Ctrl-C reaches this thread between two
+        wait_in_steps(lambda: workers.error is not None or not any(t.is_alive() for t in threads))
+        if workers.error is not None:
+            raise workers.error
     except BaseException:
         workers.stop_all()
         raise

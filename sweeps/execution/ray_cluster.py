@@ -17,7 +17,6 @@ import math
 import os
 import signal
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,12 +32,11 @@ import ray
 import ray.exceptions
 
 from sweeps.errors import ClusterError, UsageError, one_line
-from sweeps.execution.placement import STOP_GRACE_S, WorkerProcess
+from sweeps.execution.placement import ChildProcess, WorkerProcess, stop_then_kill, wait_in_steps
 from sweeps.execution.shipping import DataBundle, data_files, pack, unpack
 from sweeps.execution.spec import WorkerSpec
 from sweeps.search.options import SweepOptions
 from sweeps.space.space import Space
-from sweeps.store.recovery import worker_id
 from sweeps.store.storage import default_storage, is_journal, masked
 from sweeps.store.tracking import tracking_uri
 
@@ -49,6 +47,7 @@ NOT_SENT = [".git/", ".venv/", "venv/", ".sweeps/", "mlruns/", "mlartifacts/", "
 # The settings a worker needs from the driver's environment (the stores it writes to, their credentials).
 PASSED_ON = ("MLFLOW_", "SWEEPS_", "OPTUNA_")
 CONNECT_TIMEOUT_S = 10
+TASK_ENDS_S = 2.0  # how long after the driver's grace a cancelled task may take to end its worker itself
 # Ray's errors that mean a machine or a process went away under a worker (not the trial's doing: it goes on).
 LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.LocalRayletDiedError,
         ray.exceptions.ObjectLostError)
@@ -223,40 +222,32 @@ class RayWorker:
         ray.cancel(self.ref)
 
     def kill(self) -> None:
-        ray.cancel(self.ref, force=True)
+        """Force the task off, unless it ends its worker itself a moment later: after a cancel it kills its worker at
+        the end of the same grace period (:func:`stop_then_kill`), which began a little after the driver's."""
+        try:
+            self.wait(TASK_ENDS_S)
+        except TimeoutError:
+            ray.cancel(self.ref, force=True)
 
     def worker(self) -> str:
         return self._worker
 
 
-def _wait(proc: subprocess.Popen) -> int:
-    """The worker's exit status, waited for in short steps: Ray's cancel raises KeyboardInterrupt between two
-    Python steps, never inside one long wait."""
-    while True:
-        try:
-            return proc.wait(0.2)
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @ray.remote(max_retries=0)  # the driver starts a fresh task itself, and knows why the last one ended
 def run_worker_task(spec_json: str, env: dict[str, str], data: DataBundle | None) -> tuple[int, str]:
     """On a node: unpack the data (checked), then run the worker process in this node's copy of the project folder
-    with only this task's GPUs visible; its exit status and ``host:pid``."""
+    with only this task's GPUs visible; its exit status and worker id. Ray's cancel (a KeyboardInterrupt between two
+    steps of the wait) ends it as the local pool would."""
     fields = json.loads(spec_json)
     spec = WorkerSpec(**{**fields, "options": SweepOptions(**fields["options"]), "root": os.getcwd()})
     placed = unpack(data, Path.cwd()) if data is not None else {}
     context = ray.get_runtime_context()
     gpus = ",".join(str(g) for g in context.get_accelerator_ids().get("GPU", []))
-    worker_env = {**spec.env(), **env, **placed, "SWEEPS_NODE": context.get_node_id(), "CUDA_VISIBLE_DEVICES": gpus}
-    proc = subprocess.Popen(spec.command(), env=worker_env, start_new_session=True)
-    ident = worker_id(proc.pid)  # now, while it runs: its start time is part of it
+    child = ChildProcess(spec.command(), spec.env({**env, **placed, "SWEEPS_NODE": context.get_node_id(),
+                                                   "CUDA_VISIBLE_DEVICES": gpus}))
     try:
-        return _wait(proc), ident
-    except KeyboardInterrupt:  # ray.cancel: stop it as the local supervisor would
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        wait_in_steps(lambda: child.poll() is not None)
+        return child.wait(), child.worker()
+    except KeyboardInterrupt:
+        stop_then_kill([child])
         raise

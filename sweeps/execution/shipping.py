@@ -9,13 +9,13 @@ it. Nothing here imports TensorFlow or Ray.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.data.builtin import DATA_DIR_ENV, DATASETS, FILES
+from experiments.data.fingerprint import fingerprint
 from sweeps.errors import ClusterError, UsageError
 from sweeps.space.space import Space
 
@@ -31,20 +31,16 @@ class DataBundle:
 
     def __post_init__(self) -> None:
         listing = "\n".join(f"{name} {md5}" for name, md5 in sorted(self.md5s.items()))
-        object.__setattr__(self, "digest", hashlib.md5(listing.encode()).hexdigest())
+        object.__setattr__(self, "digest", fingerprint([listing]))
 
     @property
     def size(self) -> int:
         return sum(len(blob) for blob in self.files.values())
 
 
-def _md5(blob: bytes) -> str:
-    return hashlib.md5(blob).hexdigest()
-
-
 def _bundle(files: dict[str, Path], built_in: bool) -> DataBundle:
     blobs = {name: path.read_bytes() for name, path in files.items()}
-    return DataBundle(blobs, {name: _md5(blob) for name, blob in blobs.items()}, built_in)
+    return DataBundle(blobs, {name: fingerprint([blob]) for name, blob in blobs.items()}, built_in)
 
 
 def data_files(space: Space, root: Path) -> tuple[dict[str, Path], bool] | None:
@@ -89,13 +85,13 @@ def _write_whole(path: Path, blob: bytes) -> None:
 def unpack(bundle: DataBundle, project: Path) -> dict[str, str]:
     """Check every file against its md5 and write it where it lands on this node (files already there with the
     same content are kept); the environment a worker needs to find it."""
-    damaged = [name for name, blob in bundle.files.items() if _md5(blob) != bundle.md5s[name]]
+    damaged = [name for name, blob in bundle.files.items() if fingerprint([blob]) != bundle.md5s[name]]
     if damaged:
         raise ClusterError(f"the data arrived damaged on this node ({len(damaged)} files differ from their md5, e.g. "
                            f"{damaged[0]}); nothing was trained on it")
     base = Path(tempfile.gettempdir()) / "sweeps-data" / bundle.digest if bundle.built_in else project
     for name, blob in bundle.files.items():
         target = base / name
-        if not (target.is_file() and _md5(target.read_bytes()) == bundle.md5s[name]):
+        if not (target.is_file() and fingerprint([target.read_bytes()]) == bundle.md5s[name]):
             _write_whole(target, blob)
     return {DATA_DIR_ENV: str(base)} if bundle.built_in else {}

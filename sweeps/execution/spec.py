@@ -26,6 +26,13 @@ SPEC_ENV = "SWEEPS_WORKER"
 RECYCLE = 75  # a worker's exit status: it ran its share of trials and the study wants more (EX_TEMPFAIL)
 
 
+def child_env(**settings: str | None) -> dict[str, str]:
+    """The one way a process of the sweep's is given its environment: this one with ``settings`` (None: left
+    out). Stores and passwords travel here, never on a command line, where any user of the machine could read them
+    in the process list."""
+    return {**os.environ, **{name: value for name, value in settings.items() if value is not None}}
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """One worker of a sweep: the user's options, and what the framework decided for this worker."""
@@ -62,13 +69,14 @@ class WorkerSpec:
         """The worker's command line: the ``sweep`` command's hidden ``worker`` sub-command, nothing more."""
         return [sys.executable, "-m", "sweeps.cli", "worker"]
 
-    def env(self) -> dict[str, str]:
-        """The worker's environment: this one, the spec, its thread count and its GPUs (whose memory TensorFlow
-        grows as needed rather than taking it all, so workers can share a device)."""
+    def env(self, placed: dict[str, str] | None = None) -> dict[str, str]:
+        """The worker's environment: this one, its thread count and its GPUs (whose memory TensorFlow grows as
+        needed rather than taking it all, so workers can share a device), what its placement sets (``placed``: a
+        cluster's stores and node), and the spec itself."""
         threads = {"TF_NUM_INTRAOP_THREADS": str(self.threads), "TF_NUM_INTEROP_THREADS": "1"} if self.threads else {}
         devices = {"CUDA_VISIBLE_DEVICES": self.devices} if self.devices is not None else {}
-        return {**os.environ, **threads, **devices, "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-                SPEC_ENV: json.dumps(dataclasses.asdict(self))}
+        return child_env(**threads, **devices, TF_FORCE_GPU_ALLOW_GROWTH="true", **(placed or {}),
+                         **{SPEC_ENV: json.dumps(dataclasses.asdict(self))})
 
     @classmethod
     def from_env(cls) -> WorkerSpec:

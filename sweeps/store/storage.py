@@ -54,12 +54,6 @@ def masked(url: str) -> str:
         return url
 
 
-def child_env(storage: str | None) -> dict[str, str]:
-    """The environment of a worker process that uses ``storage``: handed over in ``$SWEEPS_STORAGE``, not on its
-    command line, where any user of the machine could read a database password in the process list."""
-    return {**os.environ, **({"SWEEPS_STORAGE": storage} if storage else {})}
-
-
 JOURNAL_SUFFIXES = (".journal", ".log")
 
 
