@@ -86,7 +86,7 @@ lint: $(BIN)/.installed  ## ruff, mypy and the import contracts (layers, TensorF
 
 test: lint  ## lint, then the whole test suite, slow end-to-end tests included (installs Chromium/PostgreSQL if missing); TEST_WORKERS=2
 	scripts/test-services
-	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2)
+	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2) --dist loadgroup
 
 test-fast: $(BIN)/.installed  ## the tests that train nothing end to end
 	$(BIN)/python -m pytest -q -m "not slow"

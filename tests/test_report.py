@@ -10,6 +10,8 @@ from pathlib import Path
 import keras
 import mlflow
 import numpy as np
+import optuna
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -18,8 +20,10 @@ from sweeps.cli import main
 from sweeps.store.tracking import tracking_uri
 
 from .conftest import SPACES, real_data_dir
+from .test_sweep import runs, study
 
-pytestmark = pytest.mark.slow
+# One worker runs this module (make test: --dist loadgroup), so the module's sweeps are trained once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]
 
 TINY = """\
 description: tiny MLP with two seeds per trial
@@ -35,7 +39,9 @@ sweep: {repeats: 2, sampler: {name: random}, pruner: {name: none}}
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory) -> Path:
-    """A project with a quick CNN sweep and a two-seed MLP sweep, and its report."""
+    """A project with a quick CNN sweep and a two-seed MLP sweep, both in the supervised worker processes `sweep run`
+    starts by default, and its report: in reports-no-ui/ as the CNN sweep built it (no MLflow UI address known), in
+    reports/ rebuilt with the address of `make ui PORT=5077`."""
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(SPACES, root / "search_spaces")
     (root / "search_spaces" / "tiny.yaml").write_text(textwrap.dedent(TINY))
@@ -44,9 +50,13 @@ def swept(tmp_path_factory) -> Path:
         mp.setenv("SWEEPS_DATA_DIR", str(real_data_dir()))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("SWEEPS_STORAGE", raising=False)
-        mp.setenv("MLFLOW_UI_URL", "http://127.0.0.1:5077")  # as `make ui PORT=5077` would serve it
+        mp.delenv("SWEEPS_TRIALS_PER_PROCESS", raising=False)  # the default: trials in worker processes
+        mp.delenv("MLFLOW_UI_URL", raising=False)
         assert main(["run", "tiny", "--quick", "--trials", "3", "--no-report"]) == 0
         assert main(["run", "fashion_cnn", "--quick"]) == 0  # also rebuilds the report
+        shutil.copytree(root / "reports", root / "reports-no-ui")
+        mp.setenv("MLFLOW_UI_URL", "http://127.0.0.1:5077")  # as `make ui PORT=5077` would serve it
+        assert main(["report"]) == 0
         yield root
 
 
@@ -148,3 +158,49 @@ def test_reproduce_trains_the_trial_again_with_its_seeds(swept: Path, monkeypatc
     mlflow.set_tracking_uri(tracking_uri(swept))
     runs = mlflow.search_runs(experiment_names=["tiny-quick"], filter_string="tags.`sweeps.kind` = 'reproduction'")
     assert len(runs) == 2 and np.isfinite(runs["metrics.test_accuracy"]).all()
+
+
+def test_quick_cnn_sweep_tracks_every_trial_and_resumes(swept: Path, monkeypatch):
+    """The default path, trials in supervised worker processes; it alone goes on with the CNN study, and the
+    module's other tests read only its report pages of before (--no-report here)."""
+    monkeypatch.chdir(swept)
+    trials = study(swept, "fashion_cnn-quick").get_trials()
+    assert [t.number for t in trials] == [0, 1]
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+
+    found = runs(swept, "fashion_cnn-quick")
+    sweep = found[found["tags.sweeps.kind"] == "sweep"]
+    children = found[found["tags.sweeps.kind"] == "trial"]
+    assert len(sweep) == 1 and sweep["status"].item() == "FINISHED"
+    assert sorted(children["tags.sweeps.trial"].astype(int)) == [0, 1]
+    assert (children["tags.mlflow.parentRunId"] == sweep["run_id"].item()).all()
+    client = mlflow.MlflowClient()
+    for _, run in children.iterrows():
+        history = client.get_metric_history(run["run_id"], "val_accuracy")
+        assert [m.step for m in history] == list(range(1, int(run["metrics.epochs"]) + 1))
+        assert "checkpoint/best.keras" in [a.path for a in client.list_artifacts(run["run_id"], "checkpoint")]
+        assert {"history.csv", "model_summary.txt"} <= {a.path for a in client.list_artifacts(run["run_id"])}
+        assert run["tags.sweeps.stop_reason"] in ("max_epochs", "early_stopped", "pruned")
+        assert run["tags.sweeps.data_md5"] and run["tags.mlflow.source.git.commit"]
+        assert 200 < run["metrics.peak_rss_mb"] < 8000  # TensorFlow and the data are in there
+    done = children[children["tags.sweeps.state"] == "COMPLETE"]
+    # Restored best checkpoint, above chance (0.1). Not far above for the batch-norm baseline: in a quick run its
+    # moving statistics have seen only 2 x 47 steps, so the inference-mode network is still poor (0.19 here).
+    assert (done["metrics.test_accuracy"] > 0.13).all() and (done["metrics.test_accuracy"] > 0.7).any()
+
+    reports = swept / "reports-no-ui"  # as the sweep built them, no MLflow UI address known
+    assert 'href="fashion_cnn-quick.html"' in (reports / "summary.html").read_text()
+    page = (reports / "fashion_cnn-quick.html").read_text()
+    assert "Quick smoke run" in page
+    for run_id in children["run_id"]:
+        assert f"<code>{run_id}</code>" in page  # a leaderboard row per trial, naming its run (no UI address known)
+    assert page.count('src="data:image/svg+xml;base64,') >= 3 and 'src="data:image/png;base64,' in page
+    assert len(pd.read_csv(reports / "fashion_cnn-quick" / "trials.csv")) == 2
+
+    # TRIALS is the total the study should reach: the same command continues it.
+    assert main(["run", "fashion_cnn", "--quick", "--trials", "3", "--no-report"]) == 0
+    assert [t.number for t in study(swept, "fashion_cnn-quick").get_trials()] == [0, 1, 2]
+    assert main(["run", "fashion_cnn", "--quick", "--trials", "3", "--no-report"]) == 0  # nothing left to do
+    found = runs(swept, "fashion_cnn-quick")
+    assert (found["tags.sweeps.kind"] == "sweep").sum() == 2
+    assert sorted(found.loc[found["tags.sweeps.kind"] == "trial", "tags.sweeps.trial"].astype(int)) == [0, 1, 2]

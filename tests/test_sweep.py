@@ -51,49 +51,8 @@ def write_space(root: Path, name: str, repeats: int = 1, pruner: str = "{name: n
     (root / "search_spaces" / f"{name}.yaml").write_text(textwrap.dedent(TINY_MLP.format(repeats=repeats, pruner=pruner)))
 
 
-# The default path, trials in supervised worker processes (the report's tests run the same sweep in-process).
-@pytest.mark.parametrize("project", ["workers"], indirect=True)
-def test_quick_cnn_sweep_tracks_every_trial_and_resumes(project: Path):
-    assert main(["run", "fashion_cnn", "--quick"]) == 0
-    trials = study(project, "fashion_cnn-quick").get_trials()
-    assert [t.number for t in trials] == [0, 1]
-    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
-
-    found = runs(project, "fashion_cnn-quick")
-    sweep = found[found["tags.sweeps.kind"] == "sweep"]
-    children = found[found["tags.sweeps.kind"] == "trial"]
-    assert len(sweep) == 1 and sweep["status"].item() == "FINISHED"
-    assert sorted(children["tags.sweeps.trial"].astype(int)) == [0, 1]
-    assert (children["tags.mlflow.parentRunId"] == sweep["run_id"].item()).all()
-    client = mlflow.MlflowClient()
-    for _, run in children.iterrows():
-        history = client.get_metric_history(run["run_id"], "val_accuracy")
-        assert [m.step for m in history] == list(range(1, int(run["metrics.epochs"]) + 1))
-        assert "checkpoint/best.keras" in [a.path for a in client.list_artifacts(run["run_id"], "checkpoint")]
-        assert {"history.csv", "model_summary.txt"} <= {a.path for a in client.list_artifacts(run["run_id"])}
-        assert run["tags.sweeps.stop_reason"] in ("max_epochs", "early_stopped", "pruned")
-        assert run["tags.sweeps.data_md5"] and run["tags.mlflow.source.git.commit"]
-        assert 200 < run["metrics.peak_rss_mb"] < 8000  # TensorFlow and the data are in there
-    done = children[children["tags.sweeps.state"] == "COMPLETE"]
-    # Restored best checkpoint, above chance (0.1). Not far above for the batch-norm baseline: in a quick run its
-    # moving statistics have seen only 2 x 47 steps, so the inference-mode network is still poor (0.19 here).
-    assert (done["metrics.test_accuracy"] > 0.13).all() and (done["metrics.test_accuracy"] > 0.7).any()
-
-    assert 'href="fashion_cnn-quick.html"' in (project / "reports" / "summary.html").read_text()
-    page = (project / "reports" / "fashion_cnn-quick.html").read_text()
-    assert "Quick smoke run" in page
-    for run_id in children["run_id"]:
-        assert f"<code>{run_id}</code>" in page  # a leaderboard row per trial, naming its run (no UI address known)
-    assert page.count('src="data:image/svg+xml;base64,') >= 3 and 'src="data:image/png;base64,' in page
-    assert len(pd.read_csv(project / "reports" / "fashion_cnn-quick" / "trials.csv")) == 2
-
-    # TRIALS is the total the study should reach: the same command continues it.
-    assert main(["run", "fashion_cnn", "--quick", "--trials", "3", "--no-report"]) == 0
-    assert [t.number for t in study(project, "fashion_cnn-quick").get_trials()] == [0, 1, 2]
-    assert main(["run", "fashion_cnn", "--quick", "--trials", "3", "--no-report"]) == 0  # nothing left to do
-    found = runs(project, "fashion_cnn-quick")
-    assert (found["tags.sweeps.kind"] == "sweep").sum() == 2
-    assert sorted(found.loc[found["tags.sweeps.kind"] == "trial", "tags.sweeps.trial"].astype(int)) == [0, 1, 2]
+# The quick CNN sweep in the supervised worker processes (the default path) is checked, and continued, by
+# tests/test_report.py's test_quick_cnn_sweep_tracks_every_trial_and_resumes, on the sweep its report tests read.
 
 
 def test_repeats_are_nested_runs_and_the_objective_is_their_mean(project: Path):
