@@ -157,17 +157,13 @@ class RayPlacement:
 
 @contextmanager
 def ray_placement(space: Space, root: Path, options: SweepOptions, console: Any) -> Iterator[RayPlacement]:
-    """Connect to the cluster, check that every node can reach the stores and that a worker fits on a node, send
-    the data; disconnect on the way out."""
+    """Connect to the cluster, check it can run this sweep, send the data; disconnect on the way out."""
     storage, tracking = options.storage or default_storage(root), tracking_uri(root)
     found = data_files(space, root)
-    excluded = [] if found is None or found[1] else ["/" + name for name in found[0]]
-    _connect(root, excluded)
+    _connect(root, [] if found is None or found[1] else ["/" + name for name in found[0]])
     try:
-        nodes = _alive_nodes()
-        _check_shared_stores(nodes, storage, tracking)
         cpus, gpus = options.resources(space)
-        _check_fits(cpus, gpus, nodes)
+        nodes = _checked_nodes(storage, tracking, cpus, gpus)
         bundle = pack(space, root)
         data = ray.put(bundle) if bundle is not None else None
         sent = f", data {bundle.size / 2**20:.1f} MiB (md5 {bundle.digest[:8]}) sent once" if bundle else ""
@@ -177,6 +173,14 @@ def ray_placement(space: Space, root: Path, options: SweepOptions, console: Any)
         yield RayPlacement(storage, env, cpus, gpus, data)
     finally:
         ray.shutdown()
+
+
+def _checked_nodes(storage: str, tracking: str, cpus: float, gpus: float) -> list[dict[str, Any]]:
+    """The cluster's live nodes, once every one can reach the stores and one can hold a worker."""
+    nodes = _alive_nodes()
+    _check_shared_stores(nodes, storage, tracking)
+    _check_fits(cpus, gpus, nodes)
+    return nodes
 
 
 class RayWorker:

@@ -10,6 +10,7 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from experiments.evaluate import TestScores
+from sweeps.next_command import next_command
 from sweeps.reporting import model_figures
 from sweeps.reporting.bench_page import bench_section
 from sweeps.reporting.html import ci, esc, fragment, image, page, render, table, verdict
@@ -66,7 +67,7 @@ def robustness_comparison(scored: dict[str, BestModelScores]) -> str:
 def _overview(results: list[StudyResults]) -> str:
     """Real studies first; quick smoke runs in their own table (their numbers are not results)."""
     if not results:
-        return "<p>No sweeps yet: run <code>make sweep SPACE=…</code>.</p>"
+        return f"<p>No sweeps yet: run <code>{next_command('run', '…')}</code>.</p>"
     real, quick = [r for r in results if not r.quick], [r for r in results if r.quick]
     parts = [table(overview(real), escape=False)] if real else ["<p>No real sweeps yet (only quick smoke runs).</p>"]
     if quick:

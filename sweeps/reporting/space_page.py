@@ -8,6 +8,7 @@ import pandas as pd
 
 from experiments.evaluate import RegressionScores
 from experiments.settings import base_name
+from sweeps.next_command import next_command
 from sweeps.reporting import figures, model_figures
 from sweeps.reporting.html import ci, esc, fragment, image, render, short, table, value_text, verdict, warning
 from sweeps.reporting.significance import label, versus_best
@@ -102,15 +103,15 @@ def best_config(result: StudyResults) -> str:
         return "<p>No completed trial yet.</p>"
     params = pd.DataFrame({"param": [p.removeprefix("params_") for p in result.params if pd.notna(best[p])],
                            "value": [short(best[p]) for p in result.params if pd.notna(best[p])]})
-    space = result.attrs.get(SPACE, result.name)
-    options = (" ENGINE=kerastuner" if result.engine == "kerastuner" else "") + (" QUICK=1" if result.quick else "")
+    reproduce = next_command("reproduce", result.attrs.get(SPACE, result.name), trial=int(best["number"]),
+                             quick=result.quick, engine=result.engine)
     test = result.test_metric
     low_high = f" (min {short(best[test + '_min'])}, max {short(best[test + '_max'])})" if best["n_repeats"] > 1 else ""
     return f"""<p>Trial <b>#{int(best['number'])}</b>{_origin(result, best)}: {result.metric} {ci(best, 'value')};
 {result.test_label} {ci(best, test)}{low_high};
 test loss {ci(best, 'test_loss')}. {_bar_verdict(best, result.space.spec.target)}
 {_confirmed(best)}MLflow run {run_link(result, best[MLFLOW_RUN_ID])}.</p>
-<p>Reproduce it: <code>make reproduce SPACE={esc(space)} TRIAL={int(best['number'])}{options}</code>
+<p>Reproduce it: <code>{esc(reproduce)}</code>
 (trains these params again with the same seeds and compares).</p>{table(params, sortable=False)}{refit_comparison(result, best)}"""
 
 
@@ -137,11 +138,11 @@ def _confirmed(best: pd.Series) -> str:
 
 
 def refit_comparison(result: StudyResults, best: pd.Series) -> str:
-    """The best trial as selected beside its refit on training + validation images (``make refit``)."""
+    """The best trial as selected beside its refit on training + validation images (``sweep refit``)."""
     refits = result.refits[result.refits["trial"] == best["number"]]
     if refits.empty:
-        space = esc(result.attrs.get(SPACE, result.name))
-        return (f"<p>Not refit yet: <code>make refit SPACE={space}</code> trains this config on the training and "
+        refit = next_command("refit", result.attrs.get(SPACE, result.name), quick=result.quick, engine=result.engine)
+        return (f"<p>Not refit yet: <code>{esc(refit)}</code> trains this config on the training and "
                 "validation images together and scores it once on the test set.</p>")
     selected = result.repeats[result.repeats["trial"] == best["number"]]
     rows = pd.DataFrame({
