@@ -7,6 +7,7 @@ Errors end with one ``error:`` line: exit status 2 for the user's input, 1 for t
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
@@ -23,6 +24,8 @@ from rich.console import Console
 from sweeps import commands, signals
 from sweeps.errors import as_sweeps_error
 from sweeps.store.keys import ENGINES
+
+LOG_WIDTH = 200  # columns of what the command prints when it is not on a terminal
 
 
 def whole_number(text: str) -> int:
@@ -123,6 +126,7 @@ def _add_benches(sub: Any) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweep", description="Hyperparameter sweeps of Keras models with Optuna and MLflow.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {importlib.metadata.version('sweeps')}")
     parser.add_argument("--spaces-dir", type=Path, default=Path(os.environ.get("SWEEPS_SPACES_DIR", "search_spaces")),
                         help="folder of space files (default: search_spaces/)")
     storage_help = ("Optuna storage: a journal file path or a database URL (default: $SWEEPS_STORAGE, $OPTUNA_STORAGE, "
@@ -131,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=storage_help)
     anywhere = argparse.ArgumentParser(add_help=False)  # --storage also after the sub-command, as Optuna's CLI takes it
     anywhere.add_argument("--storage", default=argparse.SUPPRESS, help=storage_help)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parser = sub.add_parser
     sub.add_parser = lambda name, **kw: add_parser(name, parents=[anywhere], **kw)  # type: ignore[method-assign]
     _add_run(sub.add_parser("run", help="run (or continue) the sweep of a space"))
@@ -139,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("space")
     status.add_argument("--quick", action="store_true", help="the quick smoke-run study")
     status.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
-    sub.add_parser("worker", help=argparse.SUPPRESS)  # a worker process of `sweep run`: its spec in $SWEEPS_WORKER
+    sub.add_parser("worker")  # no help, so not listed: a worker process of `sweep run`, its spec in $SWEEPS_WORKER
     sub.add_parser("report", help="rebuild reports/summary.html from the stores, without training")
     _add_benches(sub)
     predict = sub.add_parser("predict", help="predict with the best model of a space: an image, a CSV of rows, a test example")
@@ -169,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def make_console() -> Console:
+    """Where the command prints: off a terminal (a log, a pipe) rich would cut tables to 80 columns, so there it is
+    wide enough for every column."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else LOG_WIDTH)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweep`` command."""
     args = _parser().parse_args(argv)
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     signals.install(polite=commands.trains_here(args))
     if str(Path.cwd()) not in sys.path:  # the project folder: a space's model: module:function is imported from it
         sys.path.insert(0, str(Path.cwd()))
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console()
     run = {"run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
            "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,
            "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces, "init": commands.init,

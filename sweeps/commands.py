@@ -47,7 +47,10 @@ def _study_name(args: argparse.Namespace) -> str:
 
 
 def report(args: argparse.Namespace, root: Path, console) -> None:
-    """Rebuild reports/ from the stores."""
+    """Rebuild reports/ from the stores of this project folder (nothing is created in a folder that is not one)."""
+    from sweeps.space.space import available
+
+    available(args.spaces_dir)  # one line, exit 2, outside a project folder (before TensorFlow is imported)
     from sweeps.reporting.build import build_report
 
     _, storage, tracking = _stores(args, root)
@@ -167,10 +170,12 @@ def _choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...
 
 def check(args: argparse.Namespace, root: Path, console) -> None:
     """Validate a space file; with a study of it in the store, print hints to change it."""
+    from sweeps.search.samplers import make_pruner, make_sampler
     from sweeps.space.space import load_space
     from sweeps.store.storage import default_storage
 
     space = load_space(args.space, args.spaces_dir)
+    make_sampler(space), make_pruner(space)  # their options, checked as `sweep run` checks them
     _check_builder(space, console)  # data of the user's is read and verified there too
     console.print(f"{space.path}: ok")
     if args.storage is None and not Path(default_storage(root)).is_file():

@@ -27,6 +27,7 @@ from sweeps.space.schema import (
 )
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SUFFIXES = (".yaml", ".yml")  # a space file's
 TRAIN_KEYS = tuple(TrainValues.model_fields)
 MAX_GRID = 10_000
 
@@ -265,7 +266,7 @@ def available(spaces_dir: Path) -> list[str]:
     if not spaces_dir.is_dir():
         raise SpaceError(f"no {spaces_dir}/ folder in {Path.cwd()}: run from the project folder (the one holding it; "
                          "`sweep init` starts one) or pass --spaces-dir (SWEEPS_SPACES_DIR)")
-    return sorted(p.stem for p in spaces_dir.glob("*.yaml"))
+    return sorted({p.stem for suffix in SUFFIXES for p in spaces_dir.glob(f"*{suffix}")})
 
 
 def load_space(name: str, spaces_dir: Path) -> Space:
@@ -273,13 +274,17 @@ def load_space(name: str, spaces_dir: Path) -> Space:
     symlinks out of it are refused."""
     listing = f"available: {', '.join(available(spaces_dir)) or 'none'} in {spaces_dir}"
     given = Path(name)
-    if given.suffix == ".yaml" and given.is_file() and given.resolve().parent == spaces_dir.resolve():
+    if given.suffix in SUFFIXES and given.is_file() and given.resolve().parent == spaces_dir.resolve():
         name = given.stem
     if not NAME_PATTERN.match(name):
         raise SpaceError(f"SPACE={name!r}: give the name of a file in {spaces_dir} without a path ({listing})")
-    path = spaces_dir / f"{name.removesuffix('.yaml')}.yaml"
-    if not path.is_file():
+    stem = name.removesuffix(".yaml").removesuffix(".yml")
+    found = [spaces_dir / f"{stem}{suffix}" for suffix in SUFFIXES if (spaces_dir / f"{stem}{suffix}").is_file()]
+    if not found:
         raise SpaceError(f"SPACE={name!r}: no such space ({listing})")
+    if len(found) > 1:
+        raise SpaceError(f"SPACE={name!r}: both {found[0].name} and {found[1].name} in {spaces_dir}: keep one")
+    path = found[0]
     if not path.resolve().is_relative_to(spaces_dir.resolve()):
         raise SpaceError(f"SPACE={name!r}: {path} points outside {spaces_dir}")
     try:

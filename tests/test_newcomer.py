@@ -1,0 +1,60 @@
+"""What a newcomer meets first: the command's help and version, a report asked for outside a project, a space file
+named .yml, a sampler option `check` must catch as `run` does, and tables that stay whole in a log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sweeps.cli import LOG_WIDTH, main, make_console
+
+SPACE = """\
+dataset: fashion_mnist
+model: mlp
+params:
+  units: {type: int, low: 16, high: 64}
+sweep: {sampler: {name: tpe, options: {OPTIONS}}}
+"""
+
+
+def test_help_lists_no_hidden_command_and_version_is_the_packages(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "SUPPRESS" not in out and " worker " not in out and "run (or continue) the sweep" in out
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("sweep 0.")
+
+
+def test_a_report_outside_a_project_is_one_line_and_creates_nothing(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWEEPS_STORAGE", raising=False)
+    assert main(["report"]) == 2
+    assert "no search_spaces/ folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_yml_space_is_found_and_two_files_of_one_name_are_refused(tmp_path: Path, monkeypatch, capsys):
+    spaces = tmp_path / "search_spaces"
+    spaces.mkdir()
+    (spaces / "short.yml").write_text(SPACE.replace("OPTIONS", "n_startup_trials: 5"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["list"]) == 0 and capsys.readouterr().out.startswith("short ")
+    (spaces / "short.yaml").write_text(SPACE.replace("OPTIONS", "n_startup_trials: 5"))
+    assert main(["check", "short"]) == 2
+    assert "both short.yaml and short.yml" in capsys.readouterr().err
+
+
+def test_check_refuses_a_sampler_option_that_run_would_refuse(tmp_path: Path, monkeypatch, capsys):
+    spaces = tmp_path / "search_spaces"
+    spaces.mkdir()
+    (spaces / "typo.yaml").write_text(SPACE.replace("OPTIONS", "n_startup_trial: 5"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "typo"]) == 2
+    assert "sweep.sampler.options" in capsys.readouterr().err
+
+
+def test_off_a_terminal_the_console_is_wide_enough_for_every_column(capsys):
+    assert make_console().width == LOG_WIDTH  # pytest's captured stdout is not a terminal, as a log or a pipe
