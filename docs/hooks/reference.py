@@ -22,7 +22,10 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -133,7 +136,7 @@ def _bounds(field: Any) -> str:
 
 # --- the space file -----------------------------------------------------------------------------------------
 
-def space_file_models() -> list[type]:
+def space_file_models() -> list[type[BaseModel]]:
     """The pydantic models of a space file, the whole file first, in the order a reader meets them."""
     from sweeps.space import schema
 
@@ -157,7 +160,8 @@ def space_file_reference() -> str:
         if doc and cls is not schema.Section and doc != inspect.getdoc(schema.Section):
             out.append(doc.replace("``", "`") + "\n")
         decorators = cls.__pydantic_decorators__
-        for dec in [*decorators.model_validators.values(), *decorators.field_validators.values()]:
+        validators: list[Any] = [*decorators.model_validators.values(), *decorators.field_validators.values()]
+        for dec in validators:
             text = inspect.getdoc(dec.func)
             if text and dec.cls_ref.endswith(cls.__name__):
                 out.append(f"Rule: {text.replace('``', '`')}\n")
