@@ -162,8 +162,9 @@ def space_file_reference() -> str:
         decorators = cls.__pydantic_decorators__
         validators: list[Any] = [*decorators.model_validators.values(), *decorators.field_validators.values()]
         for dec in validators:
-            text = inspect.getdoc(dec.func)
-            if text and dec.cls_ref.endswith(cls.__name__):
+            func = getattr(dec.func, "__func__", dec.func)
+            text = inspect.getdoc(func)
+            if text and getattr(func, "__qualname__", "").startswith(f"{cls.__name__}."):
                 out.append(f"Rule: {text.replace('``', '`')}\n")
         comments = _field_comments(cls)
         out.append("| key | type | default | bounds | meaning |")
