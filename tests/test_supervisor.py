@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 SLOW_MLP = """\
 dataset: fashion_mnist
 model: mlp
-train: {epochs: 10, batch_size: 64}  # long enough to be killed mid-trial
+train: {epochs: 10, batch_size: 64}  # long enough to be killed mid-trial (on the --subset of the commands below)
 params:
   units: {type: categorical, choices: [32, 64]}
   dropout: {type: float, low: 0.0, high: 0.3}
@@ -31,6 +31,7 @@ sweep:
   sampler: {name: random}
   pruner: {name: none}
 """
+SUBSET = "10000"  # training images: a trial of some seconds, not the whole 50,000's tens of seconds
 
 
 def _running_worker(root: Path, timeout: float = 120) -> tuple[int, int]:
@@ -52,7 +53,7 @@ def _running_worker(root: Path, timeout: float = 120) -> tuple[int, int]:
 def test_workers_are_recycled_and_a_crashed_trial_fails_alone(project: Path):
     (project / "search_spaces" / "slow.yaml").write_text(SLOW_MLP)
     command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--trials", "4", "--trials-per-process", "2",
-               "--no-report"]
+               "--subset", SUBSET, "--no-report"]
     proc = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     crashed, pid = _running_worker(project)
     assert pid != proc.pid  # trials train in a worker process, not in the command's own
@@ -85,7 +86,7 @@ def test_a_worker_never_outlives_its_command_killed_with_its_process_group(proje
     """kill -9 of the command's process group (a job scheduler, a closed terminal) misses the worker, which runs in
     a session of its own; it ends within 5 s by itself, and the next start finishes the study."""
     (project / "search_spaces" / "slow.yaml").write_text(SLOW_MLP)
-    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--trials", "2", "--no-report"]
+    command = [sys.executable, "-m", "sweeps.cli", "run", "slow", "--trials", "2", "--subset", SUBSET, "--no-report"]
     proc = subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, env={**os.environ, "SWEEPS_TRIALS_PER_PROCESS": "10"})
     _, worker = _running_worker(project)
