@@ -30,7 +30,7 @@ endif
 truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CPUS_PER_TRIAL),--cpus-per-trial $(CPUS_PER_TRIAL)) $(if $(GPUS_PER_TRIAL),--gpus-per-trial $(GPUS_PER_TRIAL)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(CONFIRM),--confirm $(CONFIRM)) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
 
-.PHONY: help lock sweep bench bench-scale status report predict reproduce refit list check lint test test-fast ui dashboard clean
+.PHONY: help lock sweep bench bench-scale status report predict reproduce refit list check lint test test-fast docs ui dashboard clean
 
 .DEFAULT_GOAL := help
 
@@ -49,7 +49,7 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 lock:  ## re-resolve requirements.lock from pyproject.toml's ranges (every platform, Python 3.10-3.12; needs uv)
 	uv pip compile pyproject.toml --extra test --universal --python-version 3.10 -o requirements.lock
 
-sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 WORKERS= STORAGE= REFIT=1 CONFIRM= KERAS_LOG=1 CLUSTER=ray CPUS_PER_TRIAL= GPUS_PER_TRIAL=
+sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 ENGINE=kerastuner TUNER= WORKERS= STORAGE= REFIT=1 CONFIRM= KERAS_LOG=1 CLUSTER=ray CPUS_PER_TRIAL= GPUS_PER_TRIAL=
 	$(BIN)/sweep run $(SPACE) $(SWEEP_ARGS)
 
 bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= TOGETHER=1 CONFIRM= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
@@ -88,6 +88,9 @@ test: lint  ## lint, then the whole test suite, slow end-to-end tests included (
 	scripts/test-services
 	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2) --dist loadgroup
 
+docs: $(BIN)/.installed  ## the documentation site into site/, built with --strict (a broken link or anchor fails; make test builds it too)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 test-fast: $(BIN)/.installed  ## the tests that train nothing end to end
 	$(BIN)/python -m pytest -q -m "not slow"
 
@@ -95,8 +98,8 @@ ui: $(BIN)/.installed  ## MLflow UI on http://$(HOST):$(PORT) over $$MLFLOW_TRAC
 	@case "$$MLFLOW_TRACKING_URI" in http://*|https://*) echo "MLFLOW_TRACKING_URI is a tracking server: open $$MLFLOW_TRACKING_URI"; exit 0;; esac; \
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(PORT) --workers 1
 
-dashboard: $(BIN)/.installed  ## optuna-dashboard over the local study store on http://$(HOST):8080
-	$(BIN)/optuna-dashboard --host $(HOST) --port 8080 $(or $(STORAGE),$(if $(and $(wildcard .sweeps/optuna.journal),$(if $(wildcard optuna.journal),,1)),.sweeps/optuna.journal,optuna.journal))
+dashboard: $(BIN)/.installed  ## optuna-dashboard over the studies (STORAGE= or the local journal) on http://$(HOST):8080; the URL stays off the command line
+	$(BIN)/sweep dashboard --host $(HOST) --port 8080
 
 clean:  ## remove caches and half-finished trial folders (keeps results: optuna.journal, mlflow.db, mlruns/)
 	rm -rf .pytest_cache .sweeps/work

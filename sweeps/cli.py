@@ -165,6 +165,10 @@ def _parser() -> argparse.ArgumentParser:
     refit.add_argument("space")
     refit.add_argument("--quick", action="store_true", help="the quick smoke-run study")
     refit.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
+    dashboard = sub.add_parser("dashboard", help="optuna-dashboard over this project's studies (a database password "
+                                                 "stays off the command line)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to expose it deliberately")
+    dashboard.add_argument("--port", type=int, default=8080)
     sub.add_parser("list", help="list the space files and whether they are valid")
     init = sub.add_parser("init", help="start a project: search_spaces/example.yaml, models.py and a README")
     init.add_argument("folder", nargs="?", type=Path, default=Path("."), help="where (default: this folder)")
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     run = {"run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
            "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,
            "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces, "init": commands.init,
-           "check": commands.check}
+           "check": commands.check, "dashboard": commands.dashboard}
     try:
         return run[args.command](args, Path.cwd(), console) or 0
     except KeyboardInterrupt:

@@ -58,6 +58,24 @@ def report(args: argparse.Namespace, root: Path, console) -> None:
     console.print(f"report: {path}")
 
 
+def dashboard(args: argparse.Namespace, root: Path, console) -> None:
+    """optuna-dashboard over this project's studies; the storage URL (a password with it) stays in this process,
+    off every command line."""
+    import signal
+
+    import optuna_dashboard
+
+    from sweeps.space.space import available
+    from sweeps.store.storage import masked
+
+    available(args.spaces_dir)  # one line, exit 2, outside a project folder
+    url, storage, _ = _stores(args, root)
+    console.print(f"optuna-dashboard over {masked(url)} on http://{args.host}:{args.port} (Ctrl-C stops it)")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # it holds nothing to save: ended at once, even mid-request
+        signal.signal(sig, signal.SIG_DFL)
+    optuna_dashboard.run_server(storage, host=args.host, port=args.port)
+
+
 def sweep_options(args: argparse.Namespace) -> SweepOptions:
     """What the user chose on the command line for ``sweep run``."""
     from sweeps.search.options import SweepOptions

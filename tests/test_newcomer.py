@@ -58,3 +58,41 @@ def test_check_refuses_a_sampler_option_that_run_would_refuse(tmp_path: Path, mo
 
 def test_off_a_terminal_the_console_is_wide_enough_for_every_column(capsys):
     assert make_console().width == LOG_WIDTH  # pytest's captured stdout is not a terminal, as a log or a pipe
+
+
+def test_the_dashboard_serves_the_projects_studies_with_the_storage_url_off_its_command_line(tmp_path: Path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    (tmp_path / "search_spaces").mkdir()
+    storage = str(tmp_path / "secret-name.journal")  # where a database URL would carry a password
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "dashboard", "--port", str(port)], cwd=tmp_path,
+                            env={**os.environ, "SWEEPS_STORAGE": storage}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the dashboard did not answer")
+        assert "secret-name" not in Path(f"/proc/{proc.pid}/cmdline").read_text()
+    finally:
+        proc.terminate()
+        try:
+            out = proc.communicate(timeout=10)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"the dashboard did not stop on SIGTERM: {proc.communicate()[0][-2000:]!r}") from None
+    assert "optuna-dashboard over" in out and "secret-name" not in out.split("optuna-dashboard over")[0]
