@@ -26,7 +26,7 @@ from sweeps.store.tracking import Tracker
 
 pytestmark = pytest.mark.slow
 
-TRIALS, WORKERS, KILL_EVERY_S, LIMIT_S = 12, 3, 6.0, 480
+TRIALS, WORKERS, KILL_EVERY_S, LIMIT_S = 6, 3, 6.0, 480  # the kills and restarts, not TRIALS, make the test
 
 
 def test_kills_and_restarts_lose_no_trial(tiny: Path, postgres, monkeypatch):
