@@ -26,7 +26,8 @@ from sweeps.store.status import problems
 from sweeps.store.storage import open_storage
 from sweeps.store.tracking import Tracker
 
-pytestmark = pytest.mark.slow
+# One worker runs this module (make test: --dist loadgroup), so its two-node cluster starts once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 EPOCHS = 8
 LONG_TRIALS = f"""\
@@ -37,6 +38,7 @@ params:
   units: {{type: categorical, choices: [48, 64]}}
 sweep: {{n_trials: 2, sampler: {{name: grid}}, pruner: {{name: median}}}}
 """
+SUBSET = "20000"  # the lost node's training images: epochs of about a second, not the whole 50,000's several
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +143,7 @@ def test_a_node_lost_mid_trial_costs_at_most_the_epoch_in_flight(tiny: Path, two
     (tiny / "search_spaces" / "long.yaml").write_text(LONG_TRIALS)
     postgres.createdb("optuna_ray_chaos")
     storage = postgres.url("optuna_ray_chaos")
-    proc = _sweep(tiny, two_nodes, storage, mlflow_server, "long", "--workers", "2")
+    proc = _sweep(tiny, two_nodes, storage, mlflow_server, "long", "--workers", "2", "--subset", SUBSET)
     lost_trial, node_id, pid = _training_node("long", storage, epochs=3)
     lost = next(node for node in two_nodes.worker_nodes if node.node_id == node_id)
     # The machine goes away: its worker process at once (on one machine it would outlive its raylet a few seconds
