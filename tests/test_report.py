@@ -76,6 +76,21 @@ def test_pages_hold_every_section_and_every_trial(swept: Path):
     assert "<script src" not in page and "<link" not in page and "http://" not in page.replace("http://127.0.0.1:5077", "")
 
 
+def test_repeats_are_nested_runs_and_the_objective_is_their_mean(swept: Path):
+    found = runs(swept, "tiny-quick")
+    trial_runs = found[found["tags.sweeps.kind"] == "trial"]
+    repeat_runs = found[found["tags.sweeps.kind"] == "repeat"]
+    assert len(trial_runs) == 3 and len(repeat_runs) == 6
+    for trial in study(swept, "tiny-quick").get_trials():
+        parent = trial_runs[trial_runs["tags.sweeps.trial"] == str(trial.number)]
+        mine = repeat_runs[repeat_runs["tags.mlflow.parentRunId"] == parent["run_id"].item()]
+        assert sorted(mine["tags.sweeps.seed"].astype(int)) == [42, 43]
+        assert trial.value == pytest.approx(mine["metrics.best_val_accuracy"].mean())
+        assert parent["metrics.val_accuracy_std"].item() == pytest.approx(mine["metrics.best_val_accuracy"].std(), abs=1e-9)
+        assert parent["metrics.n_repeats"].item() == 2
+    assert "(n=2)" in (swept / "reports" / "tiny-quick.html").read_text()
+
+
 def test_pages_render_in_headless_chromium(swept: Path, tmp_path: Path):
     webdriver = pytest.importorskip("selenium.webdriver")
     if not shutil.which("chromedriver"):

@@ -55,21 +55,8 @@ def write_space(root: Path, name: str, repeats: int = 1, pruner: str = "{name: n
 # tests/test_report.py's test_quick_cnn_sweep_tracks_every_trial_and_resumes, on the sweep its report tests read.
 
 
-def test_repeats_are_nested_runs_and_the_objective_is_their_mean(project: Path):
-    write_space(project, "tiny", repeats=2)
-    assert main(["run", "tiny", "--quick"]) == 0
-    found = runs(project, "tiny-quick")
-    trial_runs = found[found["tags.sweeps.kind"] == "trial"]
-    repeat_runs = found[found["tags.sweeps.kind"] == "repeat"]
-    assert len(trial_runs) == 2 and len(repeat_runs) == 4
-    for trial in study(project, "tiny-quick").get_trials():
-        parent = trial_runs[trial_runs["tags.sweeps.trial"] == str(trial.number)]
-        mine = repeat_runs[repeat_runs["tags.mlflow.parentRunId"] == parent["run_id"].item()]
-        assert sorted(mine["tags.sweeps.seed"].astype(int)) == [42, 43]
-        assert trial.value == pytest.approx(mine["metrics.best_val_accuracy"].mean())
-        assert parent["metrics.val_accuracy_std"].item() == pytest.approx(mine["metrics.best_val_accuracy"].std(), abs=1e-9)
-        assert parent["metrics.n_repeats"].item() == 2
-    assert "(n=2)" in (project / "reports" / "tiny-quick.html").read_text()
+# Repeats as nested runs whose mean is the objective: tests/test_report.py's
+# test_repeats_are_nested_runs_and_the_objective_is_their_mean, on the two-seed sweep its report tests read.
 
 
 def test_pruned_trials_are_finished_and_logged_as_pruned(project: Path):
