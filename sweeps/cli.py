@@ -170,8 +170,11 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to expose it deliberately")
     dashboard.add_argument("--port", type=int, default=8080)
     sub.add_parser("list", help="list the space files and whether they are valid")
-    init = sub.add_parser("init", help="start a project: search_spaces/example.yaml, models.py and a README")
+    init = sub.add_parser("init", help="start a project: search_spaces/example.yaml, models.py, a README (and data)")
     init.add_argument("folder", nargs="?", type=Path, default=Path("."), help="where (default: this folder)")
+    init.add_argument("--data", choices=("images", "table", "regression", "arrays"), default="images",
+                      help="the starter's kind of data: Fashion-MNIST images with a CNN (default), or an MLP on a CSV "
+                           "table, a CSV regression or arrays in an .npz (each made from a dataset scikit-learn ships)")
     check = sub.add_parser("check", help="validate a space file; with a finished study of it, hints to change it")
     check.add_argument("space")
     return parser

@@ -302,6 +302,7 @@ def init(args: argparse.Namespace, root: Path, console) -> None:
     from sweeps.starter import write_project
 
     folder = (root / args.folder).resolve()
-    for path in write_project(folder):
+    for path in write_project(folder, args.data):
         console.print(f"wrote {path}")
-    console.print(f"next: cd {folder} && sweep check example && sweep run example --quick")
+    console.print(f"next: cd {folder} && sweep check example && sweep run example --quick && "
+                  "sweep status example --quick")

@@ -225,15 +225,18 @@ def test_a_big_study_lists_its_best_trials_and_draws_many_points_as_png():
     assert figures.to_data_uri(fig)[0].startswith("data:image/svg+xml;base64,")
 
 
-def test_the_winner_line_gives_a_spread_only_over_several_seeds():
+def test_the_winner_line_gives_a_spread_only_over_several_seeds(tmp_path, monkeypatch):
     from sweeps.reporting.winner import winner_line
+
+    monkeypatch.chdir(tmp_path)  # a project of the user's: the command it suggests is `sweep …`
 
     line = winner_line(snapshot())
     assert line.startswith("best of fashion_mlp: trial 2: val_accuracy 0.9050 ± ") and "(n=2)" in line
     assert line.endswith("(mean ± 95% CI over seeds)")
     one_seed = snapshot()
     one_seed.trials = one_seed.trials.assign(n_repeats=1)
-    assert winner_line(one_seed).endswith("(n=1) (one seed, no spread: CONFIRM=N confirms it on N more)")
+    assert winner_line(one_seed).endswith("(n=1) (one seed, no spread: `sweep run fashion_mlp --confirm N` confirms it "
+                                          "on N more seeds)")
 
 
 def test_importances_read_the_search_trials_alone_not_confirmations_or_warm_start_copies():

@@ -207,7 +207,7 @@ def importance(result: StudyResults, completed: int) -> str:
 
 
 def space_hints(result: StudyResults) -> str:
-    """Changes to the space file that the trials suggest (also printed by ``make check SPACE=…``)."""
+    """Changes to the space file that the trials suggest (also printed by ``sweep check SPACE``)."""
     found = hints(result.space, result.trials, result.importances, result.maximise)
     if not found:
         return ""

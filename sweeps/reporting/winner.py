@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sweeps.next_command import next_command
 from sweeps.reporting.html import ci
 from sweeps.results.study_results import StudyResults
+from sweeps.store.keys import SPACE
 
 
 def winner_line(result: StudyResults) -> str:
@@ -19,6 +21,8 @@ def winner_line(result: StudyResults) -> str:
     elif best["n_repeats"] > 1:
         spread = "mean ± 95% CI over seeds"
     else:
-        spread = "one seed, no spread: CONFIRM=N confirms it on N more"
+        confirm = next_command("run", result.attrs.get(SPACE, result.name), confirm="N", quick=result.quick,
+                               engine=result.engine)
+        spread = f"one seed, no spread: `{confirm}` confirms it on N more seeds"
     return (f"best of {result.name}: trial {int(best['number'])}{found}: {result.metric} {ci(best, 'value')}, "
             f"{result.test_metric} {ci(best, result.test_metric)}, test_loss {ci(best, 'test_loss')} ({spread})")
