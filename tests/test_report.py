@@ -68,7 +68,7 @@ def test_pages_hold_every_section_and_every_trial(swept: Path):
     for section in ("Best configuration", "Leaderboard", "Parameter effects", "Optimisation history",
                     "Param importance", "Parallel coordinates", "Learning curves of the top", "Pruning and early stopping",
                     "Confusion matrix", "Accuracy per class", "most confident mistakes", "Robustness", "Quick smoke run",
-                    "make reproduce SPACE=tiny TRIAL="):
+                    "sweep reproduce tiny --trial "):  # a project of the user's: no Makefile
         assert section in page, section
     assert len(re.findall(r"\(n=2\)", page)) >= 3 and " ± " in page
     assert "Ankle boot" in page  # class names in the confusion matrix
