@@ -10,7 +10,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,9 @@ from experiments.data.batches import ImageBatches
 from experiments.data.loading import Dataset
 from experiments.metrics import metric_mode
 from experiments.models import build_for_data
-from experiments.resume import BEST, CheckpointHook, KeepResumePoint, ResumePoint
+from experiments.outcome import RepeatResult, WarmStart
+from experiments.points import BEST, CheckpointHook, ResumePoint
+from experiments.resume import KeepResumePoint
 from experiments.schedule import FittedCosineDecay
 from experiments.settings import TrainSettings
 
@@ -37,54 +38,6 @@ EpochHook = Callable[[int, dict[str, float]], None]
 # Batches per call into TensorFlow: same batches, same result, far less Python per batch (it halves a small
 # MLP's epoch). Batch-level callbacks (TerminateOnNaN, the deadline, a stop request) see every 16th batch.
 STEPS_PER_EXECUTION = 16
-
-
-@dataclass
-class RepeatResult:
-    """What one seeded training produced."""
-
-    seed: int
-    history: dict[str, list[float]] = field(default_factory=dict)
-    stop_reason: str = "interrupted"
-    best_epoch: int | None = None  # 1-based
-    test_loss: float | None = None
-    test_accuracy: float | None = None
-    test_mae: float | None = None  # a regression's
-    param_count: int = 0
-    wall_time_s: float = 0.0
-    checkpoint: Path | None = None
-    summary: str = ""
-    first_epoch: int = 1  # later than 1 when training continued from earlier weights
-
-    @property
-    def test_scores(self) -> dict[str, float]:
-        """The test metrics measured: the loss, and the accuracy (a classifier) or the mean absolute error."""
-        scores = {"test_accuracy": self.test_accuracy, "test_loss": self.test_loss, "test_mae": self.test_mae}
-        return {name: value for name, value in scores.items() if value is not None}
-
-    @property
-    def test_score(self) -> str:
-        """The name of the test score beside the loss: test_mae for a regression, else test_accuracy."""
-        return "test_mae" if self.test_mae is not None else "test_accuracy"
-
-    @property
-    def epochs(self) -> int:
-        """Epochs trained."""
-        return len(self.history.get("loss", []))
-
-    def best(self, metric: str) -> float | None:
-        """``metric`` at the best (checkpointed) epoch."""
-        if self.best_epoch is None or metric not in self.history:
-            return None
-        return self.history[metric][self.best_epoch - self.first_epoch]
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    """Continue from earlier weights at a later epoch (a Hyperband round promoting a trial)."""
-
-    weights: list[np.ndarray]
-    initial_epoch: int
 
 
 class TrainingInterrupted(Exception):

@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from experiments.data.loading import load_dataset
-from experiments.resume import ResumePoint
+from experiments.points import ResumePoint
 from experiments.settings import TrainSettings
 from experiments.train import TrainingInterrupted, train_repeat
 from sweeps.cli import main
@@ -118,7 +118,7 @@ def test_a_trial_stopped_mid_training_goes_on_from_its_last_epoch(tiny: Path, ho
 
 
 def test_each_attempt_keeps_its_own_points_and_a_retry_goes_on_from_the_furthest_of_its_lineage(tmp_path: Path):
-    from experiments.resume import STATE, WEIGHTS
+    from experiments.points import STATE, WEIGHTS
     from sweeps.store.resume_points import PointKeeper, fetch_point
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "points")

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from optuna.trial import FrozenTrial
 
 from experiments.data.loading import Dataset
-from experiments.resume import ResumePoint
+from experiments.points import ResumePoint
 from experiments.settings import TrainSettings
 from experiments.train import RepeatResult, TrainingInterrupted, WarmStart
 from sweeps.execution.worker_loop import Extensions

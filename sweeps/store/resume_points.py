@@ -18,8 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from experiments.resume import BEST, STATE, WEIGHTS, ResumePoint
-from experiments.train import RepeatResult
+from experiments.outcome import RepeatResult
+from experiments.points import BEST, STATE, WEIGHTS, ResumePoint
 from sweeps.store.tracking import Tracker
 
 RESUME = "resume"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.train import RepeatResult, TrainSettings, WarmStart
+from experiments.outcome import RepeatResult, WarmStart
+from experiments.settings import TrainSettings
 from sweeps.store.keys import (
     CONTINUES,
     INTERRUPTED,
