@@ -10,14 +10,16 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps.store.keys import FAIL_REASON, VALUE_STD
-from sweeps.store.trials import best_trial, count_finished, cut_by_the_budget
+from sweeps.store.trials import ReadPerTrial, count_finished, cut_by_the_budget
 
 
 class TrialLine:
-    """Prints one line per finished trial: state, result, time, best so far, progress to the target, params."""
+    """Prints one line per finished trial: state, result, time, best so far, progress to the target, params.
+    ``reads``: the study's trials as read once after each trial, shared with the other after-trial callbacks."""
 
-    def __init__(self, console: Console, metric: str, target: int):
+    def __init__(self, console: Console, metric: str, target: int, reads: ReadPerTrial | None = None):
         self.console, self.metric, self.target = console, metric, target
+        self.reads = reads or ReadPerTrial()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         start, end = trial.datetime_start, trial.datetime_complete
@@ -31,12 +33,13 @@ class TrialLine:
         else:
             cut = "cut by the time budget" if cut_by_the_budget(trial) else "stopped"
             result = f"{cut} at epoch {max(trial.intermediate_values, default=-1) + 1}"
-        top = best_trial(study)
+        now = self.reads.of(study, trial)
+        top = now.best
         best = "" if top is None else f"best {top.values[0]:.4f} (#{top.number})"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
         self.console.print(
             f"trial {trial.number:>3} {trial.state.name:<8} {result:<32} {elapsed:6.0f}s  {best}  "
-            f"[{count_finished(study)}/{self.target}]  {params}", highlight=False,
+            f"[{now.finished}/{self.target}]  {params}", highlight=False,
         )
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from sweeps.store.trials import best_trial, count_finished
+from sweeps.store.trials import ReadPerTrial, StudyTrials
 
 
 def clock(seconds: float) -> str:
@@ -65,10 +65,12 @@ class SweepProgress:
         shown = f" {self.metric} {score:.4f}" if score is not None else ""
         self.running = f"trial {trial} seed {seed}: epoch {epoch}/{epochs}{shown}"
 
-    def trial_done(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """After each trial: counts, the best so far, how long trials take."""
-        self.finished = count_finished(study)
-        top = best_trial(study)
+    def trial_done(self, study: optuna.Study, trial: FrozenTrial, now: StudyTrials | None = None) -> None:
+        """After each trial: counts, the best so far, how long trials take (``now``: the study's trials as just
+        read; else read here)."""
+        now = StudyTrials(study) if now is None else now
+        self.finished = now.finished
+        top = now.best
         self.best = "" if top is None else f"best {top.values[0]:.4f} (#{top.number})"
         if trial.datetime_start and trial.datetime_complete:
             self.trial_times.append((trial.datetime_complete - trial.datetime_start).total_seconds())
@@ -76,10 +78,11 @@ class SweepProgress:
 
 
 class LiveLine:
-    """Draws a :class:`SweepProgress` at the bottom of a terminal (a no-op elsewhere); an Optuna callback."""
+    """Draws a :class:`SweepProgress` at the bottom of a terminal (a no-op elsewhere); an Optuna callback. ``reads``:
+    the study's trials as read once after each trial, shared with the other after-trial callbacks."""
 
-    def __init__(self, console: Console, progress: SweepProgress):
-        self.progress = progress
+    def __init__(self, console: Console, progress: SweepProgress, reads: ReadPerTrial | None = None):
+        self.progress, self.reads = progress, reads or ReadPerTrial()
         self.live = Live(get_renderable=progress.line, console=console, transient=True, refresh_per_second=2,
                          redirect_stdout=True, redirect_stderr=True) if console.is_terminal else None
 
@@ -93,4 +96,4 @@ class LiveLine:
             self.live.stop()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.progress.trial_done(study, trial)
+        self.progress.trial_done(study, trial, self.reads.of(study, trial))

@@ -20,21 +20,14 @@ from sweeps.console.live import LiveLine, SweepProgress
 from sweeps.errors import SweepStopped, TrialFailed, UsageError
 from sweeps.execution.spec import WorkerSpec
 from sweeps.objective.trial import TrainRepeat, TrialContext, run_trial
-from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW, AfterTrial, SweepStops
+from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW, AfterTrial, DeadWorkerRecovery, SweepStops
 from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.space.space import Space
 from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_NODE, RUN_SPACE_SHA, STUDY, VALIDATION
-from sweeps.store.recovery import (
-    DeadWorkerRecovery,
-    close_orphan_runs,
-    fail_dead_trials,
-    node_name,
-    queue_interrupted,
-    queue_left_interrupted,
-)
+from sweeps.store.recovery import close_orphan_runs, fail_dead_trials, node_name, queue_interrupted, queue_left_interrupted
 from sweeps.store.registry import register_best
 from sweeps.store.tracking import closing_run
-from sweeps.store.trials import count_finished
+from sweeps.store.trials import ReadPerTrial, count_finished
 
 
 def _measures_nothing(sweep: Sweep) -> list[AfterTrial]:
@@ -112,8 +105,9 @@ def _recover(sweep: Sweep, console: Console, alone: bool) -> None:
 
 @contextmanager
 def _sweep_run(sweep: Sweep, spec: WorkerSpec, data: Dataset, timeout: float | None) -> Iterator[str]:
-    """The MLflow sweep run the trials nest under: the supervisor's (left open for it), or one opened here and
-    closed with the right status on every way out."""
+    """The MLflow sweep run the trials nest under: the supervisor's (left open for it: it closes what dead workers
+    left open when the sweep ends, as each worker does when it starts), or one opened here and closed with the
+    right status on every way out."""
     data_tags = {DATA_MD5: data.md5, VALIDATION: data.validation}
     sizes = {"train_size": len(data.y_train), "val_size": len(data.y_val), "test_size": len(data.y_test),
              "split_seed": sweep.space.spec.sweep.seed}  # the validation split's (a user's test hold-out: TEST_SPLIT_SEED)
@@ -123,10 +117,7 @@ def _sweep_run(sweep: Sweep, spec: WorkerSpec, data: Dataset, timeout: float | N
         if spec.worker_index == 0:  # one writer: workers logging the same params at once collide in the database
             sweep.tracker.set_tags(spec.sweep_run, data_tags)
             sweep.tracker.log_params(spec.sweep_run, sizes)
-        try:
-            yield spec.sweep_run
-        finally:
-            close_orphan_runs(sweep.study, sweep.tracker)
+        yield spec.sweep_run
         return
     run_id = start_sweep_run(sweep, timeout)
     with closing_run(sweep.tracker, run_id, before_close=lambda status: log_trial_counts(sweep, run_id)):
@@ -156,13 +147,14 @@ def _optimize(sweep: Sweep, spec: WorkerSpec, ctx: TrialContext, extra: list[Aft
     """Run the engine's loop of trials; what stopped it."""
     options, metric = spec.options, sweep.space.spec.objective.metric
     assert ctx.progress is not None
-    live = LiveLine(console, ctx.progress)
+    reads = ReadPerTrial()  # the study read once after each trial, for every callback below
+    live = LiveLine(console, ctx.progress, reads)
     if live.live is not None and not options.keras_log:
         ctx.keras_verbose = 0  # the live line replaces Keras's epoch lines on a terminal
     stops = SweepStops(console, sweep.target, stops=options.engine == "optuna", deadline=ctx.deadline,
-                       share=spec.share)
-    recovery = DeadWorkerRecovery(sweep.storage, retry=options.engine == "optuna")
-    after_trial: list[AfterTrial] = [live, TrialLine(console, metric, sweep.target), recovery, *extra, stops]
+                       share=spec.share, reads=reads)
+    recovery = DeadWorkerRecovery(sweep.storage, retry=options.engine == "optuna", reads=reads)
+    after_trial: list[AfterTrial] = [live, TrialLine(console, metric, sweep.target, reads), recovery, *extra, stops]
     with live:
         if options.engine == "kerastuner":
             from sweeps.objective import kerastuner  # Keras Tuner (and TensorBoard) only for its own engine

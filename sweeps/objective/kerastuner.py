@@ -84,7 +84,9 @@ class OptunaTrials:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         finally:
-            finished = self.study.get_trials(deepcopy=False)[trial.number]
+            storage = self.study._storage  # the one trial, not a read of the whole study
+            finished = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.study._study_id,
+                                                                                         trial.number))
             for callback in self.after_trial:  # what study.optimize calls after each trial of the Optuna engine
                 callback(self.study, finished)
         return {self.ctx.space.spec.objective.metric: float(value)}  # type: ignore[arg-type]

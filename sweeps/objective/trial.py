@@ -7,7 +7,7 @@ import dataclasses
 import resource
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,29 +166,30 @@ def _objectives(secondary: str | None, value: float, results: list[RepeatResult]
     return value
 
 
-def _continues(trial: optuna.Trial) -> tuple[str, list[int]] | None:
+def _continues(trial: optuna.Trial, trials: Sequence[optuna.trial.FrozenTrial]) -> tuple[str, list[int]] | None:
     """The MLflow run and earlier numbers of the trial this one continues (a trial queued again after its process
-    was lost or stopped carries them over); None for a new trial."""
-    running = trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    frozen = next(t for t in running if t.number == trial.number)  # Optuna's Trial no longer shows system attrs
+    was lost or stopped carries them over); None for a new trial. ``trials``: the study's, read as it began."""
+    frozen = next(t for t in trials if t.number == trial.number)  # Optuna's Trial no longer shows system attrs
     earlier = retry_history(frozen)
     run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
     return (run_id, earlier) if earlier and run_id else None
 
 
-def _claim(ctx: TrialContext, trial: optuna.Trial) -> None:
+def _claim(ctx: TrialContext, trial: optuna.Trial) -> list[optuna.trial.FrozenTrial]:
     """Record who trains the trial (first, so a worker killed from here on can be recognised); a surplus trial
-    fails untrained."""
+    fails untrained. The study's trials, read once here for every question the trial's start asks of them."""
     trial.set_user_attr(WORKER, worker_id())
     trial.set_user_attr(NODE, node_name())
     if task_name() is not None:
         trial.set_user_attr(TASK, task_name())
-    if ctx.target is not None and is_surplus(trial.study, trial.number, ctx.target):
+    trials = trial.study.get_trials(deepcopy=False)
+    if ctx.target is not None and is_surplus(trial.study, trial.number, ctx.target, trials):
         # Another worker's trial, begun at the same moment, completes the study: this one stops untrained (failed,
         # so it is not counted) and the sweep's stop callback ends the study.
         reason = f"surplus: the study already has its {ctx.target} trials finished or running"
         trial.set_user_attr(FAIL_REASON, reason)
         raise TrialFailed(reason)
+    return trials
 
 
 def _run_repeats(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seeds: list[int], prune: bool,
@@ -214,7 +215,7 @@ def _cut_by_the_budget(trial: optuna.Trial, results: list[RepeatResult], unrepor
 def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, float]:
     """Train the trial's params once per repeat seed; return the mean objective over repeats (and the
     secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
-    _claim(ctx, trial)
+    trials = _claim(ctx, trial)
     metric = ctx.space.spec.objective.metric
     model_params, settings = trial_config(ctx.space, ctx.space.suggest(trial), trial.user_attrs)
     if ctx.max_epochs is not None:
@@ -223,7 +224,7 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
         settings = dataclasses.replace(settings, verbose=ctx.keras_verbose)
     seeds = trial_seeds(ctx.space, trial.user_attrs)
     runs = TrialRuns(ctx.tracker, ctx.sweep_run, ctx.tags, trial.number,
-                     logged_settings(model_params, settings, ctx.warm_start), len(seeds), _continues(trial))
+                     logged_settings(model_params, settings, ctx.warm_start), len(seeds), _continues(trial, trials))
     trial.set_user_attr(MLFLOW_RUN_ID, runs.run_id)
     if CONFIRMS in trial.user_attrs:
         ctx.tracker.set_tags(runs.run_id, {CONFIRMS_TRIAL: trial.user_attrs[CONFIRMS]})

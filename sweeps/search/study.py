@@ -10,13 +10,14 @@ import dataclasses
 import subprocess
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from experiments.data.loading import raw_data
@@ -46,24 +47,16 @@ from sweeps.store.keys import (
 from sweeps.store.recovery import close_orphan_runs, worker_id
 from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
-from sweeps.store.trials import (
-    FINISHED_STATES,
-    count_finished,
-    count_running,
-    cut_by_the_budget,
-    is_owed,
-    is_search_trial,
-    own_trials,
-    target_reached,
-)
+from sweeps.store.trials import FINISHED_STATES, StudyTrials, cut_by_the_budget, is_owed, is_search_trial, own_trials
 
 
-def is_surplus(study: optuna.Study, number: int, target: int) -> bool:
+def is_surplus(study: optuna.Study, number: int, target: int, trials: Sequence[FrozenTrial] | None = None) -> bool:
     """Whether trial ``number`` would take the study past ``target`` finished search trials: the finished ones and
     the running ones begun before it already make the target. Workers that started trials at the same moment agree
     on which are surplus, as the trial numbers order them. An owed trial never is (a retry goes on with a trial that
-    counted as running until it was lost; a confirmation is not one of the search's trials)."""
-    trials = study.get_trials(deepcopy=False)
+    counted as running until it was lost; a confirmation is not one of the search's trials). ``trials``: the study's
+    as just read (else read here)."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
     if any(t.number == number and is_owed(t) for t in trials):
         return False
     search = [t for t in trials if is_search_trial(t)]
@@ -95,11 +88,12 @@ class Sweep:
 
     def has_work(self, console: Console, announce: str | None = "") -> bool:
         """Whether the study wants more trials; prints where it stands (``announce``: appended; None: silent)."""
-        done, running = count_finished(self.study), count_running(self.study)
+        now = StudyTrials(self.study)
+        done, running = now.finished, now.running
         if announce is not None:
             console.print(f"study {self.name} in {masked(self.url)}: {done} finished trials, {running} running, "
                           f"target {self.target}{announce}")
-        if target_reached(self.study, self.target):
+        if now.target_reached(self.target):
             console.print(f"nothing to do: {done} finished + {running} running ≥ {self.target} (raise TRIALS to go on)")
             return False
         return True

@@ -155,12 +155,17 @@ def retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     queue_retry(study, trial)
 
 
+def worker_died(trial: FrozenTrial) -> bool:
+    """Whether the RUNNING ``trial``'s worker is a dead process of this machine, or was never recorded (for longer
+    than GRACE_S)."""
+    return is_alive(trial.user_attrs.get(WORKER, "")) is False or _unrecorded(trial)
+
+
 def fail_dead_trials(storage: BaseStorage, study: optuna.Study, retry: bool = True) -> list[int]:
     """Fail the RUNNING trials of dead workers on this machine (and those whose worker was never recorded) and, when
     ``retry`` (not in a Keras Tuner study: its oracle runs its unfinished trial again itself), queue a retry of
     each; their numbers (those queued again, when ``retry``)."""
-    return _fail_running(storage, study, lambda t: is_alive(t.user_attrs.get(WORKER, "")) is False or _unrecorded(t),
-                         "worker died", retry=retry)
+    return _fail_running(storage, study, worker_died, "worker died", retry=retry)
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:
@@ -188,16 +193,6 @@ def queue_left_interrupted(storage: BaseStorage, study: optuna.Study) -> list[in
     left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
             if t.user_attrs.get(FAIL_REASON) == INTERRUPTED_TRIAL]
     return queue_interrupted(storage, study, left)
-
-
-class DeadWorkerRecovery:
-    """Optuna callback: after each trial, fail and retry the trials of workers that died meanwhile."""
-
-    def __init__(self, storage: BaseStorage, retry: bool = True):
-        self.storage, self.retry = storage, retry
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        fail_dead_trials(self.storage, study, self.retry)
 
 
 def fail_lost_trials(storage: BaseStorage, study: optuna.Study, task: str) -> list[int]:
