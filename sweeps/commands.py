@@ -32,10 +32,13 @@ def parse_duration(text: str) -> float:
 
 
 def _stores(args: argparse.Namespace, root: Path):
-    """The storage URL, the opened Optuna storage and the MLflow tracking URI."""
+    """The storage URL, the opened Optuna storage and the MLflow tracking URI of this project folder (outside one:
+    one line, exit 2, and no journal or MLflow store created)."""
+    from sweeps.space.space import available
     from sweeps.store.storage import check_tracking, default_storage, open_storage
     from sweeps.store.tracking import tracking_uri
 
+    available(args.spaces_dir)
     url = args.storage or default_storage(root)
     tracking = tracking_uri(root)
     check_tracking(tracking)
@@ -65,11 +68,9 @@ def dashboard(args: argparse.Namespace, root: Path, console) -> None:
 
     import optuna_dashboard
 
-    from sweeps.space.space import available
     from sweeps.store.storage import masked
 
-    available(args.spaces_dir)  # one line, exit 2, outside a project folder
-    url, storage, _ = _stores(args, root)
+    url, storage, _ = _stores(args, root)  # one line, exit 2, outside a project folder
     console.print(f"optuna-dashboard over {masked(url)} on http://{args.host}:{args.port} (Ctrl-C stops it)")
     for sig in (signal.SIGINT, signal.SIGTERM):  # it holds nothing to save: ended at once, even mid-request
         signal.signal(sig, signal.SIG_DFL)

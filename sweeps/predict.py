@@ -17,8 +17,9 @@ from experiments.data.raw import RawData
 from experiments.data.tables import read_frame
 from experiments.errors import DataError
 from sweeps.errors import UsageError
+from sweeps.objective.checkpoints import load_checkpoint
 from sweeps.search.study import existing_study
-from sweeps.store.registry import best_run, load_checkpoint
+from sweeps.store.registry import best_run
 
 GREY_28 = (28, 28, 1)  # the built-in datasets' images: any photo is fitted to them as the seed note did
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from experiments.data.loading import load_dataset
 from experiments.train import refit_repeat
 from sweeps.errors import TrainingFailed, UsageError
+from sweeps.objective.checkpoints import register_model
 from sweeps.objective.trial import StopRequested
 from sweeps.search.study import existing_study, quick_settings, trial_config
 from sweeps.stats import spread
@@ -30,7 +31,6 @@ from sweeps.store.keys import (
     TRIAL,
     TRIAL_RUN,
 )
-from sweeps.store.registry import register_model
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import best_trial
 

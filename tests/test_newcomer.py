@@ -36,6 +36,27 @@ def test_a_report_outside_a_project_is_one_line_and_creates_nothing(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", [["status", "demo"], ["reproduce", "demo", "--trial", "0"], ["dashboard"]])
+def test_outside_a_project_a_command_of_a_study_is_one_line_and_creates_nothing(tmp_path: Path, monkeypatch, capsys,
+                                                                                command: list[str]):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWEEPS_STORAGE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(command) == 2
+    assert "`sweep init` starts one" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_study_not_run_yet_names_the_command_that_runs_it_with_its_flags(tmp_path: Path, monkeypatch, capsys):
+    (tmp_path / "search_spaces").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWEEPS_STORAGE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["status", "demo", "--quick", "--engine", "kerastuner"]) == 2
+    err = capsys.readouterr().err
+    assert "no sweep of 'demo-kerastuner-quick' yet" in err and "run `sweep run demo --quick --engine kerastuner` first" in err
+
+
 def test_a_yml_space_is_found_and_two_files_of_one_name_are_refused(tmp_path: Path, monkeypatch, capsys):
     spaces = tmp_path / "search_spaces"
     spaces.mkdir()

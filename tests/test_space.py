@@ -41,9 +41,9 @@ def test_shipped_spaces_are_valid():
         assert load_space(name, SPACES).name == name
 
 
-def test_the_readme_example_is_a_valid_space():
-    readme = (SPACES.parent / "README.md").read_text()
-    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+def test_the_annotated_example_of_the_space_file_reference_is_a_valid_space():
+    reference = (SPACES.parent / "docs" / "space-files.md").read_text()
+    example = reference.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert parse(example).spec.sweep.baselines[0].epochs == 2
 
 

@@ -12,7 +12,8 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.errors import MissingCheckpoint, SpaceError, StoreError
-from sweeps.store.registry import keep_first_version, load_checkpoint
+from sweeps.objective.checkpoints import load_checkpoint
+from sweeps.store.registry import keep_first_version
 from sweeps.store.storage import check_tracking, open_storage
 from sweeps.store.tracking import Tracker
 

@@ -20,9 +20,10 @@ from mlflow import MlflowClient
 from optuna.trial import FrozenTrial
 
 from experiments.data.loading import Dataset
+from experiments.outcome import RepeatResult, WarmStart
 from experiments.points import ResumePoint
 from experiments.settings import TrainSettings
-from experiments.train import RepeatResult, TrainingInterrupted, WarmStart
+from experiments.train import TrainingInterrupted
 from sweeps.execution.worker_loop import Extensions
 from sweeps.search.stop_rules import AfterTrial
 from sweeps.search.study import Sweep

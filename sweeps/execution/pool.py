@@ -27,7 +27,6 @@ from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep
 from sweeps.signals import STOP_GRACE_S
 from sweeps.space.space import Space
 from sweeps.store.recovery import (
-    close_orphan_runs,
     fail_crashed_trials,
     fail_dead_trials,
     fail_lost_trials,
@@ -73,11 +72,10 @@ class Workers:
         return proc
 
     def crashed(self, proc: WorkerProcess, death: str) -> None:
-        """A worker died: fail its trial (not retried: it is the likely cause), close its runs, count it."""
-        study, tracker = self.sweep.study, self.sweep.tracker
+        """A worker died: fail its trial (not retried: it is the likely cause) and count it. Its runs are closed at
+        the next worker's start or the sweep's end, the two moments that close what dead workers left open."""
         with self.lock:
-            failed = fail_crashed_trials(self.sweep.storage, study, proc.worker(), f"worker process {death}")
-            close_orphan_runs(study, tracker)
+            failed = fail_crashed_trials(self.sweep.storage, self.sweep.study, proc.worker(), f"worker process {death}")
             self.crashes += 1
             self.console.print(f"worker process {proc.worker()} {death} during trial(s) {failed}: failed, the sweep "
                                "goes on")
@@ -86,12 +84,11 @@ class Workers:
 
     def lost(self, proc: WorkerProcess) -> None:
         """A worker was lost with its node: its trial is failed and queued again (it goes on from its last epoch
-        wherever a worker takes it), its runs closed; not counted as a crash. A worker process that outlived its
+        wherever a worker takes it); not counted as a crash. A worker process that outlived its
         task queues its trial itself within STOP_GRACE_S: waited for, so the trial is queued once."""
         time.sleep(STOP_GRACE_S + 1)
         with self.lock:
             retried = fail_lost_trials(self.sweep.storage, self.sweep.study, proc.lost or "")
-            close_orphan_runs(self.sweep.study, self.sweep.tracker)
             self.lost_in_a_row += 1
             if self.lost_in_a_row > MAX_LOST_IN_A_ROW:
                 raise SweepStopped(f"{self.lost_in_a_row} worker tasks in a row were lost (the last: {proc.lost}): the "
@@ -109,9 +106,8 @@ class Workers:
         with self.lock:
             self.stopping = True
             procs = [p for p in self.running.values() if p.poll() is None]
-        if stop_then_kill(procs):  # their trials failed and queued again, their runs closed, as the worker would have
+        if stop_then_kill(procs):  # their trials failed and queued again, as the worker would have (runs: at the end)
             fail_dead_trials(self.sweep.storage, self.sweep.study)
-            close_orphan_runs(self.sweep.study, self.sweep.tracker)
 
 
 def _slot(workers: Workers, spec: WorkerSpec, slot: int, prefix: str | None) -> int:

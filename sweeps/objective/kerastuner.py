@@ -20,13 +20,14 @@ import keras_tuner as kt
 import optuna
 
 from experiments.metrics import metric_mode
-from experiments.train import WarmStart
+from experiments.outcome import WarmStart
 from sweeps.errors import SweepStopped
+from sweeps.objective.checkpoints import load_checkpoint
 from sweeps.objective.trial import TrialContext, run_trial
 from sweeps.search.stop_rules import AfterTrial
 from sweeps.space.space import Space
 from sweeps.store.keys import EPOCH_BUDGET, INITIAL_EPOCH, KERASTUNER_TRIAL, MLFLOW_RUN_ID
-from sweeps.store.registry import first_seed_run, load_checkpoint
+from sweeps.store.registry import first_seed_run
 
 TIME_UP = "the time budget is spent"
 

@@ -17,7 +17,9 @@ import optuna
 from optuna_integration import KerasPruningCallback
 
 from experiments.data.loading import Dataset
-from experiments.train import RepeatResult, TrainingInterrupted, TrainSettings, WarmStart, train_repeat
+from experiments.outcome import RepeatResult, WarmStart
+from experiments.settings import TrainSettings
+from experiments.train import TrainingInterrupted, train_repeat
 from sweeps import signals
 from sweeps.console.live import SweepProgress
 from sweeps.errors import TrialFailed, TrialTakenOver

@@ -14,7 +14,8 @@ from experiments.data.batches import predict_images
 from experiments.data.loading import model_inputs, raw_data
 from experiments.data.raw import DataSource
 from experiments.evaluate import PERTURBATIONS, RegressionScores, TestScores, robustness
-from sweeps.store.registry import BestRun, best_run, load_checkpoint
+from sweeps.objective.checkpoints import load_checkpoint
+from sweeps.store.registry import BestRun, best_run
 from sweeps.store.tracking import Tracker
 
 

@@ -23,6 +23,7 @@ from rich.console import Console
 from experiments.data.loading import raw_data
 from experiments.settings import TrainSettings
 from sweeps.errors import SpaceError, StoreError, UsageError
+from sweeps.next_command import next_command
 from sweeps.search.options import SweepOptions
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.warm_start import warm_start, warm_start_source
@@ -242,7 +243,9 @@ def existing_study(name: str, storage: BaseStorage, url: str, tracking: str) -> 
         study = optuna.load_study(study_name=name, storage=storage)
         tracker = Tracker(tracking, name, create=False)
     except (KeyError, LookupError):
-        raise UsageError(f"no sweep of {name!r} yet in {masked(url)}: run make sweep SPACE={name.removesuffix('-quick')} first") from None
+        space, quick, engine = keys.study_of(name)
+        first = next_command("run", space, quick=quick, engine=engine)
+        raise UsageError(f"no sweep of {name!r} yet in {masked(url)}: run `{first}` first") from None
     return study, space_of(study), tracker
 
 

@@ -17,6 +17,14 @@ def study_name(space: str, quick: bool = False, engine: str = "optuna") -> str:
     return space + ("-kerastuner" if engine == "kerastuner" else "") + ("-quick" if quick else "")
 
 
+def study_of(name: str) -> tuple[str, bool, str]:
+    """The space, whether quick, and the engine of study ``name`` (the inverse of :func:`study_name`)."""
+    quick = name.endswith("-quick")
+    base = name.removesuffix("-quick")
+    engine = "kerastuner" if base.endswith("-kerastuner") else "optuna"
+    return base.removesuffix("-kerastuner"), quick, engine
+
+
 # Study attributes: the space file a study runs with, recorded when it is opened.
 SPACE = "space"  # the space's name
 SPACE_YAML = "space_yaml"  # the file's text, so a report can be built without the file
