@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps.store.keys import FAIL_REASON, VALUE_STD
-from sweeps.store.trials import ReadPerTrial, count_finished, cut_by_the_budget
+from sweeps.store.trials import ReadPerTrial, StudyTrials, count_finished, cut_by_the_budget
 
 
 class TrialLine:
@@ -59,3 +59,13 @@ def end_line(study: optuna.Study, target: int, budget_s: float | None, started: 
         return (f"{head} of {target} — ended: the time budget of {budget_s / 60:.4g} min ({budget_from}) was spent; "
                 "--timeout to extend it, the same command to go on")
     return f"{head} of {target} — ended: the search had no more trials to run"
+
+
+def standing_line(name: str, where: str, now: StudyTrials, target: int, extra: str = "") -> str:
+    """Where a study stands when a sweep starts: its finished and running trials against the target."""
+    return f"study {name} in {where}: {now.finished} finished trials, {now.running} running, target {target}{extra}"
+
+
+def nothing_to_do_line(now: StudyTrials, target: int) -> str:
+    """Why a sweep starts no trial: the study holds its target already."""
+    return f"nothing to do: {now.finished} finished + {now.running} running ≥ {target} (raise TRIALS to go on)"

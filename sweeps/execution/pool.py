@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from sweeps.console.lines import nothing_to_do_line, standing_line
 from sweeps.errors import SweepStopped
 from sweeps.execution.placement import Launch, Placement, WorkerProcess, stop_then_kill, wait_in_steps
 from sweeps.execution.spec import RECYCLE, WorkerSpec
@@ -32,8 +33,9 @@ from sweeps.store.recovery import (
     fail_lost_trials,
     queue_left_interrupted,
 )
+from sweeps.store.storage import masked
 from sweeps.store.tracking import closing_run
-from sweeps.store.trials import target_reached
+from sweeps.store.trials import StudyTrials, target_reached
 
 MAX_LOST_IN_A_ROW = 5  # worker tasks lost with their nodes, in a row, before the sweep stops (none came back)
 
@@ -167,7 +169,10 @@ def supervise(space: Space, root: Path, options: SweepOptions, console: Console,
     share = options.trials_per_process or None
     recycling = f"; a fresh worker process every {share} trials" if share else ""
     count = f"; {options.workers} worker processes" if options.workers > 1 else ""
-    if not sweep.has_work(console, announce=count + recycling):
+    now = StudyTrials(sweep.study)
+    console.print(standing_line(sweep.name, masked(sweep.url), now, sweep.target, count + recycling))
+    if not sweep.wants_more(now):
+        console.print(nothing_to_do_line(now, sweep.target))
         return 0
     timeout = options.budget(space)
     deadline_at = time.time() + timeout if timeout else None

@@ -15,7 +15,7 @@ from rich.console import Console
 from experiments.data.loading import Dataset, load_dataset
 from experiments.data.tables import TEST_SPLIT_SEED
 from experiments.train import train_repeat
-from sweeps.console.lines import TrialLine
+from sweeps.console.lines import TrialLine, nothing_to_do_line, standing_line
 from sweeps.console.live import LiveLine, SweepProgress
 from sweeps.errors import SweepStopped, TrialFailed, UsageError
 from sweeps.execution.spec import WorkerSpec
@@ -26,8 +26,9 @@ from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep,
 from sweeps.space.space import Space
 from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_NODE, RUN_SPACE_SHA, STUDY, VALIDATION
 from sweeps.store.recovery import close_orphan_runs, fail_dead_trials, node_name, queue_interrupted, queue_left_interrupted
+from sweeps.store.storage import masked
 from sweeps.store.tracking import closing_run
-from sweeps.store.trials import ReadPerTrial, count_finished
+from sweeps.store.trials import ReadPerTrial, StudyTrials, count_finished
 
 
 def _measures_nothing(sweep: Sweep) -> list[AfterTrial]:
@@ -73,8 +74,7 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
     after_trial = extensions.instrument(sweep)
     _recover(sweep, console, alone=spec.sweep_run is None)
     timeout = spec.budget_s(space)
-    announce = "" if spec.sweep_run is None else None  # a supervisor's worker: the supervisor said where it stands
-    if not sweep.has_work(console, announce) or (timeout is not None and timeout <= 0):
+    if not _has_work(sweep, console, alone=spec.sweep_run is None) or (timeout is not None and timeout <= 0):
         return False
     deadline = time.monotonic() + timeout if timeout else None
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
@@ -87,6 +87,18 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
         if stops.stopped_for:
             raise SweepStopped(f"stopped after {MAX_FAILURES_IN_A_ROW} trials in a row failed with: {stops.stopped_for}")
     return stops.recycle
+
+
+def _has_work(sweep: Sweep, console: Console, alone: bool) -> bool:
+    """Whether the study wants more trials; ``alone`` (no supervisor, which said it for its workers): where it
+    stands, printed."""
+    now = StudyTrials(sweep.study)
+    if alone:
+        console.print(standing_line(sweep.name, masked(sweep.url), now, sweep.target))
+    if sweep.wants_more(now):
+        return True
+    console.print(nothing_to_do_line(now, sweep.target))
+    return False
 
 
 def _recover(sweep: Sweep, console: Console, alone: bool) -> None:

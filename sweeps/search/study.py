@@ -87,17 +87,9 @@ class Sweep:
         """Finished trials the study should reach."""
         return self.options.target(self.space)
 
-    def has_work(self, console: Console, announce: str | None = "") -> bool:
-        """Whether the study wants more trials; prints where it stands (``announce``: appended; None: silent)."""
-        now = StudyTrials(self.study)
-        done, running = now.finished, now.running
-        if announce is not None:
-            console.print(f"study {self.name} in {masked(self.url)}: {done} finished trials, {running} running, "
-                          f"target {self.target}{announce}")
-        if now.target_reached(self.target):
-            console.print(f"nothing to do: {done} finished + {running} running ≥ {self.target} (raise TRIALS to go on)")
-            return False
-        return True
+    def wants_more(self, now: StudyTrials) -> bool:
+        """Whether the study, as read in ``now``, wants more trials than it holds finished or running."""
+        return not now.target_reached(self.target)
 
 
 def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console, worker_index: int = 0,
