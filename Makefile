@@ -86,7 +86,7 @@ lint: $(BIN)/.installed  ## ruff, mypy and the import contracts (layers, TensorF
 
 test: lint  ## lint, then the whole test suite, slow end-to-end tests included (installs Chromium/PostgreSQL if missing); TEST_WORKERS=2
 	scripts/test-services
-	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2)
 
 docs: $(BIN)/.installed  ## the documentation site into site/, built with --strict (a broken link or anchor fails; make test builds it too)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site

@@ -26,8 +26,7 @@ from sweeps.store.status import problems
 from sweeps.store.storage import open_storage
 from sweeps.store.tracking import Tracker
 
-# One worker runs this module (make test: --dist loadgroup), so its two-node cluster starts once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
+pytestmark = pytest.mark.slow
 
 EPOCHS = 8
 LONG_TRIALS = f"""\

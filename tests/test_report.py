@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import shutil
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -22,8 +25,7 @@ from sweeps.store.tracking import tracking_uri
 from .conftest import SPACES, real_data_dir
 from .test_sweep import runs, study
 
-# One worker runs this module (make test: --dist loadgroup), so the module's sweeps are trained once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]
+pytestmark = pytest.mark.slow
 
 TINY = """\
 description: tiny MLP with two seeds per trial
@@ -38,26 +40,45 @@ sweep: {repeats: 2, sampler: {name: random}, pruner: {name: none}}
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> Path:
+def swept(tmp_path_factory) -> Iterator[Path]:
     """A project with a quick CNN sweep and a two-seed MLP sweep, both in the supervised worker processes `sweep run`
     starts by default, and its report: in reports-no-ui/ as the CNN sweep built it (no MLflow UI address known), in
-    reports/ rebuilt with the address of `make ui PORT=5077`."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(SPACES, root / "search_spaces")
-    (root / "search_spaces" / "tiny.yaml").write_text(textwrap.dedent(TINY))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
+    reports/ rebuilt with the address of `make ui PORT=5077`. Trained once per pytest run: under ``-n``, the first
+    xdist worker that needs it trains it in the run's shared temp folder while any other waits on a lock, then
+    reads the same project (xdist's ``xdist_group`` does not group tests with pytest 9)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    root = shared / "report-project"
+    with open(shared / "report-project.lock", "w") as lock, pytest.MonkeyPatch.context() as mp:
         mp.setenv("SWEEPS_DATA_DIR", str(real_data_dir()))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("SWEEPS_STORAGE", raising=False)
         mp.delenv("SWEEPS_TRIALS_PER_PROCESS", raising=False)  # the default: trials in worker processes
         mp.delenv("MLFLOW_UI_URL", raising=False)
-        assert main(["run", "tiny", "--quick", "--trials", "3", "--no-report"]) == 0
-        assert main(["run", "fashion_cnn", "--quick"]) == 0  # also rebuilds the report
-        shutil.copytree(root / "reports", root / "reports-no-ui")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (root / ".trained").exists():
+                if root.exists():
+                    pytest.fail(f"{root}: another xdist worker failed to train the report's project (see its error)")
+                _train_project(root, mp)
+                (root / ".trained").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        mp.chdir(root)
         mp.setenv("MLFLOW_UI_URL", "http://127.0.0.1:5077")  # as `make ui PORT=5077` would serve it
-        assert main(["report"]) == 0
         yield root
+
+
+def _train_project(root: Path, mp: pytest.MonkeyPatch) -> None:
+    shutil.copytree(SPACES, root / "search_spaces")
+    (root / "search_spaces" / "tiny.yaml").write_text(textwrap.dedent(TINY))
+    mp.chdir(root)
+    assert main(["run", "tiny", "--quick", "--trials", "3", "--no-report"]) == 0
+    assert main(["run", "fashion_cnn", "--quick"]) == 0  # also rebuilds the report
+    shutil.copytree(root / "reports", root / "reports-no-ui")
+    mp.setenv("MLFLOW_UI_URL", "http://127.0.0.1:5077")
+    assert main(["report"]) == 0
 
 
 def test_pages_hold_every_section_and_every_trial(swept: Path):
@@ -176,8 +197,9 @@ def test_reproduce_trains_the_trial_again_with_its_seeds(swept: Path, monkeypatc
 
 
 def test_quick_cnn_sweep_tracks_every_trial_and_resumes(swept: Path, monkeypatch):
-    """The default path, trials in supervised worker processes; it alone goes on with the CNN study, and the
-    module's other tests read only its report pages of before (--no-report here)."""
+    """The default path, trials in supervised worker processes; it alone goes on with the CNN study (maybe while
+    another xdist worker runs the module's other tests), which read only its report pages of before (--no-report
+    here) and the MLP study."""
     monkeypatch.chdir(swept)
     trials = study(swept, "fashion_cnn-quick").get_trials()
     assert [t.number for t in trials] == [0, 1]
