@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MAKE_TARGET = {"run": "sweep"}  # sub-commands whose make target has another name
+MAKE_SPACE = {"bench": "BENCH_SPACE"}  # targets whose space variable has another name
 MAKE_SIGN = "$(BIN)/sweep run"  # a line only this repository's Makefile holds
 
 
@@ -20,7 +21,7 @@ def next_command(verb: str, space: str | None = None, *, quick: bool = False, en
     """``sweep VERB SPACE --name value … [--quick] [--engine E]``, or the same as ``make`` with its variables in this
     repository: the study of a quick or a Keras Tuner sweep is reached with its flags, never by its study name."""
     if in_this_repository(Path.cwd() if root is None else root):
-        words = ["make", MAKE_TARGET.get(verb, verb), *([f"SPACE={space}"] if space else []),
+        words = ["make", MAKE_TARGET.get(verb, verb), *([f"{MAKE_SPACE.get(verb, 'SPACE')}={space}"] if space else []),
                  *(f"{name.upper()}={value}" for name, value in values.items()),
                  *([f"ENGINE={engine}"] if engine != "optuna" else []), *(["QUICK=1"] if quick else [])]
     else:

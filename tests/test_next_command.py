@@ -23,3 +23,4 @@ def test_this_repository_is_told_make_commands_with_their_variables(tmp_path: Pa
     assert next_command("reproduce", "fashion_mlp", trial=2, quick=True, engine="kerastuner", root=tmp_path) == \
         "make reproduce SPACE=fashion_mlp TRIAL=2 ENGINE=kerastuner QUICK=1"
     assert next_command("run", "fashion_cnn", root=tmp_path) == "make sweep SPACE=fashion_cnn"
+    assert next_command("bench", "fashion_mlp", root=tmp_path) == "make bench BENCH_SPACE=fashion_mlp"

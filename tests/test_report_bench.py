@@ -84,11 +84,12 @@ def test_a_bench_of_some_parts_keeps_the_other_parts(tmp_path: Path):
     assert "Run 2026-11-25 20:00 on fashion_mlp, the full training split, 2 cores" in page
 
 
-def test_no_bench_no_section_and_a_broken_file_says_so(tmp_path: Path):
+def test_no_bench_no_section_and_a_broken_file_says_so(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a project of the user's: the command it names is `sweep bench`
     assert bench_section(tmp_path / "bench.json") == ""
     assert "bench.json is incomplete or from an older version" in bench_section(write(tmp_path, {"space": "x"}))
     (tmp_path / "bench.json").write_text("{not json")  # a half-written or hand-edited file says so too
-    assert "run <code>make bench</code> again" in bench_section(tmp_path / "bench.json")
+    assert "run <code>sweep bench fashion_mlp</code> again" in bench_section(tmp_path / "bench.json")
 
 
 def test_memory_growth_from_trial_10(tmp_path: Path):

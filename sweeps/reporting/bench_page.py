@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweeps.next_command import next_command
 from sweeps.reporting import figures
 from sweeps.reporting.html import esc, image, table, verdict
 
@@ -154,7 +155,8 @@ def _step(step: dict | None) -> str:
 def _memory(results: dict) -> str:
     rss, about = results["memory"]["peak_rss_mb"], _about(results, "memory")
     if len(rss) < 10:
-        return "<h3>4. Memory</h3><p>Fewer than 10 trials logged their peak memory: run <code>make bench</code> again.</p>"
+        return (f"<h3>4. Memory</h3><p>Fewer than 10 trials logged their peak memory: run <code>{_again(results)}</code> "
+                "again.</p>")
     growth = rss[-1] / rss[9] - 1
     return (f"<h3>4. Memory</h3>{_run_line(about)}<p>{len(rss)} quick trials in one <code>sweep run</code> (worker "
             f"processes recycled as shipped). Peak RSS of the process that ran the trial: trial 10 {rss[9]:.0f} MiB, "
@@ -211,6 +213,12 @@ def _startup_note(results: dict, about: dict) -> str:
             f"start.</p>")
 
 
+def _again(results: dict | None) -> str:
+    """The command that measures again, as it runs where the user stands, on the space last measured."""
+    spaces = [part["about"].get("space") for part in (results or {}).values() if isinstance(part, dict) and "about" in part]
+    return esc(next_command("bench", next((s for s in spaces if s), "fashion_mlp")))
+
+
 def bench_section(path: Path) -> str:
     """The benchmark as an HTML section; empty when ``make bench`` has not been run."""
     try:
@@ -222,12 +230,12 @@ def bench_section(path: Path) -> str:
         return _section(results)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ("<section><h2>Benchmark</h2><p>reports/bench.json is incomplete or from an older version: "
-                "run <code>make bench</code> again.</p></section>")
+                f"run <code>{_again(None)}</code> again.</p></section>")
 
 
 def _section(results: dict) -> str:
-    return (f"<section><h2>Benchmark (<code>make bench</code>)</h2><p>One sweep per row, so each row is a single run "
-            f"(run <code>make bench</code> again to see the run-to-run spread); each part says when, on which space "
+    return (f"<section><h2>Benchmark (<code>{_again(results)}</code>)</h2><p>One sweep per row, so each row is a single "
+            f"run (run it again to see the run-to-run spread); each part says when, on which space "
             f"and data it was measured. Raw numbers: <code>reports/bench.json</code>.</p>"
             f"{_overhead(results['overhead']) if 'overhead' in results else ''}"
             f"{_pruning(results) if 'pruning' in results else ''}"

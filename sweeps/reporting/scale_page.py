@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweeps.next_command import next_command
 from sweeps.reporting.html import esc, table, verdict
 
 PER_TRIAL_GROWTH_TARGET = 2.0  # framework seconds per trial at the largest size over those at the smallest
@@ -41,7 +42,7 @@ def scale_section(path: Path) -> str:
         setups = json.loads(path.read_text())["setups"]
     except (OSError, ValueError, KeyError):  # not measured yet, or written by an older version
         return ""
-    parts = ["<section><h2>Scale</h2><p>Measured by <code>make bench-scale</code>: one study of the fashion_cnn "
+    parts = [f"<section><h2>Scale</h2><p>Measured by <code>{esc(next_command('bench-scale'))}</code>: one study of the fashion_cnn "
              "space grown through its sizes, nothing trained (a simulated repeat; the sampler, pruner, storages, "
              "MLflow logging, status and report are the real ones). Per-trial costs are means over the trials added "
              "since the previous size; the growth exponent k fits cost ∝ trials^k.</p>"]
