@@ -242,7 +242,10 @@ def predict(args: argparse.Namespace, root: Path, console) -> None:
 
 def bench_scale(args: argparse.Namespace, root: Path, console) -> None:
     """Grow simulated studies through the sizes and worker counts; write reports/bench_scale.json."""
-    from sweeps.bench.scale import print_scale, run_bench_scale, save_scale
+    from sweeps.bench.scale import SPACE, print_scale, run_bench_scale, save_scale
+    from sweeps.space.space import load_space
+
+    load_space(SPACE, args.spaces_dir)  # the space it grows, here: one line, exit 2, outside this repository
 
     def numbers(text: str, flag: str) -> tuple[int, ...]:
         try:

@@ -36,7 +36,8 @@ def test_a_report_outside_a_project_is_one_line_and_creates_nothing(tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", [["status", "demo"], ["reproduce", "demo", "--trial", "0"], ["dashboard"]])
+@pytest.mark.parametrize("command", [["status", "demo"], ["reproduce", "demo", "--trial", "0"], ["dashboard"],
+                                     ["bench", "demo"], ["bench-scale", "--sizes", "10"]])
 def test_outside_a_project_a_command_of_a_study_is_one_line_and_creates_nothing(tmp_path: Path, monkeypatch, capsys,
                                                                                 command: list[str]):
     monkeypatch.chdir(tmp_path)
