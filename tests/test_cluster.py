@@ -20,8 +20,8 @@ import pytest
 from optuna.trial import TrialState
 from ray.cluster_utils import Cluster
 
+from sweeps.processes import worker_pid
 from sweeps.store.keys import CONTINUES, FAIL_REASON, NODE, RESUMED_AT, RUN_NODE, WORKER
-from sweeps.store.recovery import worker_pid
 from sweeps.store.status import problems
 from sweeps.store.storage import open_storage
 from sweeps.store.tracking import Tracker

@@ -118,8 +118,8 @@ def test_on_postgres_a_dead_workers_trial_is_failed_by_its_heartbeat_and_retried
     for key, value in pulse.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr("sweeps.store.storage.HEARTBEAT_S", 1)
-    monkeypatch.setattr("sweeps.store.recovery.GRACE_S", 3)
-    monkeypatch.setattr("sweeps.store.recovery.is_alive", lambda worker: None)  # as if it had died on another machine
+    monkeypatch.setattr("sweeps.search.retries.GRACE_S", 3)
+    monkeypatch.setattr("sweeps.search.retries.is_alive", lambda worker: None)  # as if it had died on another machine
     assert main(["--storage", url, "run", "tiny", "--quick", "--trials", "2", "--no-report"]) == 0
     study = consistent(url, tracking_uri(tiny), "tiny-quick")
     trials = study.get_trials()

@@ -105,7 +105,7 @@ def test_studies_live_beside_mlflow_db_and_an_older_project_keeps_its_journal(tm
 
 
 def test_a_trial_finishing_while_another_process_looks_for_orphans_keeps_its_run(tmp_path):
-    from sweeps.store.recovery import close_orphan_runs
+    from sweeps.search.retries import close_orphan_runs
     from sweeps.store.tracking import Tracker
 
     study = optuna.create_study()
@@ -139,13 +139,13 @@ def test_workers_starting_trials_at_once_agree_which_is_surplus():
 
 
 def test_a_trial_whose_worker_was_never_recorded_is_failed_after_the_grace(monkeypatch):
-    from sweeps.store.recovery import fail_dead_trials
+    from sweeps.search.retries import fail_dead_trials
 
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage)
     lost = study.ask()  # created, then its process lost the store before it recorded itself
     assert fail_dead_trials(storage, study) == []  # within the grace period: maybe still starting
-    monkeypatch.setattr("sweeps.store.recovery.GRACE_S", 0)
+    monkeypatch.setattr("sweeps.search.retries.GRACE_S", 0)
     assert fail_dead_trials(storage, study) == [lost.number]
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]  # failed, and queued again
@@ -177,7 +177,7 @@ def test_status_names_each_complete_trial_missing_its_repeats_test_metrics_or_ch
 
 
 def test_a_stopped_trial_its_worker_could_not_queue_is_queued_once_by_the_next_start():
-    from sweeps.store.recovery import INTERRUPTED_TRIAL, queue_left_interrupted
+    from sweeps.search.retries import INTERRUPTED_TRIAL, queue_left_interrupted
 
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage)
@@ -219,9 +219,10 @@ def test_a_winner_is_queued_for_confirmation_once_owed_beyond_trials_and_again_o
 
 
 def test_a_retry_of_a_lost_trial_is_owed_even_when_fresh_trials_fill_the_target(monkeypatch):
+    from sweeps.processes import worker_id
+    from sweeps.search.retries import fail_dead_trials
     from sweeps.search.study import is_surplus
     from sweeps.store.keys import WORKER
-    from sweeps.store.recovery import fail_dead_trials, worker_id
     from sweeps.store.trials import target_reached
 
     storage = optuna.storages.InMemoryStorage()
@@ -230,7 +231,7 @@ def test_a_retry_of_a_lost_trial_is_owed_even_when_fresh_trials_fill_the_target(
     lost = study.ask()  # its worker dies before it records itself ...
     fresh = study.ask()  # ... while a living worker begins a fresh trial
     fresh.set_user_attr(WORKER, worker_id())
-    monkeypatch.setattr("sweeps.store.recovery.GRACE_S", 0)
+    monkeypatch.setattr("sweeps.search.retries.GRACE_S", 0)
     assert fail_dead_trials(storage, study) == [lost.number]
     study.tell(fresh, 0.6)  # 2 finished: the target of 2, yet the lost trial's retry waits
     assert not target_reached(study, target=2)
@@ -359,7 +360,7 @@ def _dead_worker() -> str:
     import subprocess
     import sys
 
-    from sweeps.store.recovery import worker_id
+    from sweeps.processes import worker_id
 
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
     dead = worker_id(proc.pid)
@@ -368,8 +369,9 @@ def _dead_worker() -> str:
 
 
 def test_a_retry_carries_its_params_and_lineage_not_the_dead_attempts_identity():
+    from sweeps.search.retries import fail_dead_trials
     from sweeps.store.keys import FAIL_REASON, MLFLOW_RUN_ID, STOP_REASONS, WORKER
-    from sweeps.store.recovery import fail_dead_trials, retry_history
+    from sweeps.store.trials import retry_history
 
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage)
@@ -392,7 +394,7 @@ def test_a_retry_carries_its_params_and_lineage_not_the_dead_attempts_identity()
 def test_a_pid_given_to_a_later_process_is_not_the_dead_worker():
     import os
 
-    from sweeps.store.recovery import is_alive, worker_id
+    from sweeps.processes import is_alive, worker_id
 
     me = worker_id()
     assert is_alive(me) is True and me.count(":") == 2
@@ -401,8 +403,8 @@ def test_a_pid_given_to_a_later_process_is_not_the_dead_worker():
 
 
 def test_stops_are_retried_always_crashes_up_to_the_cap_and_only_queued_ones_are_said_queued():
+    from sweeps.search.retries import INTERRUPTED_TRIAL, MAX_CRASH_RETRIES, fail_dead_trials, queue_interrupted
     from sweeps.store.keys import FAIL_REASON, WORKER
-    from sweeps.store.recovery import INTERRUPTED_TRIAL, MAX_CRASH_RETRIES, fail_dead_trials, queue_interrupted
 
     storage = optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage)

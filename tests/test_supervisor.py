@@ -12,8 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from sweeps.processes import worker_pid
 from sweeps.store.keys import WORKER
-from sweeps.store.recovery import worker_pid
 from sweeps.store.status import problems
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri

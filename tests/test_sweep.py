@@ -295,7 +295,7 @@ def test_a_trial_the_budget_cuts_is_pruned_not_counted_and_never_the_winner(proj
 def test_a_trial_another_process_took_over_goes_on_as_its_retry_and_the_worker_goes_on(project: Path, monkeypatch,
                                                                                          capsys):
     from experiments.models import build_for_data
-    from sweeps.store.recovery import _fail, queue_retry
+    from sweeps.search.retries import _fail, queue_retry
 
     def taken_over_while_building(*args, **kwargs):  # another worker takes this one for dead, once
         found = study(project, "tiny-quick")

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sweeps.execution.spec import WorkerSpec
+from sweeps.processes import worker_id
 from sweeps.signals import STOP_GRACE_S
-from sweeps.store.recovery import worker_id
 
 STEP_S = 0.2  # a wait's step: Ctrl-C and Ray's cancel are raised in Python between two steps, never inside one
 

@@ -23,16 +23,11 @@ from sweeps.errors import SweepStopped
 from sweeps.execution.placement import Launch, Placement, WorkerProcess, stop_then_kill, wait_in_steps
 from sweeps.execution.spec import RECYCLE, WorkerSpec
 from sweeps.search.options import SweepOptions
+from sweeps.search.retries import fail_crashed_trials, fail_dead_trials, fail_lost_trials, queue_left_interrupted
 from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW
 from sweeps.search.study import Sweep, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.signals import STOP_GRACE_S
 from sweeps.space.space import Space
-from sweeps.store.recovery import (
-    fail_crashed_trials,
-    fail_dead_trials,
-    fail_lost_trials,
-    queue_left_interrupted,
-)
 from sweeps.store.storage import masked
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import StudyTrials, target_reached

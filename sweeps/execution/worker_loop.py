@@ -21,11 +21,12 @@ from sweeps.errors import SweepStopped, TrialFailed, UsageError
 from sweeps.execution.spec import WorkerSpec
 from sweeps.objective.checkpoints import register_best
 from sweeps.objective.trial import TrainRepeat, TrialContext, run_trial
+from sweeps.processes import node_name
+from sweeps.search.retries import close_orphan_runs, fail_dead_trials, queue_interrupted, queue_left_interrupted
 from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW, AfterTrial, DeadWorkerRecovery, SweepStops
 from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.space.space import Space
 from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_NODE, RUN_SPACE_SHA, STUDY, VALIDATION
-from sweeps.store.recovery import close_orphan_runs, fail_dead_trials, node_name, queue_interrupted, queue_left_interrupted
 from sweeps.store.storage import masked
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import ReadPerTrial, StudyTrials, count_finished

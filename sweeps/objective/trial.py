@@ -23,6 +23,8 @@ from experiments.train import TrainingInterrupted, train_repeat
 from sweeps import signals
 from sweeps.console.live import SweepProgress
 from sweeps.errors import TrialFailed, TrialTakenOver
+from sweeps.processes import node_name, task_name, worker_id
+from sweeps.search.retries import INTERRUPTED_TRIAL, still_runs
 from sweeps.search.study import is_surplus, trial_config, trial_seeds
 from sweeps.space.space import Space
 from sweeps.stats import spread
@@ -41,10 +43,10 @@ from sweeps.store.keys import (
     VALUE_STD,
     WORKER,
 )
-from sweeps.store.recovery import INTERRUPTED_TRIAL, node_name, retry_history, still_runs, task_name, worker_id
 from sweeps.store.resume_points import PointKeeper, drop_points, fetch_point, fetch_result, keep_result
 from sweeps.store.tracking import Tracker
 from sweeps.store.trial_runs import TrialRuns, logged_settings
+from sweeps.store.trials import retry_history
 
 
 class StopRequested(keras.callbacks.Callback):

@@ -16,8 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps import signals
+from sweeps.search.retries import INTERRUPTED_TRIAL, fail_dead_trials, worker_died
 from sweeps.store.keys import EPOCH_TIME, FAIL_REASON
-from sweeps.store.recovery import INTERRUPTED_TRIAL, fail_dead_trials, worker_died
 from sweeps.store.trials import FINISHED_STATES, ReadPerTrial, StudyTrials, cut_by_the_budget, is_search_trial
 
 MAX_FAILURES_IN_A_ROW = 3

@@ -24,7 +24,9 @@ from experiments.data.loading import raw_data
 from experiments.settings import TrainSettings
 from sweeps.errors import SpaceError, StoreError, UsageError
 from sweeps.next_command import next_command
+from sweeps.processes import worker_id
 from sweeps.search.options import SweepOptions
+from sweeps.search.retries import STALE_TRIALS, close_orphan_runs
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.warm_start import warm_start, warm_start_source
 from sweeps.space.space import Space, parse_space
@@ -45,7 +47,6 @@ from sweeps.store.keys import (
     STUDY,
     SWEEP_RUN,
 )
-from sweeps.store.recovery import close_orphan_runs, worker_id
 from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
 from sweeps.store.trials import FINISHED_STATES, StudyTrials, cut_by_the_budget, is_owed, is_search_trial, own_trials
@@ -103,7 +104,7 @@ def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console
     make_sampler(space), make_pruner(space)
     raw_data(space.data)
     url = options.storage or default_storage(root)
-    storage = open_storage(url)
+    storage = open_storage(url, STALE_TRIALS)
     tracking = tracking_uri(root)
     check_tracking(tracking)
     study = open_study(space, storage, options.quick, console, worker_index, options.engine, create)

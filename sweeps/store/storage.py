@@ -16,6 +16,8 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -26,11 +28,20 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from sweeps.errors import StoreError, UsageError, one_line
-from sweeps.store import recovery
-from sweeps.store.recovery import retry_stale
 
 HEARTBEAT_S = int(os.environ.get("SWEEPS_HEARTBEAT_S", "20"))  # RDB storages: a running trial's pulse
 SQLITE_WAIT_S = 10.0  # how long a locked MLflow SQLite store is waited for before giving up
+
+
+
+
+@dataclass(frozen=True)
+class StaleTrials:
+    """What an RDB storage that runs trials does with a RUNNING trial silent for ``grace_s``: Optuna fails it and
+    calls ``callback(study, trial)`` (the retry policy is the search's, given here, not known to the store)."""
+
+    grace_s: int
+    callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
 JOURNAL = "optuna.journal"  # in the project folder, beside mlflow.db: results, apart from the caches in .sweeps/
@@ -106,8 +117,10 @@ def _check_sqlite(uri: str, path: Path) -> None:
                          "restore it from a backup or point MLFLOW_TRACKING_URI at a new store")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url``: a journal file path, or a database URL (checked by connecting)."""
+def open_storage(url: str, stale: StaleTrials | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``: a journal file path, or a database URL (checked by connecting). A process that
+    runs trials gives ``stale``: a database storage then beats for its trials and fails (and hands to
+    ``stale.callback``) the trials of workers silent for ``stale.grace_s``; a reader's storage does neither."""
     if "://" not in url and not is_journal(url):
         raise UsageError(f"STORAGE={url}: not a database URL (e.g. postgresql://user:pass@host/db) "
                          f"nor a journal file (a path ending in {' or '.join(JOURNAL_SUFFIXES)})")
@@ -128,9 +141,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             return RDBStorage(
                 url,
                 engine_kwargs={"pool_pre_ping": True},  # a restarted database costs a reconnect, not the sweep
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=recovery.GRACE_S,
-                heartbeat_stale_trial_callback=retry_stale,
+                heartbeat_interval=HEARTBEAT_S if stale else None,
+                grace_period=stale.grace_s if stale else None,
+                heartbeat_stale_trial_callback=stale.callback if stale else None,
             )
     except sqlalchemy.exc.ArgumentError:
         raise UsageError(f"STORAGE={masked(url)}: not a database URL (e.g. postgresql://user:pass@host/db, "

@@ -3,14 +3,15 @@ them shared by every reader of one moment (:class:`StudyTrials`, :class:`ReadPer
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.store.keys import CONFIRMS, STOP_REASONS, WARM_FROM
-from sweeps.store.recovery import retry_history
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
 
@@ -129,3 +130,10 @@ def target_reached(study: optuna.Study, target: int) -> bool:
     """Whether ``target`` search trials are finished or in flight and no owed trial (a retry, a confirmation) waits
     (one read of the study)."""
     return StudyTrials(study).target_reached(target)
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """The numbers of the earlier trials ``trial`` retries (Optuna's record; empty for a new trial)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback.retry_history(trial)

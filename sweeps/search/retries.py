@@ -1,24 +1,22 @@
-"""Recover from dead workers: fail and retry their Optuna trials, close their MLflow runs.
+"""Retries: fail the trials of dead workers and stopped ones and queue each again, close their MLflow runs.
 
-RDB storages do this for trials with heartbeats (see :mod:`sweeps.store.storage`). The journal file has no
-heartbeat, so each trial records its worker (``host:pid``) and any worker on the same machine fails
-the trials of a process that no longer exists, then queues a retry with Optuna's own stale-trial
-the way Optuna's stale-trial callback does (same params, a new trial number), without the dead attempt's identity.
+RDB storages find silent workers by their heartbeats (:data:`STALE_TRIALS` is what :func:`open_sweep` gives its
+storage). The journal file has no heartbeat, so each trial records its worker (:mod:`sweeps.processes`) and any worker
+on the same machine fails the trials of a process that no longer exists, then queues a retry the way Optuna's
+stale-trial callback does (same params, a new trial number), without the dead attempt's identity.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-import socket
-import warnings
 from collections.abc import Callable
 
 import optuna
-import psutil
-from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeps.processes import is_alive, worker_id
 from sweeps.store.keys import (
     EPOCH_TIME,
     FAIL_REASON,
@@ -36,7 +34,9 @@ from sweeps.store.keys import (
     VALUE_STD,
     WORKER,
 )
+from sweeps.store.storage import StaleTrials
 from sweeps.store.tracking import Tracker
+from sweeps.store.trials import retry_history
 
 INTERRUPTED_TRIAL = "interrupted"  # a trial's fail reason when a stop ended it (it is queued to go on)
 MAX_CRASH_RETRIES = 3  # a trial whose worker died (or went silent) is retried this often; a stopped one always
@@ -45,47 +45,6 @@ CRASH_RETRIES = "sweeps:crash_retries"  # a retry's system attribute: how many o
 # retry showing it would look dead to every worker's recovery until its new worker records itself).
 ATTEMPT_ATTRS = (WORKER, NODE, TASK, FAIL_REASON, STOP_REASONS, VALUE_STD, EPOCH_TIME)
 GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
-
-
-def worker_id(pid: int | None = None) -> str:
-    """A process of this machine (this one by default), as ``host:pid:start``: its start time tells it from a later
-    process given the same pid."""
-    pid = pid or os.getpid()
-    try:
-        start = f"{psutil.Process(pid).create_time():.2f}"
-    except psutil.Error:  # already gone: no later process can match it
-        start = "gone"
-    return f"{socket.gethostname()}:{pid}:{start}"
-
-
-def worker_pid(worker: str) -> int:
-    """The pid of a worker recorded as ``host:pid:start`` (or ``host:pid``)."""
-    return int(worker.split(":")[1])
-
-
-def node_name() -> str:
-    """The machine this process runs on: the Ray node's id its task was given (``$SWEEPS_NODE``), else the host."""
-    return os.environ.get("SWEEPS_NODE") or socket.gethostname()
-
-
-def task_name() -> str | None:
-    """The cluster task this worker process runs for (``$SWEEPS_TASK``); None outside a cluster."""
-    return os.environ.get("SWEEPS_TASK") or None
-
-
-def is_alive(worker: str) -> bool | None:
-    """Whether the process ``host:pid:start`` (or an older record's ``host:pid``) still runs; None when it ran on
-    another machine (only a heartbeat can tell)."""
-    host, pid, start = (*worker.split(":"), "", "")[:3]
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        running = psutil.Process(int(pid))
-        return not start or f"{running.create_time():.2f}" == start
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:  # another user's process: it exists
-        return True
 
 
 def _trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:
@@ -155,6 +114,9 @@ def retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     queue_retry(study, trial)
 
 
+STALE_TRIALS = StaleTrials(grace_s=GRACE_S, callback=retry_stale)  # what a storage that runs trials does with silent ones
+
+
 def worker_died(trial: FrozenTrial) -> bool:
     """Whether the RUNNING ``trial``'s worker is a dead process of this machine, or was never recorded (for longer
     than GRACE_S)."""
@@ -166,13 +128,6 @@ def fail_dead_trials(storage: BaseStorage, study: optuna.Study, retry: bool = Tr
     ``retry`` (not in a Keras Tuner study: its oracle runs its unfinished trial again itself), queue a retry of
     each; their numbers (those queued again, when ``retry``)."""
     return _fail_running(storage, study, worker_died, "worker died", retry=retry)
-
-
-def retry_history(trial: FrozenTrial) -> list[int]:
-    """The numbers of the earlier trials ``trial`` retries (Optuna's record; empty for a new trial)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback.retry_history(trial)
 
 
 def queue_interrupted(storage: BaseStorage, study: optuna.Study, numbers: list[int]) -> list[int]:
