@@ -95,3 +95,14 @@ def test_without_recovery_the_same_study_stops():
     for callback in callbacks:
         callback(study, study.get_trials()[1])
     assert stopped == ["stop"] and [t.state for t in study.get_trials()][2] == TrialState.RUNNING
+
+
+def test_an_infeasible_or_excluded_trial_is_never_the_best_and_keeps_its_record():
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), direction="maximize")
+    for value, constraints in ((0.5, None), (0.9, (0.0, 3.0)), (0.8, None), (0.7, (-1.0, 0.0))):
+        study.add_trial(optuna.trial.create_trial(  # 0.9 infeasible (a value > 0); 0.7 feasible (each <= 0)
+            params={"d": value / 2}, distributions={"d": FloatDistribution(0, 1)}, value=value,
+            system_attrs={"constraints": constraints} if constraints else None))
+    assert best_trial(study).number == 2
+    study.set_user_attr("excluded", {"2": "leaked test images"})  # 0.8: kept out by hand
+    assert best_trial(study).number == 3 and len(study.get_trials()) == 4

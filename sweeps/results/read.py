@@ -17,7 +17,7 @@ from sweeps.search.study import space_of
 from sweeps.space.space import Space
 from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
 from sweeps.store.tracking import Tracker, ui_url
-from sweeps.store.trials import is_search_trial, own_trials
+from sweeps.store.trials import can_win, excluded, is_search_trial, own_trials
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -64,11 +64,12 @@ def _refits(runs: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates(["trial", "seed"], keep="last").sort_values(["trial", "seed"]).reset_index(drop=True)
 
 
-def _pareto_front(trials: list[optuna.trial.FrozenTrial], directions: list) -> list[int]:
-    """The numbers of the search's completed trials that no other of them dominates (confirmations left out)."""
+def _pareto_front(trials: list[optuna.trial.FrozenTrial], directions: list, out: dict[str, str]) -> list[int]:
+    """The numbers of the search's completed trials that no other of them dominates (confirmations, infeasible and
+    excluded trials left out)."""
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
-    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and is_search_trial(t)]
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and is_search_trial(t) and can_win(t, out)]
     return sorted(t.number for t in _get_pareto_front_trials_by_trials(done, directions))
 
 
@@ -142,7 +143,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
                           mlflow_ui=ui_url(tracking),
                           curves=_curves(tracker, trials, repeats), importances=importances, importance_note=note,
                           refits=_refits(runs), intermediate=intermediate, failures=failures,
-                          pareto_front=_pareto_front(finished, study.directions) if space.spec.objective.secondary else [])
+                          pareto_front=_pareto_front(finished, study.directions, excluded(study)) if space.spec.objective.secondary else [])
     if cache_dir is not None and tracker is not None:
         from sweeps.results.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
 

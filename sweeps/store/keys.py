@@ -54,6 +54,7 @@ EPOCH_BUDGET = "epoch_budget"  # a cheaper epoch budget than the space's: a base
 BASELINE = "baseline"  # a baseline's place (1, 2, …) in its space file's sweep.baselines: not the sampler's pick
 CONFIRMS = "confirms"  # a confirmation trial: the number of the winner whose params it trains on new seeds
 WARM_FROM = "warm_start_from"  # a trial copied from an earlier study (sweep.warm_start): "STUDY#NUMBER"
+EXCLUDED = "excluded"  # a study's: trials kept out of best by hand (sweep exclude), number -> reason
 WARM_STARTED = "warm_started"  # a study's: the study its finished trials were copied from, and how many
 SEEDS = "seeds"  # a trial's own seeds, when not the space's (a confirmation's)
 BASELINE_FIXED = "baseline_fixed"  # a baseline's model settings in place of the space's fixed ones

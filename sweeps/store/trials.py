@@ -4,16 +4,17 @@ them shared by every reader of one moment (:class:`StudyTrials`, :class:`ReadPer
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.store.keys import CONFIRMS, STOP_REASONS, WARM_FROM
+from sweeps.store.keys import CONFIRMS, EXCLUDED, STOP_REASONS, WARM_FROM
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
+CONSTRAINTS = "constraints"  # Optuna's system attribute: a trial's constraint values (feasible when each is <= 0)
 
 
 class StudyTrials:
@@ -34,6 +35,11 @@ class StudyTrials:
             self._maximize = self.study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
         return self._maximize
 
+    @cached_property
+    def excluded(self) -> dict[str, str]:
+        """See :func:`excluded`."""
+        return excluded(self.study)
+
     def in_states(self, *states: TrialState) -> list[FrozenTrial]:
         """The trials in any of ``states``, in number order."""
         return [t for t in self.trials if t.state in states]
@@ -41,7 +47,7 @@ class StudyTrials:
     @cached_property
     def best(self) -> FrozenTrial | None:
         """See :func:`best_trial`."""
-        done = [t for t in self.in_states(TrialState.COMPLETE) if is_search_trial(t)]
+        done = [t for t in self.in_states(TrialState.COMPLETE) if is_search_trial(t) and can_win(t, self.excluded)]
         if not done:
             return None
         return (max if self.maximize else min)(done, key=lambda t: t.values[0])
@@ -88,8 +94,8 @@ class ReadPerTrial:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The search's best completed trial by the first objective (confirmations and warm-start copies left out; on a
-    Pareto front, the member best by that objective)."""
+    """The search's best completed trial by the first objective (confirmations, warm-start copies, infeasible and
+    excluded trials left out; on a Pareto front, the member best by that objective)."""
     return StudyTrials(study, study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))).best
 
 
@@ -98,6 +104,22 @@ def is_search_trial(trial: FrozenTrial) -> bool:
     new seeds is not (a continued study with ``--trials 30`` samples 30, however many winners were confirmed on the
     way), nor a trial copied from an earlier study by ``sweep.warm_start``."""
     return CONFIRMS not in trial.user_attrs and WARM_FROM not in trial.user_attrs
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` met the space's constraints (Optuna's record: each value <= 0; a trial without is)."""
+    return all(value <= 0 for value in trial.system_attrs.get(CONSTRAINTS, ()))
+
+
+def excluded(study: optuna.Study) -> dict[str, str]:
+    """The trials kept out of best by hand, by number (as text), with the reason given. A study's attribute, as
+    Optuna lets no finished trial change."""
+    return dict(study.user_attrs.get(EXCLUDED, {}))
+
+
+def can_win(trial: FrozenTrial, excluded: Mapping[str, str]) -> bool:
+    """Whether ``trial`` may be the best: feasible, and not ``excluded`` by hand (its record is kept either way)."""
+    return is_feasible(trial) and str(trial.number) not in excluded
 
 
 def own_trials(study: optuna.Study) -> list[FrozenTrial]:
