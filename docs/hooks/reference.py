@@ -142,7 +142,7 @@ def space_file_models() -> list[type[BaseModel]]:
 
     return [schema.SpaceFile, schema.DataFile, schema.TrainValues, schema.IntParam, schema.FloatParam,
             schema.CategoricalParam, schema.Objective, schema.Bound, schema.SweepSettings, schema.Sampler,
-            schema.Pruner, schema.Baseline, schema.Resources]
+            schema.Pruner, schema.Baseline, schema.Resources, schema.StopRules, schema.Plateau]
 
 
 def space_file_keys() -> dict[str, set[str]]:

@@ -239,6 +239,20 @@ class Resources(Section):
     gpus: float = Field(0, ge=0, le=64)
 
 
+class Plateau(Section):
+    """The search has stalled: the best has not improved by ``min_delta`` over the last ``trials`` finished trials."""
+
+    trials: int = Field(ge=1, le=10_000)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class StopRules(Section):
+    """When the whole sweep ends before its trials or its time budget are spent."""
+
+    on_target: bool = False  # the first trial whose test scores meet the space's target: bar ends the sweep
+    plateau: Plateau | None = None
+
+
 class SweepSettings(Section):
     n_trials: int = Field(20, ge=1)
     timeout: float | None = Field(1800, gt=0)
@@ -253,6 +267,7 @@ class SweepSettings(Section):
     # never the winner).
     warm_start: str | None = Field(None, min_length=1)
     resources: Resources = Resources()
+    stop: StopRules = StopRules()
 
 
 EXAM_BAR = {"test_accuracy": Bound(min=0.89), "test_loss": Bound(max=0.33)}
@@ -341,6 +356,9 @@ class SpaceFile(Section):
         for name in self.target:
             if name not in targets:
                 raise ValueError(f"target.{name}: not a metric of a {self.task} (allowed: {_names(sorted(targets))})")
+        if self.sweep.stop.on_target and not self.target:
+            raise ValueError("sweep.stop.on_target: the space has no target: bar to meet (add one, e.g. "
+                             f"{'target: {test_mae: {max: …}}' if self.task == 'regression' else 'target: {test_accuracy: {min: …}}'})")
         return self
 
     @field_validator("dataset", mode="before")
