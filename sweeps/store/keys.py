@@ -55,6 +55,7 @@ BASELINE = "baseline"  # a baseline's place (1, 2, …) in its space file's swee
 CONFIRMS = "confirms"  # a confirmation trial: the number of the winner whose params it trains on new seeds
 WARM_FROM = "warm_start_from"  # a trial copied from an earlier study (sweep.warm_start): "STUDY#NUMBER"
 EXCLUDED = "excluded"  # a study's: trials kept out of best by hand (sweep exclude), number -> reason
+QUEUED_BY_HAND = "queued_by_hand"  # a trial's params given by hand (sweep enqueue): True
 WARM_STARTED = "warm_started"  # a study's: the study its finished trials were copied from, and how many
 SEEDS = "seeds"  # a trial's own seeds, when not the space's (a confirmation's)
 BASELINE_FIXED = "baseline_fixed"  # a baseline's model settings in place of the space's fixed ones
@@ -83,6 +84,8 @@ PARENT = "mlflow.parentRunId"
 # Tags of a registered model version (the model is named after its study).
 MODEL_TRIAL, MODEL_SEED, MODEL_SOURCE_RUN, MODEL_VALUE = "trial", "seed", "source_run", "value"
 MODEL_REFIT = "refit"  # "true" on a version trained again on training + validation images (sweep refit)
+MODEL_EXCLUDED = "excluded"  # on a version whose trial was excluded by hand (sweep exclude): the reason
+BEST_ALIAS = "best"  # the registered model's alias of the version of the study's best trial (models:/STUDY@best)
 
 # Run kinds.
 SWEEP_RUN, TRIAL_RUN, REPEAT_RUN, REPRODUCTION_RUN, REFIT_RUN = "sweep", "trial", "repeat", "reproduction", "refit"

@@ -11,7 +11,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.store.keys import CONFIRMS, EXCLUDED, STOP_REASONS, WARM_FROM
+from sweeps.store.keys import CONFIRMS, EXCLUDED, QUEUED_BY_HAND, STOP_REASONS, WARM_FROM
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
 CONSTRAINTS = "constraints"  # Optuna's system attribute: a trial's constraint values (feasible when each is <= 0)
@@ -129,8 +129,9 @@ def own_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def is_owed(trial: FrozenTrial) -> bool:
     """Whether ``trial`` must run even with TRIALS reached: a retry of a lost or interrupted trial (which stopped
-    counting as running when it failed, so a fresh trial may have filled its place) or a queued confirmation."""
-    return bool(retry_history(trial)) or CONFIRMS in trial.user_attrs
+    counting as running when it failed, so a fresh trial may have filled its place), a queued confirmation, or a
+    configuration queued by hand (``sweep enqueue``: the user asked for it)."""
+    return bool(retry_history(trial)) or CONFIRMS in trial.user_attrs or QUEUED_BY_HAND in trial.user_attrs
 
 
 def cut_by_the_budget(trial: FrozenTrial) -> bool:
