@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from sweeps.space.space import Space
+from sweeps.space.target import meets_target
+from sweeps.space.target import target_text as target_text  # re-exported: the pages' bar in words
 from sweeps.stats import spread
 from sweeps.store.keys import MLFLOW_RUN_ID, QUICK_STUDY, SEED, STOP_REASON, TRIAL, engine_of
 
@@ -153,22 +154,3 @@ def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:
                "search_value"]
     columns += [f"{name}_{stat}" for name in SPREAD_OF for stat in ("mean", "std", "ci95", "min", "max")]
     return pd.DataFrame(rows, columns=columns)
-
-
-def target_text(target: dict, joiner: str = " and ") -> str:
-    """The target bar as words: ``test_accuracy ≥ 0.89 and test_loss ≤ 0.33``."""
-    return joiner.join(f"{m} {'≥ ' + str(b.min) if b.min is not None else ''}{'≤ ' + str(b.max) if b.max is not None else ''}"
-                       for m, b in target.items())
-
-
-def meets_target(row: pd.Series, target: dict) -> bool | None:
-    """Whether the mean test metrics of ``row`` meet every bound of the target (None if unknown, or no bar)."""
-    if not target:
-        return None
-    verdicts = []
-    for metric, bound in target.items():
-        value = row.get(f"{metric}_mean")
-        if value is None or np.isnan(value):
-            return None
-        verdicts.append((bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max))
-    return all(verdicts)
