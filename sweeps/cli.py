@@ -1,4 +1,5 @@
-"""Command line: ``sweep run|status|report|bench|predict|reproduce|refit|list|check`` (``sweep -h``; the Makefile wraps each).
+"""Command line: ``sweep run|status|report|bench|predict|reproduce|refit|list|check|enqueue|exclude|include``
+(``sweep -h``; the Makefile wraps each).
 
 Errors end with one ``error:`` line: exit status 2 for the user's input, 1 for the environment or a stopped sweep
 (the rule is in :mod:`sweeps.errors`); Ctrl-C leaves a study that the same command continues.
@@ -124,6 +125,23 @@ def _add_benches(sub: Any) -> None:
                                                               "127.0.0.1 for the run (needs PostgreSQL installed)")
 
 
+def _add_curation(sub: Any) -> None:
+    """``enqueue``, ``exclude`` and ``include``: manual trials and curation of a study."""
+    enqueue = sub.add_parser("enqueue", help="queue a configuration into a space's study (the params not set are "
+                                             "sampled): the next worker trains it")
+    exclude = sub.add_parser("exclude", help="keep a completed trial out of best (report, registry, refit); its "
+                                             "record stays")
+    include = sub.add_parser("include", help="let an excluded trial compete for best again")
+    enqueue.add_argument("--set", action="append", metavar="NAME=VALUE", help="a param's value (repeat for each)")
+    exclude.add_argument("--reason", help="why (shown beside the trial in the report)")
+    for parser in (enqueue, exclude, include):
+        parser.add_argument("space")
+        if parser is not enqueue:
+            parser.add_argument("--trial", type=int, required=True, help="the trial's number")
+        parser.add_argument("--quick", action="store_true", help="the quick smoke-run study")
+        parser.add_argument("--engine", choices=ENGINES, default="optuna", help="the study of this engine")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweep", description="Hyperparameter sweeps of Keras models with Optuna and MLflow.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {importlib.metadata.version('sweeps')}")
@@ -177,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
                            "table, a CSV regression or arrays in an .npz (each made from a dataset scikit-learn ships)")
     check = sub.add_parser("check", help="validate a space file; with a finished study of it, hints to change it")
     check.add_argument("space")
+    _add_curation(sub)
     return parser
 
 
@@ -199,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     run = {"run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
            "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,
            "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces, "init": commands.init,
-           "check": commands.check, "dashboard": commands.dashboard}
+           "check": commands.check, "dashboard": commands.dashboard, "enqueue": commands.enqueue,
+           "exclude": commands.curate, "include": commands.curate}
     try:
         return run[args.command](args, Path.cwd(), console) or 0
     except KeyboardInterrupt:

@@ -223,12 +223,52 @@ def _print_hints(args: argparse.Namespace, root: Path, space: str, console) -> N
 
 def status(args: argparse.Namespace, root: Path, console) -> int:
     """Trials by state, runs by status, and every mismatch between the stores (exit status 1 on one)."""
+    from sweeps.search.curation import status_lines
     from sweeps.search.study import existing_study
     from sweeps.store.status import print_status
 
     url, storage, tracking = _stores(args, root)
     study, _, tracker = existing_study(_study_name(args), storage, url, tracking)
-    return 1 if print_status(study, tracker, console) else 0
+    found = print_status(study, tracker, console)
+    for line in status_lines(study):  # curation by hand: excluded trials, queued ones, the best
+        console.print(line, highlight=False, markup=False)
+    return 1 if found else 0
+
+
+def enqueue(args: argparse.Namespace, root: Path, console) -> None:
+    """Queue a configuration (``--set NAME=VALUE``, the rest sampled) into the space's study: the next worker
+    trains it."""
+    from sweeps.next_command import next_command
+    from sweeps.search.curation import enqueue, parse_assignments
+    from sweeps.search.study import existing_study
+    from sweeps.space.space import load_space
+
+    if args.engine == "kerastuner":
+        raise UsageError("sweep enqueue: Keras Tuner's oracle picks every trial itself and takes no queued "
+                         "configuration; queue into the optuna engine's study (leave out --engine)")
+    params = parse_assignments(load_space(args.space, args.spaces_dir), args.set or [])
+    url, storage, tracking = _stores(args, root)
+    enqueue(existing_study(_study_name(args), storage, url, tracking)[0], params)
+    given = ", ".join(f"{k}={v}" for k, v in params.items())
+    console.print(f"queued into {_study_name(args)}: {given} (the other params sampled); a running sweep trains it "
+                  f"next, else `{next_command('run', args.space, quick=args.quick)}`",
+                  highlight=False, markup=False)
+
+
+def curate(args: argparse.Namespace, root: Path, console) -> None:
+    """``sweep exclude``: keep a completed trial out of best (its record kept); ``sweep include``: undo it."""
+    from sweeps.search.curation import exclude, include, standing
+    from sweeps.search.study import existing_study
+
+    url, storage, tracking = _stores(args, root)
+    study, _, tracker = existing_study(_study_name(args), storage, url, tracking)
+    if args.command == "exclude":
+        exclude(study, args.trial, args.reason)
+        lines = [f"trial {args.trial} excluded from best: {args.reason.strip()}"]
+    else:
+        lines = [f"trial {args.trial} included again (it was excluded: {include(study, args.trial)})"]
+    for line in lines + standing(study, tracker.client):
+        console.print(line, highlight=False, markup=False)  # a reason is the user's text, not rich markup
 
 
 def predict(args: argparse.Namespace, root: Path, console) -> None:

@@ -16,7 +16,14 @@ import tensorflow as tf
 import experiments.models  # noqa: F401  (registers the layers a table model is saved with, for load_model)
 from sweeps.errors import MissingCheckpoint, one_line
 from sweeps.store.keys import MODEL_SEED, MODEL_SOURCE_RUN, MODEL_TRIAL, MODEL_VALUE
-from sweeps.store.registry import CHECKPOINT, best_run, input_scale, keep_first_version, selected_versions
+from sweeps.store.registry import (
+    CHECKPOINT,
+    best_run,
+    input_scale,
+    keep_first_version,
+    point_best_alias,
+    selected_versions,
+)
 from sweeps.store.tracking import Tracker
 
 
@@ -42,18 +49,21 @@ def register_best(study: optuna.Study, tracker: Tracker, sweep_run: str, cache_d
     """Log the best model (MLflow Keras flavour) in the sweep run and register it under the study's name.
 
     A new version is registered only when the best trial changed since the last one; one version per best trial
-    even when several workers finish at once. Returns its URI (None when nothing was registered).
+    even when several workers finish at once. The alias ``best`` points at the best trial's version either way.
+    Returns the new version's URI (None when nothing was registered).
     """
     best = best_run(study, tracker)
     if best is None:
         return None
     name = study.study_name
     if any(v.tags.get(MODEL_TRIAL) == str(best.trial) for v in selected_versions(tracker.client, name)):
+        point_best_alias(tracker.client, name, best.trial)
         return None
     model = load_checkpoint(tracker, best.run_id, cache_dir)
     tags = {MODEL_TRIAL: best.trial, MODEL_SEED: best.seed, MODEL_SOURCE_RUN: best.run_id, MODEL_VALUE: best.value}
     version = register_model(tracker, name, model, sweep_run, "best_model", tags, input_scale(study))
     kept = keep_first_version(tracker.client, name, best.trial, version)
+    point_best_alias(tracker.client, name, best.trial)
     return f"models:/{name}/{kept}"
 
 

@@ -1,5 +1,6 @@
 """The best model of a study as the stores hold it: the run holding its checkpoint, the versions registered in the
-MLflow model registry (one per best trial). Loading and registering a model (TensorFlow) is
+MLflow model registry (one per best trial) and the alias ``best`` on the version of the study's best trial now
+(moved when a trial is excluded or included by hand, as the best changes then without a new version). Loading and registering a model (TensorFlow) is
 :mod:`sweeps.objective.checkpoints`."""
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import mlflow
 import optuna
 
 from sweeps.store.keys import (
+    BEST_ALIAS,
     INPUT_SCALE,
     KIND,
+    MODEL_EXCLUDED,
     MODEL_REFIT,
     MODEL_TRIAL,
     REPEAT_RUN,
@@ -83,3 +86,28 @@ def keep_first_version(client: mlflow.MlflowClient, name: str, trial: int, mine:
         client.delete_model_version(name, str(mine))
         return same[0]
     return mine
+
+
+def point_best_alias(client: mlflow.MlflowClient, name: str, trial: int | None) -> int | None:
+    """Point model ``name``'s alias ``best`` at the first version of ``trial`` (the study's best trial); with no such
+    version (not registered yet: the next registration makes one) the alias is removed, never left on another
+    trial. Returns the version it points at."""
+    versions = sorted(int(v.version) for v in selected_versions(client, name) if v.tags.get(MODEL_TRIAL) == str(trial))
+    if versions:
+        client.set_registered_model_alias(name, BEST_ALIAS, str(versions[0]))
+        return versions[0]
+    try:
+        client.delete_registered_model_alias(name, BEST_ALIAS)
+    except mlflow.exceptions.MlflowException:  # no registered model, or no alias: nothing points anywhere
+        pass
+    return None
+
+
+def tag_excluded(client: mlflow.MlflowClient, name: str, excluded: dict[str, str]) -> None:
+    """Tag each version of an excluded trial with its reason, and untag a version whose trial was let back in."""
+    for version in selected_versions(client, name):
+        reason = excluded.get(version.tags.get(MODEL_TRIAL, ""))
+        if reason is not None and version.tags.get(MODEL_EXCLUDED) != reason:
+            client.set_model_version_tag(name, version.version, MODEL_EXCLUDED, reason)
+        elif reason is None and MODEL_EXCLUDED in version.tags:
+            client.delete_model_version_tag(name, version.version, MODEL_EXCLUDED)
