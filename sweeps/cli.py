@@ -95,6 +95,9 @@ def _add_run(run: argparse.ArgumentParser) -> None:
                      help="trials a worker process runs before a fresh one takes over (memory stays flat, a crash "
                           "fails one trial); 0 runs every trial in this process (default: 10)")
     run.add_argument("--engine", choices=ENGINES, default="optuna", help="who picks the params")
+    run.add_argument("--notify", metavar="URL", default=os.environ.get("SWEEPS_NOTIFY_URL") or None,
+                     help="post a JSON message to this http(s) address when the sweep ends, fails or finds a new best "
+                          "(default: $SWEEPS_NOTIFY_URL)")
     run.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                      help="the Keras Tuner search (with --engine kerastuner)")
 

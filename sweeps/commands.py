@@ -85,7 +85,8 @@ def sweep_options(args: argparse.Namespace) -> SweepOptions:
                         quick=args.quick, storage=args.storage, engine=args.engine, tuner=args.tuner,
                         workers=args.workers, trials_per_process=args.trials_per_process or None, subset=args.subset,
                         keras_log=args.keras_log, extensions=args.extensions, cluster=args.cluster,
-                        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, confirm=args.confirm)
+                        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, confirm=args.confirm,
+                        notify=args.notify)
 
 
 def trains_here(args: argparse.Namespace) -> bool:

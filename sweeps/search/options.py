@@ -3,10 +3,23 @@ file: the trials to reach, the budget, the confirmation seeds, a worker's resour
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from sweeps.errors import UsageError
 from sweeps.space.space import Space
 from sweeps.store.keys import QUICK
+
+NOTIFY_ENV = "SWEEPS_NOTIFY_URL"  # the notification address when --notify gives none
+
+
+def notify_address(url: str | None) -> str | None:
+    """``url`` when it is an http(s) address to post notifications to; a UsageError (one line, exit 2) when not."""
+    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+        raise UsageError(f"--notify (or ${NOTIFY_ENV}) {url!r}: not an http:// or https:// address to post "
+                         "notifications to")
+    return url or None
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,15 @@ class SweepOptions:
     gpus_per_trial: float | None = None
     confirm: int | None = None  # confirmation seeds of the winner; None: the space's sweep.confirm
     timed: bool = True  # False: no time budget at all (the confirmation, which runs after the search's)
+    notify: str | None = None  # an http(s) address: JSON messages when the sweep ends, fails or finds a new best
+
+    def __post_init__(self) -> None:
+        notify_address(self.notify)  # refused with the other options, before anything is written
+
+    @property
+    def notify_url(self) -> str | None:
+        """Where to post the sweep's notifications: ``notify``, else ``$SWEEPS_NOTIFY_URL``; None: nowhere."""
+        return notify_address(self.notify or os.environ.get(NOTIFY_ENV))
 
     def confirm_seeds(self, space: Space) -> int:
         """Confirmation seeds of the winner: the command line's, else the space's; a quick smoke run's numbers are not
