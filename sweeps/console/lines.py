@@ -1,5 +1,5 @@
 """The lines a sweep prints: one per finished trial (:class:`TrialLine`, an Optuna callback) and its last one, saying
-which rule ended it (:func:`end_line`)."""
+which rule ended it (:func:`end_line`, :func:`why_ended`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from sweeps.store.keys import FAIL_REASON, VALUE_STD
+from sweeps.store.sweep_end import EndRecord, ended_by
 from sweeps.store.trials import ReadPerTrial, StudyTrials, count_finished, cut_by_the_budget
 
 
@@ -45,20 +46,34 @@ class TrialLine:
 
 def end_line(study: optuna.Study, target: int, budget_s: float | None, started: datetime.datetime,
              budget_from: str) -> str:
-    """The last line of a sweep begun at ``started``: what the study holds and which rule ended the sweep (TRIALS, the
-    time budget, the engine's own end). ``budget_from`` says where the budget was set (``--timeout``, ``sweep.timeout``
-    or its default)."""
+    """The last line of a sweep begun at ``started``: what the study holds and which rule ended the sweep (see
+    :func:`why_ended`)."""
+    return why_ended(study, target, budget_s, started, budget_from)[1]
+
+
+def why_ended(study: optuna.Study, target: int, budget_s: float | None, started: datetime.datetime,
+              budget_from: str) -> tuple[str, str]:
+    """Which rule ended the sweep begun at ``started`` (``trials``, ``on_target``, ``plateau``, ``budget``, the engine's
+    own end ``no_more_trials``) and the sweep's last line saying it. ``budget_from`` says where the budget was set
+    (``--timeout``, ``sweep.timeout`` or its default)."""
     finished = count_finished(study)
     head = f"study {study.study_name}: {finished} finished trials"
     if finished >= target:
-        return f"{head} — ended: TRIALS reached ({target})"
+        return "trials", f"{head} — ended: TRIALS reached ({target})"
+    ended = ended_by(study)
+    if ended is not None:
+        return ended.rule, f"{head} of {target} — ended: {_rule_ended(ended)}"
     spent = (datetime.datetime.now() - started).total_seconds()
     cut = any(cut_by_the_budget(t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
               if t.datetime_start and t.datetime_start >= started)
     if budget_s is not None and (cut or spent >= budget_s):
-        return (f"{head} of {target} — ended: the time budget of {budget_s / 60:.4g} min ({budget_from}) was spent; "
-                "--timeout to extend it, the same command to go on")
-    return f"{head} of {target} — ended: the search had no more trials to run"
+        return "budget", (f"{head} of {target} — ended: the time budget of {budget_s / 60:.4g} min ({budget_from}) was "
+                          "spent; --timeout to extend it, the same command to go on")
+    return "no_more_trials", f"{head} of {target} — ended: the search had no more trials to run"
+
+
+def _rule_ended(ended: EndRecord) -> str:
+    return f"sweep.stop.{ended.rule}: {ended.why}; --trials above {ended.target} to go on"
 
 
 def standing_line(name: str, where: str, now: StudyTrials, target: int, extra: str = "") -> str:
@@ -67,5 +82,7 @@ def standing_line(name: str, where: str, now: StudyTrials, target: int, extra: s
 
 
 def nothing_to_do_line(now: StudyTrials, target: int) -> str:
-    """Why a sweep starts no trial: the study holds its target already."""
+    """Why a sweep starts no trial: the study holds its target already, or a stop rule ended its sweep."""
+    if not now.target_reached(target) and (ended := ended_by(now.study)) is not None:
+        return f"nothing to do: the sweep already ended by {_rule_ended(ended)}"
     return f"nothing to do: {now.finished} finished + {now.running} running ≥ {target} (raise TRIALS to go on)"

@@ -23,7 +23,7 @@ from sweeps.objective.checkpoints import register_best
 from sweeps.objective.trial import TrainRepeat, TrialContext, run_trial
 from sweeps.processes import node_name
 from sweeps.search.retries import close_orphan_runs, fail_dead_trials, queue_interrupted, queue_left_interrupted
-from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW, AfterTrial, DeadWorkerRecovery, SweepStops
+from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW, AfterTrial, DeadWorkerRecovery, EndRules, SweepStops
 from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.space.space import Space
 from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_NODE, RUN_SPACE_SHA, STUDY, VALIDATION
@@ -165,7 +165,7 @@ def _optimize(sweep: Sweep, spec: WorkerSpec, ctx: TrialContext, extra: list[Aft
     if live.live is not None and not options.keras_log:
         ctx.keras_verbose = 0  # the live line replaces Keras's epoch lines on a terminal
     stops = SweepStops(console, sweep.target, stops=options.engine == "optuna", deadline=ctx.deadline,
-                       share=spec.share, reads=reads)
+                       share=spec.share, reads=reads, ends=EndRules.of(sweep.space, sweep.tracker))
     recovery = DeadWorkerRecovery(sweep.storage, retry=options.engine == "optuna", reads=reads)
     after_trial: list[AfterTrial] = [live, TrialLine(console, metric, sweep.target, reads), recovery, *extra, stops]
     with live:

@@ -48,6 +48,7 @@ from sweeps.store.keys import (
     SWEEP_RUN,
 )
 from sweeps.store.storage import check_tracking, default_storage, masked, open_storage
+from sweeps.store.sweep_end import ended_by, go_on_past
 from sweeps.store.tracking import Tracker, tracking_uri
 from sweeps.store.trials import FINISHED_STATES, StudyTrials, cut_by_the_budget, is_owed, is_search_trial, own_trials
 
@@ -89,8 +90,11 @@ class Sweep:
         return self.options.target(self.space)
 
     def wants_more(self, now: StudyTrials) -> bool:
-        """Whether the study, as read in ``now``, wants more trials than it holds finished or running."""
-        return not now.target_reached(self.target)
+        """Whether the study, as read in ``now``, wants more trials than it holds finished or running, and no stop
+        rule ended its sweep (an owed trial, a retry or a confirmation, runs even then)."""
+        if now.target_reached(self.target):
+            return False
+        return ended_by(self.study) is None or any(is_owed(t) for t in now.in_states(TrialState.WAITING))
 
 
 def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console, worker_index: int = 0,
@@ -108,6 +112,11 @@ def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console
     tracking = tracking_uri(root)
     check_tracking(tracking)
     study = open_study(space, storage, options.quick, console, worker_index, options.engine, create)
+    ended = ended_by(study) if create else None
+    if ended is not None and options.target(space) > ended.target:  # TRIALS raised: the sweep goes on past its end
+        go_on_past(study, ended)
+        console.print(f"going on past sweep.stop.{ended.rule} ({ended.why}): TRIALS raised from {ended.target} to "
+                      f"{options.target(space)}", highlight=False)
     return Sweep(space, root, options, url, storage, study, Tracker(tracking, study.study_name))
 
 
