@@ -1,5 +1,6 @@
 """The Python API, for notebooks and scripts: run a space's sweep from a project folder and read its best trial;
-rebuild the report. The same entry point and stores as the ``sweep`` command."""
+queue a configuration, exclude a trial from best and include it again; rebuild the report. The same entry point
+and stores as the ``sweep`` command."""
 
 from __future__ import annotations
 
@@ -52,21 +53,61 @@ def run(space: str, trials: int | None = None, timeout: float | None = None, *, 
 
 
 def best(space: str, *, root: str | Path = ".", quick: bool = False, engine: str = "optuna") -> BestTrial | None:
-    """The best completed trial of ``space``'s study in project ``root`` (None before any completed)."""
-    from sweeps.search.study import existing_study
-    from sweeps.store.storage import default_storage, open_storage
-    from sweeps.store.tracking import tracking_uri
+    """The best completed trial of ``space``'s study in project ``root`` (None before any completed; excluded and
+    infeasible trials never are)."""
     from sweeps.store.trials import best_trial
 
-    folder = Path(root).resolve()
-    url, name = default_storage(folder), study_name(space, quick, engine)
-    study, space_file, _ = existing_study(name, open_storage(url), url, tracking_uri(folder))
+    study, space_file, _ = _existing(space, root, quick, engine)
     top = best_trial(study)
     if top is None:
         return None
-    return BestTrial(study=name, number=top.number, params=dict(top.params), value=top.values[0],
+    return BestTrial(study=study.study_name, number=top.number, params=dict(top.params), value=top.values[0],
                      value_std=top.user_attrs.get(VALUE_STD), test_accuracy=top.user_attrs.get(TEST_ACCURACY_MEAN),
                      repeats=space_file.spec.sweep.repeats, test_mae=top.user_attrs.get(TEST_MAE_MEAN))
+
+
+def enqueue(space: str, params: dict[str, Any], *, root: str | Path = ".", quick: bool = False) -> None:
+    """Queue ``params`` (values of the space file's params; those left out are sampled) into ``space``'s study, as
+    ``sweep enqueue``: the next worker trains it. A UsageError for a value the param could not sample."""
+    from sweeps.search.curation import check_params
+    from sweeps.search.curation import enqueue as queue
+    from sweeps.space.space import load_space
+
+    checked = check_params(load_space(space, Path(root).resolve() / "search_spaces"), dict(params))
+    queue(_existing(space, root, quick, "optuna")[0], checked)
+
+
+def exclude(space: str, trial: int, reason: str, *, root: str | Path = ".", quick: bool = False,
+            engine: str = "optuna") -> list[str]:
+    """Keep completed ``trial`` out of best with ``reason``, as ``sweep exclude``; the lines it prints (the best
+    now, where the registry's alias ``best`` points)."""
+    from sweeps.search.curation import exclude as keep_out
+    from sweeps.search.curation import standing
+
+    study, _, tracker = _existing(space, root, quick, engine)
+    keep_out(study, trial, reason)
+    return standing(study, tracker.client)
+
+
+def include(space: str, trial: int, *, root: str | Path = ".", quick: bool = False, engine: str = "optuna") -> list[str]:
+    """Let excluded ``trial`` compete for best again, as ``sweep include``; the lines it prints."""
+    from sweeps.search.curation import include as let_in
+    from sweeps.search.curation import standing
+
+    study, _, tracker = _existing(space, root, quick, engine)
+    let_in(study, trial)
+    return standing(study, tracker.client)
+
+
+def _existing(space: str, root: str | Path, quick: bool, engine: str):
+    """The study of ``space`` in project ``root``, its space file and its MLflow experiment."""
+    from sweeps.search.study import existing_study
+    from sweeps.store.storage import default_storage, open_storage
+    from sweeps.store.tracking import tracking_uri
+
+    folder = Path(root).resolve()
+    url = default_storage(folder)
+    return existing_study(study_name(space, quick, engine), open_storage(url), url, tracking_uri(folder))
 
 
 def report(*, root: str | Path = ".") -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sweeps.reporting.html import ci, esc, table, value_text
-from sweeps.results.study_results import StudyResults
+from sweeps.results.study_results import StudyResults, ranked
 from sweeps.stats import Difference, compare
 
 SHOWN = 10  # configs per table: the best and the next ones
@@ -21,7 +21,7 @@ def versus_best(result: StudyResults) -> dict[int, Difference]:
         return {}
     scores = result.repeats.groupby("trial")[column].apply(list).to_dict()
     best_scores = scores.get(best["number"], [])
-    done = result.trials[(result.trials["state"] == "COMPLETE") & (result.trials["number"] != best["number"])]
+    done = result.trials[ranked(result.trials) & (result.trials["number"] != best["number"])]
     found = {int(n): compare(best_scores, scores.get(n, []), result.maximise) for n in done["number"]}
     return {n: d for n, d in found.items() if d is not None}
 
@@ -34,7 +34,7 @@ def label(difference: Difference | None) -> str:
 def seeds_table(result: StudyResults) -> pd.DataFrame:
     """The best completed configs, best first: their searched params, objective over seeds and the verdict."""
     differences = versus_best(result)
-    done = result.trials[result.trials["state"] == "COMPLETE"].head(SHOWN)
+    done = result.trials[ranked(result.trials)].head(SHOWN)
     rows = []
     for rank, (_, trial) in enumerate(done.iterrows()):
         number = int(trial["number"])

@@ -13,7 +13,7 @@ from sweeps.reporting import figures, model_figures
 from sweeps.reporting.html import ci, esc, fragment, image, render, short, table, value_text, verdict, warning
 from sweeps.reporting.significance import label, versus_best
 from sweeps.results.hints import hints
-from sweeps.results.study_results import TOP_K, StudyResults, meets_target, target_text
+from sweeps.results.study_results import TOP_K, StudyResults, meets_target, ranked, target_text
 from sweeps.space.schema import CategoricalParam
 from sweeps.stats import overfitting_onset, spread
 from sweeps.store.keys import MLFLOW_RUN_ID, SPACE, SPACE_YAML
@@ -69,6 +69,10 @@ def leaderboard(result: StudyResults, rows: int | None = None) -> pd.DataFrame:
     better than it."""
     t = result.trials.head(rows) if rows else result.trials
     frame = pd.DataFrame({"trial": t["number"], "state": t["state"]})
+    kept_out = _kept_out(t)
+    if kept_out.any():  # excluded and infeasible trials: struck through, with why they cannot win
+        frame["trial"] = [f'<s title="cannot win">{n}</s>' if out else n for n, out in zip(t["number"], kept_out, strict=True)]
+        frame["kept out of best"] = [_why_out(r) for _, r in t.iterrows()]
     if result.space.spec.target:  # no bar, no verdict column
         frame["target"] = [verdict(meets_target(r, result.space.spec.target)) if r["state"] == "COMPLETE" else ""
                            for _, r in t.iterrows()]
@@ -95,6 +99,17 @@ def leaderboard(result: StudyResults, rows: int | None = None) -> pd.DataFrame:
     frame["time (s)"] = t["duration_s"].round(0)
     frame["MLflow run"] = [run_link(result, r) for r in t[MLFLOW_RUN_ID]]
     return frame
+
+
+def _kept_out(trials: pd.DataFrame) -> pd.Series:
+    """The completed trials that cannot win: excluded by hand, or infeasible."""
+    return (trials["state"] == "COMPLETE") & ~ranked(trials)
+
+
+def _why_out(row: pd.Series) -> str:
+    if isinstance(row.get("excluded"), str):
+        return f"<s>excluded</s>: {esc(row['excluded'])}"
+    return "infeasible (broke the space's constraints)" if bool(row.get("infeasible", False)) else ""
 
 
 def best_config(result: StudyResults) -> str:
@@ -124,6 +139,8 @@ def _origin(result: StudyResults, best: pd.Series) -> str:
         return f" ({esc(origin)} of the space file: a configuration written by hand, not found by the search)"
     if origin == "sampler":
         return f" (chosen by the {esc(result.space.spec.sweep.sampler.name.upper())} sampler)"
+    if origin == "queued by hand":
+        return " (queued by hand with <code>sweep enqueue</code>: a configuration of yours, not found by the search)"
     return f" (chosen by {esc(origin)})"
 
 
@@ -217,7 +234,7 @@ def space_hints(result: StudyResults) -> str:
 
 def learning_curves(result: StudyResults) -> str:
     parts = []
-    done = result.trials[result.trials["state"] == "COMPLETE"].head(TOP_K)
+    done = result.trials[ranked(result.trials)].head(TOP_K)
     for rank, (_, trial) in enumerate(done.iterrows(), start=1):
         first = result.repeats[result.repeats["trial"] == trial["number"]].head(1)
         history = result.curves.get(int(trial["number"]))

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.settings import base_name
+from sweeps.results.study_results import ranked
 from sweeps.space.schema import CategoricalParam, FloatParam, IntParam
 from sweeps.space.space import TRAIN_KEYS, Space, is_allowed
 
@@ -32,7 +33,7 @@ class Hint:
 
 def hints(space: Space, trials: pd.DataFrame, importances: dict[str, float], maximise: bool) -> list[Hint]:
     """Hints from a study's trials (Optuna's frame: state, value, params_*), best value first."""
-    done = trials[trials["state"] == "COMPLETE"].dropna(subset=["value"])
+    done = trials[ranked(trials)].dropna(subset=["value"])  # excluded and infeasible trials steer nothing
     if len(done) < MIN_TRIALS:
         return []
     best = done.sort_values("value", ascending=not maximise).iloc[0]

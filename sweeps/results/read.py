@@ -12,12 +12,12 @@ import pandas as pd
 from optuna.storages import BaseStorage
 
 from sweeps.errors import MissingCheckpoint, SpaceError
-from sweeps.results.study_results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, trials_table
+from sweeps.results.study_results import REFIT_COLUMNS, REPEAT_COLUMNS, TOP_K, StudyResults, ranked, trials_table
 from sweeps.search.study import space_of
 from sweeps.space.space import Space
-from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, REFIT_RUN, SEED, engine_of
+from sweeps.store.keys import BASELINE, CONFIRMS, FAIL_REASON, KIND, QUEUED_BY_HAND, REFIT_RUN, SEED, engine_of
 from sweeps.store.tracking import Tracker, ui_url
-from sweeps.store.trials import can_win, excluded, is_search_trial, own_trials
+from sweeps.store.trials import can_win, excluded, is_feasible, is_search_trial, own_trials
 
 TRIAL_ATTRS = ("number", "state", "value", "params", "duration", "datetime_start", "datetime_complete")
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -88,11 +88,20 @@ def _importances(study: optuna.Study) -> tuple[dict[str, float], str]:
     return dict(values), "" if values else "too few completed trials"
 
 
+def _curation(raw: pd.DataFrame, trials: list[optuna.trial.FrozenTrial], out: dict[str, str]) -> pd.DataFrame:
+    """Each trial's reason when excluded by hand (``excluded``) and whether it broke the space's constraints
+    (``infeasible``): neither ranks."""
+    broke = {t.number for t in trials if not is_feasible(t)}
+    return raw.assign(excluded=raw["number"].map(lambda n: out.get(str(n))), infeasible=raw["number"].isin(broke))
+
+
 def found_by(trial: optuna.trial.FrozenTrial, space: Space, engine: str) -> str:
-    """Who chose a trial's params: a baseline of the space file (its place there) or the engine's search. Trials
-    from before baselines were marked are known by their params."""
+    """Who chose a trial's params: a baseline of the space file (its place there), the user (``sweep enqueue``) or
+    the engine's search. Trials from before baselines were marked are known by their params."""
     if engine != "optuna":
         return "Keras Tuner"
+    if QUEUED_BY_HAND in trial.user_attrs:
+        return "queued by hand"
     place = trial.user_attrs.get(BASELINE) or next(
         (i for i, b in enumerate(space.spec.sweep.baselines, start=1) if dict(b.params) == trial.params), None)
     return f"baseline {place}" if place else "sampler"
@@ -103,7 +112,7 @@ def _curves(tracker: Tracker | None, trials: pd.DataFrame, repeats: pd.DataFrame
     if tracker is None:
         return {}
     curves = {}
-    for number in trials.loc[trials["state"] == "COMPLETE", "number"].head(TOP_K):
+    for number in trials.loc[ranked(trials), "number"].head(TOP_K):
         first = repeats[repeats["trial"] == number].head(1)
         if not first.empty:
             curves[int(number)] = tracker.metric_history(first["run_id"].iloc[0], CURVES)
@@ -131,6 +140,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
     finished = own_trials(study)
     raw = raw[raw["number"].isin({t.number for t in finished})]
     raw, repeats = _merge_confirmations(raw, repeats, finished)
+    raw = _curation(raw, finished, excluded(study))
     trials = trials_table(raw, repeats, space.spec.objective.metric, maximise)
     importances, note = _importances(study)
     engine = engine_of(name, study.user_attrs)

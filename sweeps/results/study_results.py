@@ -97,9 +97,20 @@ class StudyResults:
         return None
 
     def best(self) -> pd.Series | None:
-        """The leaderboard's top completed trial (by mean objective over its repeats)."""
-        done = self.trials[self.trials["state"] == "COMPLETE"].dropna(subset=["value"])
+        """The leaderboard's top trial that may win (by mean objective over its repeats)."""
+        done = self.trials[ranked(self.trials)].dropna(subset=["value"])
         return None if done.empty else done.iloc[0]
+
+
+def ranked(trials: pd.DataFrame) -> pd.Series:
+    """Which rows of a trials frame rank: completed, not excluded by hand (``excluded``: the reason) and feasible
+    (``infeasible``); a frame without those columns has no such trials."""
+    out = trials["state"] == "COMPLETE"
+    if "excluded" in trials:
+        out &= trials["excluded"].isna()
+    if "infeasible" in trials:
+        out &= ~trials["infeasible"].fillna(False).astype(bool)
+    return out
 
 
 def _busy_seconds(trials: pd.DataFrame, until: pd.Timestamp) -> float:
@@ -122,14 +133,15 @@ SPREAD_OF = {"value": None, "test_accuracy": "test_accuracy", "test_loss": "test
 
 
 def trials_table(trials: pd.DataFrame, repeats: pd.DataFrame, metric: str, maximise: bool) -> pd.DataFrame:
-    """Optuna's trials frame (number, state, value, params_*, duration, datetime_*) joined with the per-trial
-    spread of the repeats' scores; completed trials first, best first."""
+    """Optuna's trials frame (number, state, value, params_*, duration, datetime_*; ``excluded`` and
+    ``infeasible`` when known) joined with the per-trial spread of the repeats' scores; the trials that rank
+    first, best first, then the completed ones that cannot win (excluded, infeasible), then the rest."""
     frame = trials.rename(columns={"values_0": "value", "values_1": "secondary"})  # a two-objective study
     frame["duration_s"] = pd.to_timedelta(frame.pop("duration")).dt.total_seconds()
     frame = frame.merge(_aggregate(repeats, metric), on="number", how="left")
-    frame["_done"] = frame["state"] == "COMPLETE"
-    frame = frame.sort_values(["_done", "value"], ascending=[False, not maximise], na_position="last")
-    return frame.drop(columns="_done").reset_index(drop=True)
+    frame["_ranks"], frame["_done"] = ranked(frame), frame["state"] == "COMPLETE"
+    frame = frame.sort_values(["_ranks", "_done", "value"], ascending=[False, False, not maximise], na_position="last")
+    return frame.drop(columns=["_ranks", "_done"]).reset_index(drop=True)
 
 
 def _aggregate(repeats: pd.DataFrame, metric: str) -> pd.DataFrame:

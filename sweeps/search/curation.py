@@ -48,7 +48,7 @@ def check_params(space: Space, params: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(f"--set: name at least one param (params: {', '.join(space.spec.params)})")
     for name, value in params.items():
         try:
-            _check_baseline_value(space.spec, name, value)
+            _check_baseline_value(space.spec, name, value, params)  # params: a `when:` condition reads the others
             _check_step(_param(space, name), value)
         except ValueError as exc:
             raise UsageError(f"--set {name}={value}: {exc}") from None
