@@ -10,9 +10,10 @@ of the earlier one (read from its MLflow run) at the epoch where that round stop
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from experiments.metrics import metric_mode
 from experiments.outcome import WarmStart
 from sweeps.errors import SweepStopped
 from sweeps.objective.checkpoints import load_checkpoint
+from sweeps.objective.constrained import Infeasible
 from sweeps.objective.trial import TrialContext, run_trial
 from sweeps.search.stop_rules import AfterTrial
+from sweeps.space.conditions import When, allowed
 from sweeps.space.space import Space
 from sweeps.store.keys import EPOCH_BUDGET, INITIAL_EPOCH, KERASTUNER_TRIAL, MLFLOW_RUN_ID
 from sweeps.store.registry import first_seed_run
@@ -47,6 +50,18 @@ class HPSuggester:
 
     def suggest_categorical(self, name: str, choices: list) -> Any:
         return self.hp.Choice(name, choices)
+
+    @contextlib.contextmanager
+    def conditional_scope(self, lineage: list[When]) -> Iterator[None]:
+        """Declare the params within in the nested scopes of their ``lineage`` (see
+        :func:`sweeps.space.conditions.lineage`). Keras Tuner finds a scope's parent only among the params declared in
+        the same scopes, so each takes the first key of a ``when:``: where it holds and another key does not, the
+        oracle samples the param and :meth:`Space.suggest` leaves it out."""
+        with contextlib.ExitStack() as scopes:
+            for when in lineage:
+                parent, values = next(iter(when.items()))
+                scopes.enter_context(self.hp.conditional_scope(parent, allowed(values)))
+            yield
 
 
 @dataclasses.dataclass
@@ -78,6 +93,9 @@ class OptunaTrials:
         try:
             value = run_trial(ctx, trial)
             self.study.tell(trial, value)
+        except Infeasible as exc:  # never trained; Keras Tuner's oracle counts it as a failed trial of its own
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            raise kt.errors.FailedTrialError(str(exc)) from None
         except optuna.TrialPruned:  # the sweep's time budget cut it (Keras Tuner's trials are not pruned otherwise)
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             raise kt.errors.FatalError(TIME_UP) from None
@@ -132,7 +150,7 @@ class SpaceHyperModel(kt.HyperModel):
     def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
         self.space.suggest(HPSuggester(hp))
 
-    def build(self, hp: kt.HyperParameters) -> None:  # called to find conditional scopes; the space has none
+    def build(self, hp: kt.HyperParameters) -> None:  # called to find conditional scopes: the space's when:
         self.space.suggest(HPSuggester(hp))
 
 

@@ -23,11 +23,12 @@ from experiments.train import TrainingInterrupted, train_repeat
 from sweeps import signals
 from sweeps.console.live import SweepProgress
 from sweeps.errors import TrialFailed, TrialTakenOver
+from sweeps.objective.constrained import record_outcomes, reject_infeasible
 from sweeps.processes import node_name, task_name, worker_id
 from sweeps.search.retries import INTERRUPTED_TRIAL, still_runs
 from sweeps.search.study import is_surplus, trial_config, trial_seeds
 from sweeps.space.space import Space
-from sweeps.stats import spread
+from sweeps.stats import Spread, spread
 from sweeps.store.keys import (
     CONFIRMS,
     CONFIRMS_TRIAL,
@@ -207,6 +208,20 @@ def _run_repeats(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seeds:
     return results
 
 
+def _record_summary(trial: optuna.Trial, results: list[RepeatResult], metric: str) -> tuple[dict[str, float | None], Spread]:
+    """Record on ``trial`` how its repeats stopped, its value's spread, its test scores and its mean epoch time."""
+    summary = _summary(results, metric)
+    trial.set_user_attr(STOP_REASONS, [r.stop_reason for r in results])
+    trial.set_user_attr(VALUE_STD, summary[f"{metric}_std"])
+    trial.set_user_attr(TEST_ACCURACY_MEAN, summary["test_accuracy_mean"])
+    if summary["test_mae_mean"] is not None:
+        trial.set_user_attr(TEST_MAE_MEAN, summary["test_mae_mean"])
+    epoch_time = spread([t for r in results for t in r.history.get("epoch_time_s", [])])
+    if epoch_time.n:
+        trial.set_user_attr(EPOCH_TIME, epoch_time.mean)
+    return summary, epoch_time
+
+
 def _cut_by_the_budget(trial: optuna.Trial, results: list[RepeatResult], unreported: float | None) -> None:
     """A trial the time budget stopped mid-schedule is no result: it is told to Optuna as pruned at the epoch it
     reached (the sampler learns it as a partial curve, never as a finished one) and not counted toward TRIALS.
@@ -221,7 +236,9 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     secondary objective, when the space has one). How the trial ended (its state) is decided here, once."""
     trials = _claim(ctx, trial)
     metric = ctx.space.spec.objective.metric
-    model_params, settings = trial_config(ctx.space, ctx.space.suggest(trial), trial.user_attrs)
+    sampled = ctx.space.suggest(trial)
+    reject_infeasible(ctx.space, trial, sampled)  # before any run is opened: a config that breaks one never trains
+    model_params, settings = trial_config(ctx.space, sampled, trial.user_attrs)
     if ctx.max_epochs is not None:
         settings = dataclasses.replace(settings, epochs=min(settings.epochs, ctx.max_epochs))
     if ctx.keras_verbose is not None:
@@ -232,26 +249,20 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     trial.set_user_attr(MLFLOW_RUN_ID, runs.run_id)
     if CONFIRMS in trial.user_attrs:
         ctx.tracker.set_tags(runs.run_id, {CONFIRMS_TRIAL: trial.user_attrs[CONFIRMS]})
-    state, interrupted, summary = "FAIL", False, {}
+    state, interrupted = "FAIL", False
+    summary: dict[str, float | None] = {}
     try:
         # Optuna takes one report per step, so the pruner watches the first repeat only; a confirmation is not pruned.
         prune = ctx.prune and CONFIRMS not in trial.user_attrs
         results = _run_repeats(ctx, trial, runs, seeds, prune, model_params, settings)
-        summary = _summary(results, metric)
-        trial.set_user_attr(STOP_REASONS, [r.stop_reason for r in results])
-        trial.set_user_attr(VALUE_STD, summary[f"{metric}_std"])
-        trial.set_user_attr(TEST_ACCURACY_MEAN, summary["test_accuracy_mean"])
-        if summary["test_mae_mean"] is not None:
-            trial.set_user_attr(TEST_MAE_MEAN, summary["test_mae_mean"])
-        epoch_time = spread([t for r in results for t in r.history.get("epoch_time_s", [])])
-        if epoch_time.n:
-            trial.set_user_attr(EPOCH_TIME, epoch_time.mean)
+        summary, epoch_time = _record_summary(trial, results, metric)
         value = summary[f"{metric}_mean"]
         if results[-1].stop_reason == TIME_BUDGET:
             _cut_by_the_budget(trial, results, None if prune else value)
         if value is None:  # every repeat ended before its first validation
             raise TrialFailed(f"no {metric}")
         outcome = _objectives(ctx.space.spec.objective.secondary, value, results, epoch_time.mean)
+        record_outcomes(ctx.space, trial, sampled, results, epoch_time.mean if epoch_time.n else None)
         state = "COMPLETE"
         return outcome
     except optuna.TrialPruned:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from experiments.data.builtin import DATASETS
 from experiments.data.loading import VALIDATIONS
 from experiments.metrics import direction as metric_direction
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
+from sweeps.space.constraints import check_constraint
 
 Scalar = bool | int | float | str
+# A param sampled only when each named param took this value or one of these (``when: {optimizer: [sgd, adamw]}``).
+When = dict[str, Scalar | list[Scalar]]
 METRICS = ("val_accuracy", "val_loss", "val_robust_accuracy", "val_mae")  # robust: on a rotated, shifted validation copy
 TARGET_METRICS = ("test_accuracy", "test_loss", "test_mae")
 TASKS = ("classification", "regression")
@@ -86,6 +89,7 @@ class IntParam(Section):
     step: int = Field(1, ge=1)
     log: bool = False
     per_layer: bool = False
+    when: When | None = Field(None, min_length=1)  # sampled only when these params take these values
 
     @model_validator(mode="after")
     def _range(self) -> IntParam:
@@ -111,6 +115,7 @@ class FloatParam(Section):
     step: float | None = Field(None, gt=0)
     log: bool = False
     per_layer: bool = False
+    when: When | None = Field(None, min_length=1)  # sampled only when these params take these values
 
     @model_validator(mode="after")
     def _range(self) -> FloatParam:
@@ -136,6 +141,7 @@ class CategoricalParam(Section):
     type: Literal["categorical"]
     choices: list[Scalar] = Field(min_length=1)
     per_layer: bool = False
+    when: When | None = Field(None, min_length=1)  # sampled only when these params take these values
 
     @model_validator(mode="after")
     def _unique(self) -> CategoricalParam:
@@ -320,6 +326,9 @@ class SpaceFile(Section):
     objective: Objective = Objective()
     target: dict[Literal[TARGET_METRICS], Bound] = Field(default_factory=lambda: dict(EXAM_BAR))  # type: ignore[valid-type]
     sweep: SweepSettings = SweepSettings()
+    # Each "NAME OP NAME" or "NAME OP NUMBER" (OP: <=, >=, <, >), a name a param or an outcome (param_count,
+    # epoch_time_s, a validation metric): on params alone checked before training, on outcomes after it.
+    constraints: list[Annotated[str, AfterValidator(check_constraint)]] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

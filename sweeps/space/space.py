@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,8 +17,11 @@ from pydantic import BaseModel, ValidationError
 from experiments.data.raw import DataSource, UserData, file_version
 from experiments.settings import DEFAULTS, PER_LAYER, TrainSettings, base_name, feature_size, is_built_in, layer_name
 from sweeps.errors import SpaceError, one_line
+from sweeps.space.conditions import When, allowed, check_conditions, holds, lineage, sampling_order
+from sweeps.space.constraints import Constraint, check_feasible, on_params_only, parse_constraint
 from sweeps.space.schema import (
     FAMILY_KEYS,
+    TASK_METRICS,
     TASK_TRAINING,
     CategoricalParam,
     FloatParam,
@@ -70,12 +75,34 @@ class Space:
         """The data as the report names it."""
         return str(self.data)
 
+    @property
+    def constraints(self) -> list[Constraint]:
+        """The file's constraints, parsed."""
+        return [parse_constraint(text) for text in self.spec.constraints]
+
+    def split_constraints(self) -> tuple[list[Constraint], list[Constraint]]:
+        """The constraints on params alone (checked before training) and those on outcomes (after it)."""
+        params = set(param_ranges(self.spec))
+        alone = [c for c in self.constraints if on_params_only(c, params)]
+        return alone, [c for c in self.constraints if c not in alone]
+
     def suggest(self, trial: Suggester) -> dict[str, Any]:
-        """Ask ``trial`` for every param; per-layer params up to the sampled depth only."""
+        """Ask ``trial`` for every param whose ``when:`` holds (define-by-run: each after the params it names; a param
+        not sampled is left out, so its builder's default applies); per-layer params up to the sampled depth only."""
         values: dict[str, Any] = {}
-        for name, param in sorted(self.spec.params.items(), key=lambda item: item[1].per_layer):
+        # Keras Tuner's oracle must know a conditional param even where its condition fails (it returns None there).
+        scope: Callable[[list[When]], AbstractContextManager] | None = getattr(trial, "conditional_scope", None)
+        for name in sampling_order(self.spec.params):
+            param = self.spec.params[name]
+            active = holds(param.when, values)
+            if not active and scope is None:
+                continue
+            with scope(lineage(self.spec.params, name)) if scope is not None and param.when else nullcontext():
+                value = _suggest(trial, name, param)
+            if active:
+                values[name] = value
+        for name, param in self.spec.params.items():
             if not param.per_layer:
-                values[name] = _suggest(trial, name, param)
                 continue
             depth_name = PER_LAYER[self.spec.model][name]
             depth = values.get(depth_name, self.spec.fixed.get(depth_name, DEFAULTS[self.spec.model][depth_name]))
@@ -159,6 +186,8 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
                              f"param yourself ({name}_1, {name}_2…)")
         if param.per_layer and name not in PER_LAYER[family]:
             raise ValueError(f"params.{name}.per_layer: only {', '.join(PER_LAYER[family])} can be per layer in a {family}")
+    check_conditions(spec)
+    _check_constraints(spec)
     if spec.sweep.sampler.name == "grid":
         for name, param in spec.params.items():
             if param.per_layer or (isinstance(param, FloatParam) and param.step is None):
@@ -178,11 +207,43 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
             raise ValueError(f"sweep.baselines.{i}.epochs: {baseline.epochs} is more than the {planned} of train.epochs "
                              "(a baseline's epochs is a cheaper first look; raise train.epochs for longer trials)")
         for name, value in baseline.params.items():
-            _wrap(f"sweep.baselines.{i}.params.{name}", _check_baseline_value, spec, name, value)
+            _wrap(f"sweep.baselines.{i}.params.{name}", _check_baseline_value, spec, name, value, baseline.params)
         for name, value in baseline.fixed.items():
             _wrap(f"sweep.baselines.{i}.fixed.{name}", _check_baseline_fixed, spec, name, value)
     if family == "cnn" and isinstance(spec.dataset, str):  # the built-in datasets' 28x28; data of yours: see commands
         check_cnn_size(spec, 28)
+
+
+OUTCOMES = ("param_count", "epoch_time_s")  # what a trial measures besides its validation metrics
+
+
+def outcome_names(spec: SpaceFile) -> set[str]:
+    """What a constraint may name besides params: the model's size, an epoch's time, the task's validation metrics
+    (the moved copy's only when the objective scores it)."""
+    metrics = TASK_METRICS[spec.task][0] - (set() if spec.objective.robust else {"val_robust_accuracy"})
+    return {*OUTCOMES, *metrics}
+
+
+def param_ranges(spec: SpaceFile) -> dict[str, tuple[float, float]]:
+    """The numeric params a constraint may name, with their lowest and highest values; a per-layer param by each
+    layer's name (``units_2``), up to the deepest net the space can sample."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for name, param in spec.params.items():
+        numbers = [v for v in param.bounds() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) != len(param.bounds()):
+            continue  # a categorical of names or booleans: not compared
+        if not param.per_layer:
+            ranges[name] = (min(numbers), max(numbers))
+            continue
+        for i in range(1, max(_reachable(spec, PER_LAYER[spec.model][name])) + 1):
+            ranges[layer_name(name, i)] = (min(numbers), max(numbers))
+    return ranges
+
+
+def _check_constraints(spec: SpaceFile) -> None:
+    ranges, outcomes = param_ranges(spec), outcome_names(spec)
+    for i, text in enumerate(spec.constraints):
+        _wrap(f"constraints.{i}", check_feasible, parse_constraint(text), ranges, outcomes)
 
 
 def _check_baseline_fixed(spec: SpaceFile, name: str, value: Any) -> None:
@@ -194,7 +255,7 @@ def _check_baseline_fixed(spec: SpaceFile, name: str, value: Any) -> None:
     _check_value(name, value, spec.model)
 
 
-def _check_baseline_value(spec: SpaceFile, name: str, value: Any) -> None:
+def _check_baseline_value(spec: SpaceFile, name: str, value: Any, baseline: dict[str, Any]) -> None:
     """A baseline value must be one the param could sample (Optuna's enqueue_trial would take anything)."""
     base = base_name(name, spec.model)
     param = spec.params.get(name) or spec.params.get(base)
@@ -205,6 +266,9 @@ def _check_baseline_value(spec: SpaceFile, name: str, value: Any) -> None:
             raise ValueError(f"{value!r} is not one of the choices {param.choices}")
     elif isinstance(value, bool) or not isinstance(value, (int, float)) or not param.low <= value <= param.high:
         raise ValueError(f"{value!r} is outside the range {param.low} to {param.high}")
+    ruled_out = [(k, v) for k, v in (param.when or {}).items() if k in baseline and baseline[k] not in allowed(v)]
+    if ruled_out:
+        raise ValueError(f"sampled only when {ruled_out[0][0]} is {ruled_out[0][1]} (this baseline sets {baseline[ruled_out[0][0]]!r})")
 
 
 def _wrap(field: str, check, *args) -> None:

@@ -61,6 +61,7 @@ SEEDS = "seeds"  # a trial's own seeds, when not the space's (a confirmation's)
 BASELINE_FIXED = "baseline_fixed"  # a baseline's model settings in place of the space's fixed ones
 INITIAL_EPOCH = "initial_epoch"  # a Hyperband promotion: continued an earlier trial's weights from this epoch
 KERASTUNER_TRIAL = "kerastuner_trial"  # the Keras Tuner trial id an Optuna trial trained (found again on promotion)
+REJECTED = "rejected"  # the constraints on params its config broke: never trained, not counted toward TRIALS
 
 # MLflow run tags.
 KIND = "sweeps.kind"  # one of the run kinds below

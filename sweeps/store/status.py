@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from sweeps.store.keys import FINISHED, KIND, SEED, TRIAL, TRIAL_RUN, WARM_STARTED
+from sweeps.store.keys import FINISHED, KIND, REJECTED, SEED, TRIAL, TRIAL_RUN, WARM_STARTED
 from sweeps.store.tracking import Tracker
 from sweeps.store.trials import FINISHED_STATES, own_trials
 
@@ -30,7 +30,7 @@ def problems(study: optuna.Study, tracker: Tracker, runs: pd.DataFrame | None = 
     found += [f"trial {n} has {c} MLflow trial runs" for n, c in sorted(numbers.items()) if c > 1]
     finished_runs = {int(r[f"tags.{TRIAL}"]) for _, r in trial_runs.iterrows() if r["status"] == FINISHED}
     for number, trial in sorted(trials.items()):
-        if trial.state in FINISHED_STATES and number not in finished_runs:
+        if trial.state in FINISHED_STATES and number not in finished_runs and REJECTED not in trial.user_attrs:
             found.append(f"trial {number} is {trial.state.name} in Optuna but has no FINISHED MLflow run")
         if trial.state not in FINISHED_STATES and number in finished_runs:
             found.append(f"trial {number} is {trial.state.name} in Optuna but its MLflow run is FINISHED")

@@ -11,10 +11,9 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.store.keys import CONFIRMS, EXCLUDED, QUEUED_BY_HAND, STOP_REASONS, WARM_FROM
+from sweeps.store.keys import CONFIRMS, EXCLUDED, QUEUED_BY_HAND, REJECTED, STOP_REASONS, WARM_FROM
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts toward a sweep's TRIALS
-CONSTRAINTS = "constraints"  # Optuna's system attribute: a trial's constraint values (feasible when each is <= 0)
 
 
 class StudyTrials:
@@ -102,13 +101,15 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 def is_search_trial(trial: FrozenTrial) -> bool:
     """Whether ``trial`` is one of this sweep's search trials, counted toward TRIALS. A confirmation of the winner on
     new seeds is not (a continued study with ``--trials 30`` samples 30, however many winners were confirmed on the
-    way), nor a trial copied from an earlier study by ``sweep.warm_start``."""
-    return CONFIRMS not in trial.user_attrs and WARM_FROM not in trial.user_attrs
+    way), nor a trial copied from an earlier study by ``sweep.warm_start``, nor one whose params broke a constraint
+    (never trained: the sampler samples another in its place)."""
+    return not any(key in trial.user_attrs for key in (CONFIRMS, WARM_FROM, REJECTED))
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` met the space's constraints (Optuna's record: each value <= 0; a trial without is)."""
-    return all(value <= 0 for value in trial.system_attrs.get(CONSTRAINTS, ()))
+    """Whether ``trial`` met the space's constraints (Optuna's record, in either of its formats: each value <= 0; a
+    trial without is)."""
+    return all(value <= 0 for value in trial.constraints.values())
 
 
 def excluded(study: optuna.Study) -> dict[str, str]:
