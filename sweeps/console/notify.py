@@ -83,7 +83,8 @@ class BestWatcher:
 
     def stop(self) -> None:
         self.done.set()
-        self.thread.join()
+        if self.thread.is_alive():
+            self.thread.join()
         self.check(final=True)
 
     def check(self, final: bool = False) -> None:
@@ -116,7 +117,8 @@ class SweepNotices:
                  every_s: float = BEST_EVERY_S, poll_s: float = POLL_S):
         self.poster = Poster(url, console)
         self.head = {"study": study_name, "space": space, "metric": metric}
-        self.storage_url, self._study = storage_url, None
+        self.storage_url = storage_url
+        self._study: optuna.Study | None = None
         self.watcher = BestWatcher(self._read, self._new_best, every_s, poll_s).start()
 
     def ended(self, rule: str, line: str) -> None:
