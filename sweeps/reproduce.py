@@ -13,9 +13,10 @@ from experiments.data.loading import load_dataset
 from experiments.train import train_repeat
 from sweeps.errors import UsageError
 from sweeps.objective.trial import StopRequested
+from sweeps.search.environment import packages, sweep_packages, version_differences
 from sweeps.search.study import existing_study, quick_settings, trial_config, trial_seeds
 from sweeps.store.keys import INITIAL_EPOCH, KIND, REPRODUCTION_RUN, STUDY, TRIAL, WARM_FROM
-from sweeps.store.tracking import closing_run
+from sweeps.store.tracking import Tracker, closing_run
 
 
 def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, tracking: str, workdir: Path, console: Console) -> list[dict]:
@@ -29,6 +30,7 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
         source, _, number = str(trial.user_attrs[WARM_FROM]).partition("#")
         raise UsageError(f"--trial {trial_number}: copied from study {source!r} by the warm start, where it is trial "
                          f"{number} with its runs: reproduce it there")
+    _compare_versions(tracker, trial.user_attrs, console)
     spec = space.spec
     model_params, settings = trial_config(space, trial.params, trial.user_attrs)
     settings, subset = quick_settings(study, settings)
@@ -54,3 +56,17 @@ def reproduce(name: str, trial_number: int, storage: BaseStorage, url: str, trac
         console.print(f"mean {spec.objective.metric} {mean:.4f} vs {trial.value:.4f} logged by the sweep "
                       f"(difference {mean - trial.value:+.4f}; CPU kernels are not bit-exact across runs)")
     return rows
+
+
+def _compare_versions(tracker: Tracker, trial_attrs: dict[str, Any], console: Console) -> None:
+    """Say which installed package versions differ from those of the trial's sweep run (one line each)."""
+    then = sweep_packages(tracker, trial_attrs)
+    if then is None:
+        console.print("package versions: the trial's sweep run logged none (a sweep from before they were logged)",
+                      highlight=False)
+        return
+    differences = version_differences(then, packages())
+    for line in differences:
+        console.print(f"package version differs: {line}", highlight=False)
+    if not differences:
+        console.print("package versions: same versions as the trial's sweep run", highlight=False)

@@ -25,6 +25,7 @@ from experiments.settings import TrainSettings
 from sweeps.errors import SpaceError, StoreError, UsageError
 from sweeps.next_command import next_command
 from sweeps.processes import worker_id
+from sweeps.search.environment import log_environment
 from sweeps.search.options import SweepOptions
 from sweeps.search.retries import STALE_TRIALS, close_orphan_runs
 from sweeps.search.samplers import make_pruner, make_sampler
@@ -129,7 +130,7 @@ def git_commit(root: Path) -> str:
 
 
 def start_sweep_run(sweep: Sweep, budget_s: float | None) -> str:
-    """The MLflow run of one sweep invocation; its trials' runs nest under it."""
+    """The MLflow run of one sweep invocation, with its space file and environment; its trials' runs nest under it."""
     spec, options = sweep.space.spec, sweep.options
     run_id = sweep.tracker.start_run(f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", tags={
         STUDY: sweep.name, RUN_SPACE_SHA: sweep.space.sha, GIT_COMMIT: git_commit(sweep.root),
@@ -139,6 +140,7 @@ def start_sweep_run(sweep: Sweep, budget_s: float | None) -> str:
         "quick": options.quick, "storage": masked(sweep.url), "trials_per_process": options.trials_per_process,
     })
     sweep.tracker.log_text(run_id, sweep.space.text, "space.yaml")
+    log_environment(sweep.tracker, run_id, sweep.root)  # packages, Python, OS, TensorFlow, the uncommitted diff
     return run_id
 
 
