@@ -106,7 +106,7 @@ def test_a_wrong_exclusion_changes_nothing(number, reason, says):
         include(study, 0)
 
 
-def test_the_leaderboard_ranks_no_excluded_or_infeasible_trial_and_strikes_them():
+def test_the_trials_frame_ranks_no_excluded_or_infeasible_trial():
     raw = pd.DataFrame({"number": [0, 1, 2, 3], "state": ["COMPLETE"] * 4, "value": [0.91, 0.95, 0.93, 0.97],
                         "duration": pd.to_timedelta([1, 1, 1, 1], unit="s"),
                         "excluded": [None, "leaked", None, None], "infeasible": [False, False, False, True]})
