@@ -30,7 +30,7 @@ endif
 truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CPUS_PER_TRIAL),--cpus-per-trial $(CPUS_PER_TRIAL)) $(if $(GPUS_PER_TRIAL),--gpus-per-trial $(GPUS_PER_TRIAL)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(CONFIRM),--confirm $(CONFIRM)) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
 
-.PHONY: help lock sweep bench bench-scale status report predict reproduce refit list check lint test test-fast docs ui dashboard clean
+.PHONY: help lock sweep bench bench-scale status report predict reproduce refit enqueue exclude include list check lint test test-fast docs ui dashboard clean
 
 .DEFAULT_GOAL := help
 
@@ -72,6 +72,15 @@ reproduce: $(BIN)/.installed  ## train TRIAL=N of SPACE again with its seeds and
 
 refit: $(BIN)/.installed  ## train the best config of SPACE on training + validation images and register it (QUICK=1 ENGINE=)
 	$(BIN)/sweep refit $(SPACE) $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
+
+enqueue: $(BIN)/.installed  ## queue a configuration into SPACE's study, the rest sampled: SET="units=64 dropout=0.2" (QUICK=1)
+	$(BIN)/sweep enqueue $(SPACE) $(foreach s,$(SET),--set '$(s)') $(if $(call truthy,$(QUICK)),--quick)
+
+exclude: $(BIN)/.installed  ## keep completed TRIAL=N of SPACE out of best (its record kept): REASON="…" (QUICK=1 ENGINE=)
+	$(BIN)/sweep exclude $(SPACE) --trial "$$TRIAL" --reason "$$REASON" $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
+
+include: $(BIN)/.installed  ## let excluded TRIAL=N of SPACE compete for best again (QUICK=1 ENGINE=)
+	$(BIN)/sweep include $(SPACE) --trial "$$TRIAL" $(if $(call truthy,$(QUICK)),--quick) $(if $(ENGINE),--engine $(ENGINE))
 
 list: $(BIN)/.installed  ## the search spaces and whether they are valid
 	$(BIN)/sweep list
