@@ -176,6 +176,11 @@ def test_a_wrong_constraint_is_one_line_naming_it(constraint, expected):
     assert str(info.value).startswith(f"search_spaces/demo.yaml: {expected}") and "\n" not in str(info.value)
 
 
+def test_constraints_are_refused_with_the_sampler_that_ignores_them():
+    with pytest.raises(SpaceError, match=r"demo.yaml: constraints: the cmaes sampler ignores them"):
+        parse(CONSTRAINED + "sweep: {sampler: {name: cmaes}}\n")
+
+
 def _optimize(space: Space, trials: int, trained: list[dict], sampler: optuna.samplers.BaseSampler) -> optuna.Study:
     """A study whose objective checks the constraints on params as the sweep's does, then 'trains' (records)."""
     study = optuna.create_study(direction="maximize", sampler=sampler)

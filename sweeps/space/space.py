@@ -241,6 +241,8 @@ def param_ranges(spec: SpaceFile) -> dict[str, tuple[float, float]]:
 
 
 def _check_constraints(spec: SpaceFile) -> None:
+    if spec.constraints and spec.sweep.sampler.name == "cmaes":
+        raise ValueError("constraints: the cmaes sampler ignores them (Optuna's CmaEsSampler); use tpe or gp")
     ranges, outcomes = param_ranges(spec), outcome_names(spec)
     for i, text in enumerate(spec.constraints):
         _wrap(f"constraints.{i}", check_feasible, parse_constraint(text), ranges, outcomes)
