@@ -236,3 +236,38 @@ def test_a_trial_breaking_a_constraint_on_outcomes_is_recorded_and_never_wins():
     assert first.constraints == {"units_2 <= units_1": -16.0, "param_count <= 30000": 20_000.0}
     assert second.constraints["param_count <= 30000"] == -10_000.0
     assert best_trial(study).number == second.number  # the first scored higher but broke param_count <= 30000
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_only_feasible_configs_with_their_conditional_params(project):
+    from sweeps.cli import main
+    from sweeps.store.storage import default_storage, open_storage
+
+    (project / "search_spaces" / "cc.yaml").write_text(textwrap.dedent("""\
+        dataset: fashion_mnist
+        model: mlp
+        train: {epochs: 1, batch_size: 512}
+        params:
+          optimizer: {type: categorical, choices: [adam, sgd]}
+          weight_decay: {type: float, low: 1.0e-5, high: 1.0e-2, log: true, when: {optimizer: sgd}}
+          hidden_layers: {type: int, low: 2, high: 2}
+          units: {type: int, low: 8, high: 64, log: true, per_layer: true}
+        constraints: ["units_2 <= units_1", "param_count <= 40000"]
+        sweep: {sampler: {name: random}, pruner: {name: none}, seed: 3}
+        """))
+    assert main(["run", "cc", "--quick", "--trials", "4", "--no-report"]) == 0
+    study = optuna.load_study(study_name="cc-quick", storage=open_storage(default_storage(project)))
+    trained = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    rejected = [t for t in study.trials if REJECTED in t.user_attrs]
+    assert len(trained) == 4 and rejected, "seed 3 draws units_2 > units_1 before its fourth feasible config"
+    for trial in trained:
+        assert trial.params["units_2"] <= trial.params["units_1"]
+        assert ("weight_decay" in trial.params) == (trial.params["optimizer"] == "sgd")
+        param_count = trial.constraints["param_count <= 40000"] + 40000
+        assert param_count == 784 * trial.params["units_1"] + trial.params["units_1"] + (
+            trial.params["units_1"] + 1) * trial.params["units_2"] + (trial.params["units_2"] + 1) * 10
+        assert is_feasible(trial) == (param_count <= 40000)
+    assert all(t.state == optuna.trial.TrialState.PRUNED and "mlflow_run_id" not in t.user_attrs for t in rejected)
+    best = best_trial(study)
+    assert best is None or is_feasible(best)
+    assert main(["status", "cc", "--quick"]) == 0  # no run is expected of a rejected trial
