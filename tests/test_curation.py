@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 import sweeps
 from sweeps.cli import main
 from sweeps.errors import UsageError
+from sweeps.reporting.significance import seeds_table
 from sweeps.reporting.space_page import leaderboard
-from sweeps.results.read import collect_study
+from sweeps.results.read import _curation, collect_study
 from sweeps.results.study_results import ranked, trials_table
 from sweeps.search.curation import enqueue, exclude, include, parse_assignments
 from sweeps.space.space import parse_space
@@ -26,6 +27,7 @@ from sweeps.store.registry import selected_versions
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import tracking_uri
 from sweeps.store.trials import best_trial, target_reached
+from tests.test_report_pages import snapshot
 
 SPACE = parse_space("""\
 dataset: fashion_mnist
@@ -115,6 +117,20 @@ def test_the_trials_frame_ranks_no_excluded_or_infeasible_trial():
     assert list(ranked(trials)) == [True, True, False, False]
 
 
+def test_an_infeasible_trial_is_marked_in_the_report_and_never_the_winner():
+    study = _study([0.91, 0.95])
+    study.add_trial(optuna.trial.create_trial(params={"dropout": 0.1}, distributions={"dropout": FloatDistribution(0, 0.3)},
+                                              value=0.99, system_attrs={"constraints": [0.0, 0.5]}))
+    raw = _curation(pd.DataFrame({"number": [0, 1, 2]}), study.trials, {"0": "a bug"})
+    assert list(raw["excluded"].fillna("")) == ["a bug", "", ""] and list(raw["infeasible"]) == [False, False, True]
+    result = snapshot()  # fashion_mlp: trial 2 the best, then 0
+    result.trials = result.trials.assign(infeasible=result.trials["number"] == 2)
+    assert int(result.best()["number"]) == 0 and seeds_table(result)["trial"].iloc[0] == 0
+    board = leaderboard(result)
+    assert '<s title="cannot win">2</s>' in list(board["trial"])
+    assert "infeasible (broke the space's constraints)" in list(board["kept out of best"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("project", ["workers"], indirect=True)
 def test_enqueue_exclude_include_through_a_quick_sweep_of_worker_processes(tiny: Path, capsys):
@@ -158,6 +174,9 @@ def _exclude_and_include(project: Path, study: optuna.Study, capsys) -> None:
     assert "excluded from best: [red]leaked[/] labels" in capsys.readouterr().out
     runner_up = best_trial(study).number
     assert runner_up != winner and sweeps.best("tiny", root=project, quick=True).number == runner_up
+    assert main(["status", "tiny", "--quick"]) == 0
+    shown = capsys.readouterr().out
+    assert f"excluded by hand: trial {winner}: [red]leaked[/] labels" in shown and f"best: trial {runner_up} (" in shown
     result = collect_study(open_storage(default_storage(project)), "tiny-quick", tracking_uri(project))
     assert result is not None and int(result.best()["number"]) == runner_up
     board = leaderboard(result)
