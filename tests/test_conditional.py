@@ -179,6 +179,9 @@ def test_a_wrong_constraint_is_one_line_naming_it(constraint, expected):
 def test_constraints_are_refused_with_the_sampler_that_ignores_them():
     with pytest.raises(SpaceError, match=r"demo.yaml: constraints: the cmaes sampler ignores them"):
         parse(CONSTRAINED + "sweep: {sampler: {name: cmaes}}\n")
+    with pytest.raises(SpaceError, match=r"demo.yaml: sweep.baselines.0.params: breaks constraints.0 \(units_2 <= units_1\)"):
+        parse(CONSTRAINED + "sweep: {baselines: [{params: {hidden_layers: 2, units_1: 16, units_2: 32}}]}\n")
+    parse(CONSTRAINED + "sweep: {baselines: [{params: {hidden_layers: 2, units_1: 32, units_2: 16}}]}\n")
 
 
 def _optimize(space: Space, trials: int, trained: list[dict], sampler: optuna.samplers.BaseSampler) -> optuna.Study:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 OPERATORS = ("<=", ">=", "<", ">")
 _SIDE = r"([A-Za-z_][A-Za-z0-9_]*|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -28,7 +29,7 @@ class Constraint:
     def names(self) -> list[str]:
         return [side for side in (self.left, self.right) if isinstance(side, str)]
 
-    def value(self, known: Mapping[str, float]) -> float | None:
+    def value(self, known: Mapping[str, Any]) -> float | None:
         """How far the constraint is broken for the values ``known`` (<= 0: it holds); None when a side is unknown
         (a param not sampled, an outcome not measured)."""
         if any(name not in known for name in self.names):

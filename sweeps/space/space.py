@@ -245,7 +245,12 @@ def _check_constraints(spec: SpaceFile) -> None:
         raise ValueError("constraints: the cmaes sampler ignores them (Optuna's CmaEsSampler); use tpe or gp")
     ranges, outcomes = param_ranges(spec), outcome_names(spec)
     for i, text in enumerate(spec.constraints):
-        _wrap(f"constraints.{i}", check_feasible, parse_constraint(text), ranges, outcomes)
+        constraint = parse_constraint(text)
+        _wrap(f"constraints.{i}", check_feasible, constraint, ranges, outcomes)
+        for place, baseline in enumerate(spec.sweep.baselines):  # else queued only to be rejected untrained
+            broken = constraint.value(baseline.params)
+            if broken is not None and broken > 0:
+                raise ValueError(f"sweep.baselines.{place}.params: breaks constraints.{i} ({text})")
 
 
 def _check_baseline_fixed(spec: SpaceFile, name: str, value: Any) -> None:
