@@ -26,6 +26,8 @@ from sweeps.store.tracking import Tracker
 
 FOLDER = "environment"  # the sweep run's artifact folder
 PACKAGES, SYSTEM, DIFF = "packages.json", "system.json", "uncommitted.diff"
+TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow_cpu", "tensorflow-gpu", "tensorflow-macos",
+                    "tensorflow-intel", "tf-nightly")
 MAX_DIFF = 2_000_000  # characters of the diff kept (a diff of data files is cut)
 
 
@@ -42,9 +44,9 @@ def tensorflow() -> dict[str, Any]:
     if spec is None or not spec.submodule_search_locations:
         return {"installed": False}
     folder = Path(next(iter(spec.submodule_search_locations)))
-    dists = importlib.metadata.packages_distributions().get("tensorflow", [])
-    info: dict[str, Any] = {"installed": True, "distribution": dists[0] if dists else None,
-                            "version": importlib.metadata.version(dists[0]) if dists else None,
+    installed = packages()  # the distribution that installed it, by its known names (a scan of every file is slow)
+    dist = next((name for name in TF_DISTRIBUTIONS if name in installed), None)
+    info: dict[str, Any] = {"installed": True, "distribution": dist, "version": installed.get(dist or ""),
                             "build": _build_info(folder / "python" / "platform" / "build_info.py")}
     tf = sys.modules.get("tensorflow")
     if tf is not None:
