@@ -242,7 +242,7 @@ def test_a_trial_breaking_a_constraint_on_outcomes_is_recorded_and_never_wins():
 
 
 @pytest.mark.slow
-def test_a_sweep_trains_only_feasible_configs_with_their_conditional_params(project):
+def test_a_sweep_trains_only_feasible_configs_with_their_conditional_params(project, capfd):
     from sweeps.cli import main
     from sweeps.store.storage import default_storage, open_storage
 
@@ -263,6 +263,9 @@ def test_a_sweep_trains_only_feasible_configs_with_their_conditional_params(proj
     trained = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     rejected = [t for t in study.trials if REJECTED in t.user_attrs]
     assert len(trained) == 4 and rejected, "seed 3 draws units_2 > units_1 before its fourth feasible config"
+    lines = capfd.readouterr().out.splitlines()
+    for trial in rejected:  # its line says why it was not trained, not "stopped at epoch 0"
+        assert any(f"trial {trial.number:>3} PRUNED   rejected, not trained: units_2 <= units_1" in line for line in lines)
     for trial in trained:
         assert trial.params["units_2"] <= trial.params["units_1"]
         assert ("weight_decay" in trial.params) == (trial.params["optimizer"] == "sgd")
