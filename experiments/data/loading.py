@@ -15,7 +15,7 @@ from experiments.data.raw import DataSource, RawData, UserData
 from experiments.data.tables import TABLE_SUFFIXES, TEST_SPLIT_SEED, TableFront, read_table
 from experiments.errors import DataError
 
-VALIDATIONS = ("holdout", "stratified", "test")
+VALIDATIONS = ("holdout", "stratified", "test", "kfold")  # kfold: experiments.data.folds splits per repeat
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,9 @@ def _holdout_rows(y: np.ndarray, val_size: int, classes: bool) -> tuple[np.ndarr
 def _split_validation(raw: RawData, validation: str, val_size: float, seed: int, tail: bool):
     """Training and validation parts; ``tail``: a holdout is the last ``val_size`` rows as stored."""
     x, y = raw.arrays["x_train"], raw.arrays["y_train"]
+    if validation == "kfold":
+        _check_kfold(raw, tail)
+        return (x, y), (x[:0], y[:0])  # every training row: each repeat holds a fold out (experiments.data.folds)
     if "x_val" in raw.arrays:  # the data gives its own validation part
         return (x, y), (raw.arrays["x_val"], raw.arrays["y_val"])
     val_size = _val_count(val_size, len(y))
@@ -169,6 +172,16 @@ def _split_validation(raw: RawData, validation: str, val_size: float, seed: int,
     x_tr, x_val, y_tr, y_val = train_test_split(x, y, test_size=val_size, random_state=seed,
                                                 stratify=y if raw.class_names else None)
     return (x_tr, y_tr), (x_val, y_val)
+
+
+def _check_kfold(raw: RawData, built_in_or_images: bool) -> None:
+    """k-fold splits rows held in memory: not a built-in dataset (its documented holdout) or stored images, nor
+    data that brings its own validation part."""
+    if built_in_or_images:
+        raise DataError(f"validation: kfold is for a table or an .npz of yours, not {raw.source}")
+    if "x_val" in raw.arrays:
+        raise DataError(f"validation: kfold: {raw.source} has its own x_val/y_val; kfold folds the training rows "
+                        "(merge them into x_train, or use validation: holdout)")
 
 
 def _warn_missing_classes(raw: RawData, y_train: np.ndarray, y_val: np.ndarray) -> None:
@@ -214,7 +227,9 @@ def load_dataset(
     ``validation``: ``holdout`` (``val_size`` training examples, the same ones whatever ``seed``: a built-in
     dataset's last ones, as documented; an image folder's last ones in its cache, shuffled once (seeded); of other
     data of the user's a shuffle seeded for the file, stratified by class where every class has rows enough),
-    ``stratified`` (a ``seed``-ed, class-balanced ``val_size`` sample of the training set) or ``test`` (the test
+    ``stratified`` (a ``seed``-ed, class-balanced ``val_size`` sample of the training set), ``kfold`` (every
+    training row in the training part and none held out: :func:`experiments.data.folds.fold_part` makes each
+    fold's parts) or ``test`` (the test
     set, as the blog did: selection and scoring on the same images); a data file's own ``x_val``/``y_val`` win.
     ``val_size`` below 1 is a fraction of the training part. ``subset`` keeps a seeded sample of that many training
     examples and a proportional share of validation and test examples (smoke runs, tests). A validation part

@@ -24,6 +24,7 @@ from sweeps import signals
 from sweeps.console.live import SweepProgress
 from sweeps.errors import TrialFailed, TrialTakenOver
 from sweeps.objective.constrained import record_outcomes, reject_infeasible
+from sweeps.objective.folds import fold_of, folds_of, repeat_data, report_fold
 from sweeps.processes import node_name, task_name, worker_id
 from sweeps.search.retries import INTERRUPTED_TRIAL, still_runs
 from sweeps.search.study import is_surplus, trial_config, trial_seeds
@@ -34,6 +35,7 @@ from sweeps.store.keys import (
     CONFIRMS_TRIAL,
     EPOCH_TIME,
     FAIL_REASON,
+    FOLDS_TRAINED,
     MLFLOW_RUN_ID,
     NODE,
     RESUMED_AT,
@@ -92,11 +94,11 @@ def peak_rss_mb() -> float:
 
 
 def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seed: int, prune: bool,
-                model_params: dict[str, Any], settings: TrainSettings) -> RepeatResult:
+                model_params: dict[str, Any], settings: TrainSettings, position: int) -> RepeatResult:
     finished = fetch_result(ctx.tracker, runs.run_id, runs.earlier, seed) if runs.continued and runs.separate else None
     if finished is not None:  # a continued trial: this seed had finished before its process was lost
         return finished
-    run_id = runs.repeat_started(seed)
+    run_id = runs.repeat_started(seed, fold_of(ctx.space, position))
     workdir = ctx.workdir / f"trial-{trial.number}" / f"seed-{seed}"
     resume = fetch_point(ctx.tracker, runs.run_id, runs.earlier, seed, workdir) if runs.continued else None
     if resume is not None:
@@ -105,7 +107,8 @@ def _run_repeat(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seed: i
     error: BaseException | None = None
     try:
         result = ctx.train(
-            ctx.space.spec.model, model_params, settings, ctx.data, seed, workdir, (*pruning, StopRequested()),
+            ctx.space.spec.model, model_params, settings, repeat_data(ctx.space, ctx.data, position), seed, workdir,
+            (*pruning, StopRequested()),
             on_epoch=lambda step, metrics: _epoch_done(ctx, runs, run_id, trial, seed, settings.epochs, step, metrics),
             warm_start=ctx.warm_start, deadline=ctx.deadline, on_checkpoint=PointKeeper(ctx.tracker, runs.run_id, trial.number, seed),
             resume=resume,
@@ -198,14 +201,19 @@ def _claim(ctx: TrialContext, trial: optuna.Trial) -> list[optuna.trial.FrozenTr
 
 
 def _run_repeats(ctx: TrialContext, trial: optuna.Trial, runs: TrialRuns, seeds: list[int], prune: bool,
-                 model_params: dict[str, Any], settings: TrainSettings) -> list[RepeatResult]:
-    """One repeat per seed, the pruner watching the first; none after a repeat the time budget cut short."""
+                 model_params: dict[str, Any], settings: TrainSettings) -> tuple[list[RepeatResult], bool]:
+    """One repeat per seed, the pruner watching the first one's epochs, or in a kfold space each repeat holding out
+    its fold and the pruner judging after each fold; none after a repeat the time budget cut short, nor after
+    the fold the pruner stopped the trial at (then True)."""
+    folds = folds_of(ctx.space) is not None
     results: list[RepeatResult] = []
     for i, seed in enumerate(seeds):
-        results.append(_run_repeat(ctx, trial, runs, seed, prune and i == 0, model_params, settings))
+        results.append(_run_repeat(ctx, trial, runs, seed, prune and i == 0 and not folds, model_params, settings, i))
         if results[-1].stop_reason == TIME_BUDGET:
             break
-    return results
+        if prune and folds and report_fold(trial, ctx.space, results, more=i + 1 < len(seeds)):
+            return results, True
+    return results, False
 
 
 def _record_summary(trial: optuna.Trial, results: list[RepeatResult], metric: str) -> tuple[dict[str, float | None], Spread]:
@@ -254,8 +262,13 @@ def run_trial(ctx: TrialContext, trial: optuna.Trial) -> float | tuple[float, fl
     try:
         # Optuna takes one report per step, so the pruner watches the first repeat only; a confirmation is not pruned.
         prune = ctx.prune and CONFIRMS not in trial.user_attrs
-        results = _run_repeats(ctx, trial, runs, seeds, prune, model_params, settings)
+        results, pruned = _run_repeats(ctx, trial, runs, seeds, prune, model_params, settings)
         summary, epoch_time = _record_summary(trial, results, metric)
+        if folds_of(ctx.space) is not None:
+            trial.set_user_attr(FOLDS_TRAINED, len(results))
+        if pruned:  # across folds: the folds trained are its record, the rest never train
+            trial.set_user_attr(STOP_REASONS, [*trial.user_attrs[STOP_REASONS], "pruned"])
+            raise optuna.TrialPruned(f"after {len(results)} of {len(seeds)} folds")
         value = summary[f"{metric}_mean"]
         if results[-1].stop_reason == TIME_BUDGET:
             _cut_by_the_budget(trial, results, None if prune else value)

@@ -16,6 +16,7 @@ PRUNERS = {
     "threshold": optuna.pruners.ThresholdPruner,
     "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
     "hyperband": optuna.pruners.HyperbandPruner,
+    "wilcoxon": optuna.pruners.WilcoxonPruner,  # across a kfold trial's folds (sweeps.objective.folds)
 }
 
 
@@ -56,6 +57,8 @@ def make_pruner(space: Space) -> optuna.pruners.BasePruner:
     spec = space.spec.sweep.pruner
     defaults = {"percentile": {"percentile": 25.0}}.get(spec.name, {})
     try:
-        return PRUNERS[spec.name](**{**defaults, **spec.options})
+        with warnings.catch_warnings():  # WilcoxonPruner is experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return PRUNERS[spec.name](**{**defaults, **spec.options})
     except (TypeError, ValueError) as exc:
         raise SpaceError(f"{space.path}: sweep.pruner.options: {exc}") from None

@@ -12,6 +12,7 @@ from experiments.data.loading import VALIDATIONS
 from experiments.metrics import direction as metric_direction
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
 from sweeps.space.constraints import check_constraint
+from sweeps.space.validation import kfold_defaults
 
 Scalar = bool | int | float | str
 # A param sampled only when each named param took this value or one of these (``when: {optimizer: [sgd, adamw]}``).
@@ -27,7 +28,7 @@ TASK_TRAINING = {"classification": {"loss": "sparse_categorical_crossentropy", "
                  "regression": {"loss": "mse", "metrics": ("mae",)}}
 TASK_LOSSES = {"classification": {"sparse_categorical_crossentropy"}, "regression": {"mse", "mae", "huber"}}
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
-PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
+PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband", "wilcoxon")
 
 
 def _names(values) -> str:
@@ -319,6 +320,7 @@ class SpaceFile(Section):
     task: Literal[TASKS] = "classification"  # type: ignore[valid-type]
     validation: Literal[VALIDATIONS] = "holdout"  # type: ignore[valid-type]
     val_size: float = Field(10000, gt=0, le=1_000_000)  # a count, or a fraction (< 1) of the training part
+    folds: int | None = Field(None, ge=2, le=20)  # validation: kfold's (5 when left out); each fold is a repeat
     model: str  # a built-in family, or module:function naming the user's builder
     fixed: dict[str, Scalar] = Field(default_factory=dict)
     train: TrainValues = TrainValues()
@@ -338,7 +340,7 @@ class SpaceFile(Section):
         examples."""
         if not isinstance(data, dict):
             return data
-        data = dict(data)
+        data = kfold_defaults(dict(data))
         if data.get("task") == "regression":
             objective = data.get("objective")
             if objective is None or (isinstance(objective, dict) and "metric" not in objective):

@@ -30,6 +30,7 @@ from sweeps.space.schema import (
     SpaceFile,
     TrainValues,
 )
+from sweeps.space.validation import check_validation
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SUFFIXES = (".yaml", ".yml")  # a space file's
@@ -188,6 +189,7 @@ def _check_cross_fields(spec: SpaceFile, stem: str) -> None:
             raise ValueError(f"params.{name}.per_layer: only {', '.join(PER_LAYER[family])} can be per layer in a {family}")
     check_conditions(spec)
     _check_constraints(spec)
+    check_validation(spec)
     if spec.sweep.sampler.name == "grid":
         for name, param in spec.params.items():
             if param.per_layer or (isinstance(param, FloatParam) and param.step is None):

@@ -46,6 +46,7 @@ TASK = "task"  # the cluster task whose worker trains it (a lost task's trials a
 MLFLOW_RUN_ID = "mlflow_run_id"
 STOP_REASONS = "stop_reasons"  # one per repeat: max_epochs, early_stopped, time_budget, pruned, nan_loss, error
 VALUE_STD = "value_std"  # spread of the objective over the repeats
+FOLDS_TRAINED = "folds_trained"  # a kfold trial's folds trained (fewer than its folds: pruned across folds)
 TEST_ACCURACY_MEAN = "test_accuracy_mean"
 TEST_MAE_MEAN = "test_mae_mean"  # a regression's
 FAIL_REASON = "fail_reason"
@@ -68,6 +69,7 @@ KIND = "sweeps.kind"  # one of the run kinds below
 STUDY = "sweeps.study"
 TRIAL = "sweeps.trial"  # the Optuna trial number
 SEED = "sweeps.seed"
+FOLD = "sweeps.fold"  # the fold a kfold trial's repeat run validated on (0-based)
 STATE = "sweeps.state"  # the trial's final state: COMPLETE, PRUNED, FAIL
 STOP_REASON = "sweeps.stop_reason"
 RUN_SPACE_SHA = "sweeps.space_sha"
@@ -80,6 +82,7 @@ CONTINUES = "sweeps.continues"  # a trial run continued by a later trial: the tr
 RESUMED_AT = "sweeps.resumed_at_epoch"  # the epoch after which a continued repeat went on
 CONFIRMS_TRIAL = "sweeps.confirms"  # a confirmation's trial run: the winner whose params it trains on new seeds
 RUN_NODE = "sweeps.node"  # the machine a trial trained on (its Ray node's id on a cluster, else the host name)
+GPUS_UNSEEN = "sweeps.gpus_unseen"  # on a sweep run: GPUs were asked for and TensorFlow in a worker saw none (warned once)
 PARENT = "mlflow.parentRunId"
 
 # Tags of a registered model version (the model is named after its study).

@@ -13,6 +13,7 @@ from experiments.outcome import RepeatResult, WarmStart
 from experiments.settings import TrainSettings
 from sweeps.store.keys import (
     CONTINUES,
+    FOLD,
     INTERRUPTED,
     KIND,
     PARENT,
@@ -54,17 +55,19 @@ class TrialRuns:
         else:
             self.run_id = tracker.start_run(f"trial-{trial}", parent, {**self.tags, KIND: TRIAL_RUN}, params)
 
-    def repeat_started(self, seed: int) -> str:
-        """The run that holds repeat ``seed`` (a child run when the trial has several seeds; a continued trial's
-        own, opened again)."""
+    def repeat_started(self, seed: int, fold: int | None = None) -> str:
+        """The run that holds repeat ``seed`` (a child run when the trial has several seeds, named and tagged by its
+        ``fold`` in a kfold trial; a continued trial's own, opened again)."""
         if not self.separate:
             return self.run_id
         earlier = self.tracker.find_run({PARENT: self.run_id, SEED: seed}) if self.continued else None
         if earlier is not None:
             self.tracker.reopen_run(earlier, self.tags)
             return earlier
-        return self.tracker.start_run(f"trial-{self.trial}-seed-{seed}", self.run_id,
-                                      {**self.tags, KIND: REPEAT_RUN, SEED: seed}, self.params)
+        name, tags = f"trial-{self.trial}-seed-{seed}", {**self.tags, KIND: REPEAT_RUN, SEED: seed}
+        if fold is not None:
+            name, tags = f"trial-{self.trial}-fold-{fold}", {**tags, FOLD: fold}
+        return self.tracker.start_run(name, self.run_id, tags, self.params)
 
     def epoch(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         """One epoch's metrics, logged as training goes (MLflow draws the learning curves from them)."""
