@@ -30,7 +30,7 @@ endif
 truthy = $(filter 1 yes true on,$(1))
 SWEEP_ARGS = $(if $(ENGINE),--engine $(ENGINE)) $(if $(TUNER),--tuner $(TUNER)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CPUS_PER_TRIAL),--cpus-per-trial $(CPUS_PER_TRIAL)) $(if $(GPUS_PER_TRIAL),--gpus-per-trial $(GPUS_PER_TRIAL)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(call truthy,$(QUICK)),--quick) $(if $(call truthy,$(REFIT)),--refit) $(if $(CONFIRM),--confirm $(CONFIRM)) $(if $(call truthy,$(KERAS_LOG)),--keras-log)
 
-.PHONY: help lock sweep bench bench-scale status report predict reproduce refit enqueue exclude include list check lint test test-fast docs ui dashboard clean
+.PHONY: help install lock sweep bench bench-scale status report predict reproduce refit enqueue exclude include list check lint test test-fast docs ui dashboard clean
 
 .DEFAULT_GOAL := help
 
@@ -38,22 +38,48 @@ help:  ## this list (each target's `##` comment)
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # The versions in requirements.lock (made by `make lock`) are the ones tested; pyproject.toml keeps the ranges.
+# GPU=1 (Linux x86-64): TensorFlow built for NVIDIA GPUs, of the locked version, in place of tensorflow-cpu; both
+# install the `tensorflow` package into one folder, so one goes out before the other comes in. Once done, later
+# installs of this venv keep it ($(BIN)/.gpu).
+tf_locked = $(shell sed -n 's/^tensorflow-cpu==\([^ ;]*\).*/\1/p' requirements.lock)
+gpu_venv = $(or $(call truthy,$(GPU)),$(wildcard $(BIN)/.gpu))
+# The third line makes the folder whole again when tensorflow-cpu's removal took files both had installed.
+define gpu_swap
+$(BIN)/pip uninstall --yes tensorflow-cpu
+$(BIN)/pip install 'tensorflow[and-cuda]==$(tf_locked)' -c requirements.lock
+$(BIN)/pip install --force-reinstall --no-deps 'tensorflow==$(tf_locked)'
+touch $(BIN)/.gpu
+endef
+# pip check, less the one line GPU=1 makes true on purpose: tensorflow stands in for tensorflow-cpu.
+pip_check = $(if $(gpu_venv),$(BIN)/pip check | grep -v -e 'requires tensorflow-cpu' -e '^No broken' | { ! grep .; },$(BIN)/pip check)
+
 $(BIN)/.installed: pyproject.toml requirements.lock
 	@echo "installing into $(VENV)/ the versions in requirements.lock (first time: about 2.4 GB, several minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install -e '.[test]' -c requirements.lock
-	$(BIN)/pip check
+	$(if $(wildcard $(BIN)/.gpu),$(gpu_swap))
+	$(pip_check)
 	touch $@
 
+$(BIN)/.gpu: | $(BIN)/.installed
+	$(gpu_swap)
+	$(pip_check)
+
+install: $(BIN)/.installed $(if $(call truthy,$(GPU)),$(BIN)/.gpu)  ## the venv from requirements.lock; GPU=1: TensorFlow for NVIDIA GPUs in place of tensorflow-cpu (Linux x86-64, about 3 GB more)
+	@echo "$(VENV)/ holds $(if $(gpu_venv),TensorFlow for NVIDIA GPUs,tensorflow-cpu) $(tf_locked)"
+
 lock:  ## re-resolve requirements.lock from pyproject.toml's ranges (every platform, Python 3.10-3.12; needs uv)
-	uv pip compile pyproject.toml --extra test --universal --python-version 3.10 -o requirements.lock
+	uv pip compile pyproject.toml --extra test --extra gpu --universal --python-version 3.10 -o requirements.lock
 
 sweep: $(BIN)/.installed  ## run or continue a sweep: SPACE= TRIALS= TIMEOUT= QUICK=1 ENGINE=kerastuner TUNER= WORKERS= STORAGE= REFIT=1 CONFIRM= KERAS_LOG=1 CLUSTER=ray CPUS_PER_TRIAL= GPUS_PER_TRIAL=
 	$(BIN)/sweep run $(SPACE) $(SWEEP_ARGS)
 
-bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= TOGETHER=1 CONFIRM= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers)
-	$(BIN)/sweep bench $(or $(BENCH_SPACE),fashion_mlp) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS)) $(if $(SUBSET),--subset $(SUBSET)) $(if $(PARTS),--parts $(PARTS)) $(if $(SEARCHES),--searches $(SEARCHES)) $(if $(call truthy,$(TOGETHER)),--together) $(if $(CONFIRM),--confirm $(CONFIRM))
+# PARTS=efficiency alone: the table problem on all its rows unless BENCH_SPACE= and SUBSET= say otherwise.
+comma := ,
+efficiency_only = $(if $(filter efficiency,$(PARTS)),$(if $(filter-out efficiency,$(subst $(comma), ,$(PARTS))),,1))
+bench: $(BIN)/.installed  ## overhead, pruning and search quality: BENCH_SPACE=fashion_mlp BUDGET=60s SUBSET=6000 PARTS= SEARCHES= TOGETHER=1 CONFIRM= (BENCH_SPACE=fashion_cnn BUDGET=30m SUBSET=0 for real numbers); PARTS=efficiency (table_mlp, SEEDS=3 BASELINE=1 QUICK=1)
+	$(BIN)/sweep bench $(or $(BENCH_SPACE),$(if $(efficiency_only),table_mlp,fashion_mlp)) --budget $(or $(BUDGET),60s) $(if $(BENCH_TRIALS),--trials $(BENCH_TRIALS)) $(if $(SUBSET),--subset $(SUBSET),$(if $(efficiency_only),--subset 0)) $(if $(PARTS),--parts $(PARTS)) $(if $(SEARCHES),--searches $(SEARCHES)) $(if $(call truthy,$(TOGETHER)),--together) $(if $(CONFIRM),--confirm $(CONFIRM)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(BASELINE),--baseline $(BASELINE)) $(if $(call truthy,$(QUICK)),--quick)
 
 bench-scale: $(BIN)/.installed  ## framework costs at SIZES=100,300,1000 trials (FULL=1: and 3000) with SCALE_WORKERS=1,4 processes, SERVERS=1 on PostgreSQL + an MLflow server, CLUSTER=ray on a local Ray cluster; nothing trained
 	$(BIN)/sweep bench-scale $(if $(call truthy,$(FULL)),--full) $(if $(call truthy,$(SERVERS)),--servers) $(if $(SCALE_WORKERS),--workers $(SCALE_WORKERS)) $(if $(SIZES),--sizes $(SIZES)) $(if $(CLUSTER),--cluster $(CLUSTER))

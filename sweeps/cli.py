@@ -109,7 +109,8 @@ def _add_benches(sub: Any) -> None:
     bench.add_argument("--budget", default="60s", help="wall-clock budget of each search (e.g. 30m for real numbers)")
     bench.add_argument("--trials", type=positive_int, default=8, help="trials of the pruning comparison")
     bench.add_argument("--subset", type=int, default=6000, help="training images (0: all)")
-    bench.add_argument("--parts", default="overhead,pruning,search,memory", help="which measurements, comma-separated")
+    bench.add_argument("--parts", default="overhead,pruning,search,memory", help="which measurements, comma-separated "
+                       "(efficiency: R★ and the anytime table, in runs of the space's baseline)")
     bench.add_argument("--searches", default="optuna,random_search,kerastuner_hyperband",
                        help="the searches of the search part: optuna (the space as shipped), optuna_no_baselines "
                             "(the sampler from the first trial), random_search, kerastuner_hyperband")
@@ -117,6 +118,11 @@ def _add_benches(sub: Any) -> None:
                        help="run the searches at the same time, sharing the cores (a busy machine), not one after the other")
     bench.add_argument("--confirm", type=seed_count, help="confirmation seeds of each Optuna search's winner (default: "
                        "the space's sweep.confirm; 0 ends each search at its budget)")
+    bench.add_argument("--seeds", type=positive_int, default=3, help="efficiency: search seeds per engine (the baseline "
+                       "gets as many, at least 2)")
+    bench.add_argument("--baseline", type=positive_int, default=1, help="efficiency: which of sweep.baselines (1: the first)")
+    bench.add_argument("--quick", action="store_true", help="efficiency: one seed on a small training sample, to check "
+                       "that it works (not numbers to quote)")
     scale = sub.add_parser("bench-scale", help="how the framework's own costs grow with trials and workers, nothing "
                                                "trained (writes reports/bench_scale.json)")
     scale.add_argument("--sizes", default="100,300,1000", help="study sizes to grow through, comma-separated")

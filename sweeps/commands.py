@@ -167,14 +167,21 @@ def worker(args: argparse.Namespace, root: Path, console) -> int:
 
 
 def bench(args: argparse.Namespace, root: Path, console) -> None:
-    """Measure overhead, pruning, search quality and memory; write reports/bench.json."""
+    """Measure overhead, pruning, search quality, memory and efficiency; write reports/bench.json."""
+    from sweeps.bench.efficiency import EfficiencyOptions, print_efficiency, run_efficiency
     from sweeps.bench.quality import PARTS, SEARCHES, print_bench, run_bench, save_bench
     from sweeps.space.space import load_space
 
     space, blog = load_space(args.space, args.spaces_dir), load_space("fashion_blog", args.spaces_dir)
     parts, searches = _choices(args.parts, PARTS, "--parts"), _choices(args.searches, tuple(SEARCHES), "--searches")
+    others = tuple(part for part in parts if part != "efficiency")
     results = run_bench(space, blog, root, parse_duration(args.budget), args.trials, args.subset or None, console,
-                        parts, searches, args.together, args.confirm)
+                        others, searches, args.together, args.confirm) if others else {}
+    if "efficiency" in parts:  # its searches never queue baselines: optuna_no_baselines is its optuna
+        engines = tuple(dict.fromkeys("optuna" if s == "optuna_no_baselines" else s for s in searches))
+        results["efficiency"] = run_efficiency(space, root, args.subset or None, EfficiencyOptions(
+            seeds=args.seeds, baseline=args.baseline, engines=engines, quick=args.quick), console)
+        print_efficiency(results["efficiency"], console)
     print_bench(results, console)
     console.print(f"raw numbers: {save_bench(results, root / 'reports')}")
     report(args, root, console)  # its benchmark section

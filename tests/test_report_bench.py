@@ -173,15 +173,56 @@ def test_the_page_says_whether_the_sampler_beat_the_baselines(tmp_path: Path):
 
 
 def test_the_search_variants_change_only_their_sweep_section(tmp_path: Path):
-    from sweeps.bench.quality import VARIANTS, _variant_file
+    from sweeps.bench.quality import VARIANTS, variant_file
     from sweeps.space.space import load_space
     from tests.conftest import SPACES
 
     shipped = load_space("fashion_cnn", SPACES)
-    no_prior = _variant_file(shipped, tmp_path / "optuna_no_baselines", VARIANTS["optuna_no_baselines"])
+    no_prior = variant_file(shipped, tmp_path / "optuna_no_baselines", VARIANTS["optuna_no_baselines"])
     assert shipped.spec.sweep.baselines and not no_prior.spec.sweep.baselines
     assert no_prior.spec.sweep.sampler == shipped.spec.sweep.sampler and no_prior.spec.params == shipped.spec.params
     assert no_prior.path.parent == tmp_path / "optuna_no_baselines" / "variant"
-    random = _variant_file(shipped, tmp_path / "random_search", VARIANTS["random_search"])
+    random = variant_file(shipped, tmp_path / "random_search", VARIANTS["random_search"])
     assert (random.spec.sweep.sampler.name, random.spec.sweep.pruner.name) == ("random", "none")
     assert not random.spec.sweep.baselines
+
+
+def efficiency_part(optuna: list[list[tuple[float, float]]], others: float, quick: bool = False) -> dict:
+    """bench.json's efficiency part from hand-made curves: Optuna's seeds' (runs, test) steps, and the other two
+    engines holding ``others`` from 0.1 runs on."""
+    from sweeps.bench.curves import engine_summary
+
+    def runs(curves: list[list[tuple[float, float]]]) -> list[dict]:
+        return [{"steps": [{"runs": r, "minutes": r, "val": t, "test": t, "trial": i, "seeds": 1}
+                           for i, (r, t) in enumerate(curve)]} for curve in curves]
+
+    bar = 0.78
+    return {"about": {"space": "table_mlp", "subset": None, "when": "2026-12-06 19:00", "machine": "2 cores",
+                      "quick": quick, "points": [0.25, 0.5, 1.0, 2.0, 4.0], "budget_runs": 5.0, "search_seeds": 3},
+            "baseline": {"index": 1, "params": {"units_1": 64}, "seeds": [42, 43, 44], "epochs": [20, 21, 19],
+                         "test_accuracy": [0.80, 0.81, 0.82], "run_s": 20.0, "run_s_each": [19.0, 20.0, 21.0],
+                         "bar": {"bar": bar, "mean": 0.81, "ci95": 0.0248, "sd": 0.01, "n": 3}},
+            "engines": {"optuna": engine_summary(runs(optuna), bar),
+                        "kerastuner_hyperband": engine_summary(runs([[(0.1, others)]] * 3), bar),
+                        "random_search": engine_summary(runs([[(0.1, others)]] * 3), bar)}}
+
+
+def test_the_efficiency_part_gives_r_star_against_its_goal_the_anytime_table_and_the_figure(tmp_path: Path):
+    optuna = [[(0.2, 0.77), (1.5, 0.80)], [(0.2, 0.775), (1.2, 0.79)], [(0.2, 0.771), (3.0, 0.785)]]
+    page = bench_section(write(tmp_path, {"efficiency": efficiency_part(optuna, others=0.70)}))
+    words = text(page)
+    assert "R★ of Optuna: 1.50 (seeds: 1.50, 1.20, 3.00) (goal ≤ 1.5: PASS" in words
+    assert "0.8100 − 0.0248 (95 % CI half-width, n = 3) = 0.7800" in words and "one run 20.0 s" in words
+    # at 1 run every seed holds its first model (0.77, 0.775, 0.771); at 4 runs each its last
+    assert "0.7720 [0.7700–0.7750] (n = 3)" in words and "0.7917 [0.7850–0.8000] (n = 3)" in words
+    assert "Optuna ahead of both at every point: PASS" in words
+    assert 'alt="held test accuracy against baseline runs"' in page
+    assert "not numbers to quote" not in words
+
+
+def test_an_engine_that_never_reaches_the_bar_and_a_quick_run_say_so(tmp_path: Path):
+    never = [[(0.2, 0.70)], [(0.3, 0.71)], [(4.5, 0.90)]]  # the median seed never reaches 0.78
+    words = text(bench_section(write(tmp_path, {"efficiency": efficiency_part(never, others=0.72, quick=True)})))
+    assert "R★ of Optuna: not reached (seeds: not reached, not reached, 4.50) (goal ≤ 1.5: FAIL" in words
+    assert "Optuna ahead of both at every point: FAIL" in words  # 0.70 then 0.705 against 0.72
+    assert "not numbers to quote" in words

@@ -73,14 +73,16 @@ class Command:
 
 
 def start_command(space: Space, root: Path, budget_s: float | None, subset: int | None, engine: str,
-                  trials: int = 10_000, quick: bool = False, confirm: int | None = None) -> Command:
+                  trials: int = 10_000, quick: bool = False, confirm: int | None = None, report: bool = True) -> Command:
     """Start ``sweep run`` as a user would (a fresh interpreter, imports and data loading timed) in its own project
-    folder, its output in ``sweep.log`` there; ``confirm``: its confirmation seeds (None: the space's)."""
+    folder, its output in ``sweep.log`` there; ``confirm``: its confirmation seeds (None: the space's); ``report``:
+    whether it builds its report at the end."""
     (root / "search_spaces").mkdir(parents=True, exist_ok=True)
     (root / "search_spaces" / space.path.name).write_text(space.text)
     argv = [*sweep_command("run", space.name), "--trials", str(trials), "--engine", engine,
             *(["--timeout", f"{budget_s:g}"] if budget_s else []), *(["--subset", str(subset)] if subset else []),
-            *(["--quick"] if quick else []), *(["--confirm", str(confirm)] if confirm is not None else [])]
+            *(["--quick"] if quick else []), *(["--confirm", str(confirm)] if confirm is not None else []),
+            *([] if report else ["--no-report"])]
     with open(root / "sweep.log", "w") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, "SWEEPS_SPACES_DIR": str(root / "search_spaces")})
@@ -216,7 +218,7 @@ def overhead(space: Space, params: dict, root: Path, subset: int | None, epochs:
             "framework_epoch_s": [round(t, 3) for t in framework]}
 
 
-PARTS = ("overhead", "pruning", "search", "memory")
+PARTS = ("overhead", "pruning", "search", "memory", "efficiency")  # efficiency: sweeps.bench.efficiency
 MEMORY_TRIALS = 100  # quick trials of the memory part: peak RSS at trial 10 against trial 100
 SEARCHES = {"optuna": "optuna", "optuna_no_baselines": "optuna", "kerastuner_hyperband": "kerastuner",
             "random_search": "optuna"}
@@ -236,7 +238,7 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
     its winner confirmed on ``confirm`` seeds (None: the space's)."""
     bench_root = root / ".sweeps" / "bench" / time.strftime("%Y%m%d-%H%M%S")
     if space.spec.sweep.warm_start:  # each run is a fresh project: no earlier study to copy from
-        space = _variant_file(space, bench_root, {"warm_start": None})
+        space = variant_file(space, bench_root, {"warm_start": None})
         console.print("bench: the space's sweep.warm_start is left out (every run starts cold in a project of its own)")
     console.print(f"bench of {space.name} in {bench_root} (subset {subset}, {trials} trials, {budget_s:.0f} s budget)")
     about = {"space": space.name, "subset": subset, "when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
@@ -250,7 +252,7 @@ def run_bench(space: Space, blog: Space, root: Path, budget_s: float, trials: in
             "about": {**about, "pruning_trials": trials, "pruner": space.spec.sweep.pruner.name},
             "with_pruner": _sweep(space, bench_root / "pruned", fixed_trials, console),
             # A space file of its own: the sweep's worker processes read the space from its file.
-            "without_pruner": _sweep(_variant_file(space, bench_root / "unpruned", {"pruner": {"name": "none"}}),
+            "without_pruner": _sweep(variant_file(space, bench_root / "unpruned", {"pruner": {"name": "none"}}),
                                      bench_root / "unpruned", fixed_trials, console),
         }
     if "search" in parts:
@@ -270,7 +272,7 @@ def _searches(space: Space, bench_root: Path, budget_s: float, subset: int | Non
     """Each search as a ``sweep run`` of its own: one after the other (none shares the cores), or all at once
     (sharing them, as on a busy machine)."""
     def start(name: str) -> Command:
-        searched = _variant_file(space, bench_root / name, VARIANTS[name]) if name in VARIANTS else space
+        searched = variant_file(space, bench_root / name, VARIANTS[name]) if name in VARIANTS else space
         return start_command(searched, bench_root / name, budget_s, subset, SEARCHES[name], confirm=confirm)
 
     if together:
@@ -281,7 +283,7 @@ def _searches(space: Space, bench_root: Path, budget_s: float, subset: int | Non
     return {name: finish_command(start(name), console) for name in searches}
 
 
-def _variant_file(space: Space, root: Path, sweep: dict) -> Space:
+def variant_file(space: Space, root: Path, sweep: dict) -> Space:
     """The space with its sweep section changed by ``sweep``, as a space file of its own."""
     data = yaml.safe_load(space.text)
     data.setdefault("sweep", {}).update(sweep)
@@ -319,6 +321,6 @@ def save_bench(results: dict, reports_dir: Path) -> Path:
         earlier = json.loads(out.read_text()) if out.is_file() else {}
     except ValueError:
         earlier = {}  # a half-written file: start again
-    merged = {key: value for key, value in earlier.items() if key in ("overhead", "pruning", "search_quality", "memory")}
+    merged = {key: value for key, value in earlier.items() if key in ("overhead", "pruning", "search_quality", "memory", "efficiency")}
     write_file(out, json.dumps({**merged, **results}, indent=2, default=str))
     return out

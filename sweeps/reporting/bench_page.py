@@ -10,6 +10,7 @@ import pandas as pd
 
 from sweeps.next_command import next_command
 from sweeps.reporting import figures
+from sweeps.reporting.efficiency_page import efficiency_section
 from sweeps.reporting.html import esc, image, table, verdict
 
 OVERHEAD_TARGET = 1.05  # framework s/epoch over plain Keras s/epoch
@@ -225,7 +226,7 @@ def bench_section(path: Path) -> str:
         results = load_bench(path)
         if results is None:
             return ""
-        if not any(part in results for part in ("overhead", "pruning", "search_quality", "memory")):
+        if not any(part in results for part in ("overhead", "pruning", "search_quality", "memory", "efficiency")):
             raise KeyError("no part")
         return _section(results)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -240,4 +241,6 @@ def _section(results: dict) -> str:
             f"{_overhead(results['overhead']) if 'overhead' in results else ''}"
             f"{_pruning(results) if 'pruning' in results else ''}"
             f"{_search(results) if 'search_quality' in results else ''}"
-            f"{_memory(results) if 'memory' in results else ''}</section>")
+            f"{_memory(results) if 'memory' in results else ''}"
+            f"{efficiency_section(results['efficiency'], _run_line(_about(results, 'efficiency'))) if 'efficiency' in results else ''}"
+            "</section>")

@@ -1,0 +1,73 @@
+"""The efficiency part's numbers, from plain data: the bar a baseline sets, a search's best-so-far steps in
+baseline runs, R★ and the anytime points (no stores, no training: tests build the curves by hand)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from sweeps.stats import spread
+
+ANYTIME_POINTS = (0.25, 0.5, 1.0, 2.0, 4.0)  # baseline runs at which every engine's best so far is compared
+
+
+def bar_of(tests: list[float]) -> dict:
+    """The bar a search must reach: the baseline's mean test accuracy over its seeds less the 95 % CI half-width
+    (Student t), with the mean, the half-width, the standard deviation and the count."""
+    s = spread(tests)
+    if s.n < 2:
+        raise ValueError(f"the bar needs the baseline on at least 2 seeds, got {s.n}")
+    return {"bar": round(s.mean - s.ci95, 4), "mean": round(s.mean, 4), "ci95": round(s.ci95, 4), "sd": round(s.std, 4),
+            "n": s.n}
+
+
+def in_runs(steps: list[dict], unit_s: float) -> list[dict]:
+    """Best-so-far steps (minutes from the search's first trial) with ``runs``: the same time in runs of
+    ``unit_s`` seconds."""
+    return [{**step, "runs": round(step["minutes"] * 60 / unit_s, 3)} for step in steps]
+
+
+def held_at(steps: list[dict], runs: float) -> dict | None:
+    """The step a search held after ``runs`` baseline runs (None: no completed trial yet)."""
+    reached = [step for step in steps if step["runs"] <= runs]
+    return reached[-1] if reached else None
+
+
+def r_star(steps: list[dict], bar: float) -> float | None:
+    """Baseline runs until the model the search holds (its best on validation so far) has test accuracy ≥ ``bar``;
+    None: not within the search."""
+    return next((step["runs"] for step in steps if step.get("test") is not None and step["test"] >= bar), None)
+
+
+def median_r_star(values: list[float | None]) -> float | None:
+    """The median over search seeds, a seed that never reached the bar counted as later than any that did; None
+    when the median itself did not reach it."""
+    median = statistics.median([math.inf if v is None else v for v in values])
+    return None if math.isinf(median) or math.isnan(median) else round(median, 3)
+
+
+def anytime(curves: list[list[dict]], points: tuple[float, ...] = ANYTIME_POINTS) -> list[dict]:
+    """At each point: the test accuracy of the model each seed's search held, their mean, standard deviation,
+    min, max and how many seeds held one by then (``of``: how many searched)."""
+    table = []
+    for point in points:
+        held = [held_at(steps, point) for steps in curves]
+        tests = [step["test"] for step in held if step is not None and step.get("test") is not None]
+        s = spread(tests)
+        table.append({"runs": point, "mean": _round(s.mean), "sd": _round(s.std), "min": _round(s.low),
+                      "max": _round(s.high), "n": s.n, "of": len(curves)})
+    return table
+
+
+def engine_summary(runs: list[dict], bar: float) -> dict:
+    """One engine over its search seeds (``runs``: each a search's row with its ``steps`` in baseline runs): R★ per
+    seed and their median, the range of those that reached the bar, the anytime table, and the rows."""
+    seeds = [r_star(run["steps"], bar) for run in runs]
+    reached = [v for v in seeds if v is not None]
+    return {"r_star": median_r_star(seeds), "r_star_seeds": seeds, "reached": len(reached),
+            "r_star_min": min(reached) if reached else None, "r_star_max": max(reached) if reached else None,
+            "anytime": anytime([run["steps"] for run in runs]), "runs": runs}
+
+
+def _round(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 4)
