@@ -1,5 +1,6 @@
-"""Refit: train a study's best config again on the training and validation images together, for the epochs its
-selected runs found best, with the same seeds; score each once on the test set; register the first as a refit."""
+"""Refit: train a study's best config again on the training and validation images together (a kfold study's:
+every training row), for the epochs its selected runs (a kfold study's: each fold's) found best, with the same
+seeds; score each once on the test set; register the first as a refit."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
     spec = space.spec
     if spec.validation == "test":
         raise UsageError(f"{name}: this space selects on the test set (validation: test), so a refit would train on "
-                         "the test images it is scored on; refit needs validation: holdout or stratified")
+                         "the test images it is scored on; refit needs validation: holdout, stratified or kfold")
     best = best_trial(study)
     if best is None:
         raise UsageError(f"study {name!r} has no completed trial yet")
@@ -62,8 +63,10 @@ def refit(name: str, storage: BaseStorage, url: str, tracking: str, workdir: Pat
     model_params, settings = trial_config(space, best.params, best.user_attrs)
     settings, subset = quick_settings(study, settings)
     data = load_dataset(space.data, spec.validation, spec.val_size, spec.sweep.seed, subset)
-    console.print(f"refit of {name} trial {best.number}: {len(data.y_train) + len(data.y_val):,} training + validation "
-                  f"images, seeds {sorted(epochs)}, each for its selected run's best epoch count")
+    # kfold data holds nothing out (each fold was a repeat's): the refit trains on every training row
+    rows_of = "training rows (no fold held out)" if spec.validation == "kfold" else "training + validation images"
+    console.print(f"refit of {name} trial {best.number}: {len(data.y_train) + len(data.y_val):,} {rows_of}, "
+                  f"seeds {sorted(epochs)}, each for its selected run's best epoch count")
     rows = []
     for seed, count in sorted(epochs.items()):
         run_id = tracker.start_run(f"refit-trial-{best.number}-seed-{seed}", tags={

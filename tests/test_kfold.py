@@ -198,3 +198,23 @@ def test_spaces_without_kfold_train_the_same_trials_as_before(project: Path):
     assert [(n, p) for n, p, _, _ in got] == [(n, p) for n, p, _, _ in BEFORE_KFOLD]
     assert [v for _, _, v, _ in got] == pytest.approx([v for _, _, v, _ in BEFORE_KFOLD], abs=1e-6)
     assert [s for _, _, _, s in got] == pytest.approx([s for _, _, _, s in BEFORE_KFOLD], abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("project", ["workers"], indirect=True)
+def test_a_kfold_sweep_in_worker_processes_reports_its_spread_over_folds_and_refits_on_every_row(project: Path, capsys):
+    cancer_csv(project / "cancer.csv")
+    (project / "search_spaces" / "cv.yaml").write_text(
+        KFOLD_SPACE.format(path="cancer.csv", pruner="").replace("n_trials: 3", "n_trials: 2").replace("folds: 5", "folds: 3"))
+    assert main(["run", "cv", "--quick", "--refit"]) == 0
+    out = capsys.readouterr().out
+    assert "over 3 folds" in out and "training rows (no fold held out)" in out
+    runs = Tracker(tracking_uri(project), "cv-quick", create=False).runs()
+    folds = runs[runs[f"tags.{KIND}"] == REPEAT_RUN]
+    assert folds.groupby(f"tags.{FOLD}").size().to_dict() == {str(i): 2 for i in range(3)}  # 2 trials × 3 folds
+    sweep = runs[runs[f"tags.{KIND}"] == "sweep"].iloc[0]
+    refits = runs[runs[f"tags.{KIND}"] == "refit"]
+    assert int(sweep["params.val_size"]) == 0 and len(refits) == 3  # a refit per fold's seed, on every row
+    assert set(refits["params.train_size"]) == {sweep["params.train_size"]}
+    page = (project / "reports" / "cv-quick.html").read_text()
+    assert "Folds per trial: 3" in page and "mean ± 95% CI (n folds)" in page and "(n=3)" in page

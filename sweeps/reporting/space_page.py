@@ -37,10 +37,13 @@ def honesty(result: StudyResults) -> str:
     holdout = "the last" if isinstance(spec.dataset, str) else "a seeded, class-stratified share fixed by the file:"
     selected = {"holdout": f"{holdout} {size} training {what} (held out of training)",
                 "stratified": f"a seeded, class-balanced {size} training {what} (held out)",
-                "test": "the test set"}[spec.validation]
+                "test": "the test set",
+                "kfold": f"{spec.folds}-fold cross-validation of the training {what}, folds stratified by class and "
+                         "fixed by the file: each trial trains once per fold with that fold held out, its value the "
+                         "mean over the folds"}[spec.validation]
     parts = [f"<p>Selection (EarlyStopping, ModelCheckpoint, pruning, the objective) used {selected}; "
              f"scoring used the test set, once per trial, on its restored best checkpoint. "
-             f"Repeats per trial: {spec.sweep.repeats} (seeds {spec.sweep.seed}…{spec.sweep.seed + spec.sweep.repeats - 1})"
+             f"{_repeats(spec)}"
              f"{_confirm_note(spec.sweep.confirm)}.</p>"]
     if spec.validation == "test":
         parts.append(warning("<b>Warning:</b> this space selects on the <b>test set</b> (as the blog did): its test "
@@ -48,6 +51,14 @@ def honesty(result: StudyResults) -> str:
     if result.quick:
         parts.append(warning("Quick smoke run: a small data subset and at most 2 epochs; not real results."))
     return "".join(parts)
+
+
+def _repeats(spec) -> str:
+    """How many times a trial trains: once per seed, or once per fold (each its own seed)."""
+    seeds = f"{spec.sweep.seed}…{spec.sweep.seed + spec.sweep.repeats - 1}"
+    if spec.validation == "kfold":
+        return f"Folds per trial: {spec.folds} (fold i trained with seed {spec.sweep.seed} + i: seeds {seeds})"
+    return f"Repeats per trial: {spec.sweep.repeats} (seeds {seeds})"
 
 
 def _confirm_note(count: int) -> str:
@@ -81,7 +92,8 @@ def leaderboard(result: StudyResults, rows: int | None = None) -> pd.DataFrame:
     for col in result.params:  # values from the space file: escaped, as the table is not
         frame[col.removeprefix("params_")] = t[col].map(lambda v: esc(value_text(v)))
     seeds = bool((t["n_repeats"] > 1).any())
-    frame[f"{result.metric} mean ± 95% CI (n)"] = [ci(r, "value") for _, r in t.iterrows()]
+    over = "n folds" if result.space.spec.validation == "kfold" else "n"  # the spread is over folds, not seeds
+    frame[f"{result.metric} mean ± 95% CI ({over})"] = [ci(r, "value") for _, r in t.iterrows()]
     if seeds:
         frame["min"], frame["max"] = t["value_min"], t["value_max"]
     differences = versus_best(result)

@@ -18,6 +18,8 @@ def winner_line(result: StudyResults) -> str:
     if extra:
         spread = (f"mean ± 95% CI over its {extra} confirmation seed(s) alone; the seed the search chose it on scored "
                   f"{best['search_value']:.4f}")
+    elif result.space.spec.validation == "kfold":  # each repeat held out its own fold: the spread is the folds'
+        spread = f"mean ± 95% CI over {int(best['n_repeats'])} folds"
     elif best["n_repeats"] > 1:
         spread = "mean ± 95% CI over seeds"
     else:
