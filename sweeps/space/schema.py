@@ -12,7 +12,7 @@ from experiments.data.loading import VALIDATIONS
 from experiments.metrics import direction as metric_direction
 from experiments.settings import FAMILIES, LR_SCHEDULES, OPTIMIZER_NAMES
 from sweeps.space.constraints import check_constraint
-from sweeps.space.validation import kfold_defaults
+from sweeps.space.folds import kfold_defaults
 
 Scalar = bool | int | float | str
 # A param sampled only when each named param took this value or one of these (``when: {optimizer: [sgd, adamw]}``).

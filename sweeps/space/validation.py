@@ -1,30 +1,13 @@
-"""The ``validation: kfold`` keys of a space file: their defaults (a fold is a repeat) and the checks that need
-several sections at once."""
+"""The ``validation: kfold`` checks that need several sections of a space file at once (its defaults:
+``sweeps.space.folds``)."""
 
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from sweeps.space.schema import SpaceFile
+from sweeps.space.schema import SpaceFile
 
-DEFAULT_FOLDS = 5
 KFOLD_SUFFIXES = (".csv", ".parquet", ".npz")  # data held in memory as rows
-
-
-def kfold_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """Before validation: a kfold space trains one repeat per fold (``sweep.repeats`` is its folds) and prunes
-    across folds with Wilcoxon's test unless it names another pruner."""
-    if data.get("validation") != "kfold":
-        return data
-    folds = data.setdefault("folds", DEFAULT_FOLDS)
-    sweep = data.get("sweep", {})
-    objective = data.get("objective")
-    secondary = isinstance(objective, dict) and objective.get("secondary")  # two objectives: nothing prunes
-    if isinstance(sweep, dict) and isinstance(folds, int):
-        data["sweep"] = {"repeats": folds, **({} if secondary else {"pruner": {"name": "wilcoxon"}}), **sweep}
-    return data
 
 
 def check_validation(spec: SpaceFile) -> None:
