@@ -22,9 +22,9 @@ def bar_of(tests: list[float]) -> dict:
 
 
 def in_runs(steps: list[dict], unit_s: float) -> list[dict]:
-    """Best-so-far steps (minutes from the search's first trial) with ``runs``: the same time in runs of
+    """Best-so-far steps (``seconds`` from the search's first trial) with ``runs``: the same time in runs of
     ``unit_s`` seconds."""
-    return [{**step, "runs": round(step["minutes"] * 60 / unit_s, 3)} for step in steps]
+    return [{**step, "runs": round(step["seconds"] / unit_s, 3)} for step in steps]
 
 
 def held_at(steps: list[dict], runs: float) -> dict | None:
