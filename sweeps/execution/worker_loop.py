@@ -5,6 +5,7 @@ is spent or the process has run its share. ``run_worker`` → ``run_sweep`` → 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +27,17 @@ from sweeps.search.retries import close_orphan_runs, fail_dead_trials, queue_int
 from sweeps.search.stop_rules import MAX_FAILURES_IN_A_ROW, AfterTrial, DeadWorkerRecovery, EndRules, SweepStops
 from sweeps.search.study import Sweep, git_commit, log_trial_counts, open_sweep, start_sweep_run
 from sweeps.space.space import Space
-from sweeps.store.keys import DATA_MD5, GIT_COMMIT, INPUT_SCALE, RUN_ENGINE, RUN_NODE, RUN_SPACE_SHA, STUDY, VALIDATION
+from sweeps.store.keys import (
+    DATA_MD5,
+    GIT_COMMIT,
+    GPUS_UNSEEN,
+    INPUT_SCALE,
+    RUN_ENGINE,
+    RUN_NODE,
+    RUN_SPACE_SHA,
+    STUDY,
+    VALIDATION,
+)
 from sweeps.store.storage import masked
 from sweeps.store.tracking import closing_run
 from sweeps.store.trials import ReadPerTrial, StudyTrials, count_finished
@@ -81,6 +92,7 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
     console.print(f"data {data.name} from {data.source}: train {len(data.y_train)}, validation {len(data.y_val)} "
                   f"({data.validation}), test {len(data.y_test)}")
     with _sweep_run(sweep, spec, data, timeout) as run_id:
+        _say_if_no_gpu(spec, sweep, run_id, console)
         stops = _optimize(sweep, spec, _context(sweep, spec, data, run_id, deadline, extensions), after_trial,
                           timeout, console)
         if extensions.register_best:
@@ -88,6 +100,26 @@ def run_sweep(spec: WorkerSpec, space: Space, console: Console, extensions: Exte
         if stops.stopped_for:
             raise SweepStopped(f"stopped after {MAX_FAILURES_IN_A_ROW} trials in a row failed with: {stops.stopped_for}")
     return stops.recycle
+
+
+def _say_if_no_gpu(spec: WorkerSpec, sweep: Sweep, run_id: str, console: Console) -> None:
+    """One warning line when the sweep asks for GPUs and TensorFlow in this worker sees none: said by the first
+    worker, once per sweep run (its tag; recycled worker processes and later workers stay quiet)."""
+    gpus = spec.options.resources(sweep.space)[1]
+    if gpus <= 0 or spec.worker_index != 0:
+        return
+    import tensorflow as tf  # imported already: the trials' training module needs it
+
+    if tf.config.list_physical_devices("GPU") or sweep.tracker.client.get_run(run_id).data.tags.get(GPUS_UNSEEN):
+        return
+    sweep.tracker.set_tags(run_id, {GPUS_UNSEEN: "true"})
+    try:
+        importlib.metadata.version("tensorflow-cpu")
+        why = "tensorflow-cpu is installed: `make install GPU=1` puts TensorFlow for GPUs in its place"
+    except importlib.metadata.PackageNotFoundError:
+        why = "no GPU, or no driver or CUDA library TensorFlow can load"
+    console.print(f"warning: {gpus:g} GPU(s) per trial asked for, but TensorFlow sees none ({why}); trials train on the CPU",
+                  highlight=False, markup=False)
 
 
 def _has_work(sweep: Sweep, console: Console, alone: bool) -> bool:
