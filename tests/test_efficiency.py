@@ -57,9 +57,13 @@ def test_the_anytime_table_averages_the_models_held_over_the_seeds_that_hold_one
 
 
 def test_an_engine_summary_keeps_each_seed_and_the_reached_range():
-    runs = [{"steps": steps((0.5, 0.79))}, {"steps": steps((2.5, 0.81))}, {"steps": steps((1.0, 0.6))}]
+    runs = [{"steps": steps((0.5, 0.79))}, {"steps": steps((1.0, 0.7), (2.5, 0.81))}, {"steps": steps((1.0, 0.6))}]
+    for run, epochs in zip(runs, ([12], [5, 40], [9]), strict=True):
+        for step, spent in zip(run["steps"], epochs, strict=True):
+            step["epochs"] = spent
     summary = engine_summary(runs, bar=0.78)
     assert summary["r_star_seeds"] == [0.5, 2.5, None] and summary["r_star"] == 2.5 and summary["reached"] == 2
+    assert summary["r_star_epochs"] == [12, 40, None]
     assert (summary["r_star_min"], summary["r_star_max"]) == (0.5, 2.5)
 
 

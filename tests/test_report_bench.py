@@ -193,7 +193,7 @@ def efficiency_part(optuna: list[list[tuple[float, float]]], others: float, quic
     from sweeps.bench.curves import engine_summary
 
     def runs(curves: list[list[tuple[float, float]]]) -> list[dict]:
-        return [{"steps": [{"runs": r, "minutes": r, "val": t, "test": t, "trial": i, "seeds": 1}
+        return [{"steps": [{"runs": r, "minutes": r, "val": t, "test": t, "trial": i, "seeds": 1, "epochs": int(r * 10)}
                            for i, (r, t) in enumerate(curve)]} for curve in curves]
 
     bar = 0.78
@@ -213,6 +213,7 @@ def test_the_efficiency_part_gives_r_star_against_its_goal_the_anytime_table_and
     words = text(page)
     assert "R★ of Optuna: 1.50 (seeds: 1.50, 1.20, 3.00) (goal ≤ 1.5: PASS" in words
     assert "0.8100 − 0.0248 (95 % CI half-width, n = 3) = 0.7800" in words and "one run 20.0 s" in words
+    assert "epochs trained by then 15, 12, 30, against [20, 21, 19] in the baseline's runs" in words
     # at 1 run every seed holds its first model (0.77, 0.775, 0.771); at 4 runs each its last
     assert "0.7720 [0.7700–0.7750] (n = 3)" in words and "0.7917 [0.7850–0.8000] (n = 3)" in words
     assert "Optuna ahead of both at every point: PASS" in words

@@ -61,10 +61,12 @@ def anytime(curves: list[list[dict]], points: tuple[float, ...] = ANYTIME_POINTS
 
 def engine_summary(runs: list[dict], bar: float) -> dict:
     """One engine over its search seeds (``runs``: each a search's row with its ``steps`` in baseline runs): R★ per
-    seed and their median, the range of those that reached the bar, the anytime table, and the rows."""
+    seed, the epochs every trial had trained by then, their median, the range of those that reached the bar, the
+    anytime table, and the rows."""
     seeds = [r_star(run["steps"], bar) for run in runs]
     reached = [v for v in seeds if v is not None]
-    return {"r_star": median_r_star(seeds), "r_star_seeds": seeds, "reached": len(reached),
+    epochs = [None if v is None else (held_at(run["steps"], v) or {}).get("epochs") for v, run in zip(seeds, runs, strict=True)]
+    return {"r_star": median_r_star(seeds), "r_star_seeds": seeds, "r_star_epochs": epochs, "reached": len(reached),
             "r_star_min": min(reached) if reached else None, "r_star_max": max(reached) if reached else None,
             "anytime": anytime([run["steps"] for run in runs]), "runs": runs}
 

@@ -52,6 +52,10 @@ def _r_star_text(engine: dict) -> str:
     return f"{median} (seeds: {seeds})"
 
 
+def _epochs(values: list[int | None]) -> str:
+    return ", ".join("—" if v is None else str(v) for v in values) or "—"
+
+
 def anytime_table(engines: dict[str, dict]) -> pd.DataFrame:
     """One row per engine: R★ and, at each anytime point, the mean [min–max] test accuracy held (n seeds)."""
     rows = []
@@ -80,7 +84,9 @@ def efficiency_section(part: dict, run_line: str) -> str:
     bar = base["bar"]
     ours = engines.get("optuna")
     goal = "" if ours is None else (f"<p>R★ of Optuna: <b>{_r_star_text(ours)}</b> (goal ≤ {R_STAR_GOAL}: "
-                                    f"{verdict(ours['r_star'] is not None and ours['r_star'] <= R_STAR_GOAL)}).</p>")
+                                    f"{verdict(ours['r_star'] is not None and ours['r_star'] <= R_STAR_GOAL)}); epochs "
+                                    f"trained by then {_epochs(ours.get('r_star_epochs', []))}, against "
+                                    f"{base['epochs']} in the baseline's runs.</p>")
     ahead = ahead_everywhere(engines)
     lead = "" if ahead is None else f"<p>Optuna ahead of both at every point: {verdict(ahead)}.</p>"
     quick = "<p class='warn'>A quick run (QUICK=1): a check that it works, not numbers to quote.</p>" if about.get("quick") else ""
