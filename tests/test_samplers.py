@@ -68,6 +68,10 @@ def test_each_pruner_builds(name):
         with pytest.raises(SpaceError, match=r"sweep\.pruner\.options"):  # it needs its bound
             make_pruner(space_with(pruner=name))
         return
+    if name == "wilcoxon":  # across folds only: built in tests/test_kfold.py
+        with pytest.raises(SpaceError, match="needs validation: kfold"):
+            space_with(pruner=name)
+        return
     assert isinstance(make_pruner(space_with(pruner=name)), optuna.pruners.BasePruner)
 
 

@@ -99,7 +99,7 @@ def test_a_training_setting_can_be_a_param():
     ("model: cnn\n", "dataset: required field is missing"),
     (BASE.replace("fashion_mnist", "cifar10"), "dataset: 'cifar10': expected fashion_mnist, mnist or {path: FILE}"),
     (BASE.replace("model: cnn", "model: resnet"), "model: 'resnet': expected mlp, cnn or module:function naming your builder"),
-    (BASE + "validation: peek\n", "validation: Input should be 'holdout', 'stratified' or 'test'"),
+    (BASE + "validation: peek\n", "validation: Input should be 'holdout', 'stratified', 'test' or 'kfold'"),
     (BASE.replace("low: 0.0, high: 0.5", "low: 0.5, high: 0.1"), "params.dropout: low (0.5) must be <= high (0.1)"),
     (BASE.replace("low: 0.0, high: 0.5", "low: 0.0, high: 0.5, step: 0.9"), "params.dropout: step (0.9) is larger than the range"),
     (BASE.replace("type: float", "type: double"), "params.dropout: Input tag 'double'"),
