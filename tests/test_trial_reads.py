@@ -106,3 +106,13 @@ def test_an_infeasible_or_excluded_trial_is_never_the_best_and_keeps_its_record(
     assert best_trial(study).number == 2
     study.set_user_attr("excluded", {"2": "leaked test images"})  # 0.8: kept out by hand
     assert best_trial(study).number == 3 and len(study.get_trials()) == 4
+
+
+def test_a_trial_pruned_across_folds_reads_after_which_fold_not_at_which_epoch():
+    study = _study([0.9])
+    study.add_trial(optuna.trial.create_trial(
+        params={"d": 0.1}, distributions={"d": FloatDistribution(0, 1)}, state=TrialState.PRUNED,
+        intermediate_values={0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5}, user_attrs={"folds_trained": 4}))
+    out = io.StringIO()
+    TrialLine(Console(file=out, width=200), "val_accuracy", 5)(study, study.get_trials()[-1])
+    assert "PRUNED   pruned after fold 4 " in out.getvalue() and "epoch" not in out.getvalue()

@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
-from sweeps.store.keys import FAIL_REASON, REJECTED, VALUE_STD
+from sweeps.store.keys import FAIL_REASON, FOLDS_TRAINED, REJECTED, VALUE_STD
 from sweeps.store.sweep_end import EndRecord, ended_by
 from sweeps.store.trials import ReadPerTrial, StudyTrials, count_finished, cut_by_the_budget
 
@@ -33,6 +33,8 @@ class TrialLine:
             result = f"failed: {trial.user_attrs.get(FAIL_REASON, 'see MLflow run')}"
         elif REJECTED in trial.user_attrs:  # never trained: its config broke a constraint on params
             result = f"rejected, not trained: {trial.user_attrs[REJECTED]}"
+        elif FOLDS_TRAINED in trial.user_attrs:  # k-fold: pruned across folds, its later folds never trained
+            result = f"pruned after fold {trial.user_attrs[FOLDS_TRAINED]}"
         else:
             cut = "cut by the time budget" if cut_by_the_budget(trial) else "stopped"
             result = f"{cut} at epoch {max(trial.intermediate_values, default=-1) + 1}"
