@@ -133,6 +133,9 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
         raise UsageError("--workers: the kerastuner engine runs in one process; use --engine optuna for workers")
     if args.cluster and args.engine == "kerastuner":
         raise UsageError("--cluster: the kerastuner engine runs in one process; use --engine optuna on a cluster")
+    if space.spec.validation == "kfold" and args.engine == "kerastuner":
+        raise UsageError(f"--engine kerastuner: {space.path.name} validates by kfold, which the optuna engine runs "
+                         "(Keras Tuner's oracle scores a trial on one validation part); use --engine optuna")
     code = start_sweep(space, root, options, console)
     _print_winner(args, root, console)
     if args.refit and code == 0:

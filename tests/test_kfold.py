@@ -99,6 +99,15 @@ def test_kfold_where_it_does_not_fit_is_one_line_and_exit_2(project: Path, capsy
         assert not (project / "mlruns").exists() and not (project / "optuna.db").exists()
 
 
+def test_a_kfold_space_on_the_keras_tuner_engine_is_one_line_and_exit_2_nothing_written(project: Path, capsys):
+    cancer_csv(project / "cancer.csv")
+    (project / "search_spaces" / "cv.yaml").write_text(KFOLD_SPACE.format(path="cancer.csv", pruner=""))
+    assert main(["run", "cv", "--engine", "kerastuner", "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "validates by kfold, which the optuna engine runs" in err[0], err
+    assert not (project / "mlflow.db").exists() and not (project / "optuna.journal").exists()
+
+
 def test_wilcoxon_without_folds_is_refused(tmp_path: Path):
     text = KFOLD_SPACE.format(path="x.csv", pruner=", pruner: {name: wilcoxon}").replace("validation: kfold\nfolds: 5\n", "")
     with pytest.raises(Exception, match="wilcoxon compares a trial's folds"):
