@@ -137,7 +137,7 @@ def _add_benches(sub: Any) -> None:
 def _add_curation(sub: Any) -> None:
     """``enqueue``, ``exclude`` and ``include``: manual trials and curation of a study."""
     enqueue = sub.add_parser("enqueue", help="queue a configuration into a space's study (the params not set are "
-                                             "sampled): the next worker trains it")
+                                             "sampled): the next trial to start trains it")
     exclude = sub.add_parser("exclude", help="keep a completed trial out of best (report, registry, refit); its "
                                              "record stays")
     include = sub.add_parser("include", help="let an excluded trial compete for best again")

@@ -59,4 +59,4 @@ def test_refit_refuses_a_space_that_selects_on_the_test_set(tiny: Path, capsys):
     assert main(["refit", "tiny"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: tiny: this space selects on the test set (validation: test), so a refit would train on the "
-                   "test images it is scored on; refit needs validation: holdout or stratified"]
+                   "test images it is scored on; refit needs validation: holdout, stratified or kfold"]
