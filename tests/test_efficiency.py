@@ -67,6 +67,17 @@ def test_an_engine_summary_keeps_each_seed_and_the_reached_range():
     assert (summary["r_star_min"], summary["r_star_max"]) == (0.5, 2.5)
 
 
+def test_the_epochs_beside_a_step_are_those_of_every_trial_ended_by_then_pruned_ones_included():
+    from sweeps.bench.efficiency import epochs_by
+
+    at = pd.Timestamp("2026-12-06 19:00:00.123456")
+    trials = pd.DataFrame({"number": [0, 1, 2, 3], "state": ["PRUNED", "COMPLETE", "COMPLETE", "RUNNING"],
+                           "datetime_complete": [at - pd.Timedelta(seconds=5), at, at + pd.Timedelta(seconds=1), pd.NaT]})
+    repeats = pd.DataFrame({"trial": [0, 1, 2, 3], "epochs": [3, 30, 12, 4]})
+    assert epochs_by(trials, repeats, at) == 33  # the step's own trial counts, to the microsecond
+    assert epochs_by(trials, repeats, at + pd.Timedelta(seconds=1)) == 45 and epochs_by(trials, repeats.iloc[:0], at) == 0
+
+
 def test_quick_is_one_search_seed_on_a_small_sample_and_the_baseline_keeps_two():
     quick = EfficiencyOptions(seeds=3, quick=True)
     assert (quick.search_seeds, quick.baseline_seeds, quick.subset(None), quick.subset(500)) == (1, 2, 2000, 500)

@@ -162,25 +162,24 @@ def _summarise(command: Command, seed: int, unit_s: float, console: Console) -> 
     trials = result.trials
     first = trials["datetime_start"].min() if not trials.empty else command.started
     steps = best_so_far(trials, first, result.maximise)
-    finished = _epochs_done(trials, result.repeats, first)
     ended = trials.set_index("number")["datetime_complete"]
     for step in steps:  # its seconds unrounded (a step's minutes are rounded to 0.6 s: 3 % of a 20-s run)
         step["seconds"] = round((ended[step["trial"]] - first).total_seconds(), 2)
-        step["epochs"] = int(sum(e for seconds, e in finished if seconds <= step["seconds"]))
+        step["epochs"] = epochs_by(trials, result.repeats, ended[step["trial"]])
     row = {"seed": seed, "exit_status": code, "trials": len(trials), "pruned": result.count("PRUNED"),
-           "epochs": int(sum(e for _, e in finished)), "wall_s": round(wall, 1),
+           "epochs": int(result.repeats["epochs"].sum()) if not result.repeats.empty else 0, "wall_s": round(wall, 1),
            "startup_s": round((first - command.started).total_seconds(), 1), "steps": in_runs(steps, unit_s)}
     console.print(f"  {command.root.name}: {row['trials']} trials ({row['pruned']} pruned), {row['epochs']} epochs, "
                   f"first trial {row['startup_s']} s after the start, exit {code}", highlight=False)
     return row
 
 
-def _epochs_done(trials: pd.DataFrame, repeats: pd.DataFrame, first: pd.Timestamp) -> list[tuple[float, int]]:
-    """(seconds from ``first``, epochs) of every trial that ended, pruned ones included: compute spent."""
-    epochs = repeats.groupby("trial")["epochs"].sum() if not repeats.empty else pd.Series(dtype=float)
-    ended = trials[trials["datetime_complete"].notna()]
-    return [((row["datetime_complete"] - first).total_seconds(), int(epochs.get(row["number"], 0) or 0))
-            for _, row in ended.iterrows()]
+def epochs_by(trials: pd.DataFrame, repeats: pd.DataFrame, when: pd.Timestamp) -> int:
+    """Epochs trained by every trial that had ended at ``when`` (that one included), pruned ones too: compute spent."""
+    if repeats.empty:
+        return 0
+    ended = trials.loc[trials["datetime_complete"].notna() & (trials["datetime_complete"] <= when), "number"]
+    return int(repeats.loc[repeats["trial"].isin(set(ended)), "epochs"].sum())
 
 
 def _portable(space: Space, project: Path, bench_root: Path, console: Console) -> Space:
