@@ -92,10 +92,12 @@ def efficiency_section(part: dict, run_line: str) -> str:
     quick = "<p class='warn'>A quick run (QUICK=1): a check that it works, not numbers to quote.</p>" if about.get("quick") else ""
     return (f"<h3>5. Efficiency in baseline runs</h3>{run_line}{quick}<p>The space's baseline {base['index']} "
             f"({esc(', '.join(f'{k}={v}' for k, v in base['params'].items()))}) trained on seeds {base['seeds']}: test "
-            f"accuracy {base['test_accuracy']}, one run {base['run_s']} s (median of {base['run_s_each']}). The bar: "
+            f"accuracy {', '.join(f'{t:.4f}' for t in base['test_accuracy'])}, one run {base['run_s']} s (median of {base['run_s_each']}). The bar: "
             f"{bar['mean']:.4f} − {bar['ci95']:.4f} (95 % CI half-width, n = {bar['n']}) = <b>{bar['bar']:.4f}</b>. "
             f"Each engine then searched with no baseline queued, {about['search_seeds']} search seed(s) each, one "
             f"after the other, for {about['budget_runs']:g} baseline runs; its clock starts at its first trial. "
             f"R★: baseline runs until the model it holds (best on validation so far) reaches the bar on test.</p>"
             f"{goal}{lead}{table(anytime_table(engines), sortable=False)}"
-            f"{image(curves_figure(engines, bar['bar'], about['budget_runs']), 'held test accuracy against baseline runs')}")
+            f"{image(curves_figure(engines, bar['bar'], about['budget_runs']), 'held test accuracy against baseline runs')}"
+            f"<p class='muted'>Each line: the mean over the seeds that hold a model by then (it drops when a seed's "
+            f"first, weaker model joins); each band: their range.</p>")
