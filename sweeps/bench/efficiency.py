@@ -3,11 +3,11 @@
 The baseline (``sweep.baselines[N]``) is trained on several seeds by ``sweep run`` as a user runs it: its test
 accuracies set the bar (their mean less the 95 % CI half-width) and the median seconds of one seeded run (build,
 fit, test score: the run's ``wall_time_s``) the unit. Then each engine searches the space with no baselines queued,
-one ``sweep run`` per search seed, one after the other, for (the last anytime point + 1) baseline runs. A search's
-clock starts when its first trial starts (the interpreter's start, imports and data loading are left out, as they
-are of the baseline's unit); from its best-so-far steps (validation-selected, their test accuracy) come R★, the
-baseline runs until the model it holds reaches the bar, and its best so far at each anytime point. The numbers
-are computed in :mod:`.curves`.
+one ``sweep run`` per search seed, one after the other, stopped by the bench (the last anytime point + 1) baseline
+runs after its first trial started. A search's clock starts when its first trial starts (the interpreter's start,
+imports and data loading are left out, as they are of the baseline's unit); from its best-so-far steps
+(validation-selected, their test accuracy) come R★, the baseline runs until the model it holds reaches the bar,
+and its best so far at each anytime point. The numbers are computed in :mod:`.curves`.
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ def train_baseline(space: Space, root: Path, subset: int | None, options: Effici
         raise UsageError(f"bench --parts efficiency: {space.name} has {len(baselines)} baselines in sweep.baselines, "
                          f"so no baseline {options.baseline} (the search is measured against a hand-written one)")
     chosen = baselines[options.baseline - 1]
-    alone = variant_file(space, root, {"baselines": [chosen.model_dump(exclude_defaults=True)], "repeats": options.baseline_seeds,
-                                  "sampler": {"name": "random"}, "pruner": {"name": "none"}, "confirm": 0,
-                                  "warm_start": None})
+    alone = variant_file(space, root, {"baselines": [chosen.model_dump(exclude_defaults=True)], "confirm": 0,
+                                       "repeats": options.baseline_seeds, "sampler": {"name": "random"},
+                                       "pruner": {"name": "none"}, "warm_start": None})
     command = start_command(alone, root, None, subset, "optuna", trials=1, confirm=0, report=False)
     code = command.process.wait()
     (result,) = collect(open_storage(default_storage(root)), tracking_uri(root))
