@@ -1,6 +1,6 @@
 """Retries: fail the trials of dead workers and stopped ones and queue each again, close their MLflow runs.
 
-RDB storages find silent workers by their heartbeats (:data:`STALE_TRIALS` is what :func:`open_sweep` gives its
+RDB storages find silent workers by their heartbeats (:func:`stale_trials` is what ``open_sweep`` gives its
 storage). The journal file has no heartbeat, so each trial records its worker (:mod:`sweeps.processes`) and any worker
 on the same machine fails the trials of a process that no longer exists, then queues a retry the way Optuna's
 stale-trial callback does (same params, a new trial number), without the dead attempt's identity.
@@ -114,7 +114,10 @@ def retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     queue_retry(study, trial)
 
 
-STALE_TRIALS = StaleTrials(grace_s=GRACE_S, callback=retry_stale)  # what a storage that runs trials does with silent ones
+def stale_trials() -> StaleTrials:
+    """What a storage that runs trials does with a silent worker's trial: fail it after GRACE_S (read now, so a test
+    or a caller that changes it is heard), then retry it."""
+    return StaleTrials(grace_s=GRACE_S, callback=retry_stale)
 
 
 def worker_died(trial: FrozenTrial) -> bool:

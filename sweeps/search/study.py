@@ -27,7 +27,7 @@ from sweeps.next_command import next_command
 from sweeps.processes import worker_id
 from sweeps.search.environment import log_environment
 from sweeps.search.options import SweepOptions
-from sweeps.search.retries import STALE_TRIALS, close_orphan_runs
+from sweeps.search.retries import close_orphan_runs, stale_trials
 from sweeps.search.samplers import make_pruner, make_sampler
 from sweeps.search.warm_start import warm_start, warm_start_source
 from sweeps.space.space import Space, parse_space
@@ -109,7 +109,7 @@ def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console
     make_sampler(space), make_pruner(space)
     raw_data(space.data)
     url = options.storage or default_storage(root)
-    storage = open_storage(url, STALE_TRIALS)
+    storage = open_storage(url, stale_trials())
     tracking = tracking_uri(root)
     check_tracking(tracking)
     study = open_study(space, storage, options.quick, console, worker_index, options.engine, create)
