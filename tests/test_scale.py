@@ -52,7 +52,10 @@ def test_two_workers_share_one_study_on_postgres_and_an_mlflow_server(tiny: Path
     postgres.createdb("optuna_two")
     url = postgres.url("optuna_two")  # with the password the server checks
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    proc = sweep_process(tiny, "--storage", url, "run", "tiny", "--quick", "--trials", "4", "--workers", "2")
+    # A space name of its own: the MLflow server is the session's, and test_cluster.py's two-node sweep of "tiny"
+    # writes the experiment tiny-quick there too when xdist runs both tests in one worker.
+    (tiny / "search_spaces" / "tiny_pg.yaml").write_text((tiny / "search_spaces" / "tiny.yaml").read_text())
+    proc = sweep_process(tiny, "--storage", url, "run", "tiny_pg", "--quick", "--trials", "4", "--workers", "2")
     said: list[str] = []
     reader = threading.Thread(target=lambda: said.append(proc.communicate(timeout=600)[0]))
     reader.start()
@@ -70,17 +73,17 @@ def test_two_workers_share_one_study_on_postgres_and_an_mlflow_server(tiny: Path
     assert proc.returncode == 0, out[-3000:]
     assert "[w0]" in out and "[w1]" in out
     assert len(workers) >= 2 and not any(postgres.password in argv for argv in workers.values())  # in their env
-    study = consistent(url, mlflow_server, "tiny-quick")
+    study = consistent(url, mlflow_server, "tiny_pg-quick")
     finished = [t for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 4 <= len(finished) <= 5  # TRIALS=4: at most the one trial already running when the 4th finished
     assert len({t.user_attrs["worker"] for t in finished}) == 2  # both workers trained
     assert len({tuple(sorted(t.params.items())) for t in finished}) == len(finished)  # no duplicated suggestions
     mlflow.set_tracking_uri(mlflow_server)
-    runs = mlflow.search_runs(experiment_names=["tiny-quick"])
+    runs = mlflow.search_runs(experiment_names=["tiny_pg-quick"])
     assert set(runs.loc[runs["tags.sweeps.kind"] == "sweep", "status"]) == {"FINISHED"}
     assert postgres.password not in out and postgres.password not in runs.astype(str).to_csv()  # never shown
     assert "postgres:***@" in " ".join(runs["params.storage"].dropna())
-    assert (tiny / "reports" / "tiny-quick.html").is_file()
+    assert (tiny / "reports" / "tiny_pg-quick.html").is_file()
 
 
 def test_a_worker_killed_with_sigkill_is_recovered_and_its_trial_retried(tiny: Path):
