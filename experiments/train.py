@@ -107,26 +107,30 @@ class TimeBudget(keras.callbacks.Callback):
     """Fits training to the sweep's time left. After each epoch it counts the epochs that still end before the
     deadline at that epoch's pace; when fewer than planned, training ends at the last of them and a fitted cosine
     schedule ends its decay there too, so the model still finishes at a low rate with its best weights (a schedule
-    cut in the middle leaves it at a high one). Past the deadline it stops after the current batch."""
+    cut in the middle leaves it at a high one). Past the deadline it stops after the current batch.
+
+    The first epoch a ``fit`` runs is no pace: it traces the training and validation steps (several times a small
+    model's epoch), so counting from it cut trials that had time to finish, and the horizon never moves later."""
 
     RESUME_COUNTERS = ("reached", "last_epoch")
 
-    def __init__(self, deadline: float, epochs: int, steps_per_epoch: int):
+    def __init__(self, deadline: float, epochs: int, steps_per_epoch: int, clock: Callable[[], float] = time.monotonic):
         super().__init__()
-        self.deadline, self.planned, self.steps_per_epoch = deadline, epochs, steps_per_epoch
-        self.last_epoch, self.reached, self._start = epochs, False, 0.0
+        self.deadline, self.planned, self.steps_per_epoch, self.clock = deadline, epochs, steps_per_epoch, clock
+        self.last_epoch, self.reached, self._start, self._paced = epochs, False, 0.0, False
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._start = time.monotonic()
+        self._start = self.clock()
         self._fit_schedule()  # again on every epoch: a resumed repeat gets its fitted horizon back here
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if time.monotonic() >= self.deadline:
+        if self.clock() >= self.deadline:
             self.reached = self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        now = time.monotonic()
-        if math.isinf(self.deadline):
+        now = self.clock()
+        if math.isinf(self.deadline) or not self._paced:
+            self._paced = True  # the next epoch's time is the pace: this one traced the steps
             return
         fits = epoch + 1 + int(max(self.deadline - now, 0.0) // max(now - self._start, 1e-3))
         if fits < self.last_epoch:  # never later again: the schedule only ever moves its end earlier

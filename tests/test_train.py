@@ -100,6 +100,40 @@ def test_a_passed_deadline_still_ends_with_a_scored_model(small, tmp_path):
     assert result.stop_reason == "time_budget" and result.epochs == 1 and result.test_accuracy is not None
 
 
+def _epochs_trained_under(budget, seconds: list[float]) -> int:
+    """Drive ``budget`` through epochs of ``seconds`` each on its own clock; the epochs trained before it stopped."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    budget.set_model(model)
+    for epoch, length in enumerate(seconds):
+        budget.on_epoch_begin(epoch)
+        budget.clock.now += length
+        budget.on_epoch_end(epoch)
+        if model.stop_training:
+            return epoch + 1
+    return len(seconds)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("seconds", "trained", "cut"), [
+    ([5, 1, 1, 1, 1, 1, 1, 1], 8, False),  # 12 s in all: the slow first epoch (tracing) is no pace, all 8 fit in 15 s
+    ([5, 5, 5, 5, 5, 5, 5, 5], 3, True),  # 5 s each: 3 fit in 15 s, and the horizon is moved there
+])
+def test_the_time_budget_paces_from_an_epoch_that_traced_nothing(seconds, trained, cut):
+    from experiments.train import TimeBudget
+
+    budget = TimeBudget(deadline=15.0, epochs=8, steps_per_epoch=10, clock=_Clock())
+    assert (_epochs_trained_under(budget, seconds), budget.reached) == (trained, cut)
+    assert budget.last_epoch == trained
+
+
 def test_cosine_schedule_decays_to_zero_over_the_epochs_and_weight_decay_is_set():
     from experiments.train import make_optimizer
 
