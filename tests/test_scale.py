@@ -6,6 +6,7 @@ no duplicates, every finished trial with its metrics and checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import psutil
 import pytest
 from optuna.trial import TrialState
 
@@ -59,20 +61,20 @@ def test_two_workers_share_one_study_on_postgres_and_an_mlflow_server(tiny: Path
     said: list[str] = []
     reader = threading.Thread(target=lambda: said.append(proc.communicate(timeout=600)[0]))
     reader.start()
-    workers: dict[str, str] = {}  # pid → command line
-    while reader.is_alive():  # the workers' command lines, as any user of the machine sees them
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                argv = cmdline.read_bytes().decode(errors="replace").split("\0")
-            except OSError:  # ended meanwhile
-                continue
-            if "sweeps.cli" in argv and "worker" in argv:
-                workers[cmdline.parent.name] = " ".join(argv)
+    seen: dict[int, str] = {}  # pid → command line of each process the command started, as any user sees it
+    while reader.is_alive():
+        try:  # the template its workers are forked from, and the workers
+            family = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:  # ended meanwhile
+            break
+        for process in family:
+            with contextlib.suppress(psutil.Error):
+                seen[process.pid] = " ".join(process.cmdline())
         time.sleep(0.2)
     out = said[0]
     assert proc.returncode == 0, out[-3000:]
     assert "[w0]" in out and "[w1]" in out
-    assert len(workers) >= 2 and not any(postgres.password in argv for argv in workers.values())  # in their env
+    assert len(seen) >= 2 and not any(postgres.password in argv for argv in seen.values())  # in their env
     study = consistent(url, mlflow_server, "tiny_pg-quick")
     finished = [t for t in study.get_trials() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 4 <= len(finished) <= 5  # TRIALS=4: at most the one trial already running when the 4th finished
@@ -120,8 +122,6 @@ def test_on_postgres_a_dead_workers_trial_is_failed_by_its_heartbeat_and_retried
     time.sleep(4)  # longer than the grace period
     for key, value in pulse.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr("sweeps.store.storage.HEARTBEAT_S", 1)
-    monkeypatch.setattr("sweeps.search.retries.GRACE_S", 3)
     monkeypatch.setattr("sweeps.search.retries.is_alive", lambda worker: None)  # as if it had died on another machine
     assert main(["--storage", url, "run", "tiny", "--quick", "--trials", "2", "--no-report"]) == 0
     study = consistent(url, tracking_uri(tiny), "tiny-quick")

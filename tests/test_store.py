@@ -145,7 +145,7 @@ def test_a_trial_whose_worker_was_never_recorded_is_failed_after_the_grace(monke
     study = optuna.create_study(storage=storage)
     lost = study.ask()  # created, then its process lost the store before it recorded itself
     assert fail_dead_trials(storage, study) == []  # within the grace period: maybe still starting
-    monkeypatch.setattr("sweeps.search.retries.GRACE_S", 0)
+    monkeypatch.setenv("SWEEPS_GRACE_S", "0")
     assert fail_dead_trials(storage, study) == [lost.number]
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]  # failed, and queued again
@@ -231,7 +231,7 @@ def test_a_retry_of_a_lost_trial_is_owed_even_when_fresh_trials_fill_the_target(
     lost = study.ask()  # its worker dies before it records itself ...
     fresh = study.ask()  # ... while a living worker begins a fresh trial
     fresh.set_user_attr(WORKER, worker_id())
-    monkeypatch.setattr("sweeps.search.retries.GRACE_S", 0)
+    monkeypatch.setenv("SWEEPS_GRACE_S", "0")
     assert fail_dead_trials(storage, study) == [lost.number]
     study.tell(fresh, 0.6)  # 2 finished: the target of 2, yet the lost trial's retry waits
     assert not target_reached(study, target=2)

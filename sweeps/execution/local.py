@@ -8,28 +8,51 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field, replace
+from typing import TextIO
 
 from rich.console import Console
 
+from sweeps.execution.forked import ForkedProcess, forking_is_safe
 from sweeps.execution.placement import ChildProcess, WorkerProcess
 from sweeps.execution.spec import WorkerSpec
 from sweeps.search.options import SweepOptions
 
 
-class LocalProcess(ChildProcess):
-    """A worker process of this machine (the command passes one SIGTERM on to it on Ctrl-C); its output prefixed
+class LocalProcess:
+    """A worker process of this machine (the command passes one SIGTERM on to it on Ctrl-C), forked from the
+    template (:mod:`sweeps.execution.forked`) where that is safe, else started with ``exec``; its output prefixed
     with ``prefix`` when several workers share the terminal."""
 
     lost: str | None = None
 
-    def __init__(self, spec: WorkerSpec, prefix: str | None, console: Console):
-        super().__init__(spec.command(), spec.env(), subprocess.PIPE if prefix else None)
-        if prefix:
-            threading.Thread(target=self._pump, args=(prefix, console), daemon=True).start()
+    def __init__(self, spec: WorkerSpec, prefix: str | None, console: Console, fork: bool):
+        read, write = os.pipe() if prefix else (None, None)
+        start = ForkedProcess if fork else ChildProcess
+        self.process = start(spec.command(), spec.env(), write)
+        if write is not None:
+            os.close(write)  # the worker holds its own copy: the pipe ends when the worker does
+        if read is not None:
+            threading.Thread(target=_pump, args=(os.fdopen(read, errors="replace"), prefix, console), daemon=True).start()
 
-    def _pump(self, prefix: str, console: Console) -> None:
-        for line in self.proc.stdout or ():
-            console.print(f"{prefix} {line.rstrip()}", highlight=False, markup=False)
+    def wait(self, timeout: float | None = None) -> int:
+        return self.process.wait(timeout)
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def worker(self) -> str:
+        return self.process.worker()
+
+
+def _pump(lines: TextIO, prefix: str, console: Console) -> None:
+    for line in lines:
+        console.print(f"{prefix} {line.rstrip()}", highlight=False, markup=False)
 
 
 def local_gpus() -> list[str]:
@@ -60,4 +83,4 @@ class LocalPlacement:
         return replace(first, worker_index=index, threads=int(threads) if threads else None, devices=devices)
 
     def launch(self, spec: WorkerSpec, prefix: str | None) -> WorkerProcess:
-        return LocalProcess(spec, prefix, self.console)
+        return LocalProcess(spec, prefix, self.console, forking_is_safe(self.gpus))

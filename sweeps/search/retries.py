@@ -44,7 +44,12 @@ CRASH_RETRIES = "sweeps:crash_retries"  # a retry's system attribute: how many o
 # The failed attempt's own attributes, which its retry must not carry: above all the dead process that ran it (a
 # retry showing it would look dead to every worker's recovery until its new worker records itself).
 ATTEMPT_ATTRS = (WORKER, NODE, TASK, FAIL_REASON, STOP_REASONS, VALUE_STD, EPOCH_TIME)
-GRACE_S = int(os.environ.get("SWEEPS_GRACE_S", "60"))  # silent this long: its worker is dead, retry the trial
+
+
+def grace_s() -> int:
+    """How long a trial's worker may be silent before it counts as dead and the trial is retried ($SWEEPS_GRACE_S,
+    read at each use: a worker forked from a template imported this module under another environment)."""
+    return int(os.environ.get("SWEEPS_GRACE_S", "60"))
 
 
 def _trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:
@@ -70,11 +75,11 @@ def _fail(storage: BaseStorage, study: optuna.Study, trial: FrozenTrial, reason:
 
 
 def _unrecorded(trial: FrozenTrial) -> bool:
-    """A trial RUNNING for longer than GRACE_S whose worker was never recorded: its process lost the store (or
+    """A trial RUNNING for longer than :func:`grace_s` whose worker was never recorded: its process lost the store (or
     died) in the instant after creating it — no heartbeat will ever fail it, as it never beat."""
     started = trial.datetime_start
     return WORKER not in trial.user_attrs and started is not None and \
-        (datetime.datetime.now() - started).total_seconds() > GRACE_S
+        (datetime.datetime.now() - started).total_seconds() > grace_s()
 
 
 def _fail_running(storage: BaseStorage, study: optuna.Study, which: Callable[[FrozenTrial], bool], reason: str,
@@ -115,14 +120,14 @@ def retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def stale_trials() -> StaleTrials:
-    """What a storage that runs trials does with a silent worker's trial: fail it after GRACE_S (read now, so a test
-    or a caller that changes it is heard), then retry it."""
-    return StaleTrials(grace_s=GRACE_S, callback=retry_stale)
+    """What a storage that runs trials does with a silent worker's trial: fail it after :func:`grace_s`, then retry
+    it."""
+    return StaleTrials(grace_s=grace_s(), callback=retry_stale)
 
 
 def worker_died(trial: FrozenTrial) -> bool:
     """Whether the RUNNING ``trial``'s worker is a dead process of this machine, or was never recorded (for longer
-    than GRACE_S)."""
+    than its grace_s())."""
     return is_alive(trial.user_attrs.get(WORKER, "")) is False or _unrecorded(trial)
 
 

@@ -29,7 +29,6 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from sweeps.errors import StoreError, UsageError, one_line
 
-HEARTBEAT_S = int(os.environ.get("SWEEPS_HEARTBEAT_S", "20"))  # RDB storages: a running trial's pulse
 SQLITE_WAIT_S = 10.0  # how long a locked MLflow SQLite store is waited for before giving up
 
 
@@ -117,6 +116,12 @@ def _check_sqlite(uri: str, path: Path) -> None:
                          "restore it from a backup or point MLFLOW_TRACKING_URI at a new store")
 
 
+def _heartbeat_s() -> int:
+    """A running trial's pulse on a database storage ($SWEEPS_HEARTBEAT_S, read when the storage opens: a worker
+    forked from a template imported this module under another environment)."""
+    return int(os.environ.get("SWEEPS_HEARTBEAT_S", "20"))
+
+
 def open_storage(url: str, stale: StaleTrials | None = None) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``: a journal file path, or a database URL (checked by connecting). A process that
     runs trials gives ``stale``: a database storage then beats for its trials and fails (and hands to
@@ -141,7 +146,7 @@ def open_storage(url: str, stale: StaleTrials | None = None) -> optuna.storages.
             return RDBStorage(
                 url,
                 engine_kwargs={"pool_pre_ping": True},  # a restarted database costs a reconnect, not the sweep
-                heartbeat_interval=HEARTBEAT_S if stale else None,
+                heartbeat_interval=_heartbeat_s() if stale else None,
                 grace_period=stale.grace_s if stale else None,
                 heartbeat_stale_trial_callback=stale.callback if stale else None,
             )

@@ -1,0 +1,95 @@
+"""Worker processes forked from a template that has already imported the worker's code, TensorFlow included
+(multiprocessing's fork server): a worker starts in a fraction of a second rather than the ~6 s of CPU its imports
+take, so a recycled worker, or the second of four, costs next to nothing. The template lives as long as the
+process that started it and ends with it.
+
+A fork is safe only before a GPU is touched (CUDA cannot be used in a forked child): the template imports and
+never runs anything, and sweeps on a machine with GPUs start their workers with ``exec`` as before
+(:func:`forking_is_safe`)."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import multiprocessing
+import os
+import sys
+from multiprocessing import reduction
+
+from sweeps.processes import worker_id
+
+# By name: the supervisor itself never imports TensorFlow, only its template does.
+PRELOAD = ["sweeps.cli", "sweeps.execution.worker_loop"]
+_SERVER = multiprocessing.get_context("forkserver")
+
+
+def forking_is_safe(gpus: list[str]) -> bool:
+    """Whether workers may be forked here: Linux (macOS's system libraries refuse a fork of a threaded process) and
+    no GPU for them to use."""
+    return sys.platform == "linux" and not gpus
+
+
+class _Inherited:
+    """A file descriptor of this process handed to the forked worker, as an ``exec``'d one inherits its terminal or
+    pipe (sent over the fork server's socket while the worker is being started)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        return _received, (reduction.DupFd(self.fd),)
+
+
+def _received(duplicate) -> int:
+    return duplicate.detach()
+
+
+def _run_command(command: list[str], env: dict[str, str], cwd: str, out: int, err: int) -> None:
+    """In the forked worker: become what ``command`` (``python -m module args``) would have started, its module's
+    ``main``, in a session of its own with ``env``, ``cwd`` and the given output."""
+    os.setsid()  # as start_new_session: a Ctrl-C at the terminal reaches only the command that started it
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    for fd in {out, err} - {1, 2}:
+        os.close(fd)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # the template's stdout was another file: buffer by line
+        sys.stdout.reconfigure(line_buffering=True)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    at = command.index("-m")
+    sys.argv = command[at + 1:]
+    sys.exit(importlib.import_module(command[at + 1]).main(command[at + 2:]))  # as `python -m` runs its __main__ block
+
+
+class ForkedProcess:
+    """A worker forked from the template, as a :class:`~sweeps.execution.placement.Stoppable`: what
+    :class:`~sweeps.execution.placement.ChildProcess` is for an ``exec``'d one. ``output``: the write end of a pipe
+    for its stdout and stderr, else it shares this process's."""
+
+    def __init__(self, command: list[str], env: dict[str, str], output: int | None = None):
+        _SERVER.set_forkserver_preload(PRELOAD)
+        out, err = (output, output) if output is not None else (1, 2)
+        self.proc = _SERVER.Process(target=_run_command, name="sweep worker",
+                                    args=(command, env, os.getcwd(), _Inherited(out), _Inherited(err)))
+        self.proc.start()
+        self.pid = self.proc.pid
+        self.id = worker_id(self.pid)
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.proc.join(timeout)
+        if self.proc.exitcode is None:
+            raise TimeoutError(f"worker {self.pid} still running")
+        return self.proc.exitcode
+
+    def poll(self) -> int | None:
+        return self.proc.exitcode
+
+    def stop(self) -> None:
+        self.proc.terminate()  # SIGTERM: a polite stop
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def worker(self) -> str:
+        return self.id

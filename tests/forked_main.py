@@ -1,0 +1,13 @@
+"""A stand-in for a worker's module in tests/test_forked.py: what it was started with, printed, and its status."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str]) -> int:
+    imported = "tensorflow" in sys.modules  # before anything here imports it: the template's preload
+    print(f"probe={os.environ.get('PROBE')} cwd={os.getcwd()} own_session={os.getsid(0) == os.getpid()} "
+          f"tensorflow_imported={imported} argv={argv}", flush=True)
+    return int(argv[0])

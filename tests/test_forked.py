@@ -1,0 +1,46 @@
+"""Workers forked from the template that imported TensorFlow once: each still runs as the command it stands for,
+with its own environment, folder, session and output, and its status comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from sweeps.execution.forked import ForkedProcess, forking_is_safe
+
+
+def _forked(tmp_path: Path, monkeypatch, *args: str) -> tuple[ForkedProcess, int]:
+    monkeypatch.chdir(tmp_path)
+    read, write = os.pipe()
+    proc = ForkedProcess([sys.executable, "-m", "tests.forked_main", *args], {**os.environ, "PROBE": "mine"}, write)
+    os.close(write)
+    return proc, read
+
+
+@pytest.mark.slow  # its template imports TensorFlow: 6 s of CPU
+def test_a_forked_worker_runs_its_modules_main_with_its_own_environment_folder_session_and_output(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROBE", raising=False)
+    proc, read = _forked(tmp_path, monkeypatch, "7", "more")
+    assert proc.wait(120) == 7 and proc.poll() == 7
+    with os.fdopen(read) as out:
+        said = out.read()
+    assert f"probe=mine cwd={tmp_path} own_session=True tensorflow_imported=True argv=['7', 'more']" in said
+    assert proc.worker().split(":")[1] == str(proc.pid)
+
+
+@pytest.mark.slow
+def test_a_forked_worker_stopped_by_a_signal_says_which(tmp_path, monkeypatch):
+    proc, read = _forked(tmp_path, monkeypatch, "0")
+    os.kill(proc.pid, signal.SIGSTOP)  # held before it can end on its own
+    proc.kill()
+    assert proc.wait(60) == -signal.SIGKILL
+    os.close(read)
+
+
+def test_workers_are_forked_only_where_no_gpu_can_be_touched_first():
+    assert forking_is_safe([]) is (sys.platform == "linux")
+    assert forking_is_safe(["0"]) is False
