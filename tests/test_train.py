@@ -191,14 +191,20 @@ def test_a_batch_norm_cnn_validates_well_after_a_quick_runs_few_steps(small, tmp
     assert result.best("val_accuracy") > 0.5  # ten classes: chance is 0.1
 
 
-def test_a_short_budget_ends_training_early_with_its_cosine_schedule_decayed(small, tmp_path):
+def test_a_short_budget_ends_training_early_with_its_cosine_schedule_decayed(small, tmp_path, monkeypatch):
+    import functools
     import itertools
-    import time
 
-    # 20 s: two epochs fit even on a loaded machine (8 s did not, beside two trainings on 2 cores); 2000 never do.
+    import experiments.train
+
+    # The budget's clock moves 0.5 s at each reading (an epoch's start and end, each of its 6 executions of 16 steps),
+    # so 20 s fit a few of the 2000 epochs on any machine under any load, and the test trains those few epochs rather
+    # than for 20 real seconds.
+    ticks = itertools.count(step=0.5)
+    monkeypatch.setattr(experiments.train, "TimeBudget",
+                        functools.partial(experiments.train.TimeBudget, clock=lambda: next(ticks)))
     settings = TrainSettings(epochs=2000, batch_size=32, patience=2000, verbose=0, lr_schedule="cosine", learning_rate=0.01)
-    start = time.monotonic()
-    result = train_repeat("mlp", {"units": 32}, settings, small, seed=1, workdir=tmp_path, deadline=start + 20)
+    result = train_repeat("mlp", {"units": 32}, settings, small, seed=1, workdir=tmp_path, deadline=20.0)
     rates = result.history["learning_rate"]
     assert result.stop_reason == "time_budget" and 2 <= result.epochs < 2000
     assert rates[-1] == pytest.approx(0.0, abs=1e-6)  # decayed to its end at the last epoch that fitted
