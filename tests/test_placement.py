@@ -61,6 +61,21 @@ def test_local_workers_each_get_their_own_gpu_with_memory_growth(tmp_path, monke
                                                                     if v != os.environ.get(k)}
 
 
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_worker_that_cannot_start_leaves_no_pipe_open(tmp_path, monkeypatch, fork):
+    import sweeps.execution.local as local
+
+    def refused(*args, **kwargs):
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(local, "ForkedProcess" if fork else "ChildProcess", refused)
+    spec = WorkerSpec.of(_space(tmp_path), tmp_path, SweepOptions(workers=2))
+    open_before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError, match="no more processes"):
+        local.LocalProcess(spec, "[w0]", Console(quiet=True), fork)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+
+
 def test_data_of_the_project_reaches_a_node_checked_and_lands_where_the_space_finds_it(tmp_path):
     project, node = tmp_path / "project", tmp_path / "node-copy"
     (project / "data").mkdir(parents=True)

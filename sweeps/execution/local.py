@@ -28,9 +28,15 @@ class LocalProcess:
     def __init__(self, spec: WorkerSpec, prefix: str | None, console: Console, fork: bool):
         read, write = os.pipe() if prefix else (None, None)
         start = ForkedProcess if fork else ChildProcess
-        self.process = start(spec.command(), spec.env(), write)
-        if write is not None:
-            os.close(write)  # the worker holds its own copy: the pipe ends when the worker does
+        try:
+            self.process = start(spec.command(), spec.env(), write)
+        except BaseException:
+            if read is not None:
+                os.close(read)
+            raise
+        finally:
+            if write is not None:
+                os.close(write)  # the worker holds its own copy: the pipe ends when the worker does
         if read is not None:
             threading.Thread(target=_pump, args=(os.fdopen(read, errors="replace"), prefix, console), daemon=True).start()
 
