@@ -12,6 +12,7 @@ import importlib.metadata
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -214,9 +215,20 @@ def make_console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else LOG_WIDTH)
 
 
+def _thread_error(hook: threading.ExceptHookArgs) -> None:
+    """A background thread's error, such as Optuna's heartbeat thread when the database restarts under it: one line
+    when it means something to the user (the command itself then goes on or says it once more), a traceback for a bug."""
+    error = as_sweeps_error(hook.exc_value) if hook.exc_value is not None else None
+    if error is None:
+        threading.__excepthook__(hook)
+    else:
+        print(f"warning: a background thread stopped: {error}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sweep`` command."""
     args = _parser().parse_args(argv)
+    threading.excepthook = _thread_error
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress line reports every trial, failures included
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # e.g. its INFO on creating a fresh store's tables
     # A polite kill ends like Ctrl-C: runs closed, study resumable. Processes that train stop at a batch boundary.

@@ -171,3 +171,36 @@ def test_a_bad_trials_per_process_is_one_line_before_anything_is_written(tmp_pat
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].endswith("(also as SWEEPS_TRIALS_PER_PROCESS), got 'ten'")
     _nothing_written(root)
+
+
+def _fails_in_a_thread(exc: BaseException) -> None:
+    import threading
+
+    def fail() -> None:
+        raise exc
+
+    thread = threading.Thread(target=fail)
+    thread.start()
+    thread.join()
+
+
+def test_a_background_threads_store_error_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, monkeypatch, capfd):
+    """Optuna's heartbeat thread raised when PostgreSQL restarted under it, and its traceback reached the user."""
+    import threading
+
+    from sweeps.cli import _thread_error
+
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # put back after the test
+    monkeypatch.chdir(tmp_path)
+    main(["list"])  # any command installs the hook
+    assert threading.excepthook is _thread_error
+    lost = optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+    lost.__cause__ = ConnectionError("the database system is shutting down")
+    capfd.readouterr()
+    _fails_in_a_thread(lost)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == ["warning: a background thread stopped: lost the study store (the database system is shutting down); "
+                   "finished trials are saved: run the same command to continue"]
+    _fails_in_a_thread(ValueError("a bug"))
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "ValueError: a bug" in err
