@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from experiments.data.loading import load_dataset
 from experiments.settings import TrainSettings
 from experiments.train import TrainingInterrupted, train_repeat
-from sweeps.cli import main
+from sweeps.cli import command, main
 from sweeps.errors import SpaceError
 from sweeps.space.space import parse_space
 from sweeps.store.storage import default_storage, open_storage
@@ -97,6 +98,19 @@ def test_cli_bad_space_file_exit_2_one_line_nothing_written(tmp_path):
     _nothing_written(root)
     listing = _sweep(root, "run", "../etc/passwd")
     assert listing.returncode == 2 and "available: demo" in listing.stderr
+
+
+@pytest.mark.parametrize(("argv", "status"), [(["list"], 0), (["check", "nosuch"], 2)])
+def test_the_sweep_executable_exits_with_mains_status_and_without_the_last_collection(project, monkeypatch, argv,
+                                                                                      status):
+    monkeypatch.setattr(sys, "argv", ["sweep", *argv])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            command()
+        assert exited.value.code == status
+        assert gc.get_freeze_count() > 0  # the exit's collection (about 1 s with TensorFlow loaded) is skipped
+    finally:
+        gc.unfreeze()
 
 
 def test_cli_missing_data_exit_2_before_anything_is_written(tmp_path):
