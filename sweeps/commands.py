@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from sweeps.search.options import SweepOptions
     from sweeps.space.space import Space
 
+MODEL_SIZE = "sweeps.objective.model_check:model_size"  # by name: importing it imports TensorFlow
+
 
 def parse_duration(text: str) -> float:
     """Seconds from ``90``, ``90s``, ``30m`` or ``2h``."""
@@ -100,22 +102,35 @@ def trains_here(args: argparse.Namespace) -> bool:
                             cluster=args.cluster).supervised
 
 
-def _check_builder(space: Space, console) -> None:
+def _check_builder(space: Space, console, options: SweepOptions | None = None) -> None:
     """A builder of the user's, or a built-in family on data of the user's (a cnn given a table, a stack of convs
     too deep for small images), is built once before anything is written or trained; a built-in family on a
-    built-in dataset is checked by the space file's rules."""
+    built-in dataset is checked by the space file's rules. Where the sweep's workers are forked from a template
+    (``options``), the template builds it: this process never imports TensorFlow, and the template's import serves
+    both."""
     from experiments.data.loading import builder_inputs
     from experiments.settings import is_built_in
+    from sweeps.errors import BadModel
+    from sweeps.execution.local import forks_workers
+    from sweeps.space.space import check_cnn_size
 
     if is_built_in(space.spec.model) and isinstance(space.data, str):
         return
-    from sweeps.objective.model_check import check_cnn_fits, check_model  # TensorFlow: for a builder or data of the user's only
-
     shape, classes = builder_inputs(space.data)
     if space.spec.model == "cnn" and len(shape) == 3:  # every net the space can sample must fit these images
-        check_cnn_fits(space, min(shape[:2]))
-    model = check_model(space, shape, classes)
-    console.print(f"model {space.spec.model}: builds, {model.count_params():,} parameters")
+        try:
+            check_cnn_size(space.spec, min(shape[:2]))
+        except ValueError as exc:
+            raise BadModel(f"{space.path}: {exc}") from None
+    if options is not None and forks_workers(options):
+        from sweeps.execution.forked import call_in_template
+
+        size = call_in_template(MODEL_SIZE, space, shape, classes)
+    else:
+        from sweeps.objective.model_check import model_size  # TensorFlow: for a builder or data of the user's only
+
+        size = model_size(space, shape, classes)
+    console.print(f"model {space.spec.model}: builds, {size:,} parameters")
 
 
 def run(args: argparse.Namespace, root: Path, console) -> int:
@@ -125,8 +140,8 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
     from sweeps.space.space import load_space
 
     space = load_space(args.space, args.spaces_dir)
-    _check_builder(space, console)
     options = sweep_options(args)
+    _check_builder(space, console, options)
     if not args.no_report:
         check_writable(root / "reports")
     if args.workers > 1 and args.engine == "kerastuner":

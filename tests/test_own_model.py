@@ -3,11 +3,15 @@ anything trains, and a broken one is one line (exit status 2) with nothing writt
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from sweeps.cli import main
+from sweeps.objective.model_check import model_size
+from sweeps.space.space import load_space
 from tests.conftest import BOTH_WAYS
 
 SPACE = """\
@@ -66,6 +70,7 @@ def test_check_builds_the_users_model_once(project: Path, capsys):
     assert "model own_models_ok:small: builds" in out and "own.yaml: ok" in out
 
 
+@pytest.mark.parametrize("per_process", ["0", "1"])  # built in this process; built in the workers' template
 @pytest.mark.parametrize("builder, said", [
     ("nosuch_module:small", "model nosuch_module:small: cannot import nosuch_module (ModuleNotFoundError"),
     ("{m}:missing", "{m} has no function missing"),
@@ -75,13 +80,25 @@ def test_check_builds_the_users_model_once(project: Path, capsys):
     ("{m}:three_outputs", "the model has 3 outputs for 10 classes"),
     ("{m}:fixed_input", "the model does not take inputs of shape (28, 28, 1)"),
 ])
-def test_a_broken_builder_is_one_line_before_anything_is_written(project: Path, capsys, builder, said):
+def test_a_broken_builder_is_one_line_before_anything_is_written(project: Path, capsys, builder, said, per_process):
     module = f"own_models_{builder.rpartition(':')[2]}"
     _project(project, builder.format(m=module), module)
-    assert main(["run", "own", "--quick"]) == 2
+    assert main(["run", "own", "--quick", "--trials-per-process", per_process]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and said.format(m=module) in err[0], err
     assert not (project / "optuna.journal").exists() and not (project / "mlflow.db").exists()
+
+
+def test_a_sweep_in_forked_workers_builds_the_model_in_their_template_not_in_its_own_process(project: Path, monkeypatch):
+    _project(project, "own_models_forked:small", "own_models_forked")
+    monkeypatch.syspath_prepend(str(project))
+    size = model_size(load_space("own", project / "search_spaces"), (28, 28, 1), 10)  # the seeded draw's model, built here
+    says = "import sys; from sweeps.cli import main; code = main(sys.argv[1:]); print('tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", says, "run", "own", "--trials", "1", "--subset", "500",
+                           "--trials-per-process", "1", "--no-report"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"model own_models_forked:small: builds, {size:,} parameters" in done.stdout
+    assert done.stdout.rstrip().endswith("False")  # the command never imported TensorFlow; its template did
 
 
 def test_a_builder_name_that_is_not_module_function_is_a_space_error(project: Path, capsys):

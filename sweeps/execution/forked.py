@@ -14,7 +14,9 @@ import io
 import multiprocessing
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import reduction
+from typing import Any
 
 from sweeps.processes import worker_id
 
@@ -27,6 +29,25 @@ def forking_is_safe(gpus: list[str]) -> bool:
     """Whether workers may be forked here: Linux (macOS's system libraries refuse a fork of a threaded process) and
     no GPU for them to use."""
     return sys.platform == "linux" and not gpus
+
+
+def call_in_template(target: str, *args: Any) -> Any:
+    """``module:function`` called with ``args`` in a process forked from the template, with this process's folder and
+    environment; its result returned, its exception raised here. A supervisor that must build a model once asks the
+    template it forks its workers from, rather than importing TensorFlow a second time itself."""
+    _SERVER.set_forkserver_preload(PRELOAD)
+    with ProcessPoolExecutor(max_workers=1, mp_context=_SERVER) as pool:
+        return pool.submit(_call_here, target, os.getcwd(), dict(os.environ), args).result()
+
+
+def _call_here(target: str, cwd: str, env: dict[str, str], args: tuple) -> Any:
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    if cwd not in sys.path:  # the project folder: a builder's module:function is imported from it
+        sys.path.insert(0, cwd)
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)(*args)
 
 
 class _Inherited:

@@ -73,6 +73,12 @@ def local_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")]
 
 
+def forks_workers(options: SweepOptions) -> bool:
+    """Whether a sweep with ``options`` runs its trials in worker processes of this machine forked from the
+    template."""
+    return options.supervised and not options.cluster and forking_is_safe(local_gpus())
+
+
 @dataclass
 class LocalPlacement:
     """Worker processes of this machine: the cores split between them (unless --cpus-per-trial says), and on a

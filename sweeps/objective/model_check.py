@@ -12,7 +12,7 @@ import optuna
 from experiments.errors import ModelError
 from experiments.models import build_model
 from sweeps.errors import BadModel, one_line
-from sweeps.space.space import Space, check_cnn_size
+from sweeps.space.space import Space
 
 
 def _draw(space: Space) -> dict[str, Any]:
@@ -20,15 +20,6 @@ def _draw(space: Space) -> dict[str, Any]:
     so log scales, steps and choices are Optuna's own)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=space.spec.sweep.seed))
     return space.suggest(study.ask())
-
-
-def check_cnn_fits(space: Space, side: int) -> None:
-    """The built-in cnn's deepest net the space can sample keeps a feature map of images ``side`` pixels across (the
-    smaller side of the data's images); a BadModel naming the space file otherwise."""
-    try:
-        check_cnn_size(space.spec, side)
-    except ValueError as exc:
-        raise BadModel(f"{space.path}: {exc}") from None
 
 
 def check_model(space: Space, input_shape: tuple[int, ...], num_classes: int | None) -> keras.Model:
@@ -55,6 +46,12 @@ def check_model(space: Space, input_shape: tuple[int, ...], num_classes: int | N
         raise BadModel(f"{where}: the model does not take inputs of shape {input_shape} ({one_line(exc)})") from None
     _check_outputs(model, num_classes, where)
     return model
+
+
+def model_size(space: Space, input_shape: tuple[int, ...], num_classes: int | None) -> int:
+    """The parameter count of :func:`check_model`'s model (what a process that asked another to build it gets back)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # in a process of its own: no line for its in-memory study
+    return check_model(space, input_shape, num_classes).count_params()
 
 
 def _check_outputs(model: keras.Model, num_classes: int | None, where: str) -> None:
