@@ -3,7 +3,7 @@ regression's errors."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -120,8 +120,7 @@ def score(model: keras.Model, x: np.ndarray, y: np.ndarray, class_names: tuple[s
     return TestScores(y_true=y, probabilities=model.predict(x, batch_size=1024, verbose=0), class_names=class_names)
 
 
-def robustness(model: keras.Model, x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
-    """Accuracy on the images as they are and under each of :data:`PERTURBATIONS`."""
-    rows = [{"perturbation": name, "accuracy": score(model, transform(x), y, ()).accuracy}
-            for name, transform in PERTURBATIONS.items()]
+def robustness(model: keras.Model, moved: Mapping[str, np.ndarray], y: np.ndarray) -> pd.DataFrame:
+    """Accuracy on the images of ``moved`` (the name of each of :data:`PERTURBATIONS` -> the images under it)."""
+    rows = [{"perturbation": name, "accuracy": score(model, images, y, ()).accuracy} for name, images in moved.items()]
     return pd.DataFrame(rows)

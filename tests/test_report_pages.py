@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import textwrap
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -256,3 +257,16 @@ def test_importances_read_the_search_trials_alone_not_confirmations_or_warm_star
                       for _, y in grid])
     importances, note = _importances(study)
     assert note == "" and importances["x"] > 0.9 > importances["y"]
+
+
+def test_the_test_images_are_moved_once_per_process_each_as_its_perturbation_says(data_dir):
+    from experiments.data.loading import model_inputs, raw_data
+    from experiments.evaluate import PERTURBATIONS
+    from sweeps.results.best_scores import moved_test_images
+
+    moved = moved_test_images("fashion_mnist")
+    x = model_inputs(raw_data("fashion_mnist").arrays["x_test"])
+    assert list(moved) == list(PERTURBATIONS) and all(len(images) == 10_000 for images in moved.values())
+    for name, move in PERTURBATIONS.items():
+        assert np.array_equal(moved[name], move(x)), name
+    assert moved_test_images("fashion_mnist") is moved  # the next report's best checkpoint: not moved again

@@ -3,6 +3,7 @@ checkpoint: a checkpoint never changes)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,15 @@ def case_image(x_test: np.ndarray) -> np.ndarray:
     return PERTURBATIONS[CASE_MOVE](x_test[CASE:CASE + 1])[0]
 
 
+@functools.lru_cache(maxsize=1)
+def moved_test_images(data: DataSource) -> dict[str, np.ndarray]:
+    """The test images of ``data`` as they are and under each of :data:`PERTURBATIONS`, moved once per process as
+    :func:`raw_data` reads them once: ``sweep report`` scores the best checkpoint of every study, and the studies of
+    one dataset share them."""
+    x = model_inputs(raw_data(data).arrays["x_test"])
+    return {name: move(x) for name, move in PERTURBATIONS.items()}
+
+
 MOVABLE = (28, 28, 1)  # the seed note's moves (rotations, shifts) are about 28x28 grey images
 
 
@@ -67,8 +77,9 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, data: DataSource, cache
         model = load_checkpoint(tracker, run.run_id, cache_dir)
         # A regression's "probabilities" are its predictions.
         probabilities = predict_images(model, x) if streamed else model.predict(x, batch_size=1024, verbose=0)
-        rob = robustness(model, x, y) if movable else pd.DataFrame({"perturbation": [], "accuracy": []})
-        case = model.predict(case_image(x)[np.newaxis], verbose=0)[0] if movable else None
+        moved = moved_test_images(data) if movable else {}
+        rob = robustness(model, moved, y) if movable else pd.DataFrame({"perturbation": [], "accuracy": []})
+        case = model.predict(moved[CASE_MOVE][CASE:CASE + 1], verbose=0)[0] if movable else None
         np.savez(saved, probabilities=probabilities, perturbation=rob["perturbation"].to_numpy(str),
                  accuracy=rob["accuracy"].to_numpy(), **({"case": case} if case is not None else {}))
     scores = (TestScores(y_true=y.astype(np.int64), probabilities=probabilities, class_names=raw.class_names)
