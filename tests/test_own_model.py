@@ -89,6 +89,7 @@ def test_a_broken_builder_is_one_line_before_anything_is_written(project: Path, 
     assert not (project / "optuna.journal").exists() and not (project / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_in_forked_workers_builds_the_model_in_their_template_not_in_its_own_process(project: Path, monkeypatch):
     _project(project, "own_models_forked:small", "own_models_forked")
     monkeypatch.syspath_prepend(str(project))
