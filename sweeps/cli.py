@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -237,11 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     if str(Path.cwd()) not in sys.path:  # the project folder: a space's model: module:function is imported from it
         sys.path.insert(0, str(Path.cwd()))
     console = make_console()
-    run = {"run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
-           "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,
-           "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces, "init": commands.init,
-           "check": commands.check, "dashboard": commands.dashboard, "enqueue": commands.enqueue,
-           "exclude": commands.curate, "include": commands.curate}
+    run: dict[str, Callable[[argparse.Namespace, Path, Console], int | None]] = {
+        "run": commands.run, "worker": commands.worker, "report": commands.report, "bench": commands.bench,
+        "status": commands.status, "predict": commands.predict, "reproduce": commands.reproduce,
+        "refit": commands.refit, "bench-scale": commands.bench_scale, "list": commands.list_spaces, "init": commands.init,
+        "check": commands.check, "dashboard": commands.dashboard, "enqueue": commands.enqueue,
+        "exclude": commands.curate, "include": commands.curate}
     try:
         return run[args.command](args, Path.cwd(), console) or 0
     except KeyboardInterrupt:

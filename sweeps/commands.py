@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sweeps.search.options import SweepOptions
     from sweeps.space.space import Space
 
-MODEL_SIZE = "sweeps.objective.model_check:model_size"  # by name: importing it imports TensorFlow
+MODEL_SIZE, BUILD_REPORT = "sweeps.objective.model_check:model_size", "sweeps.reporting.build:build_report"  # named: both import TensorFlow
 
 
 def parse_duration(text: str) -> float:
@@ -51,15 +51,21 @@ def _study_name(args: argparse.Namespace) -> str:
     return study_name(args.space, args.quick, args.engine)
 
 
-def report(args: argparse.Namespace, root: Path, console) -> None:
-    """Rebuild reports/ from the stores of this project folder (nothing is created in a folder that is not one)."""
+def report(args: argparse.Namespace, root: Path, console, in_template: bool = False) -> None:
+    """Rebuild reports/ from the stores of this project folder (nothing is created in a folder that is not one);
+    ``in_template``: in a process forked from the workers' template, whose TensorFlow (the best checkpoint is
+    scored) is already imported."""
     from sweeps.space.space import available
 
     available(args.spaces_dir)  # one line, exit 2, outside a project folder (before TensorFlow is imported)
-    from sweeps.reporting.build import build_report
-
-    _, storage, tracking = _stores(args, root)
-    path = build_report(storage, tracking, root / "reports", root / ".sweeps" / "cache")
+    url, storage, tracking = _stores(args, root)
+    folders = (root / "reports", root / ".sweeps" / "cache")
+    if in_template:
+        from sweeps.execution.forked import call_in_template
+        path = call_in_template(BUILD_REPORT, url, tracking, *folders)
+    else:
+        from sweeps.reporting.build import build_report
+        path = build_report(storage, tracking, *folders)
     console.print(f"report: {path}")
 
 
@@ -102,16 +108,26 @@ def trains_here(args: argparse.Namespace) -> bool:
                             cluster=args.cluster).supervised
 
 
-def _check_builder(space: Space, console, options: SweepOptions | None = None) -> None:
+def _start_template(options: SweepOptions) -> bool:
+    """Whether the sweep's workers are forked from a template; if so it is started now, so that its imports
+    (TensorFlow's) overlap this process's checks, stores and study."""
+    from sweeps.execution.forked import start_template
+    from sweeps.execution.local import forks_workers
+
+    if not forks_workers(options):
+        return False
+    start_template()
+    return True
+
+
+def _check_builder(space: Space, console, forked: bool = False) -> None:
     """A builder of the user's, or a built-in family on data of the user's (a cnn given a table, a stack of convs
     too deep for small images), is built once before anything is written or trained; a built-in family on a
-    built-in dataset is checked by the space file's rules. Where the sweep's workers are forked from a template
-    (``options``), the template builds it: this process never imports TensorFlow, and the template's import serves
-    both."""
+    built-in dataset is checked by the space file's rules. Where the sweep's workers are ``forked`` from a template,
+    the template builds it: this process never imports TensorFlow, and the template's import serves both."""
     from experiments.data.loading import builder_inputs
     from experiments.settings import is_built_in
     from sweeps.errors import BadModel
-    from sweeps.execution.local import forks_workers
     from sweeps.space.space import check_cnn_size
 
     if is_built_in(space.spec.model) and isinstance(space.data, str):
@@ -122,13 +138,11 @@ def _check_builder(space: Space, console, options: SweepOptions | None = None) -
             check_cnn_size(space.spec, min(shape[:2]))
         except ValueError as exc:
             raise BadModel(f"{space.path}: {exc}") from None
-    if options is not None and forks_workers(options):
+    if forked:
         from sweeps.execution.forked import call_in_template
-
         size = call_in_template(MODEL_SIZE, space, shape, classes)
     else:
         from sweeps.objective.model_check import model_size  # TensorFlow: for a builder or data of the user's only
-
         size = model_size(space, shape, classes)
     console.print(f"model {space.spec.model}: builds, {size:,} parameters")
 
@@ -141,7 +155,8 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
 
     space = load_space(args.space, args.spaces_dir)
     options = sweep_options(args)
-    _check_builder(space, console, options)
+    forked = _start_template(options)
+    _check_builder(space, console, forked)
     if not args.no_report:
         check_writable(root / "reports")
     if args.workers > 1 and args.engine == "kerastuner":
@@ -156,7 +171,7 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
     if args.refit and code == 0:
         refit(args, root, console)
     if not args.no_report:
-        report(args, root, console)
+        report(args, root, console, in_template=forked)
     return code
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,3 +45,23 @@ def test_a_forked_worker_stopped_by_a_signal_says_which(tmp_path, monkeypatch):
 def test_workers_are_forked_only_where_no_gpu_can_be_touched_first():
     assert forking_is_safe([]) is (sys.platform == "linux")
     assert forking_is_safe(["0"]) is False
+
+
+# In a fresh process (pytest's own may hold a template already): `sweep run` with start_sweep replaced by a probe of
+# whether the fork server is running when the stores and the study are about to be opened.
+PROBE_TEMPLATE = """\
+import sys
+from multiprocessing import forkserver
+import sweeps.execution.launch as launch
+launch.start_sweep = lambda *args: print("template running:", forkserver._forkserver._forkserver_pid is not None) or 0
+from sweeps.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("per_process", "running"), [("1", True), ("0", False)])
+def test_a_sweep_of_forked_workers_starts_their_template_before_it_opens_its_stores(tiny: Path, per_process, running):
+    done = subprocess.run([sys.executable, "-c", PROBE_TEMPLATE, "run", "tiny", "--trials-per-process", per_process,
+                           "--no-report"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"template running: {running}" in done.stdout  # trials in this process (0): no template at all

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import reduction
+from multiprocessing import forkserver, reduction
 from typing import Any
 
 from sweeps.processes import worker_id
@@ -29,6 +29,13 @@ def forking_is_safe(gpus: list[str]) -> bool:
     """Whether workers may be forked here: Linux (macOS's system libraries refuse a fork of a threaded process) and
     no GPU for them to use."""
     return sys.platform == "linux" and not gpus
+
+
+def start_template() -> None:
+    """Start the template without waiting for its imports: the command opens its stores and study meanwhile, on
+    another core, and its first worker forks from a template that is ready, or nearly."""
+    _SERVER.set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
 
 
 def call_in_template(target: str, *args: Any) -> Any:

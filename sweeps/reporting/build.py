@@ -21,6 +21,7 @@ from sweeps.reporting.space_page import space_page
 from sweeps.results.best_scores import CASE, CASE_MOVE, BestModelScores, case_image
 from sweeps.results.read import collect
 from sweeps.results.study_results import StudyResults, meets_target, target_text
+from sweeps.store.storage import open_storage
 
 
 def overview(results: list[StudyResults]) -> pd.DataFrame:
@@ -112,8 +113,9 @@ def seed_case(results: list[StudyResults]) -> str:
 
 
 def build_report(storage: str | BaseStorage, tracking: str, reports_dir: Path, cache_dir: Path) -> Path:
-    """Rebuild every page and CSV from the stores; return the path of summary.html."""
-    results = collect(storage, tracking, cache_dir)
+    """Rebuild every page and CSV from the stores (``storage``: opened, or its URL or journal path); return the
+    path of summary.html."""
+    results = collect(open_storage(storage) if isinstance(storage, str) else storage, tracking, cache_dir)
     for r in results:
         write_file(reports_dir / r.name / "trials.csv", r.trials.to_csv(index=False))
         write_file(reports_dir / f"{r.name}.html", page(r.name, space_page(r)))
