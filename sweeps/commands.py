@@ -53,8 +53,8 @@ def _study_name(args: argparse.Namespace) -> str:
 
 def report(args: argparse.Namespace, root: Path, console, in_template: bool = False) -> None:
     """Rebuild reports/ from the stores of this project folder (nothing is created in a folder that is not one);
-    ``in_template``: in a process forked from the workers' template, whose TensorFlow (the best checkpoint is
-    scored) is already imported."""
+    ``in_template``: in a process forked from the workers' template, which has imported TensorFlow already (scoring
+    the best checkpoint needs it)."""
     from sweeps.space.space import available
 
     available(args.spaces_dir)  # one line, exit 2, outside a project folder (before TensorFlow is imported)

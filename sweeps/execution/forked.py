@@ -40,8 +40,8 @@ def start_template() -> None:
 
 def call_in_template(target: str, *args: Any) -> Any:
     """``module:function`` called with ``args`` in a process forked from the template, with this process's folder and
-    environment; its result returned, its exception raised here. A supervisor that must build a model once asks the
-    template it forks its workers from, rather than importing TensorFlow a second time itself."""
+    environment; its result returned, its exception raised here. A command that must build a model or score a
+    checkpoint asks the template it forks its workers from, rather than importing TensorFlow a second time itself."""
     _SERVER.set_forkserver_preload(PRELOAD)
     with ProcessPoolExecutor(max_workers=1, mp_context=_SERVER) as pool:
         return pool.submit(_call_here, target, os.getcwd(), dict(os.environ), args).result()
