@@ -33,17 +33,24 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
-def _stores(args: argparse.Namespace, root: Path):
-    """The storage URL, the opened Optuna storage and the MLflow tracking URI of this project folder (outside one:
-    one line, exit 2, and no journal or MLflow store created)."""
+def _store_addresses(args: argparse.Namespace, root: Path) -> tuple[str, str]:
+    """The storage URL and the MLflow tracking URI of this project folder (outside one: one line, exit 2, and no
+    journal or MLflow store created)."""
     from sweeps.space.space import available
-    from sweeps.store.storage import check_tracking, default_storage, open_storage
+    from sweeps.store.storage import check_tracking, default_storage
     from sweeps.store.tracking import tracking_uri
 
     available(args.spaces_dir)
-    url = args.storage or default_storage(root)
-    tracking = tracking_uri(root)
+    url, tracking = args.storage or default_storage(root), tracking_uri(root)
     check_tracking(tracking)
+    return url, tracking
+
+
+def _stores(args: argparse.Namespace, root: Path):
+    """The storage URL, the opened Optuna storage and the MLflow tracking URI of this project folder."""
+    from sweeps.store.storage import open_storage
+
+    url, tracking = _store_addresses(args, root)
     return url, open_storage(url), tracking
 
 
@@ -55,17 +62,14 @@ def report(args: argparse.Namespace, root: Path, console, in_template: bool = Fa
     """Rebuild reports/ from the stores of this project folder (nothing is created in a folder that is not one);
     ``in_template``: in a process forked from the workers' template, which has imported TensorFlow already (scoring
     the best checkpoint needs it)."""
-    from sweeps.space.space import available
-
-    available(args.spaces_dir)  # one line, exit 2, outside a project folder (before TensorFlow is imported)
-    url, storage, tracking = _stores(args, root)
+    url, tracking = _store_addresses(args, root)  # opened once, where the report is built (after this, TensorFlow)
     folders = (root / "reports", root / ".sweeps" / "cache")
     if in_template:
         from sweeps.execution.forked import call_in_template
         path = call_in_template(BUILD_REPORT, url, tracking, *folders)
     else:
         from sweeps.reporting.build import build_report
-        path = build_report(storage, tracking, *folders)
+        path = build_report(url, tracking, *folders)
     console.print(f"report: {path}")
 
 
@@ -108,18 +112,6 @@ def trains_here(args: argparse.Namespace) -> bool:
                             cluster=args.cluster).supervised
 
 
-def _start_template(options: SweepOptions) -> bool:
-    """Whether the sweep's workers are forked from a template; if so it is started now, so that its imports
-    (TensorFlow's) overlap this process's checks, stores and study."""
-    from sweeps.execution.forked import start_template
-    from sweeps.execution.local import forks_workers
-
-    if not forks_workers(options):
-        return False
-    start_template()
-    return True
-
-
 def _check_builder(space: Space, console, forked: bool = False) -> None:
     """A builder of the user's, or a built-in family on data of the user's (a cnn given a table, a stack of convs
     too deep for small images), is built once before anything is written or trained; a built-in family on a
@@ -150,12 +142,13 @@ def _check_builder(space: Space, console, forked: bool = False) -> None:
 def run(args: argparse.Namespace, root: Path, console) -> int:
     """Run or continue a space's sweep (in worker processes unless told otherwise); then the refit and report."""
     from sweeps.execution.launch import start_sweep
+    from sweeps.execution.local import start_template_if_forked
     from sweeps.reporting.output import check_writable
     from sweeps.space.space import load_space
 
     space = load_space(args.space, args.spaces_dir)
     options = sweep_options(args)
-    forked = _start_template(options)
+    forked = start_template_if_forked(options)  # its imports (TensorFlow's) overlap this process's checks and stores
     _check_builder(space, console, forked)
     if not args.no_report:
         check_writable(root / "reports")

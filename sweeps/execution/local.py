@@ -12,7 +12,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from sweeps.execution.forked import ForkedProcess, forking_is_safe
+from sweeps.execution.forked import ForkedProcess, forking_is_safe, start_template
 from sweeps.execution.placement import ChildProcess, WorkerProcess
 from sweeps.execution.spec import WorkerSpec
 from sweeps.search.options import SweepOptions
@@ -73,10 +73,13 @@ def local_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(listed.splitlines()) if line.startswith("GPU ")]
 
 
-def forks_workers(options: SweepOptions) -> bool:
+def start_template_if_forked(options: SweepOptions) -> bool:
     """Whether a sweep with ``options`` runs its trials in worker processes of this machine forked from the
-    template."""
-    return options.supervised and not options.cluster and forking_is_safe(local_gpus())
+    template; if so, the template is started now, without waiting for its imports."""
+    forked = options.supervised and not options.cluster and forking_is_safe(local_gpus())
+    if forked:
+        start_template()
+    return forked
 
 
 @dataclass
