@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import textwrap
@@ -13,6 +14,15 @@ pytest_plugins = ["tests.services"]  # the PostgreSQL and MLflow server fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 SPACES = REPO / "search_spaces"
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
+    """Collect a test's garbage, then freeze what is left (the modules it imported, what it cached): the suite's
+    process is long-lived, and each repeat's ``keras.backend.clear_session()`` runs a full ``gc.collect()`` that
+    otherwise walks every object of every earlier test (0.5 s a repeat after 20 tests here, 1.3 s after 40) where a
+    worker process walks only its own."""
+    gc.collect()
+    gc.freeze()
 
 
 def real_data_dir() -> Path:

@@ -3,6 +3,7 @@ anything trains, and a broken one is one line (exit status 2) with nothing writt
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,13 @@ def small(params, input_shape, num_classes):
         keras.layers.Dropout(params["dropout"]),
         keras.layers.Dense(num_classes, activation="softmax"),
     ])
+
+
+def recording(params, input_shape, num_classes):
+    import gc, os
+    with open("builds.txt", "a") as f:  # which process built it, and whether it had frozen its imports first
+        f.write(f"{os.getpid()} {gc.get_freeze_count()}\\n")
+    return small(params, input_shape, num_classes)
 
 
 def raises(params, input_shape, num_classes):
@@ -91,18 +99,23 @@ def test_a_broken_builder_is_one_line_before_anything_is_written(project: Path, 
 
 @pytest.mark.slow
 def test_a_sweep_in_forked_workers_builds_the_model_and_the_report_in_their_template_not_in_its_own_process(project: Path, monkeypatch):
-    _project(project, "own_models_forked:small", "own_models_forked")
+    _project(project, "own_models_forked:recording", "own_models_forked")
     monkeypatch.syspath_prepend(str(project))
     size = model_size(load_space("own", project / "search_spaces"), (28, 28, 1), 10)  # the seeded draw's model, built here
     says = "import sys; from sweeps.cli import main; code = main(sys.argv[1:]); print('tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", says, "run", "own", "--trials", "1", "--subset", "500",
                            "--trials-per-process", "1"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"model own_models_forked:small: builds, {size:,} parameters" in done.stdout
+    assert f"model own_models_forked:recording: builds, {size:,} parameters" in done.stdout
     # The command never imported TensorFlow: its template did, and built the model, then the report (which scores
     # the best checkpoint on the test set) in processes forked from it.
     assert done.stdout.rstrip().endswith("False")
     assert "Confusion matrix" in (project / "reports" / "own.html").read_text()
+    # The check and the trial each built it in a forked process that had frozen its imports first (each repeat's
+    # clear_session() then collects only what the trial made).
+    built = [line.split() for line in (project / "builds.txt").read_text().splitlines()]
+    others = [(pid, frozen) for pid, frozen in built if int(pid) != os.getpid()]
+    assert len({pid for pid, _ in others}) == 2 and all(int(frozen) > 0 for _, frozen in others), built
 
 
 def test_a_builder_name_that_is_not_module_function_is_a_space_error(project: Path, capsys):
