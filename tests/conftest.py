@@ -6,6 +6,7 @@ import gc
 import os
 import shutil
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,18 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
     worker process walks only its own."""
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The user's cache (a migrated empty MLflow store: ``sweeps.store.new_sqlite``) in this run's temp folder, one
+    for all xdist workers: the suite leaves ~/.cache alone."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWEEPS_CACHE_DIR", str(base / "user-cache"))
+        yield base / "user-cache"
 
 
 def real_data_dir() -> Path:

@@ -17,6 +17,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from sweeps.store.keys import FAILED, FINISHED, INTERRUPTED, KIND, PARENT, TRIAL
+from sweeps.store.new_sqlite import seed_sqlite_store
 
 
 def tracking_uri(root: Path) -> str:
@@ -45,6 +46,8 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str, create: bool = True):
         self.uri = uri  # never mlflow.set_tracking_uri: it also rewrites $MLFLOW_TRACKING_URI for the process
+        if create:
+            seed_sqlite_store(uri)
         self.client = MlflowClient(tracking_uri=uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None and not create:
