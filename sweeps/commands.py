@@ -148,8 +148,6 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
 
     space = load_space(args.space, args.spaces_dir)
     options = sweep_options(args)
-    forked = start_template_if_forked(options)  # its imports (TensorFlow's) overlap this process's checks and stores
-    _check_builder(space, console, forked)
     if not args.no_report:
         check_writable(root / "reports")
     if args.workers > 1 and args.engine == "kerastuner":
@@ -159,6 +157,8 @@ def run(args: argparse.Namespace, root: Path, console) -> int:
     if space.spec.validation == "kfold" and args.engine == "kerastuner":
         raise UsageError(f"--engine kerastuner: {space.path.name} validates by kfold, which the optuna engine runs "
                          "(Keras Tuner's oracle scores a trial on one validation part); use --engine optuna")
+    forked = start_template_if_forked(options)  # its imports (TensorFlow's) overlap this process's checks and stores
+    _check_builder(space, console, forked)
     code = start_sweep(space, root, options, console)
     _print_winner(args, root, console)
     if args.refit and code == 0:

@@ -65,3 +65,15 @@ def test_a_sweep_of_forked_workers_starts_their_template_before_it_opens_its_sto
                            "--no-report"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"template running: {running}" in done.stdout  # trials in this process (0): no template at all
+
+
+def test_a_report_folder_that_cannot_be_written_is_refused_before_the_template_starts(tiny: Path):
+    """An error found in the options ends the command at once: no template is left importing TensorFlow behind it
+    (holding the pipe of whoever reads the command's output)."""
+    (tiny / "reports").write_text("a file where the report's folder should be")
+    says = ("import sys; from multiprocessing import forkserver; from sweeps.cli import main; code = main(sys.argv[1:]); "
+            "print('template started:', forkserver._forkserver._forkserver_pid is not None); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", says, "run", "tiny", "--trials-per-process", "1"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "reports" in done.stderr, done.stderr[-2000:]
+    assert "template started: False" in done.stdout

@@ -37,14 +37,15 @@ def packages() -> dict[str, str]:
     return dict(sorted((name, version) for name, version in found.items() if name))
 
 
-def tensorflow() -> dict[str, Any]:
+def tensorflow(installed: dict[str, str] | None = None) -> dict[str, Any]:
     """TensorFlow's version and build (CUDA, cuDNN) read from its files, and its devices where this process imported
-    it already (importing it here would cost seconds and memory, and the supervisor must stay free of it)."""
+    it already (importing it here would cost seconds and memory, and the supervisor must stay free of it);
+    ``installed``: :func:`packages`, when read already (each reading parses every package's metadata)."""
     spec = importlib.util.find_spec("tensorflow")  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         return {"installed": False}
     folder = Path(next(iter(spec.submodule_search_locations)))
-    installed = packages()  # the distribution that installed it, by its known names (a scan of every file is slow)
+    installed = installed or packages()  # the distribution that installed it, by its known names (not a file scan)
     dist = next((name for name in TF_DISTRIBUTIONS if name in installed), None)
     info: dict[str, Any] = {"installed": True, "distribution": dist, "version": installed.get(dist or ""),
                             "build": _build_info(folder / "python" / "platform" / "build_info.py")}
@@ -70,13 +71,13 @@ def _build_info(path: Path) -> dict[str, Any]:
     return {}
 
 
-def system() -> dict[str, Any]:
-    """Python, the OS and machine, TensorFlow, and the GPUs the driver shows."""
+def system(installed: dict[str, str] | None = None) -> dict[str, Any]:
+    """Python, the OS and machine, TensorFlow, and the GPUs the driver shows (``installed``: as :func:`tensorflow`)."""
     gpus = Path("/proc/driver/nvidia/gpus")
     return {"python": sys.version, "implementation": platform.python_implementation(),
             "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor(),
             "cpus": os.cpu_count(), "nvidia_gpus": sorted(p.name for p in gpus.iterdir()) if gpus.is_dir() else [],
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "tensorflow": tensorflow()}
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "tensorflow": tensorflow(installed)}
 
 
 def uncommitted_diff(root: Path) -> str | None:
@@ -92,9 +93,9 @@ def uncommitted_diff(root: Path) -> str | None:
 
 def log_environment(tracker: Tracker, run_id: str, root: Path) -> None:
     """Log the environment as artifacts of the sweep run ``run_id`` (the diff only when there is one)."""
-    diff = uncommitted_diff(root)
-    tracker.log_text(run_id, json.dumps(packages(), indent=1), f"{FOLDER}/{PACKAGES}")
-    tracker.log_text(run_id, json.dumps({**system(), "git_repository": diff is not None, "uncommitted": bool(diff)},
+    diff, installed = uncommitted_diff(root), packages()
+    tracker.log_text(run_id, json.dumps(installed, indent=1), f"{FOLDER}/{PACKAGES}")
+    tracker.log_text(run_id, json.dumps({**system(installed), "git_repository": diff is not None, "uncommitted": bool(diff)},
                                         indent=1), f"{FOLDER}/{SYSTEM}")
     if diff:
         tracker.log_text(run_id, diff, f"{FOLDER}/{DIFF}")
