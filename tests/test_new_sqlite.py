@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.store.new_sqlite import seed_sqlite_store
+from sweeps.store.new_sqlite import _place, seed_sqlite_store
 from sweeps.store.tracking import Tracker
 
 
@@ -54,6 +54,11 @@ def test_a_store_that_exists_is_never_replaced_and_other_uris_are_left_alone(tmp
     existing.write_bytes(b"not a database")
     seed_sqlite_store(f"sqlite:///{existing}")
     assert existing.read_bytes() == b"not a database"
+    # Another process may create it between the check and the copy: the copy is linked in, which never overwrites.
+    (tmp_path / "other.db").write_bytes(b"a copy")
+    _place(tmp_path / "other.db", existing)
+    assert existing.read_bytes() == b"not a database"
+    (tmp_path / "other.db").unlink()
     for uri in ("http://127.0.0.1:5000", "sqlite:///:memory:", f"sqlite:///{tmp_path / 'no' / 'folder.db'}",
                 f"sqlite:///{tmp_path / 'query.db'}?timeout=20"):
         seed_sqlite_store(uri)
