@@ -261,8 +261,12 @@ def main(argv: list[str] | None = None) -> int:
 def command() -> None:
     """The ``sweep`` executable (and ``python -m sweeps.cli``): :func:`main`, then an exit without the interpreter's
     last garbage collection, which takes about 1 s once TensorFlow is loaded and frees nothing the exit does not.
-    (Not in :func:`main`: a process that calls it and goes on, a test or a notebook, keeps collecting.)"""
+    The workers' template ends with it at once. (Neither in :func:`main`: a process that calls it and goes on, a
+    test or a notebook, keeps collecting and keeps its template for the next sweep.)"""
+    from sweeps.execution.forked import stop_template
+
     code = main()
+    stop_template()
     gc.freeze()
     sys.exit(code)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import gc
@@ -9,11 +10,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import keras
 import mlflow
 import optuna
+import psutil
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -106,6 +109,7 @@ def test_cli_bad_space_file_exit_2_one_line_nothing_written(tmp_path):
 def test_the_sweep_executable_exits_with_mains_status_and_without_the_last_collection(project, monkeypatch, argv,
                                                                                       status):
     monkeypatch.setattr(sys, "argv", ["sweep", *argv])
+    monkeypatch.setattr("sweeps.execution.forked.stop_template", lambda: None)  # pytest's template serves later tests
     gc.unfreeze()  # the suite's own freeze (conftest) would hide the command's
     try:
         with pytest.raises(SystemExit) as exited:
@@ -116,11 +120,40 @@ def test_the_sweep_executable_exits_with_mains_status_and_without_the_last_colle
         gc.unfreeze()
 
 
-def test_cli_missing_data_exit_2_before_anything_is_written(tmp_path):
+def test_cli_missing_data_exit_2_before_anything_is_written_and_the_template_ends_with_the_command(tmp_path):
+    """The workers' template, started before the data is read, is still importing TensorFlow when the command gives
+    up: it ends with the command, not seconds later holding the command's output open."""
     root = _project(tmp_path, "dataset: mnist\nmodel: mlp\n")
-    done = _sweep(root, "run", "demo", "--quick", SWEEPS_DATA_DIR=str(tmp_path / "nowhere"), KERAS_HOME=str(tmp_path / "k"))
-    assert done.returncode == 2 and "error: dataset mnist not found" in done.stderr and "Traceback" not in done.stderr
+    env = {**os.environ, "SWEEPS_DATA_DIR": str(tmp_path / "nowhere"), "KERAS_HOME": str(tmp_path / "k")}
+    with subprocess.Popen([sys.executable, "-m", "sweeps.cli", "run", "demo", "--quick"], cwd=root, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        templates = _templates_of(proc)
+        assert proc.wait(300) == 2
+        ended_at = time.monotonic() + 2
+        while not all(_ended(t) for t in templates) and time.monotonic() < ended_at:
+            time.sleep(0.05)
+        assert templates and all(_ended(t) for t in templates)
+        err = proc.stderr.read()
+    assert "error: dataset mnist not found" in err and "Traceback" not in err
     _nothing_written(root)
+
+
+def _templates_of(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The fork servers ``proc`` starts, found while it runs."""
+    command = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            if found := [c for c in command.children() if "forkserver" in " ".join(c.cmdline())]:
+                return found
+        time.sleep(0.02)
+    return []
+
+
+def _ended(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def test_unwritable_reports_folder_is_refused_before_training(project: Path, capsys):

@@ -9,11 +9,13 @@ never runs anything, and sweeps on a machine with GPUs start their workers with 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import io
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import forkserver, reduction
@@ -47,6 +49,17 @@ def start_template() -> None:
     another core, and its first worker forks from a template that is ready, or nearly."""
     _SERVER.set_forkserver_preload(PRELOAD)
     forkserver.ensure_running()
+
+
+def stop_template() -> None:
+    """End the template this process started, if any, as the command ends: one that fails before its first worker
+    (missing data, a bad option) would otherwise leave it importing TensorFlow for seconds more, on a core and
+    holding the command's output open, before it saw the command was gone. Its workers are over by then: the
+    command waits for them."""
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # multiprocessing keeps it private: no public stop
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):  # it ended already
+            os.kill(pid, signal.SIGTERM)
 
 
 def call_in_template(target: str, *args: Any) -> Any:
