@@ -55,7 +55,10 @@ from multiprocessing import forkserver
 import sweeps.execution.launch as launch
 launch.start_sweep = lambda *args: print("template running:", forkserver._forkserver._forkserver_pid is not None) or 0
 from sweeps.cli import main
-sys.exit(main(sys.argv[1:]))
+from sweeps.execution.forked import stop_template
+code = main(sys.argv[1:])
+stop_template()  # as the executable does: the template, still importing TensorFlow, ends with the probe
+sys.exit(code)
 """
 
 

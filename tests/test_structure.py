@@ -18,6 +18,8 @@ PINNED = {
     "_learning_rate": "tests/test_train.py::test_a_short_budget_ends_training_early_with_its_cosine_schedule_decayed",
     "_storage": "tests/test_kerastuner.py::test_each_trial_trains_its_oracles_params_beside_a_queued_trial",
     "_study_id": "tests/test_kerastuner.py::test_each_trial_trains_its_oracles_params_beside_a_queued_trial",
+    "_forkserver": "tests/test_hardening.py::test_cli_missing_data_exit_2_before_anything_is_written_and_the_template_ends_with_the_command",
+    "_forkserver_pid": "tests/test_hardening.py::test_cli_missing_data_exit_2_before_anything_is_written_and_the_template_ends_with_the_command",
 }
 
 
