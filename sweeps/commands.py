@@ -185,12 +185,12 @@ def _print_winner(args: argparse.Namespace, root: Path, console) -> None:
 def worker(args: argparse.Namespace, root: Path, console) -> int:
     """A worker process of ``sweep run``: the sweep its spec (in ``$SWEEPS_WORKER``) describes."""
     from sweeps import signals
-    from sweeps.execution.forked import freeze_imports
-    from sweeps.execution.spec import RECYCLE, WorkerSpec
-    from sweeps.execution.worker_loop import run_worker
+    from sweeps.execution.forked import imports_frozen
 
+    with imports_frozen():  # TensorFlow's, unless this worker was forked from the template that made them
+        from sweeps.execution.spec import RECYCLE, WorkerSpec
+        from sweeps.execution.worker_loop import run_worker
     signals.stop_with_parent()  # a worker never outlives the command that started it
-    freeze_imports()
     return RECYCLE if run_worker(WorkerSpec.from_env(), console) else 0
 
 

@@ -17,6 +17,19 @@ REPO = Path(__file__).resolve().parents[1]
 SPACES = REPO / "search_spaces"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session):
+    """Collect (import every test module, and with them TensorFlow, MLflow, Ray) with the garbage collector off, as
+    the workers' template imports (``sweeps.execution.forked.imports_frozen``): its full collections during the
+    imports walk what they have made so far again and again. What they made is frozen."""
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
     """Collect a test's garbage, then freeze what is left (the modules it imported, what it cached): the suite's
     process is long-lived, and each repeat's ``keras.backend.clear_session()`` runs a full ``gc.collect()`` that

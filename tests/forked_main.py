@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -11,3 +12,8 @@ def main(argv: list[str]) -> int:
     print(f"probe={os.environ.get('PROBE')} cwd={os.getcwd()} own_session={os.getsid(0) == os.getpid()} "
           f"tensorflow_imported={imported} argv={argv}", flush=True)
     return int(argv[0])
+
+
+def collector() -> dict:
+    """The garbage collector's state here: called in a process forked from the template, it reads the template's."""
+    return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "full_collections": gc.get_stats()[2]["collections"]}

@@ -1,0 +1,12 @@
+"""The workers' template's imports (multiprocessing's fork server imports the modules its preload names): the
+command's and the worker loop's, TensorFlow included, with the garbage collector off and what they made frozen
+(:func:`~sweeps.execution.forked.imports_frozen`). By name, as the preload is: the layers below the command never
+import it."""
+
+import importlib
+
+from sweeps.execution.forked import imports_frozen
+
+with imports_frozen():
+    for _name in ("sweeps.cli", "sweeps.execution.worker_loop"):
+        importlib.import_module(_name)
