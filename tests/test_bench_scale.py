@@ -79,8 +79,12 @@ def test_a_second_run_keeps_the_set_ups_it_did_not_measure(tmp_path):
 def test_a_failing_simulated_sweep_is_one_error_line_naming_its_cause(project: Path, monkeypatch, capsys):
     from sweeps.cli import main
 
-    monkeypatch.setenv("SWEEPS_DATA_DIR", str(project / "no-data-here"))
+    # A data folder with one file of four: an error at once (no data at all would try the Keras download first).
+    (project / "broken-data" / "fashion-mnist").mkdir(parents=True)
+    (project / "broken-data" / "fashion-mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    monkeypatch.setenv("SWEEPS_DATA_DIR", str(project / "broken-data"))
     assert main(["bench-scale", "--sizes", "3", "--workers", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: the simulated sweep to 3 trials failed: error: dataset fashion_mnist")
+    assert len(err) == 1 and err[0].startswith("error: the simulated sweep to 3 trials failed: error: ")
+    assert err[0].endswith("(a fashion_mnist folder needs all four IDX gzip files)")
     assert not (project / "reports" / "bench_scale.json").exists()  # nothing half-written
