@@ -362,8 +362,9 @@ def _dead_worker() -> str:
 
     from sweeps.processes import worker_id
 
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
-    dead = worker_id(proc.pid)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = worker_id(proc.pid)  # while it runs: its start time is part of it
+    proc.kill()
     proc.wait()
     return dead
 
