@@ -118,6 +118,23 @@ def test_a_sweep_in_forked_workers_builds_the_model_and_the_report_in_their_temp
     assert len({pid for pid, _ in others}) == 2 and all(int(frozen) > 0 for _, frozen in others), built
 
 
+@pytest.mark.slow
+def test_a_worker_started_with_exec_freezes_its_imports_before_it_builds(project: Path, monkeypatch):
+    """Where workers cannot be forked (a GPU is visible) each is a fresh ``sweep worker``: it imports TensorFlow itself,
+    uncollected, and has frozen it all before its trial builds the model."""
+    from sweeps.execution.forked import forking_is_safe
+    from sweeps.execution.local import local_gpus
+
+    _project(project, "own_models_exec:recording", "own_models_exec")
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # TensorFlow's CPU build ignores it; the launcher does not fork
+    assert not forking_is_safe(local_gpus())
+    assert main(["run", "own", "--trials", "1", "--subset", "500", "--trials-per-process", "1", "--no-report"]) == 0
+    built = [line.split() for line in (project / "builds.txt").read_text().splitlines()]
+    workers = [(pid, int(frozen)) for pid, frozen in built if int(pid) != os.getpid()]  # the check built it here
+    assert len(workers) == 1 and workers[0][1] > 400_000, built
+
+
 def test_a_builder_name_that_is_not_module_function_is_a_space_error(project: Path, capsys):
     (project / "search_spaces" / "own.yaml").write_text(SPACE.format(model="'my model'"))
     assert main(["check", "own"]) == 2

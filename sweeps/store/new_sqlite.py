@@ -10,6 +10,7 @@ without hard links) leaves the creation to MLflow, as before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -32,12 +33,9 @@ def seed_sqlite_store(uri: str) -> None:
     """Create the SQLite file of the MLflow tracking ``uri`` as a copy of the migrated empty store when it does not
     exist yet; any other ``uri`` is left alone."""
     path = _new_sqlite_path(uri)
-    if path is None:
-        return
-    try:
-        _place(_empty_store(), path)
-    except Exception:  # only a shortcut: MLflow creates the store itself next, and names what is wrong
-        return
+    if path is not None:
+        with contextlib.suppress(Exception):  # only a shortcut: MLflow creates the store itself next, and names what is wrong
+            _place(_empty_store(), path)
 
 
 def _new_sqlite_path(uri: str) -> Path | None:
@@ -71,7 +69,5 @@ def _place(empty: Path, path: Path) -> None:
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".mlflow-new-") as work:
         copy = Path(work) / path.name
         shutil.copyfile(empty, copy)
-        try:
+        with contextlib.suppress(FileExistsError):
             os.link(copy, path)
-        except FileExistsError:
-            pass
