@@ -29,8 +29,9 @@ def shift(pixels: int) -> Transform:
 
 
 # The seed note's case for CNNs: a digit rotated 20° and shifted 3 px fools an MLP.
+ORIGINAL = "original"
 PERTURBATIONS: dict[str, Transform] = {
-    "original": lambda x: x,
+    ORIGINAL: lambda x: x,
     "rotated -10°": rotate(-10), "rotated +10°": rotate(10),
     "rotated -20°": rotate(-20), "rotated +20°": rotate(20),
     "shifted 2 px": shift(2), "shifted 3 px": shift(3),
@@ -62,6 +63,7 @@ class TestScores:
     y_true: np.ndarray
     probabilities: np.ndarray
     class_names: tuple[str, ...]
+    rows: np.ndarray | None = None  # the test-set row of each prediction, for the mistakes (None: 0, 1, 2, ...)
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -82,12 +84,12 @@ class TestScores:
         return pd.Series(matrix.diagonal() / matrix.sum(axis=1).clip(min=1), index=list(self.class_names))
 
     def mistakes(self, limit: int = 24) -> pd.DataFrame:
-        """The most confident wrong predictions: index, true and predicted name, confidence."""
+        """The most confident wrong predictions: index (the test-set row), true and predicted name, confidence."""
         wrong = np.flatnonzero(self.y_pred != self.y_true)
         confidence = self.probabilities[wrong, self.y_pred[wrong]]
         order = wrong[np.argsort(-confidence)][:limit]
         return pd.DataFrame({
-            "index": order,
+            "index": order if self.rows is None else self.rows[order],
             "true": [self.class_names[i] for i in self.y_true[order]],
             "predicted": [self.class_names[i] for i in self.y_pred[order]],
             "confidence": self.probabilities[order, self.y_pred[order]],
@@ -120,7 +122,11 @@ def score(model: keras.Model, x: np.ndarray, y: np.ndarray, class_names: tuple[s
     return TestScores(y_true=y, probabilities=model.predict(x, batch_size=1024, verbose=0), class_names=class_names)
 
 
-def robustness(model: keras.Model, moved: Mapping[str, np.ndarray], y: np.ndarray) -> pd.DataFrame:
-    """Accuracy on the images of ``moved`` (the name of each of :data:`PERTURBATIONS` -> the images under it)."""
-    rows = [{"perturbation": name, "accuracy": score(model, images, y, ()).accuracy} for name, images in moved.items()]
+def robustness(model: keras.Model, moved: Mapping[str, np.ndarray], y: np.ndarray,
+               as_they_are: np.ndarray) -> pd.DataFrame:
+    """Accuracy on the images as they are (``as_they_are``: the model's probabilities on them, predicted already)
+    and on those of ``moved`` (the name of each other of :data:`PERTURBATIONS` -> the images under it)."""
+    original = TestScores(y_true=y, probabilities=as_they_are, class_names=())
+    rows = [{"perturbation": name, "accuracy": (original if name == ORIGINAL else score(model, moved[name], y, ())).accuracy}
+            for name in PERTURBATIONS if name == ORIGINAL or name in moved]
     return pd.DataFrame(rows)

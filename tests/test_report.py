@@ -93,6 +93,14 @@ def test_pages_hold_every_section_and_every_trial(swept: Path):
         assert section in page, section
     assert len(re.findall(r"\(n=2\)", page)) >= 3 and " ± " in page
     assert "Ankle boot" in page  # class names in the confusion matrix
+    # The quick study's best checkpoint is scored on the test rows its trials were: the number its run logged.
+    best = re.search(r"Trial (\d+), seed (\d+), restored best checkpoint: accuracy (\d\.\d{4}) on\s+the 1,200 test "
+                     r"examples its quick trials were scored on", page)
+    assert best, "the best model's section names the quick study's 1,200 test rows"
+    found = runs(swept, "tiny-quick")
+    repeat = found[(found["tags.sweeps.kind"] == "repeat") & (found["tags.sweeps.trial"] == best[1])
+                   & (found["tags.sweeps.seed"] == best[2])]
+    assert float(best[3]) == pytest.approx(repeat["metrics.test_accuracy"].item(), abs=5e-5)
     assert len(re.findall(r'href="http://127.0.0.1:5077/#/experiments/\d+/runs/[0-9a-f]{32}"', page)) >= 3
     assert "<script src" not in page and "<link" not in page and "http://" not in page.replace("http://127.0.0.1:5077", "")
 

@@ -83,6 +83,9 @@ def test_confusion_per_class_and_mistakes():
     assert scores.confusion().to_numpy().tolist() == [[1, 0], [1, 2]]
     assert scores.per_class_accuracy().tolist() == [1.0, pytest.approx(2 / 3)]
     assert scores.mistakes().to_dict("records") == [{"index": 2, "true": "dog", "predicted": "cat", "confidence": 0.7}]
+    sampled = TestScores(y_true=scores.y_true, probabilities=probabilities, class_names=("cat", "dog"),
+                         rows=np.array([4, 17, 250, 9000]))  # a quick study's rows of the test set
+    assert sampled.mistakes()["index"].tolist() == [250]  # what `sweep predict --from-test` and the pictures take
 
 
 def test_perturbations_keep_the_shape_and_move_the_pixels():

@@ -53,6 +53,7 @@ class Dataset:
     front: TableFront | None = None  # a table's standardisation and encoding, put in front of the model
     streamed: bool = False  # x_* are stored uint8 images, scaled batch by batch (experiments.data.batches)
     target: TargetScale | None = None  # a regression's: the training part's target mean and spread
+    test_rows: np.ndarray | None = None  # the rows of the source's test set that x_test holds (None: all, in order)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -245,11 +246,14 @@ def load_dataset(
     (x_tr, y_tr), (x_val, y_val) = _split_validation(raw, validation, val_size, seed, tail)
     _warn_missing_classes(raw, y_tr, y_val)
     x_te, y_te = raw.arrays["x_test"], raw.arrays["y_test"]
+    test_rows = None
     if subset is not None:
         share = subset / len(y_tr)
         x_tr, y_tr = _sample(x_tr, y_tr, subset, seed)
         x_val, y_val = _sample(x_val, y_val, max(1, round(share * len(y_val))), seed + 1)
-        x_te, y_te = _sample(x_te, y_te, max(1, round(share * len(y_te))), seed + 2)
+        rows, y_te = _sample(np.arange(len(y_te)), y_te, max(1, round(share * len(y_te))), seed + 2)
+        if len(rows) < len(x_te):  # a sample, not all (stored images stay on disk, not copied whole)
+            x_te, test_rows = x_te[rows], rows
     if validation == "test" and "x_val" not in raw.arrays:
         x_val, y_val = x_te, y_te
     labels = np.int64 if raw.class_names else np.float32
@@ -264,4 +268,5 @@ def load_dataset(
         front=TableFront.fit(raw.schema, x_tr) if raw.schema else None,  # the training part's statistics only
         streamed=raw.streamed,
         target=None if raw.class_names else TargetScale.fit(y_tr),  # the training part's, as the front's
+        test_rows=test_rows,
     )

@@ -10,3 +10,8 @@ from sweeps.execution.forked import imports_frozen
 with imports_frozen():
     for _name in ("sweeps.cli", "sweeps.execution.worker_loop"):
         importlib.import_module(_name)
+    _optuna = importlib.import_module("optuna")
+
+# What is forked from here is part of a `sweep` command, which says what it does itself: a call in the template
+# (the report's in-memory study of search trials, a model check's) logs as the command does, not at Optuna's INFO.
+_optuna.logging.set_verbosity(_optuna.logging.ERROR)

@@ -98,8 +98,8 @@ def seed_case(results: list[StudyResults]) -> str:
     for dataset in sorted({r.space.data_label for r, _ in moved.values()}):
         scored = [(r, best) for r, best in moved.values() if r.space.data_label == dataset]
         first = scored[0][1]
-        assert isinstance(first.scores, TestScores)  # a moved case exists only for 28x28 grey images' classes
-        names, truth = first.scores.class_names, int(first.scores.y_true[CASE])
+        assert isinstance(first.scores, TestScores) and first.case_class is not None  # 28x28 grey images' classes only
+        names, truth = first.scores.class_names, first.case_class
         rows = pd.DataFrame([_case_row(r, best.case, names, truth) for r, best in scored if best.case is not None])
         figure = model_figures.case(first.x_test[CASE], case_image(first.x_test), CASE_MOVE)
         parts.append(f"<h3>{esc(dataset)}: test image {CASE} ({esc(names[truth])}) {CASE_MOVE}</h3>"

@@ -283,7 +283,7 @@ epochs): {int(saved)} epochs ({saved / budget:.0%}) saved by early stopping and 
 def best_regression(scores: BestModelScores, s: RegressionScores) -> str:
     """A regression's best model: its errors on the test set, predicted against true, and the residuals."""
     return f"""<h3>Best model on the test set</h3>
-<p>Trial {scores.run.trial}, seed {scores.run.seed}, restored best checkpoint, on all {len(s.y_true):,} test examples:
+<p>Trial {scores.run.trial}, seed {scores.run.seed}, restored best checkpoint, on {scores.examples}:
 mean absolute error {s.mae:.4g}, root mean squared error {s.rmse:.4g}, R² {s.r2:.3f}.</p>
 <h4>Predicted vs true</h4>{image(model_figures.predicted_vs_true(s.y_true, s.y_pred), 'predicted vs true')}
 <h4>Residuals</h4>{image(model_figures.residuals(s.y_true, s.y_pred), 'residuals')}"""
@@ -302,8 +302,8 @@ def best_model(scores: BestModelScores | None) -> str:
         "<h4>Robustness: rotated and shifted test images</h4>"
         f"{table(scores.robustness.assign(accuracy=scores.robustness['accuracy'].round(4)), sortable=False)}")
     return f"""<h3>Best model on the test set</h3>
-<p>Trial {scores.run.trial}, seed {scores.run.seed}, restored best checkpoint: accuracy {s.accuracy:.4f} on all
-{len(s.y_true):,} test examples.</p>
+<p>Trial {scores.run.trial}, seed {scores.run.seed}, restored best checkpoint: accuracy {s.accuracy:.4f} on
+{scores.examples}.</p>
 <h4>Confusion matrix</h4>{image(model_figures.confusion(s.confusion()), 'confusion matrix')}
 <h4>Accuracy per class</h4>{image(model_figures.per_class(s.per_class_accuracy()), 'per-class accuracy')}
 {table(s.per_class_accuracy().round(4).rename_axis('class').reset_index(name='accuracy'))}

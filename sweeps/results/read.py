@@ -121,7 +121,7 @@ def _curves(tracker: Tracker | None, trials: pd.DataFrame, repeats: pd.DataFrame
 
 def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_dir: Path | None = None) -> StudyResults | None:
     """A snapshot of study ``name`` (None when its space file cannot be read); with ``cache_dir``, its best
-    checkpoint is also scored on the whole test set (once per checkpoint, cached there)."""
+    checkpoint is also scored on its test set (once per checkpoint, cached there)."""
     study = optuna.load_study(study_name=name, storage=storage)
     space = _space_of(study)
     if space is None:
@@ -158,7 +158,7 @@ def collect_study(storage: str | BaseStorage, name: str, tracking: str, cache_di
         from sweeps.results.best_scores import evaluate_best  # TensorFlow: only when a checkpoint is scored
 
         try:
-            result.best_model = evaluate_best(study, tracker, space.data, cache_dir)
+            result.best_model = evaluate_best(study, tracker, space, cache_dir)
         except MissingCheckpoint as exc:  # the rest of the page is still worth having
             print(f"note: report of {name}: no best-model section: {exc}", file=sys.stderr)
     return result
