@@ -13,11 +13,12 @@ from experiments.evaluate import TestScores
 from sweeps.next_command import next_command
 from sweeps.reporting import model_figures
 from sweeps.reporting.bench_page import bench_section
-from sweeps.reporting.html import ci, esc, fragment, image, page, render, table, verdict
+from sweeps.reporting.html import esc, fragment, image, page, render, table, verdict
 from sweeps.reporting.output import write_file
 from sweeps.reporting.scale_page import scale_section
 from sweeps.reporting.significance import seeds_section
 from sweeps.reporting.space_page import space_page
+from sweeps.reporting.spread import ci
 from sweeps.results.best_scores import CASE, CASE_MOVE, BestModelScores, case_image
 from sweeps.results.read import collect
 from sweeps.results.study_results import StudyResults, meets_target, target_text

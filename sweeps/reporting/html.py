@@ -60,15 +60,6 @@ def short(value: object) -> str:
     return str(value)
 
 
-def ci(row: pd.Series, name: str) -> str:
-    """``mean ± 95 % CI (n)`` of score ``name`` in a trials row; the ± is omitted for a single seed."""
-    mean, half, n = row.get(f"{name}_mean"), row.get(f"{name}_ci95"), row.get("n_repeats")
-    if mean is None or pd.isna(mean):
-        return ""
-    plus = f" ± {half:.4f}" if n and n > 1 and pd.notna(half) else ""
-    return f"{mean:.4f}{plus} (n={int(n)})"
-
-
 def value_text(value: object) -> str:
     """A param value as a space file would write it: floats to 3 significant digits (0.25, 0.000329)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

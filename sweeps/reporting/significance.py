@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sweeps.reporting.html import ci, esc, table, value_text
+from sweeps.reporting.html import esc, table, value_text
+from sweeps.reporting.spread import ci
 from sweeps.results.study_results import StudyResults, ranked
 from sweeps.stats import Difference, compare
 

@@ -10,8 +10,9 @@ from experiments.evaluate import RegressionScores
 from experiments.settings import base_name
 from sweeps.next_command import next_command
 from sweeps.reporting import figures, model_figures
-from sweeps.reporting.html import ci, esc, fragment, image, render, short, table, value_text, verdict, warning
+from sweeps.reporting.html import esc, fragment, image, render, short, table, value_text, verdict, warning
 from sweeps.reporting.significance import label, versus_best
+from sweeps.reporting.spread import ci
 from sweeps.results.hints import hints
 from sweeps.results.study_results import TOP_K, StudyResults, meets_target, ranked, target_text
 from sweeps.space.schema import CategoricalParam

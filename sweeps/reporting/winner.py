@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sweeps.next_command import next_command
-from sweeps.reporting.html import ci
+from sweeps.reporting.spread import ci
 from sweeps.results.study_results import StudyResults
 from sweeps.store.keys import SPACE
 
