@@ -49,8 +49,9 @@ def _basic(user: str, password: str) -> str:
 
 @pytest.fixture(scope="session")
 def mlflow_auth_server(postgres: Postgres, tmp_path_factory):
-    """``mlflow server --app-name basic-auth`` (MLflow's own authentication) on PostgreSQL: anonymous requests are
-    refused; an admin with a generated password creates the user the sweeps log as."""
+    """``mlflow server --app-name basic-auth`` (MLflow's own authentication) on PostgreSQL, configured as
+    docs/scale-out.md says (a successful password check cached): anonymous requests are refused; an admin with a
+    generated password creates the user the sweeps log as."""
     postgres.createdb("mlflow_auth")
     home = tmp_path_factory.mktemp("mlflow-auth")
     admin_password = secrets.token_urlsafe(16)
@@ -61,6 +62,7 @@ def mlflow_auth_server(postgres: Postgres, tmp_path_factory):
         admin_username = admin
         admin_password = {admin_password}
         authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+        auth_cache_ttl_seconds = 300
         """))
     env = {"MLFLOW_AUTH_CONFIG_PATH": str(home / "auth.ini"), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
     with MlflowServer(postgres.url("mlflow_auth"), "--app-name", "basic-auth", env=env).serving() as uri:
