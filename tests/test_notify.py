@@ -21,6 +21,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from rich.console import Console
 
+from sweeps.cli import main
 from sweeps.console.notify import BestWatcher, Poster, SweepNotices
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.trials import best_trial, count_finished
@@ -138,12 +139,12 @@ def test_a_sweep_of_two_workers_posts_its_bests_once_and_its_end(tiny: Path, hoo
     assert count_finished(study) == 4
 
 
-def test_an_address_that_is_not_http_is_one_error_line_and_nothing_is_written(project: Path):
+def test_an_address_that_is_not_http_is_one_error_line_and_nothing_is_written(project: Path, capsys):
     (project / "search_spaces" / "tiny.yaml").write_text("dataset: fashion_mnist\nmodel: mlp\n"
                                                           "params: {units: {type: int, low: 16, high: 32}}\n")
     before = sorted(p.name for p in project.iterdir())
-    done = _sweep(project, "--notify", "ftp://127.0.0.1/hook")
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["error: --notify (or $SWEEPS_NOTIFY_URL) 'ftp://127.0.0.1/hook': not "
-                                                "an http:// or https:// address to post notifications to"]
+    assert main(["run", "tiny", "--no-report", "--subset", "2000", "--notify", "ftp://127.0.0.1/hook"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --notify (or $SWEEPS_NOTIFY_URL) 'ftp://127.0.0.1/hook': not an http:// or https:// address to post "
+        "notifications to"]
     assert sorted(p.name for p in project.iterdir()) == before
