@@ -6,6 +6,7 @@ from the caller, plain results go out.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -38,6 +39,18 @@ EpochHook = Callable[[int, dict[str, float]], None]
 # Batches per call into TensorFlow: same batches, same result, far less Python per batch (it halves a small
 # MLP's epoch). Batch-level callbacks (TerminateOnNaN, the deadline, a stop request) see every 16th batch.
 STEPS_PER_EXECUTION = 16
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls to <function …> triggered tf.function retracing" warning. Each
+    trial builds a new model, whose train and test functions are traced anew: expected in a sweep, nothing to act
+    on, and it reads as a fault in the user's model in every worker's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_ExpectedRetracing())  # TensorFlow's Python logger (tf.get_logger())
 
 
 class TrainingInterrupted(Exception):

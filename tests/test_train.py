@@ -242,3 +242,27 @@ def test_a_checkpoint_trained_with_the_fitted_schedule_loads_where_nothing_train
             "print(load_checkpoint(None, 'run', Path(sys.argv[1])).count_params())")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "8", done.stderr[-2000:]
+
+
+def test_tensorflows_note_on_retracing_each_new_model_is_dropped_and_its_other_warnings_are_not():
+    import logging
+
+    import tensorflow as tf
+
+    import experiments.train  # noqa: F401  (its filter on TensorFlow's logger)
+
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        def step(x):
+            return x + 1
+
+        for _ in range(6):  # a new traced function each time, as each trial's new model has: TensorFlow warns at 5
+            tf.function(step)(tf.constant(1))
+        logger.warning("another warning")
+    finally:
+        logger.removeHandler(handler)
+    assert [record.getMessage() for record in seen] == ["another warning"]
