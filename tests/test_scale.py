@@ -57,7 +57,10 @@ def test_two_workers_share_one_study_on_postgres_and_an_mlflow_server(tiny: Path
     # A space name of its own: the MLflow server is the session's, and test_cluster.py's two-node sweep of "tiny"
     # writes the experiment tiny-quick there too when xdist runs both tests in one worker.
     (tiny / "search_spaces" / "tiny_pg.yaml").write_text((tiny / "search_spaces" / "tiny.yaml").read_text())
-    proc = sweep_process(tiny, "--storage", url, "run", "tiny_pg", "--quick", "--trials", "4", "--workers", "2")
+    # The URL in the environment, as docs/scale-out.md says: a command line is readable by every user, and a child
+    # is a copy of its parent, argv included, from its fork until its exec (a scan can land in between).
+    proc = sweep_process(tiny, "run", "tiny_pg", "--quick", "--trials", "4", "--workers", "2",
+                         env={"SWEEPS_STORAGE": url})
     said: list[str] = []
     reader = threading.Thread(target=lambda: said.append(proc.communicate(timeout=600)[0]))
     reader.start()
