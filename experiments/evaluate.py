@@ -126,7 +126,6 @@ def robustness(model: keras.Model, moved: Mapping[str, np.ndarray], y: np.ndarra
                as_they_are: np.ndarray) -> pd.DataFrame:
     """Accuracy on the images as they are (``as_they_are``: the model's probabilities on them, predicted already)
     and on those of ``moved`` (the name of each other of :data:`PERTURBATIONS` -> the images under it)."""
-    original = TestScores(y_true=y, probabilities=as_they_are, class_names=())
-    rows = [{"perturbation": name, "accuracy": (original if name == ORIGINAL else score(model, moved[name], y, ())).accuracy}
-            for name in PERTURBATIONS if name == ORIGINAL or name in moved]
-    return pd.DataFrame(rows)
+    accuracy = {ORIGINAL: TestScores(y_true=y, probabilities=as_they_are, class_names=()).accuracy}
+    accuracy |= {name: score(model, images, y, ()).accuracy for name, images in moved.items()}
+    return pd.DataFrame({"perturbation": list(accuracy), "accuracy": list(accuracy.values())})

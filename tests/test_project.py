@@ -56,6 +56,7 @@ def test_a_new_project_sweeps_with_the_installed_command_and_the_python_api(empt
     assert done.returncode == 0, done.stderr
     done = subprocess.run([str(SWEEP), "run", "example", "--quick"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "A new study created" not in done.stdout + done.stderr  # Optuna's INFO, from a call in the template
     status = subprocess.run([str(SWEEP), "status", "example", "--quick"], capture_output=True, text=True)
     assert status.returncode == 0 and "consistent" in status.stdout
     assert {"optuna.journal", "mlflow.db", "reports", ".sweeps"} <= {p.name for p in empty.iterdir()}

@@ -32,13 +32,12 @@ class BestModelScores:
     x_test: np.ndarray  # all the test images (the pictures of the mistakes and of the seed's case)
     case: np.ndarray | None  # class probabilities of the seed's case: test image CASE rotated 20° and shifted 3 px
     case_class: int | None = None  # the true class of test image CASE (None: a regression)
-    sampled: bool = False  # scored on a quick study's sample of the test set, not all of it
 
     @property
     def examples(self) -> str:
-        """Which test examples the scores are over, for the page."""
+        """Which test examples the scores are over, for the page: all of them, or a quick study's sample."""
         n = len(self.scores.y_true)
-        return (f"the {n:,} test examples its quick trials were scored on (a stratified sample)" if self.sampled
+        return (f"the {n:,} test examples its quick trials were scored on (a stratified sample)" if n < len(self.x_test)
                 else f"all {n:,} test examples")
 
     @property
@@ -56,6 +55,9 @@ def case_image(x_test: np.ndarray) -> np.ndarray:
     return PERTURBATIONS[CASE_MOVE](x_test[CASE:CASE + 1])[0]
 
 
+Rows = tuple[int, ...] | None  # rows of a test set, hashable for moved_test_images's cache; None: all of them
+
+
 @functools.lru_cache(maxsize=2)
 def moved_test_images(data: DataSource, rows: Rows = None) -> dict[str, np.ndarray]:
     """The test images of ``data`` (those of ``rows``: :func:`scored_rows`) under each of :data:`PERTURBATIONS` but
@@ -63,9 +65,6 @@ def moved_test_images(data: DataSource, rows: Rows = None) -> dict[str, np.ndarr
     scores the best checkpoint of every study, and the studies of one dataset share them."""
     x = model_inputs(_rows_of(raw_data(data).arrays["x_test"], rows))
     return {name: move(x) for name, move in list(PERTURBATIONS.items())[1:]}
-
-
-Rows = tuple[int, ...] | None  # rows of a test set, hashable for moved_test_images's cache; None: all of them
 
 
 def scored_rows(study: optuna.Study, space: Space) -> Rows:
@@ -119,4 +118,4 @@ def evaluate_best(study: optuna.Study, tracker: Tracker, space: Space, cache_dir
                          rows=None if rows is None else np.asarray(rows))
               if raw.class_names else RegressionScores(y_true=y.astype(np.float64), y_pred=probabilities[:, 0].astype(np.float64)))
     return BestModelScores(run=run, scores=scores, robustness=rob, x_test=x_all, case=case,
-                           case_class=int(raw.arrays["y_test"][CASE]) if raw.class_names else None, sampled=rows is not None)
+                           case_class=int(raw.arrays["y_test"][CASE]) if raw.class_names else None)
