@@ -26,7 +26,7 @@ from sweeps.store.tracking import Tracker
 
 pytestmark = pytest.mark.slow
 
-TRIALS, WORKERS, KILL_EVERY_S, LIMIT_S = 6, 3, 6.0, 480  # the kills and restarts, not TRIALS, make the test
+TRIALS, WORKERS, KILLS, KILL_EVERY_S, LIMIT_S = 6, 3, 6, 6.0, 480  # the kills and restarts, not TRIALS, make the test
 
 
 def test_kills_and_restarts_lose_no_trial(tiny: Path, postgres, monkeypatch):
@@ -56,18 +56,20 @@ def test_kills_and_restarts_lose_no_trial(tiny: Path, postgres, monkeypatch):
         rng = random.Random(7)
         workers = [start_worker() for _ in range(WORKERS)]
         kills, restarts, started, deadline = 0, [], time.time(), time.time() + LIMIT_S
+        # KILLS kills at random moments, then the workers, restarted, finish TRIALS among them (kills beyond KILLS
+        # would mostly hit workers still importing TensorFlow, making the test longer, not stronger).
         while time.time() < deadline:
-            time.sleep(KILL_EVERY_S)
-            if finished() >= TRIALS and len(restarts) == 2:
+            time.sleep(KILL_EVERY_S if kills < KILLS else 1.0)
+            if kills >= KILLS and finished() >= TRIALS:
                 break
             victim = rng.randrange(WORKERS)
-            if workers[victim].poll() is None:
+            if kills < KILLS and workers[victim].poll() is None:
                 workers[victim].send_signal(signal.SIGKILL)
                 kills += 1
             if kills == 3 and "postgres" not in restarts:
                 postgres.ctl("restart", "-m", "fast")
                 restarts.append("postgres")
-            if kills == 6 and "mlflow" not in restarts:
+            if kills == KILLS and "mlflow" not in restarts:
                 server.stop()
                 server.start()
                 restarts.append("mlflow")
@@ -93,7 +95,7 @@ def test_kills_and_restarts_lose_no_trial(tiny: Path, postgres, monkeypatch):
         mlflow.set_tracking_uri(server.uri)
         runs = mlflow.search_runs(experiment_names=["tiny-quick"])
         assert "RUNNING" not in set(runs["status"])
-        assert kills >= 6 and restarts == ["postgres", "mlflow"]
+        assert kills == KILLS + WORKERS and restarts == ["postgres", "mlflow"]
         print(f"\nchaos: {kills} workers killed, restarts {restarts}, {len(trials)} trials "
               f"({len(done)} finished, {sum(t.state == TrialState.FAIL for t in trials)} failed and retried), "
               f"lost 0, {time.time() - started:.0f} s")
