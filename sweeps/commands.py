@@ -68,7 +68,10 @@ def report(args: argparse.Namespace, root: Path, console, in_template: bool = Fa
         from sweeps.execution.forked import call_in_template
         path = call_in_template(BUILD_REPORT, url, tracking, *folders)
     else:
-        from sweeps.reporting.build import build_report
+        from sweeps.execution.forked import imports_frozen
+
+        with imports_frozen():  # the report's imports (TensorFlow's, the plots') as a worker's: collector off
+            from sweeps.reporting.build import build_report
         path = build_report(url, tracking, *folders)
     console.print(f"report: {path}")
 

@@ -94,7 +94,9 @@ def _run(space: Space, root: Path, options: SweepOptions, console: Console) -> i
             return supervise(space, root, options, console, placement)
     if options.supervised:
         return supervise(space, root, options, console, LocalPlacement(options, console))
-    from sweeps.execution.worker_loop import run_worker  # trains in this process: TensorFlow from here on
+    from sweeps.execution.forked import imports_frozen
 
+    with imports_frozen():  # trains in this process, which lives for its task: TensorFlow from here on, as a worker
+        from sweeps.execution.worker_loop import run_worker
     run_worker(WorkerSpec.of(space, root, options), console)
     return 0
