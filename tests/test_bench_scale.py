@@ -49,8 +49,12 @@ def test_a_simulated_study_grows_through_its_sizes_with_real_stores(project: Pat
 
 
 @pytest.mark.slow
-def test_with_servers_two_workers_share_a_postgresql_study_and_an_mlflow_server(project: Path, tmp_path):
-    results = run_bench_scale(project, (4,), (2,), Console(quiet=True), servers=True)
+def test_two_workers_share_a_postgresql_study_and_an_mlflow_server(project: Path, postgres, mlflow_server, monkeypatch):
+    # The session's servers, given as a user gives theirs (--storage, MLFLOW_TRACKING_URI); the Ray test below has
+    # the bench start its own (--servers).
+    postgres.createdb("bench_scale")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    results = run_bench_scale(project, (4,), (2,), Console(quiet=True), storage=postgres.url("bench_scale"))
     part = results["2 workers, PostgreSQL + MLflow server"]
     assert part["about"]["workers"] == 2 and part["rows"][0]["finished"] == 4
     assert part["rows"][0]["status_consistent"] and not part["rows"][0]["duplicate_timings"]
