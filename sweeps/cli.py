@@ -262,12 +262,9 @@ def command() -> None:
     """The ``sweep`` executable (and ``python -m sweeps.cli``): :func:`main`, then an exit without the interpreter's
     last garbage collection, which takes about 1 s once TensorFlow is loaded and frees nothing the exit does not.
     The workers' template ends with it at once. (Neither in :func:`main`: a process that calls it and goes on, a
-    test or a notebook, keeps collecting and keeps its template for the next sweep.)
-
-    Young collections every 50,000 new objects rather than 700, and full ones a hundred times rarer: a command imports
-    MLflow's stores, pandas and Optuna as it runs (about 3 s of CPU), and with the default thresholds a full
-    collection walks everything imported so far each time the objects grow by a quarter (0.45 s of those 3 s here).
-    What it allocates later, a supervisor's polling or a trial in this process, is collected as before, only later."""
+    test or a notebook, keeps collecting and keeps its template for the next sweep.) Young collections every 50,000
+    new objects, not 700, and full ones 100 times rarer: what a command imports as it runs (MLflow's stores, pandas:
+    3 s of CPU) no longer has full collections walk all that was imported before it (0.45 s of the 3 s here)."""
     gc.set_threshold(50_000, 20, 100)
     from sweeps.execution.forked import stop_template
 

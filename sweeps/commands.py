@@ -64,15 +64,9 @@ def report(args: argparse.Namespace, root: Path, console, in_template: bool = Fa
     the best checkpoint needs it)."""
     url, tracking = _store_addresses(args, root)  # opened once, where the report is built (after this, TensorFlow)
     folders = (root / "reports", root / ".sweeps" / "cache")
-    if in_template:
-        from sweeps.execution.forked import call_in_template
-        path = call_in_template(BUILD_REPORT, url, tracking, *folders)
-    else:
-        from sweeps.execution.forked import imports_frozen
+    from sweeps.execution.forked import call_frozen, call_in_template
 
-        with imports_frozen():  # the report's imports (TensorFlow's, the plots') as a worker's: collector off
-            from sweeps.reporting.build import build_report
-        path = build_report(url, tracking, *folders)
+    path = (call_in_template if in_template else call_frozen)(BUILD_REPORT, url, tracking, *folders)
     console.print(f"report: {path}")
 
 

@@ -89,6 +89,12 @@ def _call_here(target: str, cwd: str, env: dict[str, str], args: tuple) -> Any:
     os.chdir(cwd)
     if cwd not in sys.path:  # the project folder: a builder's module:function is imported from it
         sys.path.insert(0, cwd)
+    return call_frozen(target, *args)
+
+
+def call_frozen(target: str, *args: Any) -> Any:
+    """``target`` ("module:function") called in this process, its module imported as a worker imports (collector
+    off, then frozen): ``sweep report`` builds its report so (TensorFlow and the plots: 8.4 -> 7.5 s here)."""
     module, _, function = target.partition(":")
     with imports_frozen():
         called = getattr(importlib.import_module(module), function)
