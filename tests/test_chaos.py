@@ -1,7 +1,7 @@
 """Chaos: three workers on one PostgreSQL study and an MLflow server while a killer SIGKILLs a random worker every
-few seconds (and starts it again), PostgreSQL restarts once and the MLflow server restarts once. At the end the
-two stores agree: TRIALS finished trials (give or take the ones in flight when it was reached), each with exactly
-one finished MLflow run, no retry counted twice, nothing left RUNNING."""
+few seconds, six times (and starts it again), PostgreSQL restarts once and the MLflow server restarts once. At the
+end the two stores agree: TRIALS finished trials (give or take the ones in flight when it was reached), each with
+exactly one finished MLflow run, no retry counted twice, nothing left RUNNING."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def test_kills_and_restarts_lose_no_trial(tiny: Path, postgres, monkeypatch):
             time.sleep(KILL_EVERY_S if kills < KILLS else 1.0)
             if kills >= KILLS and finished() >= TRIALS:
                 break
-            victim = rng.randrange(WORKERS)
-            if kills < KILLS and workers[victim].poll() is None:
+            victim = rng.randrange(WORKERS) if kills < KILLS else None
+            if victim is not None and workers[victim].poll() is None:
                 workers[victim].send_signal(signal.SIGKILL)
                 kills += 1
             if kills == 3 and "postgres" not in restarts:
