@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.execution.forked import ForkedProcess, call_in_template, forking_is_safe, imports_frozen
+from sweeps.execution.forked import ForkedProcess, call_frozen, call_in_template, forking_is_safe, imports_frozen
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,6 +61,16 @@ def test_imports_in_the_block_run_uncollected_and_what_they_made_is_frozen():
         seen.append(gc.isenabled())
         made = [[] for _ in range(1000)]
     assert seen == [False] and gc.isenabled()
+    assert not any(o is made for o in gc.get_objects())  # out of every generation: frozen
+
+
+def test_sweep_report_imports_its_builder_as_a_worker_does(tmp_path, monkeypatch):
+    """``call_frozen`` (how ``sweep report`` builds its report): the target's module imports uncollected, frozen."""
+    (tmp_path / "frozen_probe.py").write_text("import gc\nENABLED = gc.isenabled()\nMADE = [[] for _ in range(100)]\n"
+                                             "def answer(x):\n    return ENABLED, x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert call_frozen("frozen_probe:answer", 7) == (False, 7) and gc.isenabled()
+    made = sys.modules["frozen_probe"].MADE
     assert not any(o is made for o in gc.get_objects())  # out of every generation: frozen
 
 
