@@ -15,6 +15,7 @@ import numpy as np
 from experiments.data.loading import TargetScale
 from experiments.data.tables import TableFront
 from experiments.errors import ModelError
+from experiments.layers import fused_batch_norm
 from experiments.settings import feature_size, layer_value, setting
 
 Builder = Callable[[dict[str, Any], tuple[int, ...], int | None], keras.Model]
@@ -80,7 +81,7 @@ def build_cnn(params: dict[str, Any], input_shape: tuple[int, ...], num_classes:
             layers.append(keras.layers.Conv2D(filters, get("kernel_size"), padding=get("padding"), use_bias=not norm,
                                               activation=None if norm else get("activation")))
             if norm:
-                layers += [keras.layers.BatchNormalization(momentum=BN_MOMENTUM), keras.layers.Activation(get("activation"))]
+                layers += [fused_batch_norm(BN_MOMENTUM), keras.layers.Activation(get("activation"))]
         if pool is not None:
             layers.append(pool(2))
         if get("conv_dropout") > 0:
