@@ -1,4 +1,5 @@
-"""Keras layers run faster on the TensorFlow backend, kept Keras's own layers (a saved model loads anywhere)."""
+"""Keras's own layers, run faster on the TensorFlow backend: a model saved with them holds the plain layers and loads
+without this package."""
 
 from __future__ import annotations
 
