@@ -22,6 +22,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeps.cli import main
+from sweeps.store.keys import BEST_ALIAS, MODEL_TRIAL
+from sweeps.store.registry import point_best_alias
 from sweeps.store.status import problems
 from sweeps.store.storage import default_storage, open_storage
 from sweeps.store.tracking import Tracker, tracking_uri
@@ -181,3 +183,30 @@ def test_status_reports_trials_runs_and_mismatches(tiny: Path, capsys):
     assert main(["status", "tiny", "--quick"]) == 1
     assert "trial 1 is COMPLETE in Optuna but has no FINISHED MLflow run" in capsys.readouterr().out
     assert main(["status", "mnist_mlp"]) == 2
+
+
+def test_workers_pointing_the_best_alias_at_once_all_succeed_on_an_mlflow_server(mlflow_server):
+    """MLflow's server sets an alias by reading, then inserting: workers finishing together raced into a unique-key
+    error on PostgreSQL (seen failing a two-worker sweep)."""
+    client = mlflow.MlflowClient(mlflow_server)
+    experiment = client.create_experiment("alias-race")
+
+    def point(name: str, errors: list[str]) -> None:
+        try:
+            assert point_best_alias(client, name, 3) == 1
+        except Exception as exc:  # any error of any thread fails the test
+            errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    for round_ in range(8):
+        name = f"alias-race-{round_}"
+        client.create_registered_model(name)
+        run = client.create_run(experiment).info.run_id
+        client.create_model_version(name, f"runs:/{run}/model", run_id=run, tags={MODEL_TRIAL: "3"})
+        errors: list[str] = []
+        threads = [threading.Thread(target=point, args=(name, errors)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert client.get_model_version_by_alias(name, BEST_ALIAS).version == "1"

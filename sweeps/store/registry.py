@@ -94,13 +94,25 @@ def point_best_alias(client: mlflow.MlflowClient, name: str, trial: int | None) 
     trial. Returns the version it points at."""
     versions = sorted(int(v.version) for v in selected_versions(client, name) if v.tags.get(MODEL_TRIAL) == str(trial))
     if versions:
-        client.set_registered_model_alias(name, BEST_ALIAS, str(versions[0]))
+        _set_best_alias(client, name, versions[0])
         return versions[0]
     try:
         client.delete_registered_model_alias(name, BEST_ALIAS)
     except mlflow.exceptions.MlflowException:  # no registered model, or no alias: nothing points anywhere
         pass
     return None
+
+
+def _set_best_alias(client: mlflow.MlflowClient, name: str, version: int) -> None:
+    """Point the alias at ``version``. MLflow's store sets an alias by reading it, then inserting or updating it
+    (SQLAlchemy's ``merge``): when two workers set it at once, both can insert and the second gets the database's
+    unique-key error. A second try reads the row the first wrote and updates it."""
+    try:
+        client.set_registered_model_alias(name, BEST_ALIAS, str(version))
+    except mlflow.exceptions.MlflowException as exc:
+        if "unique" not in str(exc).lower():
+            raise
+        client.set_registered_model_alias(name, BEST_ALIAS, str(version))
 
 
 def tag_excluded(client: mlflow.MlflowClient, name: str, excluded: dict[str, str]) -> None:
