@@ -9,8 +9,9 @@ import sys
 
 def main(argv: list[str]) -> int:
     imported = "tensorflow" in sys.modules  # before anything here imports it: the template's preload
+    sql_store = "mlflow.store.tracking.sqlalchemy_store" in sys.modules  # what a worker opens lazily, preloaded too
     print(f"probe={os.environ.get('PROBE')} cwd={os.getcwd()} own_session={os.getsid(0) == os.getpid()} "
-          f"tensorflow_imported={imported} argv={argv}", flush=True)
+          f"tensorflow_imported={imported} sql_store_imported={sql_store} argv={argv}", flush=True)
     return int(argv[0])
 
 

@@ -32,7 +32,7 @@ def test_a_forked_worker_runs_its_modules_main_with_its_own_environment_folder_s
     assert proc.wait(120) == 7 and proc.poll() == 7
     with os.fdopen(read) as out:
         said = out.read()
-    assert f"probe=mine cwd={tmp_path} own_session=True tensorflow_imported=True argv=['7', 'more']" in said
+    assert f"probe=mine cwd={tmp_path} own_session=True tensorflow_imported=True sql_store_imported=True argv=['7', 'more']" in said
     assert proc.worker().split(":")[1] == str(proc.pid)
 
 
