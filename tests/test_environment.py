@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from sweeps.cli import main
 from sweeps.search.environment import (
     FOLDER,
     log_environment,
@@ -89,16 +90,15 @@ def test_reproduce_names_each_version_that_differs_from_the_trials_sweep_run(tmp
 
 @pytest.mark.slow
 @pytest.mark.parametrize("project", ["workers"], indirect=True)
-def test_a_sweep_through_worker_processes_logs_its_environment_and_reproduce_finds_the_same_versions(tiny: Path):
-    sweep = [sys.executable, "-m", "sweeps.cli"]
-    done = subprocess.run([*sweep, "run", "tiny", "--quick", "--trials", "1", "--no-report"], cwd=tiny,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+def test_a_sweep_through_worker_processes_logs_its_environment_and_reproduce_finds_the_same_versions(tiny: Path,
+                                                                                                      capfd):
+    # The commands in this process (its workers forked from the template it keeps between tests).
+    assert main(["run", "tiny", "--quick", "--trials", "1", "--no-report"]) == 0, capfd.readouterr()
     tracker = Tracker(tracking_uri(tiny), "tiny-quick", create=False)
     runs = tracker.runs(kind="sweep")
     assert len(runs) == 1
     assert tracker.artifact_names(runs["run_id"].item(), FOLDER) == ["packages.json", "system.json"]  # no git repo
-    again = subprocess.run([*sweep, "reproduce", "tiny", "--quick", "--trial", "0"], cwd=tiny, capture_output=True,
-                           text=True, timeout=600)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "package versions: same versions as the trial's sweep run" in again.stdout
+    capfd.readouterr()
+    assert main(["reproduce", "tiny", "--quick", "--trial", "0"]) == 0
+    again = capfd.readouterr()
+    assert "package versions: same versions as the trial's sweep run" in again.out, again.out + again.err

@@ -8,8 +8,6 @@ import http.server
 import io
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -110,17 +108,20 @@ def test_a_refused_post_is_one_warning_line_and_never_holds_the_sweep_up():
     assert len(lines) == 1 and lines[0].startswith("warning: a notification to 127.0.0.1:") and "refused" in lines[0]
 
 
-def _sweep(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sweeps.cli", "run", "tiny", "--no-report", "--subset", "2000", *args],
-                          cwd=root, capture_output=True, text=True, timeout=600)
+def _sweep(capfd, *args: str) -> tuple[int, str]:
+    """The command in this process (its workers forked from the template it keeps between tests): its exit status and
+    what it and its workers wrote."""
+    code = main(["run", "tiny", "--no-report", "--subset", "2000", *args])
+    said = capfd.readouterr()
+    return code, said.out + said.err
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("project", ["workers"], indirect=True)
-def test_a_sweep_of_two_workers_posts_its_bests_once_and_its_end(tiny: Path, hook):
+def test_a_sweep_of_two_workers_posts_its_bests_once_and_its_end(tiny: Path, hook, capfd):
     url, received = hook
-    done = _sweep(tiny, "--trials", "3", "--workers", "2", "--notify", url)
-    assert done.returncode == 0, done.stdout + done.stderr
+    code, said = _sweep(capfd, "--trials", "3", "--workers", "2", "--notify", url)
+    assert code == 0, said
     study = optuna.load_study(study_name="tiny", storage=open_storage(default_storage(tiny)))
     best = best_trial(study)
     assert best is not None
@@ -133,9 +134,9 @@ def test_a_sweep_of_two_workers_posts_its_bests_once_and_its_end(tiny: Path, hoo
         "study": "tiny", "rule": "trials", "finished": 3, "best_trial": best.number, "best_value": best.value}
     assert received[-1]["why"].endswith("— ended: TRIALS reached (3)")
 
-    refused = _sweep(tiny, "--trials", "4", "--notify", _refusing_url())  # the server is gone: the sweep goes on
-    assert refused.returncode == 0, refused.stdout + refused.stderr
-    assert refused.stdout.count("warning: a notification to 127.0.0.1") == 1
+    code, said = _sweep(capfd, "--trials", "4", "--notify", _refusing_url())  # the server is gone: the sweep goes on
+    assert code == 0, said
+    assert said.count("warning: a notification to 127.0.0.1") == 1
     assert count_finished(study) == 4
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime
 import io
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 from rich.console import Console
 
+from sweeps.cli import main
 from sweeps.console.lines import end_line, nothing_to_do_line
 from sweeps.search.stop_rules import EndRules, SweepStops
 from sweeps.space.schema import Bound, Plateau, StopRules
@@ -133,18 +132,18 @@ sweep: {sampler: {name: random}, pruner: {name: none}, stop: {on_target: true}}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("project", ["workers"], indirect=True)
-def test_the_target_bar_ends_a_sweep_of_two_worker_processes(project: Path):
+def test_the_target_bar_ends_a_sweep_of_two_worker_processes(project: Path, capfd):
     (project / "search_spaces" / "stopping.yaml").write_text(textwrap.dedent(STOPPING))
-    command = [sys.executable, "-m", "sweeps.cli", "run", "stopping", "--trials", "8", "--workers", "2",
-               "--subset", "2000", "--no-report"]
-    first = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stdout + first.stderr
+    # The command in this process (its workers forked from the template it keeps between tests); their output too.
+    command = ["run", "stopping", "--trials", "8", "--workers", "2", "--subset", "2000", "--no-report"]
+    assert main(command) == 0
+    first = capfd.readouterr()
     study = optuna.load_study(study_name="stopping", storage=open_storage(default_storage(project)))
     finished = count_finished(study)
     assert 1 <= finished <= 3  # the first trial ended it; the other worker finished only the trial it had begun
-    assert "sweep.stop.on_target: trial" in first.stdout and "met the target bar" in first.stdout
-    assert f"{finished} finished trials of 8 — ended: sweep.stop.on_target: trial" in first.stdout
-    again = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "nothing to do: the sweep already ended by sweep.stop.on_target" in again.stdout
+    assert "sweep.stop.on_target: trial" in first.out and "met the target bar" in first.out, first.out + first.err
+    assert f"{finished} finished trials of 8 — ended: sweep.stop.on_target: trial" in first.out
+    assert main(command) == 0
+    again = capfd.readouterr()
+    assert "nothing to do: the sweep already ended by sweep.stop.on_target" in again.out, again.out + again.err
     assert count_finished(study) == finished  # nothing trained
