@@ -106,12 +106,11 @@ def point_best_alias(client: mlflow.MlflowClient, name: str, trial: int | None) 
 def _set_best_alias(client: mlflow.MlflowClient, name: str, version: int) -> None:
     """Point the alias at ``version``. MLflow's store sets an alias by reading it, then inserting or updating it
     (SQLAlchemy's ``merge``): when two workers set it at once, both can insert and the second gets the database's
-    unique-key error. A second try reads the row the first wrote and updates it."""
+    key error, worded by each database its own way. A second try reads the row the first wrote and updates it; any
+    other error comes back from it too."""
     try:
         client.set_registered_model_alias(name, BEST_ALIAS, str(version))
-    except mlflow.exceptions.MlflowException as exc:
-        if "unique" not in str(exc).lower():
-            raise
+    except mlflow.exceptions.MlflowException:
         client.set_registered_model_alias(name, BEST_ALIAS, str(version))
 
 
