@@ -90,7 +90,8 @@ def _add_run(run: argparse.ArgumentParser) -> None:
                      "sweep.resources.cpus, 1)")
     run.add_argument("--gpus-per-trial", type=non_negative_float, help="GPUs of one worker, 0.5: two share one "
                      "(default: the space's sweep.resources.gpus, 0)")
-    run.add_argument("--subset", type=positive_int, help="train on a seeded, stratified sample of this many images")
+    run.add_argument("--subset", type=positive_int, help="train on a seeded, stratified sample of this many images "
+                     "(or rows); a study keeps the sample it began with")
     run.add_argument("--extensions", metavar="MODULE:FUNCTION",
                      help="plug in a training function and after-trial callbacks: a function of the space returning "
                           "sweeps.execution.worker_loop.Extensions (the benchmarks' simulated trials use it)")

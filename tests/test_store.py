@@ -305,6 +305,34 @@ def test_a_warm_start_copies_the_earlier_studys_finished_trials_in_range_once_no
     assert quick.study_name == "warm-quick" and len(quick.get_trials()) == 1
 
 
+def test_a_study_takes_trials_of_the_sample_it_began_with_only(tmp_path: Path):
+    from rich.console import Console
+
+    from sweeps.errors import UsageError
+    from sweeps.search.study import open_study
+    from sweeps.space.space import parse_space
+    from sweeps.store.keys import TRAIN_SUBSET
+
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    space = parse_space(WARM_SPACE % ("val_accuracy", 0.3, "null"), tmp_path / "warm.yaml")
+    quiet = Console(quiet=True)
+    assert open_study(space, storage, False, quiet).user_attrs[TRAIN_SUBSET] is None  # every training row
+    assert open_study(space, storage, False, quiet, subset=None).study_name == "warm"
+    with pytest.raises(UsageError, match=r"on every training row \(no --subset\); this run asks for a 500-row "
+                                         r"sample \(--subset 500\).*run it without --subset"):
+        open_study(space, storage, False, quiet, subset=500)
+    assert open_study(space, storage, True, quiet, subset=6000).study_name == "warm-quick"  # a study of its own
+    study = optuna.load_study(study_name="warm", storage=storage)
+    study.set_user_attr(TRAIN_SUBSET, 2000)
+    with pytest.raises(UsageError, match=r"on a 2000-row sample \(--subset 2000\); this run asks for every "
+                                         r"training row \(no --subset\).*run it with --subset 2000"):
+        open_study(space, storage, False, quiet)
+    assert open_study(space, storage, False, quiet, subset=2000).user_attrs[TRAIN_SUBSET] == 2000
+    old = optuna.create_study(study_name="old", storage=storage)  # a study from before the sample was recorded
+    older = parse_space((WARM_SPACE % ("val_accuracy", 0.3, "null")), tmp_path / "old.yaml")
+    assert old.user_attrs == {} and open_study(older, storage, False, quiet, subset=300).user_attrs[TRAIN_SUBSET] == 300
+
+
 @pytest.mark.parametrize("same", [True, False])
 def test_a_warm_start_under_the_same_successive_halving_prunes_from_the_first_trial(tmp_path: Path, same):
     from rich.console import Console

@@ -209,6 +209,15 @@ def test_a_warm_started_sweep_learns_from_the_earlier_study_and_reports_only_its
     small = ["--trials", "2", "--subset", "1500", "--confirm", "0"]
     write_space(project, "tiny")
     assert main(["run", "tiny", *small, "--no-report"]) == 0
+    capsys.readouterr()
+    # The same study on another sample of the data: refused before anything is written (its trials would be ranked
+    # against the first two as if trained on the same rows).
+    assert main(["run", "tiny", "--trials", "3", "--subset", "1600", "--confirm", "0", "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "study tiny trained its trials on a 1500-row sample (--subset 1500); this run asks " \
+        "for a 1600-row sample (--subset 1600)" in err[0] and "run it with --subset 1500" in err[0]
+    assert len(study(project, "tiny").get_trials()) == 2
+    assert len(runs(project, "tiny").query("`tags.sweeps.kind` == 'sweep'")) == 1  # no sweep run of its own
     write_space(project, "tiny2")
     path = project / "search_spaces" / "tiny2.yaml"
     path.write_text(path.read_text() + "  warm_start: nope\n")

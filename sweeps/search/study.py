@@ -112,7 +112,8 @@ def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console
     storage = open_storage(url, stale_trials())
     tracking = tracking_uri(root)
     check_tracking(tracking)
-    study = open_study(space, storage, options.quick, console, worker_index, options.engine, create)
+    study = open_study(space, storage, options.quick, console, worker_index, options.engine, create,
+                       options.train_subset)
     ended = ended_by(study) if create else None
     if ended is not None and options.target(space) > ended.target:  # TRIALS raised: the sweep goes on past its end
         go_on_past(study, ended)
@@ -151,13 +152,30 @@ def log_trial_counts(sweep: Sweep, run_id: str) -> None:
     sweep.tracker.log_metrics(run_id, {f"trials_{s.name.lower()}": states.count(s) for s in TrialState})
 
 
-def _record_space(study: optuna.Study, space: Space, quick: bool, engine: str, console: Console) -> None:
+def _record_space(study: optuna.Study, space: Space, quick: bool, engine: str, console: Console,
+                  subset: int | None) -> None:
     previous = study.user_attrs.get(keys.SPACE_SHA)
     if previous and previous != space.sha:
         console.print(f"[yellow]note: {space.path} changed since this study began; new trials use the new file[/]")
     for key, value in {keys.SPACE: space.name, keys.SPACE_SHA: space.sha, keys.SPACE_YAML: space.text,
-                       keys.QUICK_STUDY: quick, keys.ENGINE: engine}.items():
+                       keys.QUICK_STUDY: quick, keys.ENGINE: engine, keys.TRAIN_SUBSET: subset}.items():
         study.set_user_attr(key, value)
+
+
+def _check_subset(study: optuna.Study, subset: int | None) -> None:
+    """Refuse to add trials trained on another sample of the data to a study: its trials would be ranked against
+    each other (and TPE would learn from them) as if they had trained on the same rows. A study from before this
+    was recorded is taken as it is."""
+    if keys.TRAIN_SUBSET not in study.user_attrs:
+        return
+    before = study.user_attrs[keys.TRAIN_SUBSET]
+    if before != subset:
+        def said(n: int | None) -> str:
+            return "every training row (no --subset)" if n is None else f"a {n}-row sample (--subset {n})"
+        raise UsageError(f"study {study.study_name} trained its trials on {said(before)}; this run asks for "
+                         f"{said(subset)}, and its trials would be ranked against theirs as if trained on the same "
+                         f"data: run it {'without --subset' if before is None else f'with --subset {before}'}, or "
+                         f"copy the space file to a new name for a study of its own")
 
 
 def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, worker_index: int) -> int:
@@ -173,15 +191,18 @@ def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, work
 
 
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
-               worker_index: int = 0, engine: str = "optuna", create: bool = True) -> optuna.Study:
-    """Create or load the space's study and record the space file it runs with. The process that creates it queues
-    the space's baselines first and copies in the finished trials of the study it warm-starts from (once: creating
-    a study is atomic in every Optuna storage, so two commands starting at once never both copy)."""
+               worker_index: int = 0, engine: str = "optuna", create: bool = True,
+               subset: int | None = None) -> optuna.Study:
+    """Create or load the space's study and record the space file and training sample (``subset``) it runs with.
+    The process that creates it queues the space's baselines first and copies in the finished trials of the study it
+    warm-starts from (once: creating a study is atomic in every Optuna storage, so two commands starting at once
+    never both copy)."""
     name = keys.study_name(space.name, quick, engine)
     source = warm_start_source(space, storage, name, quick, engine, console)  # checked before anything is written
     study, created = _create_or_load(name, storage, space) if create else (_join(name, storage, space), False)
+    _check_subset(study, subset)
     study.sampler = make_sampler(space, seed_offset=_seed_offset(study, storage, worker_index))
-    _record_space(study, space, quick, engine, console)
+    _record_space(study, space, quick, engine, console, subset)
     if engine == "optuna":
         _enqueue_baselines(study, space)
     if created and source is not None:

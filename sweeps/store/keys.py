@@ -31,6 +31,7 @@ SPACE_YAML = "space_yaml"  # the file's text, so a report can be built without t
 SPACE_SHA = "space_sha"
 QUICK_STUDY = "quick"  # True for a smoke-run study
 ENGINE = "engine"  # optuna | kerastuner
+TRAIN_SUBSET = "train_subset"  # the training sample its trials used (None: every training row)
 INPUT_SCALE = "input_scale"  # what the data's raw inputs are multiplied by before the model (None: as they are)
 
 
