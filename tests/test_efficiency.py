@@ -7,12 +7,14 @@ import json
 import textwrap
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 
 from sweeps.bench.curves import anytime, bar_of, engine_summary, held_at, in_runs, median_r_star, r_star
 from sweeps.bench.efficiency import EfficiencyOptions
 from sweeps.bench.table_data import covertype_like
+from sweeps.store.storage import default_storage, open_storage
 
 
 def steps(*points: tuple[float, float | None]) -> list[dict]:
@@ -65,6 +67,23 @@ def test_an_engine_summary_keeps_each_seed_and_the_reached_range():
     assert summary["r_star_seeds"] == [0.5, 2.5, None] and summary["r_star"] == 2.5 and summary["reached"] == 2
     assert summary["r_star_epochs"] == [12, 40, None]
     assert (summary["r_star_min"], summary["r_star_max"]) == (0.5, 2.5)
+
+
+def test_the_completed_picks_of_every_seed_give_the_odds_of_reaching_the_bar_and_their_cost():
+    from sweeps.bench.curves import picks_trained_in_full
+    from sweeps.bench.efficiency import completed_picks
+
+    at = pd.Timestamp("2026-12-07 21:00:00")
+    trials = pd.DataFrame({"number": [0, 1, 2, 3], "state": ["COMPLETE", "PRUNED", "COMPLETE", "COMPLETE"],
+                           "value": [0.7, 0.5, 0.8, 0.75], "test_accuracy_mean": [0.69, 0.5, 0.81, None],
+                           "datetime_start": [at, at, at, at],
+                           "datetime_complete": [at + pd.Timedelta(seconds=s) for s in (9, 3, 18, 4.5)]})
+    picks = completed_picks(trials, unit_s=9.0)  # a pruned trial is no pick trained in full
+    assert picks == [{"trial": 0, "runs": 1.0, "test": 0.69}, {"trial": 2, "runs": 2.0, "test": 0.81},
+                     {"trial": 3, "runs": 0.5, "test": None}]
+    odds = picks_trained_in_full([{"picks": picks}, {"picks": [{"trial": 0, "runs": 0.8, "test": 0.8}]}], bar=0.8)
+    assert odds == {"reached": 2, "of": 4, "median_runs": 0.9}  # the bar itself counts; no test score never does
+    assert picks_trained_in_full([{"steps": []}], bar=0.8) == {"reached": 0, "of": 0, "median_runs": None}
 
 
 def test_the_epochs_beside_a_step_are_those_of_every_trial_ended_by_then_pruned_ones_included():
@@ -125,5 +144,11 @@ def test_the_efficiency_part_measures_a_search_in_baseline_runs(project: Path):
     assert all(step["runs"] == round(step["seconds"] / base["run_s"], 3) for step in run["steps"])
     assert all(abs(step["seconds"] - step["minutes"] * 60) <= 0.31 for step in run["steps"])  # the same clock
     assert engine["r_star"] == r_star(run["steps"], base["bar"]["bar"])  # one seed: its own
+    # every completed trial is a pick trained in full here (no pruner), recounted from the search's own study
+    searched = optuna.load_study(study_name="rows", storage=open_storage(default_storage(Path(part["about"]["folder"]) / "optuna-1")))
+    done = [t for t in searched.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert [pick["trial"] for pick in run["picks"]] == sorted(t.number for t in done) and len(done) >= 1
+    assert engine["picks"]["of"] == len(done) and engine["picks"]["reached"] == sum(
+        t.user_attrs["test_accuracy_mean"] >= base["bar"]["bar"] for t in done)
     assert [point["runs"] for point in engine["anytime"]] == [0.25, 0.5, 1.0, 2.0, 4.0]
     assert "Efficiency in baseline runs" in (project / "reports" / "summary.html").read_text()

@@ -227,3 +227,16 @@ def test_an_engine_that_never_reaches_the_bar_and_a_quick_run_say_so(tmp_path: P
     assert "R★ of Optuna: not reached (seeds: not reached, not reached, 4.50) (goal ≤ 1.5: FAIL" in words
     assert "Optuna ahead of both at every point: FAIL" in words  # 0.70 then 0.705 against 0.72
     assert "not numbers to quote" in words
+
+
+def test_random_search_says_how_often_a_pick_reaches_the_bar_and_what_one_costs(tmp_path: Path):
+    from sweeps.bench.curves import engine_summary
+
+    part = efficiency_part([[(0.2, 0.77)]] * 3, others=0.70)
+    older = text(bench_section(write(tmp_path, {"efficiency": part})))
+    assert "Random search trains every pick in full" not in older  # a bench.json from before picks were kept
+    picks = [[(0.9, 0.79), (0.8, 0.70)], [(0.7, 0.78), (1.0, None)], [(0.85, 0.60)]]  # (runs, test) of each pick
+    runs = [{"steps": [], "picks": [{"trial": i, "runs": r, "test": t} for i, (r, t) in enumerate(seed)]} for seed in picks]
+    part["engines"]["random_search"] = engine_summary(runs, 0.78)
+    words = text(bench_section(write(tmp_path, {"efficiency": part})))
+    assert "2 of its 5 picks reached the bar, and one cost a median of 0.85 baseline runs" in words  # 0.78 counts

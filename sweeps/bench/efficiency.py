@@ -168,10 +168,20 @@ def _summarise(command: Command, seed: int, unit_s: float, console: Console) -> 
         step["epochs"] = epochs_by(trials, result.repeats, ended[step["trial"]])
     row = {"seed": seed, "exit_status": code, "trials": len(trials), "pruned": result.count("PRUNED"),
            "epochs": int(result.repeats["epochs"].sum()) if not result.repeats.empty else 0, "wall_s": round(wall, 1),
-           "startup_s": round((first - command.started).total_seconds(), 1), "steps": in_runs(steps, unit_s)}
+           "startup_s": round((first - command.started).total_seconds(), 1), "steps": in_runs(steps, unit_s),
+           "picks": completed_picks(trials, unit_s)}
     console.print(f"  {command.root.name}: {row['trials']} trials ({row['pruned']} pruned), {row['epochs']} epochs, "
                   f"first trial {row['startup_s']} s after the start, exit {code}", highlight=False)
     return row
+
+
+def completed_picks(trials: pd.DataFrame, unit_s: float) -> list[dict]:
+    """Each completed trial: its number, its test accuracy (mean over its seeds) and what it cost, start to end, in
+    baseline runs of ``unit_s`` seconds."""
+    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+    return [{"trial": int(row["number"]), "runs": round((row["datetime_complete"] - row["datetime_start"]).total_seconds() / unit_s, 3),
+             "test": None if pd.isna(row.get("test_accuracy_mean")) else float(row["test_accuracy_mean"])}
+            for _, row in done.iterrows()]
 
 
 def epochs_by(trials: pd.DataFrame, repeats: pd.DataFrame, when: pd.Timestamp) -> int:
@@ -201,6 +211,14 @@ def _portable(space: Space, project: Path, bench_root: Path, console: Console) -
     return parse_space(out.read_text(), out)
 
 
+def picks_text(engine: dict) -> str:
+    """An engine's completed trials at the bar, of how many, and what one cost (older results have none)."""
+    picks = engine.get("picks")
+    if not picks or not picks["of"]:
+        return "—"
+    return f"{picks['reached']} of {picks['of']}, {picks['median_runs']:g} runs each (median)"
+
+
 def print_efficiency(part: dict, console: Console) -> None:
     """R★ and the anytime table, one row per engine."""
     bar = part["baseline"]["bar"]
@@ -210,8 +228,9 @@ def print_efficiency(part: dict, console: Console) -> None:
     table.add_column("R★ (median)", justify="right")
     for point in part["about"]["points"]:
         table.add_column(f"at {point:g}", justify="right")
+    table.add_column("completed trials at the bar", justify="right")
     for name, engine in part["engines"].items():
         r_star = "not reached" if engine["r_star"] is None else f"{engine['r_star']:.2f}"
         cells = [f"{a['mean']:.4f} (n = {a['n']})" if a["n"] else "nothing yet" for a in engine["anytime"]]
-        table.add_row(name, f"{r_star} ({engine['reached']}/{len(engine['r_star_seeds'])})", *cells)
+        table.add_row(name, f"{r_star} ({engine['reached']}/{len(engine['r_star_seeds'])})", *cells, picks_text(engine))
     console.print(table)

@@ -78,6 +78,17 @@ def ahead_everywhere(engines: dict[str, dict]) -> bool | None:
                for i, mine in enumerate(ours))
 
 
+def _random_picks(engine: dict | None) -> str:
+    """What random search, which trains every pick in full, says of the space: how often a pick reaches the bar and
+    what one costs (results from before it was recorded say nothing)."""
+    picks = (engine or {}).get("picks")
+    if not picks or not picks["of"]:
+        return ""
+    return (f"<p>Random search trains every pick in full: {picks['reached']} of its {picks['of']} picks reached the "
+            f"bar, and one cost a median of {picks['median_runs']:g} baseline runs. A search that starts from random "
+            f"picks holds a model at the bar only once it has trained a good one in full.</p>")
+
+
 def efficiency_section(part: dict, run_line: str) -> str:
     """The part as HTML: what was measured, the baseline and its bar, R★ with its goal, the table, the figure."""
     base, about, engines = part["baseline"], part["about"], part["engines"]
@@ -89,6 +100,7 @@ def efficiency_section(part: dict, run_line: str) -> str:
                                     f"{base['epochs']} in the baseline's runs.</p>")
     ahead = ahead_everywhere(engines)
     lead = "" if ahead is None else f"<p>Optuna ahead of both at every point: {verdict(ahead)}.</p>"
+    lead += _random_picks(engines.get("random_search"))
     quick = "<p class='warn'>A quick run (QUICK=1): a check that it works, not numbers to quote.</p>" if about.get("quick") else ""
     return (f"<h3>5. Efficiency in baseline runs</h3>{run_line}{quick}<p>The space's baseline {base['index']} "
             f"({esc(', '.join(f'{k}={v}' for k, v in base['params'].items()))}) trained on seeds {base['seeds']}: test "
