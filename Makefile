@@ -127,7 +127,7 @@ docs: $(BIN)/.installed  ## the documentation site into site/, built with --stri
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 test-fast: $(BIN)/.installed  ## the tests that train nothing end to end, on TEST_WORKERS=2 processes
-	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2) -m "not slow"
+	$(BIN)/python -m pytest -q -n $(or $(TEST_WORKERS),2) --dist worksteal -m "not slow"
 
 ui: $(BIN)/.installed  ## MLflow UI on http://$(HOST):$(PORT) over $$MLFLOW_TRACKING_URI or mlflow.db (HOST=0.0.0.0 to expose it deliberately)
 	@case "$$MLFLOW_TRACKING_URI" in http://*|https://*) echo "MLFLOW_TRACKING_URI is a tracking server: open $$MLFLOW_TRACKING_URI"; exit 0;; esac; \
