@@ -74,11 +74,11 @@ def test_the_completed_picks_of_every_seed_give_the_odds_of_reaching_the_bar_and
     from sweeps.bench.efficiency import completed_picks
 
     at = pd.Timestamp("2026-12-07 21:00:00")
-    trials = pd.DataFrame({"number": [0, 1, 2, 3], "state": ["COMPLETE", "PRUNED", "COMPLETE", "COMPLETE"],
-                           "value": [0.7, 0.5, 0.8, 0.75], "test_accuracy_mean": [0.69, 0.5, 0.81, None],
+    trials = pd.DataFrame({"number": [2, 1, 0, 3], "state": ["COMPLETE", "PRUNED", "COMPLETE", "COMPLETE"],
+                           "value": [0.8, 0.5, 0.7, 0.75], "test_accuracy_mean": [0.81, 0.5, 0.69, None],
                            "datetime_start": [at, at, at, at],
-                           "datetime_complete": [at + pd.Timedelta(seconds=s) for s in (9, 3, 18, 4.5)]})
-    picks = completed_picks(trials, unit_s=9.0)  # a pruned trial is no pick trained in full
+                           "datetime_complete": [at + pd.Timedelta(seconds=s) for s in (18, 3, 9, 4.5)]})
+    picks = completed_picks(trials, unit_s=9.0)  # in trial order (as read, the best first); a pruned one is no pick
     assert picks == [{"trial": 0, "runs": 1.0, "test": 0.69}, {"trial": 2, "runs": 2.0, "test": 0.81},
                      {"trial": 3, "runs": 0.5, "test": None}]
     odds = picks_trained_in_full([{"picks": picks}, {"picks": [{"trial": 0, "runs": 0.8, "test": 0.8}]}], bar=0.8)

@@ -178,7 +178,7 @@ def _summarise(command: Command, seed: int, unit_s: float, console: Console) -> 
 def completed_picks(trials: pd.DataFrame, unit_s: float) -> list[dict]:
     """Each completed trial: its number, its test accuracy (mean over its seeds) and what it cost, start to end, in
     baseline runs of ``unit_s`` seconds."""
-    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()].sort_values("number")
     return [{"trial": int(row["number"]), "runs": round((row["datetime_complete"] - row["datetime_start"]).total_seconds() / unit_s, 3),
              "test": None if pd.isna(row.get("test_accuracy_mean")) else float(row["test_accuracy_mean"])}
             for _, row in done.iterrows()]
