@@ -70,7 +70,7 @@ def test_an_engine_summary_keeps_each_seed_and_the_reached_range():
 
 
 def test_the_completed_picks_of_every_seed_give_the_odds_of_reaching_the_bar_and_their_cost():
-    from sweeps.bench.curves import picks_trained_in_full
+    from sweeps.bench.curves import completed_at_the_bar
     from sweeps.bench.efficiency import completed_picks
 
     at = pd.Timestamp("2026-12-07 21:00:00")
@@ -81,9 +81,9 @@ def test_the_completed_picks_of_every_seed_give_the_odds_of_reaching_the_bar_and
     picks = completed_picks(trials, unit_s=9.0)  # in trial order (as read, the best first); a pruned one is no pick
     assert picks == [{"trial": 0, "runs": 1.0, "test": 0.69}, {"trial": 2, "runs": 2.0, "test": 0.81},
                      {"trial": 3, "runs": 0.5, "test": None}]
-    odds = picks_trained_in_full([{"picks": picks}, {"picks": [{"trial": 0, "runs": 0.8, "test": 0.8}]}], bar=0.8)
+    odds = completed_at_the_bar([{"picks": picks}, {"picks": [{"trial": 0, "runs": 0.8, "test": 0.8}]}], bar=0.8)
     assert odds == {"reached": 2, "of": 4, "median_runs": 0.9}  # the bar itself counts; no test score never does
-    assert picks_trained_in_full([{"steps": []}], bar=0.8) == {"reached": 0, "of": 0, "median_runs": None}
+    assert completed_at_the_bar([{"steps": []}], bar=0.8) == {"reached": 0, "of": 0, "median_runs": None}
 
 
 def test_the_epochs_beside_a_step_are_those_of_every_trial_ended_by_then_pruned_ones_included():

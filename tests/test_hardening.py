@@ -163,6 +163,26 @@ def test_unwritable_reports_folder_is_refused_before_training(project: Path, cap
     assert not (project / ".sweeps" / "work").exists()
 
 
+@pytest.mark.parametrize("project", ["workers"], indirect=True)
+def test_a_study_begun_on_one_sample_refuses_another_before_a_worker_starts(project: Path, capsys):
+    from rich.console import Console
+
+    from sweeps.search.study import open_study
+    from sweeps.space.space import load_space
+
+    storage = open_storage(default_storage(project))
+    open_study(load_space("mnist_mlp", project / "search_spaces"), storage, False, Console(quiet=True), subset=1500)
+    before = [(t.number, t.state) for t in optuna.load_study(study_name="mnist_mlp", storage=storage).get_trials()]
+    assert main(["run", "mnist_mlp", "--trials", "1", "--subset", "1600", "--no-report"]) == 2  # supervised workers
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: study mnist_mlp trained its trials on a 1500-row sample "
+                                               "(--subset 1500); this run asks for a 1600-row sample (--subset 1600)")
+    assert [(t.number, t.state) for t in optuna.load_study(study_name="mnist_mlp", storage=storage).get_trials()] == before
+    mlflow.set_tracking_uri(tracking_uri(project))
+    assert mlflow.get_experiment_by_name("mnist_mlp") is None  # no sweep run, no trial run
+    assert not (project / ".sweeps" / "work").exists()  # no worker trained
+
+
 def test_ui_and_dashboard_bind_to_loopback_unless_asked():
     for target in ("ui", "dashboard"):
         dry = subprocess.run(["make", "-n", target], cwd=REPO, capture_output=True, text=True).stdout

@@ -136,14 +136,14 @@ def test_the_target_bar_ends_a_sweep_of_two_worker_processes(project: Path, capf
     (project / "search_spaces" / "stopping.yaml").write_text(textwrap.dedent(STOPPING))
     # The command in this process (its workers forked from the template it keeps between tests); their output too.
     command = ["run", "stopping", "--trials", "8", "--workers", "2", "--subset", "2000", "--no-report"]
-    assert main(command) == 0
-    first = capfd.readouterr()
+    code, first = main(command), capfd.readouterr()
+    assert code == 0, first.out + first.err
     study = optuna.load_study(study_name="stopping", storage=open_storage(default_storage(project)))
     finished = count_finished(study)
     assert 1 <= finished <= 3  # the first trial ended it; the other worker finished only the trial it had begun
     assert "sweep.stop.on_target: trial" in first.out and "met the target bar" in first.out, first.out + first.err
     assert f"{finished} finished trials of 8 — ended: sweep.stop.on_target: trial" in first.out
-    assert main(command) == 0
-    again = capfd.readouterr()
+    code, again = main(command), capfd.readouterr()
+    assert code == 0, again.out + again.err
     assert "nothing to do: the sweep already ended by sweep.stop.on_target" in again.out, again.out + again.err
     assert count_finished(study) == finished  # nothing trained

@@ -59,11 +59,11 @@ def anytime(curves: list[list[dict]], points: tuple[float, ...] = ANYTIME_POINTS
     return table
 
 
-def picks_trained_in_full(runs: list[dict], bar: float) -> dict:
+def completed_at_the_bar(runs: list[dict], bar: float) -> dict:
     """Over every seed's completed trials (``picks``: each its test accuracy and its cost in baseline runs): how
-    many reached the bar, of how many, and the median cost of one. For a search that trains every pick in full
-    (random search, no pruner) it is the odds a pick reaches the bar and what finding out costs: the floor of any
-    search that starts from random picks."""
+    many reached the bar, of how many, and the median cost of one. For random search, which trains every pick in
+    full (no pruner), it is the odds a random pick reaches the bar and what finding out costs: the floor of any
+    search that starts from random picks. For the others it counts only the trials they let finish."""
     picks = [pick for run in runs for pick in run.get("picks", [])]
     reached = sum(pick["test"] is not None and pick["test"] >= bar for pick in picks)
     cost = statistics.median(pick["runs"] for pick in picks) if picks else None
@@ -79,7 +79,7 @@ def engine_summary(runs: list[dict], bar: float) -> dict:
     epochs = [None if v is None else (held_at(run["steps"], v) or {}).get("epochs") for v, run in zip(seeds, runs, strict=True)]
     return {"r_star": median_r_star(seeds), "r_star_seeds": seeds, "r_star_epochs": epochs, "reached": len(reached),
             "r_star_min": min(reached) if reached else None, "r_star_max": max(reached) if reached else None,
-            "anytime": anytime([run["steps"] for run in runs]), "picks": picks_trained_in_full(runs, bar), "runs": runs}
+            "anytime": anytime([run["steps"] for run in runs]), "picks": completed_at_the_bar(runs, bar), "runs": runs}
 
 
 def _round(value: float) -> float | None:

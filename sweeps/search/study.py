@@ -162,20 +162,21 @@ def _record_space(study: optuna.Study, space: Space, quick: bool, engine: str, c
         study.set_user_attr(key, value)
 
 
+def _sample_words(subset: int | None) -> str:
+    return "every training row (no --subset)" if subset is None else f"a {subset}-row sample (--subset {subset})"
+
+
 def _check_subset(study: optuna.Study, subset: int | None) -> None:
     """Refuse to add trials trained on another sample of the data to a study: its trials would be ranked against
     each other (and TPE would learn from them) as if they had trained on the same rows. A study from before this
     was recorded is taken as it is."""
-    if keys.TRAIN_SUBSET not in study.user_attrs:
+    if keys.TRAIN_SUBSET not in study.user_attrs or study.user_attrs[keys.TRAIN_SUBSET] == subset:
         return
     before = study.user_attrs[keys.TRAIN_SUBSET]
-    if before != subset:
-        def said(n: int | None) -> str:
-            return "every training row (no --subset)" if n is None else f"a {n}-row sample (--subset {n})"
-        raise UsageError(f"study {study.study_name} trained its trials on {said(before)}; this run asks for "
-                         f"{said(subset)}, and its trials would be ranked against theirs as if trained on the same "
-                         f"data: run it {'without --subset' if before is None else f'with --subset {before}'}, or "
-                         f"copy the space file to a new name for a study of its own")
+    raise UsageError(f"study {study.study_name} trained its trials on {_sample_words(before)}; this run asks for "
+                     f"{_sample_words(subset)}, and its trials would be ranked against theirs as if trained on the "
+                     f"same data: run it {'without --subset' if before is None else f'with --subset {before}'}, or "
+                     f"copy the space file to a new name for a study of its own")
 
 
 def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, worker_index: int) -> int:
