@@ -333,6 +333,29 @@ def test_a_study_takes_trials_of_the_sample_it_began_with_only(tmp_path: Path):
     assert old.user_attrs == {} and open_study(older, storage, False, quiet, subset=300).user_attrs[TRAIN_SUBSET] == 300
 
 
+def test_a_study_takes_trials_of_the_data_it_began_with_only(tmp_path: Path):
+    from rich.console import Console
+
+    from sweeps.errors import UsageError
+    from sweeps.search.study import open_study
+    from sweeps.space.space import parse_space
+    from sweeps.store.keys import TRAINED_ON
+
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    space = parse_space(WARM_SPACE % ("val_accuracy", 0.3, "null"), tmp_path / "warm.yaml")
+    quiet, first, edited = Console(quiet=True), "a" * 32, "b" * 32
+    assert open_study(space, storage, False, quiet, data_md5=first).user_attrs[TRAINED_ON] == first
+    assert open_study(space, storage, False, quiet, data_md5=first).study_name == "warm"  # the same data goes on
+    with pytest.raises(UsageError, match=r"study warm trained its trials on fashion_mnist as it was then \(md5 "
+                                         r"aaaaaaaa\); it has changed since \(md5 bbbbbbbb\).*copy the space file"):
+        open_study(space, storage, False, quiet, data_md5=edited)
+    assert optuna.load_study(study_name="warm", storage=storage).user_attrs[TRAINED_ON] == first  # nothing recorded
+    assert open_study(space, storage, True, quiet, data_md5=edited).user_attrs[TRAINED_ON] == edited  # its own study
+    old = optuna.create_study(study_name="old", storage=storage)  # a study from before the data was recorded
+    older = parse_space((WARM_SPACE % ("val_accuracy", 0.3, "null")), tmp_path / "old.yaml")
+    assert old.user_attrs == {} and open_study(older, storage, False, quiet, data_md5=edited).user_attrs[TRAINED_ON] == edited
+
+
 @pytest.mark.parametrize("same", [True, False])
 def test_a_warm_start_under_the_same_successive_halving_prunes_from_the_first_trial(tmp_path: Path, same):
     from rich.console import Console

@@ -21,7 +21,9 @@ from experiments.data.tables import TEST_SPLIT_SEED
 from experiments.errors import DataError
 from experiments.models import TableFeatures, build_for_data
 from sweeps.cli import main
+from sweeps.store.keys import DATA_MD5, TRAINED_ON
 from sweeps.store.storage import default_storage, open_storage
+from sweeps.store.tracking import Tracker, tracking_uri
 from tests.conftest import BOTH_WAYS
 
 CANCER_SPACE = """\
@@ -194,6 +196,23 @@ def test_breast_cancer_csv_with_the_users_builder_end_to_end(project: Path, capf
     rows.drop(columns="clinic").to_csv(project / "short.csv", index=False)
     assert main(["predict", "cancer", "--quick", "--rows", "short.csv"]) == 2
     assert "short.csv: missing column 'clinic'" in capfd.readouterr().err
+    _edited_data_is_refused(project, capfd)
+
+
+def _edited_data_is_refused(project: Path, capfd: pytest.CaptureFixture) -> None:
+    """The study knows the table its trials trained on (the fingerprint its runs are tagged with): once the file is
+    edited, the next run is refused in one line, before a trial is added to be ranked against the old ones."""
+    study = optuna.load_study(study_name="cancer-quick", storage=open_storage(default_storage(project)))
+    tags = Tracker(tracking_uri(project), "cancer-quick", create=False).runs(kind="trial")[f"tags.{DATA_MD5}"]
+    assert set(tags) == {study.user_attrs[TRAINED_ON]}
+    before = [t.number for t in study.get_trials()]
+    table = pd.read_csv(project / "cancer.csv")
+    table.iloc[: len(table) - 20].to_csv(project / "cancer.csv", index=False)  # 20 rows fewer
+    assert main(["run", "cancer", "--quick", "--trials", str(len(before) + 1)]) == 2
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: study cancer-quick trained its trials on ")
+    assert f"cancer.csv as it was then (md5 {study.user_attrs[TRAINED_ON][:8]}); it has changed since" in errors[0]
+    assert [t.number for t in study.get_trials()] == before
 
 
 @pytest.mark.slow

@@ -107,13 +107,13 @@ def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console
     anything is written anywhere. TensorFlow-free: the supervisor of worker processes opens its sweep here too.
     """
     make_sampler(space), make_pruner(space)
-    raw_data(space.data)
+    data_md5 = raw_data(space.data).md5
     url = options.storage or default_storage(root)
     storage = open_storage(url, stale_trials())
     tracking = tracking_uri(root)
     check_tracking(tracking)
     study = open_study(space, storage, options.quick, console, worker_index, options.engine, create,
-                       options.train_subset)
+                       options.train_subset, data_md5)
     ended = ended_by(study) if create else None
     if ended is not None and options.target(space) > ended.target:  # TRIALS raised: the sweep goes on past its end
         go_on_past(study, ended)
@@ -153,13 +153,15 @@ def log_trial_counts(sweep: Sweep, run_id: str) -> None:
 
 
 def _record_space(study: optuna.Study, space: Space, quick: bool, engine: str, console: Console,
-                  subset: int | None) -> None:
+                  subset: int | None, data_md5: str | None) -> None:
     previous = study.user_attrs.get(keys.SPACE_SHA)
     if previous and previous != space.sha:
         console.print(f"[yellow]note: {space.path} changed since this study began; new trials use the new file[/]")
     for key, value in {keys.SPACE: space.name, keys.SPACE_SHA: space.sha, keys.SPACE_YAML: space.text,
                        keys.QUICK_STUDY: quick, keys.ENGINE: engine, keys.TRAIN_SUBSET: subset}.items():
         study.set_user_attr(key, value)
+    if data_md5 is not None:
+        study.set_user_attr(keys.TRAINED_ON, data_md5)
 
 
 def _sample_words(subset: int | None) -> str:
@@ -179,6 +181,19 @@ def _check_subset(study: optuna.Study, subset: int | None) -> None:
                      f"copy the space file to a new name for a study of its own")
 
 
+def _check_data(study: optuna.Study, space: Space, data_md5: str | None) -> None:
+    """Refuse to add trials trained on other data to a study (an edited table, images added to a folder, another
+    file under the same name): they would be ranked against its trials as if trained on the same data. A study from
+    before the data was recorded is taken as it is."""
+    before = study.user_attrs.get(keys.TRAINED_ON)
+    if data_md5 is None or before is None or before == data_md5:
+        return
+    raise UsageError(f"study {study.study_name} trained its trials on {space.data} as it was then (md5 {before[:8]}); "
+                     f"it has changed since (md5 {data_md5[:8]}), and new trials would be ranked against the old "
+                     "ones as if trained on the same data: put the data back as it was, or copy the space file to a "
+                     "new name for a study of its own")
+
+
 def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, worker_index: int) -> int:
     """Each process draws its own random stream: offset by the trials already there (a resumed sweep must not
     repeat its first suggestions) and by its worker index (the workers of one ``--workers`` command must not copy
@@ -193,17 +208,19 @@ def _seed_offset(study: optuna.Study, storage: optuna.storages.BaseStorage, work
 
 def open_study(space: Space, storage: optuna.storages.BaseStorage, quick: bool, console: Console,
                worker_index: int = 0, engine: str = "optuna", create: bool = True,
-               subset: int | None = None) -> optuna.Study:
-    """Create or load the space's study and record the space file and training sample (``subset``) it runs with.
+               subset: int | None = None, data_md5: str | None = None) -> optuna.Study:
+    """Create or load the space's study and record the space file, the data (its fingerprint ``data_md5``) and the
+    training sample (``subset``) it runs with; a study begun on other data or another sample is refused.
     The process that creates it queues the space's baselines first and copies in the finished trials of the study it
     warm-starts from (once: creating a study is atomic in every Optuna storage, so two commands starting at once
     never both copy)."""
     name = keys.study_name(space.name, quick, engine)
     source = warm_start_source(space, storage, name, quick, engine, console)  # checked before anything is written
     study, created = _create_or_load(name, storage, space) if create else (_join(name, storage, space), False)
+    _check_data(study, space, data_md5)
     _check_subset(study, subset)
     study.sampler = make_sampler(space, seed_offset=_seed_offset(study, storage, worker_index))
-    _record_space(study, space, quick, engine, console, subset)
+    _record_space(study, space, quick, engine, console, subset, data_md5)
     if engine == "optuna":
         _enqueue_baselines(study, space)
     if created and source is not None:

@@ -32,6 +32,7 @@ SPACE_SHA = "space_sha"
 QUICK_STUDY = "quick"  # True for a smoke-run study
 ENGINE = "engine"  # optuna | kerastuner
 TRAIN_SUBSET = "train_subset"  # the training sample its trials used (None: every training row)
+TRAINED_ON = "data_md5"  # the fingerprint of the data its trials trained on (the runs' tag DATA_MD5)
 INPUT_SCALE = "input_scale"  # what the data's raw inputs are multiplied by before the model (None: as they are)
 
 
