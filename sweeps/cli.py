@@ -25,11 +25,12 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import optuna
 from rich.console import Console
 
-from sweeps import commands, signals
+from sweeps import commands, signals, tensorflow_start
 from sweeps.errors import as_sweeps_error
 from sweeps.store.keys import ENGINES
 
 LOG_WIDTH = 200  # columns of what the command prints when it is not on a terminal
+tensorflow_start.install()  # here, and in the workers' template and processes, which import this module first
 
 
 def whole_number(text: str) -> int:
