@@ -122,17 +122,26 @@ def _search_seconds(root: Path, study: str, started: pd.Timestamp, wall: float) 
     return min((pd.Timestamp(min(begun)) - started).total_seconds(), wall) if begun else wall
 
 
+def completed(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials (a study's frame) that completed with a value: the ones a search can hold as its model."""
+    return trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+
+
+def test_of(row: pd.Series) -> float | None:
+    """A trial's test accuracy, the mean over its seeds (None when it has none)."""
+    test = row.get("test_accuracy_mean")
+    return None if pd.isna(test) else float(test)
+
+
 def best_so_far(trials: pd.DataFrame, started: pd.Timestamp, maximise: bool) -> list[dict]:
     """Each time a completed trial beat the best before it: the minutes since the command started, its validation
     score, its test accuracy (mean over its seeds) and the seed count."""
-    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()].sort_values("datetime_complete")
     steps: list[dict] = []
-    for _, row in done.iterrows():
+    for _, row in completed(trials).sort_values("datetime_complete").iterrows():
         if steps and (row["value"] <= steps[-1]["val"] if maximise else row["value"] >= steps[-1]["val"]):
             continue
-        test = row.get("test_accuracy_mean")
         steps.append({"minutes": round((row["datetime_complete"] - started).total_seconds() / 60, 2),
-                      "val": float(row["value"]), "test": None if pd.isna(test) else float(test),
+                      "val": float(row["value"]), "test": test_of(row),
                       "seeds": int(row["n_repeats"]) if pd.notna(row.get("n_repeats")) else 0,
                       "trial": int(row["number"]), "found_by": row.get("found_by")})
     return steps
@@ -141,16 +150,15 @@ def best_so_far(trials: pd.DataFrame, started: pd.Timestamp, maximise: bool) -> 
 def best_by_origin(trials: pd.DataFrame, maximise: bool) -> dict[str, dict]:
     """The best completed trial the space's baselines gave and the best the sampler chose: its number, validation
     score, test accuracy (mean over its seeds) and seed count."""
-    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+    done = completed(trials)
     origin = done["found_by"].fillna("").map(lambda by: "baselines" if by.startswith("baseline") else by)
     best = {}
     for name in ("baselines", "sampler"):
         mine = done[origin == name].sort_values("value", ascending=not maximise)
         if not mine.empty:
             row = mine.iloc[0]
-            test = row.get("test_accuracy_mean")
-            best[name] = {"trial": int(row["number"]), "val": float(row["value"]),
-                          "test": None if pd.isna(test) else float(test), "seeds": int(row["n_repeats"])}
+            best[name] = {"trial": int(row["number"]), "val": float(row["value"]), "test": test_of(row),
+                          "seeds": int(row["n_repeats"])}
     return best
 
 
