@@ -140,6 +140,12 @@ def test_a_regression_keeps_its_target_a_number(tmp_path):
     (pd.DataFrame({"a": [1, 2, 3, 4, 5, 6], "y": [1, 1, 1, 1, 1, 1]}), "y", "one class only"),
     (pd.DataFrame({"a": [1, 2, 3, 4], "y": [0.5, 1.5, 0.2, 1.1]}), "y", "set task: regression"),
     (pd.DataFrame({"id": [f"row{i}" for i in range(1500)], "y": [0, 1] * 750}), "y", "1,200 distinct values \\(at most 1000"),
+    # Whole numbers to predict, left as classes: the one-row class is named as it is written, and regression offered.
+    (pd.DataFrame({"a": range(8), "y": [25, 25, 31, 31, 171, 40, 40, 25]}), "y",
+     r"class 171 of 'y' has one row only; .*\(or give dataset.test\); 4 distinct values in 8 rows: for a number to "
+     r"predict set task: regression$"),
+    (pd.DataFrame({"a": range(6), "y": ["cat", "cat", "dog", "dog", "eel", "cat"]}), "y",
+     r"class 'eel' of 'y' has one row only; .*\(or give dataset.test\)$"),
 ])
 def test_a_bad_table_is_one_clear_error(tmp_path, frame, target, said):
     frame.to_csv(tmp_path / "bad.csv", index=False)

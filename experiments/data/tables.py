@@ -155,9 +155,13 @@ def _split_test(frame: pd.DataFrame, target: str, test_size: float, regression: 
 
     stratify = None if regression else frame[target]
     if stratify is not None and stratify.value_counts().min() < 2:
-        rare = stratify.value_counts().idxmin()
+        counts = stratify.value_counts()
+        rare = counts.idxmin()
+        rare = rare.item() if hasattr(rare, "item") else rare  # 171, not np.int64(171)
+        number = (f"; {counts.size} distinct values in {len(stratify)} rows: for a number to predict set task: "
+                  "regression" if pd.api.types.is_numeric_dtype(stratify) else "")
         raise DataError(f"{where}: class {rare!r} of {target!r} has one row only; a held-out test part needs two "
-                        "or more of each class (or give dataset.test)")
+                        f"or more of each class (or give dataset.test){number}")
     try:
         return train_test_split(frame, test_size=test_size, stratify=stratify, random_state=TEST_SPLIT_SEED)
     except ValueError as exc:  # too few rows for the fraction
