@@ -153,6 +153,34 @@ def test_a_bad_table_is_one_clear_error(tmp_path, frame, target, said):
         load_dataset(UserData(tmp_path / "bad.csv", target=target))
 
 
+def test_whole_numbers_left_as_many_classes_are_noted_once_by_the_command(tmp_path, monkeypatch):
+    """A number to predict without ``task: regression`` trains as classes without an error (every value has rows
+    enough): the command says so once, beside its other notes; its workers, joining, do not repeat it."""
+    from rich.console import Console
+
+    from sweeps.search.options import SweepOptions
+    from sweeps.search.study import open_sweep
+    from sweeps.space.space import parse_space
+
+    rows = np.arange(26 * 6)
+    pd.DataFrame({"a": rows, "y": 50 + 10 * (rows % 26)}).to_csv(tmp_path / "ages.csv", index=False)
+    assert raw_data(UserData(tmp_path / "ages.csv", target="y")).numbered_classes == 26
+    pd.DataFrame({"a": rows[:120], "y": rows[:120] % 20}).to_csv(tmp_path / "twenty.csv", index=False)
+    assert raw_data(UserData(tmp_path / "twenty.csv", target="y")).numbered_classes == 0  # 20 classes: as many as digits
+    pd.DataFrame({"a": rows, "y": [f"k{v % 26}" for v in rows]}).to_csv(tmp_path / "named.csv", index=False)
+    assert raw_data(UserData(tmp_path / "named.csv", target="y")).numbered_classes == 0
+    monkeypatch.chdir(tmp_path)
+    space = parse_space("dataset: {path: ages.csv, target: y}\nmodel: mlp\n", tmp_path / "ages.yaml")
+    said = []
+    for create in (True, False):
+        console = Console(record=True, width=300)
+        open_sweep(space, tmp_path, SweepOptions(), console, create=create)
+        said.append(console.export_text())
+    assert "note: ages.csv: target 'y' has 26 classes, every one a whole number; for a number to predict set task: " \
+           "regression" in said[0]
+    assert "whole number" not in said[1]
+
+
 def test_a_given_test_file_with_an_unseen_label_is_refused(tmp_path):
     pd.DataFrame({"a": [1, 2, 3, 4], "y": ["cat", "dog", "cat", "dog"]}).to_csv(tmp_path / "train.csv", index=False)
     pd.DataFrame({"a": [1, 2], "y": ["cat", "bird"]}).to_parquet(tmp_path / "test.parquet")

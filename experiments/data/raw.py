@@ -23,6 +23,20 @@ class RawData:
     schema: TableSchema | None = None  # a table's columns: how its rows become model inputs
     streamed: bool = False  # uint8 images memory-mapped from the image cache: trained on in streamed batches
 
+    @property
+    def numbered_classes(self) -> int:
+        """How many classes a table's target has when there are more than 20 and every one is a whole number (a
+        number to predict, perhaps, left as classes for want of ``task: regression``); else 0."""
+        many = self.schema is not None and len(self.class_names) > 20
+        return len(self.class_names) if many and all(_whole(name) for name in self.class_names) else 0
+
+
+def _whole(name: str) -> bool:
+    try:
+        return float(name).is_integer()
+    except ValueError:
+        return False
+
 
 @dataclass(frozen=True)
 class UserData:

@@ -107,13 +107,16 @@ def open_sweep(space: Space, root: Path, options: SweepOptions, console: Console
     anything is written anywhere. TensorFlow-free: the supervisor of worker processes opens its sweep here too.
     """
     make_sampler(space), make_pruner(space)
-    data_md5 = raw_data(space.data).md5
+    data = raw_data(space.data)
+    if create and data.numbered_classes and data.schema is not None:
+        console.print(f"[yellow]note: {space.data}: target {data.schema.target!r} has {data.numbered_classes} classes, "
+                      "every one a whole number; for a number to predict set task: regression[/]", highlight=False)
     url = options.storage or default_storage(root)
     storage = open_storage(url, stale_trials())
     tracking = tracking_uri(root)
     check_tracking(tracking)
     study = open_study(space, storage, options.quick, console, worker_index, options.engine, create,
-                       options.train_subset, data_md5)
+                       options.train_subset, data.md5)
     ended = ended_by(study) if create else None
     if ended is not None and options.target(space) > ended.target:  # TRIALS raised: the sweep goes on past its end
         go_on_past(study, ended)
