@@ -18,19 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, before it is imported
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import optuna
 from rich.console import Console
 
-from sweeps import commands, signals, tensorflow_start
+from sweeps import commands, signals
+from sweeps.console import tensorflow_start
 from sweeps.errors import as_sweeps_error
 from sweeps.store.keys import ENGINES
 
 LOG_WIDTH = 200  # columns of what the command prints when it is not on a terminal
-tensorflow_start.install()  # here, and in the workers' template and processes, which import this module first
+tensorflow_start.install()  # before TensorFlow is imported, here and in the workers' template and processes
 
 
 def whole_number(text: str) -> int:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sweeps.tensorflow_start import notices_dropped
+from sweeps.console.tensorflow_start import notices_dropped
 
 # As TensorFlow 2.21's native libraries print them, twice a process, before the first trial of every `sweep run`.
 NOTICES = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"

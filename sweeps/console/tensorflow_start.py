@@ -80,6 +80,8 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Drop the notices from this process's first TensorFlow import (and its forks'): once, before it happens."""
+    """Quiet TensorFlow's start in this process and its children, before it is imported: its C++ INFO and WARNING
+    lines off unless ``TF_CPP_MIN_LOG_LEVEL`` asks for them, and the notices no setting silences dropped."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlow())
