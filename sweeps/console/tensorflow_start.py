@@ -4,8 +4,9 @@ TensorFlow 2.21 logs through Abseil before anything calls ``absl::InitializeLog(
 "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR" and oneDNN's INFO note
 once each, twice a process, whatever ``TF_CPP_MIN_LOG_LEVEL`` says: four lines before every `sweep run`'s first
 trial, and before a refusal's one line. No setting turns them off (tensorflow/tensorflow#102212, a closed pull
-request, proposed the call). While TensorFlow is imported, its native stderr goes to a file; what the import printed is written back, less
-those notices. Installed by the command line (:mod:`sweeps.cli`); the Python API leaves stderr as TensorFlow has it.
+request, proposed the call). While TensorFlow is imported, its native stderr goes to a file; what the import
+printed is written back, less those notices. Installed by the command line (:mod:`sweeps.cli`); the Python API
+leaves stderr as TensorFlow has it.
 """
 
 from __future__ import annotations
