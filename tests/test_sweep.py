@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -155,8 +156,12 @@ def test_hyperband_promotions_continue_from_the_earlier_weights(project: Path):
     from sweeps.space.space import load_space
 
     write_space(project, "tiny")
-    options = SweepOptions(trials=100, subset=1500, max_epochs=3, engine="kerastuner", tuner="hyperband")
-    start_sweep(load_space("tiny", project / "search_spaces"), project, options, Console(quiet=True))
+    space, quiet = load_space("tiny", project / "search_spaces"), Console(quiet=True)
+    options = SweepOptions(trials=4, subset=1500, max_epochs=3, engine="kerastuner", tuner="hyperband")
+    start_sweep(space, project, options, quiet)  # TRIALS ends it inside its brackets (6 trials in all at 3 epochs)
+    assert len(study(project, "tiny-kerastuner").get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 4
+    start_sweep(space, project, dataclasses.replace(options, trials=100), quiet)  # the brackets' end ends it now
+    assert len(study(project, "tiny-kerastuner").get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 6
     trials = runs(project, "tiny-kerastuner")
     trials = trials[trials["tags.sweeps.kind"] == "trial"]
     promoted = trials[trials["params.initial_epoch"].notna()]

@@ -184,8 +184,8 @@ TUNERS: dict[str, type[SpaceTuner]] = {"hyperband": HyperbandSearch, "bayesian":
 
 def search(space: Space, ctx: TrialContext, study: optuna.Study, tuner: str, trials: int, workdir: Path,
            after_trial: Sequence[AfterTrial], cache_dir: Path, timeout: float | None = None) -> None:
-    """Run Keras Tuner's ``tuner`` until its project has ``trials`` trials (Hyperband: one full set of brackets)
-    or ``timeout`` seconds have passed (a running trial finishes)."""
+    """Run Keras Tuner's ``tuner`` until its project has ``trials`` trials (Hyperband: or sooner, at the end of one
+    full set of brackets; each promotion is a trial) or ``timeout`` seconds have passed (a running trial finishes)."""
     deadline = time.monotonic() + timeout if timeout else None
     spec = space.spec
     objective = kt.Objective(spec.objective.metric, metric_mode(spec.objective.metric))
@@ -195,6 +195,8 @@ def search(space: Space, ctx: TrialContext, study: optuna.Study, tuner: str, tri
     engine = TUNERS[tuner](OptunaTrials(ctx, study, after_trial, deadline, epochs, cache_dir), objective=objective,
                            seed=spec.sweep.seed, directory=str(workdir), project_name=study.study_name,
                            overwrite=False, max_consecutive_failed_trials=3, **options)
+    if tuner == "hyperband":  # its constructor takes no max_trials, but its oracle stops at one as any oracle does
+        engine.oracle.max_trials = trials  # type: ignore[attr-defined]
     try:
         engine.search(verbose=0)  # type: ignore[attr-defined]
     except kt.errors.FatalError as exc:
