@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 
 
 def main(argv: list[str]) -> int:
@@ -12,6 +13,8 @@ def main(argv: list[str]) -> int:
     sql_store = "mlflow.store.tracking.sqlalchemy_store" in sys.modules  # what a worker opens lazily, preloaded too
     print(f"probe={os.environ.get('PROBE')} cwd={os.getcwd()} own_session={os.getsid(0) == os.getpid()} "
           f"tensorflow_imported={imported} sql_store_imported={sql_store} argv={argv}", flush=True)
+    if "hold" in argv[1:]:  # still running whenever the test signals it, however soon that is
+        time.sleep(120)
     return int(argv[0])
 
 

@@ -38,8 +38,7 @@ def test_a_forked_worker_runs_its_modules_main_with_its_own_environment_folder_s
 
 @pytest.mark.slow
 def test_a_forked_worker_stopped_by_a_signal_says_which(tmp_path, monkeypatch):
-    proc, read = _forked(tmp_path, monkeypatch, "0")
-    os.kill(proc.pid, signal.SIGSTOP)  # held before it can end on its own
+    proc, read = _forked(tmp_path, monkeypatch, "0", "hold")  # a SIGSTOP here once came after it had ended
     proc.kill()
     assert proc.wait(60) == -signal.SIGKILL
     os.close(read)
