@@ -26,7 +26,7 @@ from rich.table import Table
 
 from sweeps.bench.curves import ANYTIME_POINTS, bar_of, engine_summary, in_runs
 from sweeps.bench.measure import machine
-from sweeps.bench.quality import Command, best_so_far, completed, start_command, test_of, variant_file
+from sweeps.bench.quality import Command, best_so_far, completed, start_command, mean_test_accuracy, variant_file
 from sweeps.bench.table_data import TABLE_PATH, write_table
 from sweeps.errors import UsageError
 from sweeps.results.read import collect
@@ -180,7 +180,7 @@ def completed_picks(trials: pd.DataFrame, unit_s: float) -> list[dict]:
     baseline runs of ``unit_s`` seconds."""
     done = completed(trials).sort_values("number")
     return [{"trial": int(row["number"]), "runs": round((row["datetime_complete"] - row["datetime_start"]).total_seconds() / unit_s, 3),
-             "test": test_of(row)} for _, row in done.iterrows()]
+             "test": mean_test_accuracy(row)} for _, row in done.iterrows()]
 
 
 def epochs_by(trials: pd.DataFrame, repeats: pd.DataFrame, when: pd.Timestamp) -> int:

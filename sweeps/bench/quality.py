@@ -127,7 +127,7 @@ def completed(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
 
 
-def test_of(row: pd.Series) -> float | None:
+def mean_test_accuracy(row: pd.Series) -> float | None:
     """A trial's test accuracy, the mean over its seeds (None when it has none)."""
     test = row.get("test_accuracy_mean")
     return None if pd.isna(test) else float(test)
@@ -141,7 +141,7 @@ def best_so_far(trials: pd.DataFrame, started: pd.Timestamp, maximise: bool) -> 
         if steps and (row["value"] <= steps[-1]["val"] if maximise else row["value"] >= steps[-1]["val"]):
             continue
         steps.append({"minutes": round((row["datetime_complete"] - started).total_seconds() / 60, 2),
-                      "val": float(row["value"]), "test": test_of(row),
+                      "val": float(row["value"]), "test": mean_test_accuracy(row),
                       "seeds": int(row["n_repeats"]) if pd.notna(row.get("n_repeats")) else 0,
                       "trial": int(row["number"]), "found_by": row.get("found_by")})
     return steps
@@ -157,7 +157,7 @@ def best_by_origin(trials: pd.DataFrame, maximise: bool) -> dict[str, dict]:
         mine = done[origin == name].sort_values("value", ascending=not maximise)
         if not mine.empty:
             row = mine.iloc[0]
-            best[name] = {"trial": int(row["number"]), "val": float(row["value"]), "test": test_of(row),
+            best[name] = {"trial": int(row["number"]), "val": float(row["value"]), "test": mean_test_accuracy(row),
                           "seeds": int(row["n_repeats"])}
     return best
 
