@@ -26,7 +26,7 @@ from rich.table import Table
 
 from sweeps.bench.curves import ANYTIME_POINTS, bar_of, engine_summary, in_runs
 from sweeps.bench.measure import machine
-from sweeps.bench.quality import Command, best_so_far, completed, start_command, mean_test_accuracy, variant_file
+from sweeps.bench.quality import Command, best_so_far, completed, mean_test_accuracy, start_command, variant_file
 from sweeps.bench.table_data import TABLE_PATH, write_table
 from sweeps.errors import UsageError
 from sweeps.results.read import collect
